@@ -1,0 +1,105 @@
+//! Shared encoding and decoding machinery: the body [`Reader`](reader::Reader), the frame writer
+//! and the constructor checks.
+//!
+//! Encoding follows PostgreSQL's `pqcomm.c` rule: a message is built whole (type byte, length
+//! word, body) before the next one starts, so an output buffer never holds half a message.
+
+pub(crate) mod reader;
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::EncodeError;
+
+/// Types that append their complete wire form to a buffer.
+///
+/// Encoding cannot fail: every constructor has already checked that the value fits the wire
+/// format (no interior NUL, counts within 16 bits, lengths within 32 bits).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pgproto::{Encode, Query};
+///
+/// let mut out = BytesMut::new();
+/// Query::new("SELECT 1").unwrap().encode(&mut out);
+/// assert_eq!(&out[..], b"Q\0\0\0\x0dSELECT 1\0");
+/// ```
+pub trait Encode {
+    /// Appends the whole message, type byte and length word included, to `out`.
+    fn encode(&self, out: &mut BytesMut);
+
+    /// The number of bytes [`Encode::encode`] appends.
+    fn encoded_len(&self) -> usize;
+}
+
+/// The largest body a length word can describe (`i32::MAX` less the 4 bytes of the word).
+pub(crate) const MAX_BODY: usize = i32::MAX as usize - 4;
+
+/// Writes a tagged frame whose body is `body_len` bytes long, produced by `body`.
+#[inline]
+pub(crate) fn tagged(
+    out: &mut BytesMut,
+    tag: u8,
+    body_len: usize,
+    body: impl FnOnce(&mut BytesMut),
+) {
+    out.reserve(5 + body_len);
+    out.put_u8(tag);
+    // INVARIANT: constructors keep body_len <= MAX_BODY, so the cast cannot truncate.
+    out.put_i32((body_len + 4) as i32);
+    body(out);
+}
+
+/// Writes a tagged frame with an empty body.
+#[inline]
+pub(crate) fn empty(out: &mut BytesMut, tag: u8) {
+    out.put_slice(&[tag, 0, 0, 0, 4]);
+}
+
+/// Writes a string and its NUL terminator.
+#[inline]
+pub(crate) fn put_cstr(out: &mut BytesMut, s: &[u8]) {
+    out.put_slice(s);
+    out.put_u8(0);
+}
+
+/// Checks that a string field has no interior NUL.
+pub(crate) fn check_cstr(field: &'static str, s: &[u8]) -> Result<(), EncodeError> {
+    if memchr::memchr(0, s).is_some() {
+        Err(EncodeError::InteriorNul { field })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that a list fits its 16-bit count.
+pub(crate) fn check_count(field: &'static str, count: usize) -> Result<u16, EncodeError> {
+    u16::try_from(count).map_err(|_| EncodeError::TooMany {
+        field,
+        count,
+        max: u16::MAX as usize,
+    })
+}
+
+/// Checks that a body fits the 32-bit length word.
+pub(crate) fn check_body(message: &'static str, body_len: usize) -> Result<(), EncodeError> {
+    if body_len > MAX_BODY {
+        Err(EncodeError::TooLong {
+            message,
+            len: body_len.saturating_add(5),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that a value fits an Int32 length prefix.
+pub(crate) fn check_value_len(field: &'static str, len: usize) -> Result<(), EncodeError> {
+    if len > MAX_BODY {
+        Err(EncodeError::OutOfRange {
+            field,
+            reason: "longer than an Int32 length allows",
+        })
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,542 @@
+//! Incremental framing and decoding of byte streams: [`BackendDecoder`] for what a server sends
+//! (the client role's input) and [`FrontendDecoder`] for what a client sends (the server role's
+//! input).
+//!
+//! Bytes may arrive split anywhere. A frame is decoded once it is whole; until then the decoder
+//! waits. The type byte is checked as soon as it arrives and the length word as soon as it is
+//! complete, against the limit for that type, so a hostile length is refused before its body is
+//! buffered, and no memory is ever reserved from an unchecked length. Checking whether a frame is
+//! complete costs O(1): nothing is rescanned.
+//!
+//! Errors are sticky: after one, every call returns it again, because the stream has lost its
+//! framing.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::error::{DecodeError, Tag};
+use crate::limits::{Class, Limits, BACKEND_CLASS, FRONTEND_CLASS};
+use crate::message::backend::{tag as btag, BackendMessage};
+use crate::message::common::ProtocolVersion;
+use crate::message::frontend::{tag as ftag, AuthResponseKind, FrontendMessage};
+use crate::message::rows::DataRowRef;
+
+/// The name of a backend message by type byte, for error reports.
+pub(crate) fn backend_name(t: u8) -> &'static str {
+    match t {
+        btag::AUTHENTICATION => "Authentication",
+        btag::BACKEND_KEY_DATA => "BackendKeyData",
+        btag::BIND_COMPLETE => "BindComplete",
+        btag::CLOSE_COMPLETE => "CloseComplete",
+        btag::COMMAND_COMPLETE => "CommandComplete",
+        btag::COPY_DATA => "CopyData",
+        btag::COPY_DONE => "CopyDone",
+        btag::COPY_IN_RESPONSE => "CopyInResponse",
+        btag::COPY_OUT_RESPONSE => "CopyOutResponse",
+        btag::COPY_BOTH_RESPONSE => "CopyBothResponse",
+        btag::DATA_ROW => "DataRow",
+        btag::EMPTY_QUERY_RESPONSE => "EmptyQueryResponse",
+        btag::ERROR_RESPONSE => "ErrorResponse",
+        btag::FUNCTION_CALL_RESPONSE => "FunctionCallResponse",
+        btag::NEGOTIATE_PROTOCOL_VERSION => "NegotiateProtocolVersion",
+        btag::NO_DATA => "NoData",
+        btag::NOTICE_RESPONSE => "NoticeResponse",
+        btag::NOTIFICATION_RESPONSE => "NotificationResponse",
+        btag::PARAMETER_DESCRIPTION => "ParameterDescription",
+        btag::PARAMETER_STATUS => "ParameterStatus",
+        btag::PARSE_COMPLETE => "ParseComplete",
+        btag::PORTAL_SUSPENDED => "PortalSuspended",
+        btag::READY_FOR_QUERY => "ReadyForQuery",
+        btag::ROW_DESCRIPTION => "RowDescription",
+        _ => "message",
+    }
+}
+
+/// The name of a frontend message by type byte, for error reports.
+pub(crate) fn frontend_name(t: u8) -> &'static str {
+    match t {
+        ftag::BIND => "Bind",
+        ftag::CLOSE => "Close",
+        ftag::COPY_DATA => "CopyData",
+        ftag::COPY_DONE => "CopyDone",
+        ftag::COPY_FAIL => "CopyFail",
+        ftag::DESCRIBE => "Describe",
+        ftag::EXECUTE => "Execute",
+        ftag::FLUSH => "Flush",
+        ftag::FUNCTION_CALL => "FunctionCall",
+        ftag::PARSE => "Parse",
+        ftag::PASSWORD => "authentication response",
+        ftag::QUERY => "Query",
+        ftag::SYNC => "Sync",
+        ftag::TERMINATE => "Terminate",
+        _ => "message",
+    }
+}
+
+/// A complete tagged frame: the type byte and the body after the length word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The type byte.
+    pub tag: u8,
+    /// The body, without type byte or length word.
+    pub body: Bytes,
+}
+
+/// The shared buffer and header logic of both decoders.
+#[derive(Debug, Default)]
+struct Buffer {
+    buf: BytesMut,
+    /// Bytes of `buf` handed out by reference on the last call, to drop on the next one.
+    lent: usize,
+    error: Option<DecodeError>,
+}
+
+impl Buffer {
+    #[inline]
+    fn release(&mut self) {
+        if self.lent > 0 {
+            self.buf.advance(self.lent);
+            self.lent = 0;
+        }
+    }
+
+    fn receive(&mut self, data: &[u8]) {
+        self.release();
+        if self.error.is_none() {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    fn fail(&mut self, e: DecodeError) -> DecodeError {
+        self.buf = BytesMut::new();
+        self.lent = 0;
+        self.error = Some(e.clone());
+        e
+    }
+
+    /// Checks the header of the next tagged frame. Returns the total frame length (type byte
+    /// included) once the whole frame is buffered.
+    #[inline]
+    fn tagged_len(
+        &self,
+        class_of: &[Class; 256],
+        limit: impl Fn(Class) -> u32,
+        name: fn(u8) -> &'static str,
+    ) -> Result<Option<usize>, DecodeError> {
+        let Some(&t) = self.buf.first() else {
+            return Ok(None);
+        };
+        let class = class_of[t as usize];
+        if class == Class::Unknown {
+            return Err(DecodeError::UnknownTag { tag: Tag(t) });
+        }
+        let Some(h) = self.buf.get(1..5) else {
+            return Ok(None);
+        };
+        let len = i32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        if len < 4 {
+            return Err(DecodeError::InvalidLength {
+                message: name(t),
+                len: len.into(),
+            });
+        }
+        let max = limit(class);
+        if len as u32 > max {
+            return Err(DecodeError::TooLong {
+                message: name(t),
+                len: len as u64,
+                max,
+            });
+        }
+        let total = len as usize + 1;
+        Ok((self.buf.len() >= total).then_some(total))
+    }
+
+    fn split_frame(&mut self, total: usize) -> Frame {
+        let mut f = self.buf.split_to(total);
+        let tag = f[0];
+        f.advance(5);
+        Frame {
+            tag,
+            body: f.freeze(),
+        }
+    }
+}
+
+/// What a [`BackendDecoder`] expects the next byte to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Tagged,
+    SslResponse,
+    GssEncResponse,
+}
+
+/// Decodes the byte stream a backend sends.
+///
+/// ```
+/// use pgproto::{BackendDecoder, BackendMessage, TransactionStatus};
+///
+/// let mut dec = BackendDecoder::new();
+/// dec.receive(b"Z\0\0\0");
+/// assert_eq!(dec.next().unwrap(), None); // incomplete: wait for more
+/// dec.receive(b"\x05I");
+/// assert_eq!(
+///     dec.next().unwrap(),
+///     Some(BackendMessage::ReadyForQuery(TransactionStatus::Idle))
+/// );
+/// ```
+#[derive(Debug)]
+pub struct BackendDecoder {
+    inner: Buffer,
+    limits: Limits,
+    version: ProtocolVersion,
+    expect: Expect,
+}
+
+impl Default for BackendDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A backend message read in place: the hot ones (DataRow, CopyData) borrow the decoder's
+/// buffer until its next call; the rest are owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendMessageRef<'a> {
+    /// A DataRow, borrowed.
+    DataRow(DataRowRef<'a>),
+    /// A CopyData payload, borrowed.
+    CopyData(&'a [u8]),
+    /// Any other message.
+    Message(BackendMessage),
+}
+
+impl BackendDecoder {
+    /// A decoder with the default [`Limits`], for protocol 3.0.
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A decoder with the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            inner: Buffer::default(),
+            limits,
+            version: ProtocolVersion::V3_0,
+            expect: Expect::Tagged,
+        }
+    }
+
+    /// Sets the protocol version in force. In 3.0 a BackendKeyData key must be exactly 4 bytes;
+    /// from 3.2 on, 4 to 256.
+    pub fn set_protocol_version(&mut self, version: ProtocolVersion) {
+        self.version = version;
+    }
+
+    /// The next byte answers an SSLRequest: `S` or `N` (or an ErrorResponse from a server
+    /// that did not understand the request).
+    pub fn expect_ssl_response(&mut self) {
+        self.expect = Expect::SslResponse;
+    }
+
+    /// The next byte answers a GSSENCRequest: `G` or `N` (or an ErrorResponse).
+    pub fn expect_gssenc_response(&mut self) {
+        self.expect = Expect::GssEncResponse;
+    }
+
+    /// Appends bytes received from the server. Call [`BackendDecoder::next`] until it returns
+    /// `Ok(None)` after every call to this.
+    pub fn receive(&mut self, data: &[u8]) {
+        self.inner.receive(data);
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered_len(&self) -> usize {
+        self.inner.buf.len() - self.inner.lent
+    }
+
+    /// Takes the bytes buffered but not yet decoded, for instance the start of a TLS handshake
+    /// that arrived with the answer to SSLRequest.
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.inner.release();
+        self.inner.buf.split().freeze()
+    }
+
+    fn single_byte(&mut self) -> Option<Result<Option<BackendMessage>, DecodeError>> {
+        let first = *self.inner.buf.first()?;
+        let (yes, message) = match self.expect {
+            Expect::Tagged => return None,
+            Expect::SslResponse => (b'S', "SSLRequest response"),
+            Expect::GssEncResponse => (b'G', "GSSENCRequest response"),
+        };
+        let accepted = match first {
+            b if b == yes => true,
+            b'N' => false,
+            b'E' => {
+                // A server that does not understand the request answers with an error.
+                self.expect = Expect::Tagged;
+                return None;
+            }
+            other => {
+                let _ = message;
+                return Some(Err(self
+                    .inner
+                    .fail(DecodeError::UnknownTag { tag: Tag(other) })));
+            }
+        };
+        self.inner.buf.advance(1);
+        let ssl = self.expect == Expect::SslResponse;
+        self.expect = Expect::Tagged;
+        Some(Ok(Some(if ssl {
+            BackendMessage::SslResponse { accepted }
+        } else {
+            BackendMessage::GssEncResponse { accepted }
+        })))
+    }
+
+    /// The next complete frame, undecoded.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        self.inner.release();
+        if let Some(e) = &self.inner.error {
+            return Err(e.clone());
+        }
+        let limits = self.limits;
+        match self
+            .inner
+            .tagged_len(&BACKEND_CLASS, |c| limits.backend(c), backend_name)
+        {
+            Ok(Some(total)) => Ok(Some(self.inner.split_frame(total))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.inner.fail(e)),
+        }
+    }
+
+    /// The next complete message, or `Ok(None)` when more bytes are needed.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
+        self.inner.release();
+        if let Some(e) = &self.inner.error {
+            return Err(e.clone());
+        }
+        if let Some(r) = self.single_byte() {
+            return r;
+        }
+        let Some(f) = self.next_frame()? else {
+            return Ok(None);
+        };
+        BackendMessage::decode(f.tag, &f.body, self.version)
+            .map(Some)
+            .map_err(|e| self.inner.fail(e))
+    }
+
+    /// Like [`BackendDecoder::next`], but DataRow and CopyData are returned as views into the
+    /// decoder's buffer, valid until the next call on the decoder: no allocation, no reference
+    /// count, for the row-streaming hot path.
+    pub fn next_ref(&mut self) -> Result<Option<BackendMessageRef<'_>>, DecodeError> {
+        self.inner.release();
+        if let Some(e) = &self.inner.error {
+            return Err(e.clone());
+        }
+        if self.expect != Expect::Tagged {
+            return self.next().map(|m| m.map(BackendMessageRef::Message));
+        }
+        let limits = self.limits;
+        let total = match self
+            .inner
+            .tagged_len(&BACKEND_CLASS, |c| limits.backend(c), backend_name)
+        {
+            Ok(Some(total)) => total,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(self.inner.fail(e)),
+        };
+        match self.inner.buf[0] {
+            btag::DATA_ROW => match DataRowRef::check(&self.inner.buf[5..total]) {
+                Ok(count) => {
+                    self.inner.lent = total;
+                    Ok(Some(BackendMessageRef::DataRow(DataRowRef::from_checked(
+                        count,
+                        &self.inner.buf[7..total],
+                    ))))
+                }
+                Err(e) => Err(self.inner.fail(e)),
+            },
+            btag::COPY_DATA => {
+                self.inner.lent = total;
+                Ok(Some(BackendMessageRef::CopyData(&self.inner.buf[5..total])))
+            }
+            _ => {
+                let f = self.inner.split_frame(total);
+                BackendMessage::decode(f.tag, &f.body, self.version)
+                    .map(|m| Some(BackendMessageRef::Message(m)))
+                    .map_err(|e| self.inner.fail(e))
+            }
+        }
+    }
+}
+
+/// Where a [`FrontendDecoder`] is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Untagged start-up packets.
+    Startup,
+    /// Tagged messages.
+    Normal,
+    /// Nothing more may arrive (after a CancelRequest or an unsupported start-up packet).
+    Ended(&'static str),
+}
+
+/// Decodes the byte stream a frontend sends, start-up packets first.
+///
+/// ```
+/// use pgproto::{FrontendDecoder, FrontendMessage};
+///
+/// let mut dec = FrontendDecoder::new();
+/// dec.receive(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]); // SSLRequest
+/// assert_eq!(dec.next().unwrap(), Some(FrontendMessage::SslRequest));
+/// ```
+#[derive(Debug)]
+pub struct FrontendDecoder {
+    inner: Buffer,
+    limits: Limits,
+    phase: Phase,
+    auth: Option<AuthResponseKind>,
+}
+
+impl Default for FrontendDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrontendDecoder {
+    /// A decoder at the start of a connection (expecting a start-up packet), with default limits.
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A decoder at the start of a connection with the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            inner: Buffer::default(),
+            limits,
+            phase: Phase::Startup,
+            auth: None,
+        }
+    }
+
+    /// A decoder for a stream already past start-up (expecting tagged messages).
+    pub fn after_startup(limits: Limits) -> Self {
+        Self {
+            phase: Phase::Normal,
+            ..Self::with_limits(limits)
+        }
+    }
+
+    /// Says which message a `p` frame is from now on; `None` decodes it as
+    /// [`FrontendMessage::UntypedAuthResponse`].
+    pub fn expect_auth_response(&mut self, kind: Option<AuthResponseKind>) {
+        self.auth = kind;
+    }
+
+    /// Whether the decoder still expects untagged start-up packets.
+    pub fn in_startup(&self) -> bool {
+        self.phase == Phase::Startup
+    }
+
+    /// Appends bytes received from the client. Call [`FrontendDecoder::next`] until it returns
+    /// `Ok(None)` after every call to this.
+    pub fn receive(&mut self, data: &[u8]) {
+        self.inner.receive(data);
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered_len(&self) -> usize {
+        self.inner.buf.len() - self.inner.lent
+    }
+
+    /// Takes the bytes buffered but not yet decoded.
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.inner.release();
+        self.inner.buf.split().freeze()
+    }
+
+    fn startup_packet(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+        let Some(h) = self.inner.buf.get(..4) else {
+            return Ok(None);
+        };
+        let len = i32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        if len < 8 {
+            return Err(DecodeError::InvalidLength {
+                message: "start-up packet",
+                len: len.into(),
+            });
+        }
+        if len as u32 > self.limits.startup {
+            return Err(DecodeError::TooLong {
+                message: "start-up packet",
+                len: len as u64,
+                max: self.limits.startup,
+            });
+        }
+        if self.inner.buf.len() < len as usize {
+            return Ok(None);
+        }
+        let packet = self.inner.buf.split_to(len as usize).freeze();
+        let m = FrontendMessage::decode_startup(&packet)?;
+        match &m {
+            FrontendMessage::Startup(_) => self.phase = Phase::Normal,
+            FrontendMessage::CancelRequest(_) => self.phase = Phase::Ended("CancelRequest"),
+            FrontendMessage::UnsupportedStartup(_) => {
+                self.phase = Phase::Ended("an unsupported start-up packet")
+            }
+            _ => {}
+        }
+        Ok(Some(m))
+    }
+
+    /// The next complete frame, undecoded; `None` while start-up packets are expected.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        self.inner.release();
+        if let Some(e) = &self.inner.error {
+            return Err(e.clone());
+        }
+        if self.phase != Phase::Normal {
+            return Ok(None);
+        }
+        let limits = self.limits;
+        match self
+            .inner
+            .tagged_len(&FRONTEND_CLASS, |c| limits.frontend(c), frontend_name)
+        {
+            Ok(Some(total)) => Ok(Some(self.inner.split_frame(total))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.inner.fail(e)),
+        }
+    }
+
+    /// The next complete message, or `Ok(None)` when more bytes are needed.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+        self.inner.release();
+        if let Some(e) = &self.inner.error {
+            return Err(e.clone());
+        }
+        match self.phase {
+            Phase::Startup => self.startup_packet().map_err(|e| self.inner.fail(e)),
+            Phase::Ended(message) => {
+                if self.inner.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(self.inner.fail(DecodeError::DataAfterEnd { message }))
+                }
+            }
+            Phase::Normal => {
+                let Some(f) = self.next_frame()? else {
+                    return Ok(None);
+                };
+                FrontendMessage::decode(f.tag, &f.body, self.auth)
+                    .map(Some)
+                    .map_err(|e| self.inner.fail(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,686 @@
+//! Messages a backend (server) sends, and their decoding by type byte.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::codec::reader::Reader;
+use crate::codec::{check_body, check_cstr, empty, put_cstr, tagged, Encode};
+use crate::error::{DecodeError, EncodeError, Tag};
+use crate::message::auth::Authentication;
+use crate::message::common::{utf8, Format, FormatCodes, ProtocolVersion, TransactionStatus};
+use crate::message::fields::ErrorFields;
+use crate::message::frontend::CopyData;
+use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
+use crate::message::startup::{check_key, MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN};
+
+/// Type bytes of backend messages, named as in the PostgreSQL documentation.
+pub mod tag {
+    /// Every Authentication message.
+    pub const AUTHENTICATION: u8 = b'R';
+    /// BackendKeyData.
+    pub const BACKEND_KEY_DATA: u8 = b'K';
+    /// BindComplete.
+    pub const BIND_COMPLETE: u8 = b'2';
+    /// CloseComplete.
+    pub const CLOSE_COMPLETE: u8 = b'3';
+    /// CommandComplete.
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    /// CopyData.
+    pub const COPY_DATA: u8 = b'd';
+    /// CopyDone.
+    pub const COPY_DONE: u8 = b'c';
+    /// CopyInResponse.
+    pub const COPY_IN_RESPONSE: u8 = b'G';
+    /// CopyOutResponse.
+    pub const COPY_OUT_RESPONSE: u8 = b'H';
+    /// CopyBothResponse.
+    pub const COPY_BOTH_RESPONSE: u8 = b'W';
+    /// DataRow.
+    pub const DATA_ROW: u8 = b'D';
+    /// EmptyQueryResponse.
+    pub const EMPTY_QUERY_RESPONSE: u8 = b'I';
+    /// ErrorResponse.
+    pub const ERROR_RESPONSE: u8 = b'E';
+    /// FunctionCallResponse.
+    pub const FUNCTION_CALL_RESPONSE: u8 = b'V';
+    /// NegotiateProtocolVersion.
+    pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
+    /// NoData.
+    pub const NO_DATA: u8 = b'n';
+    /// NoticeResponse.
+    pub const NOTICE_RESPONSE: u8 = b'N';
+    /// NotificationResponse.
+    pub const NOTIFICATION_RESPONSE: u8 = b'A';
+    /// ParameterDescription.
+    pub const PARAMETER_DESCRIPTION: u8 = b't';
+    /// ParameterStatus.
+    pub const PARAMETER_STATUS: u8 = b'S';
+    /// ParseComplete.
+    pub const PARSE_COMPLETE: u8 = b'1';
+    /// PortalSuspended.
+    pub const PORTAL_SUSPENDED: u8 = b's';
+    /// ReadyForQuery.
+    pub const READY_FOR_QUERY: u8 = b'Z';
+    /// RowDescription.
+    pub const ROW_DESCRIPTION: u8 = b'T';
+}
+
+text_message!(
+    /// CommandComplete: a command finished; the tag says which and how many rows.
+    CommandComplete, tag::COMMAND_COMPLETE, "CommandComplete", tag, "command tag"
+);
+
+impl CommandComplete {
+    /// The row count at the end of the tag (`INSERT 0 5`, `SELECT 3`, `COPY 10`...), if any.
+    pub fn rows(&self) -> Option<u64> {
+        let t = self.tag();
+        let last = t.rsplit(|b| *b == b' ').next()?;
+        if last.is_empty() || last.len() == t.len() || !last.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(last).ok()?.parse().ok()
+    }
+}
+
+/// BackendKeyData (`K`): the process ID and secret key a CancelRequest must quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendKeyData {
+    process_id: i32,
+    secret_key: Bytes,
+}
+
+impl BackendKeyData {
+    /// BackendKeyData; the key must be 4 bytes for protocol 3.0 peers and 4 to 256 for 3.2.
+    pub fn new(process_id: i32, secret_key: impl AsRef<[u8]>) -> Result<Self, EncodeError> {
+        let key = secret_key.as_ref();
+        check_key(key)?;
+        Ok(Self {
+            process_id,
+            secret_key: Bytes::copy_from_slice(key),
+        })
+    }
+
+    /// The backend's process ID.
+    pub fn process_id(&self) -> i32 {
+        self.process_id
+    }
+
+    /// The secret key.
+    pub fn secret_key(&self) -> &[u8] {
+        &self.secret_key
+    }
+
+    pub(crate) fn decode(body: &Bytes, version: ProtocolVersion) -> Result<Self, DecodeError> {
+        let key_len = body.len().saturating_sub(4);
+        let ok = if version.minor >= 2 {
+            (MIN_CANCEL_KEY_LEN..=MAX_CANCEL_KEY_LEN).contains(&key_len)
+        } else {
+            key_len == MIN_CANCEL_KEY_LEN
+        };
+        if !ok || body.len() < 4 {
+            return Err(DecodeError::InvalidLength {
+                message: "BackendKeyData",
+                len: body.len() as i64 + 4,
+            });
+        }
+        let mut r = Reader::new(body, "BackendKeyData");
+        let process_id = r.i32("process ID")?;
+        Ok(Self {
+            process_id,
+            secret_key: r.rest(),
+        })
+    }
+}
+
+impl Encode for BackendKeyData {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(
+            out,
+            tag::BACKEND_KEY_DATA,
+            4 + self.secret_key.len(),
+            |out| {
+                out.put_i32(self.process_id);
+                out.put_slice(&self.secret_key);
+            },
+        );
+    }
+
+    fn encoded_len(&self) -> usize {
+        9 + self.secret_key.len()
+    }
+}
+
+/// ParameterStatus (`S`): the current value of a run-time parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterStatus {
+    name: Bytes,
+    value: Bytes,
+}
+
+impl ParameterStatus {
+    /// A ParameterStatus; neither string may contain NUL.
+    pub fn new(name: &str, value: &str) -> Result<Self, EncodeError> {
+        check_cstr("name", name.as_bytes())?;
+        check_cstr("value", value.as_bytes())?;
+        check_body("ParameterStatus", name.len() + value.len() + 2)?;
+        Ok(Self {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        })
+    }
+
+    /// The parameter's name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// Its value.
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The name as UTF-8.
+    pub fn name_str(&self) -> Result<&str, DecodeError> {
+        utf8("name", &self.name)
+    }
+
+    /// The value as UTF-8.
+    pub fn value_str(&self) -> Result<&str, DecodeError> {
+        utf8("value", &self.value)
+    }
+
+    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, "ParameterStatus");
+        let name = r.cstr("name")?;
+        let value = r.cstr("value")?;
+        r.finish()?;
+        Ok(Self { name, value })
+    }
+}
+
+impl Encode for ParameterStatus {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(
+            out,
+            tag::PARAMETER_STATUS,
+            self.name.len() + self.value.len() + 2,
+            |out| {
+                put_cstr(out, &self.name);
+                put_cstr(out, &self.value);
+            },
+        );
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.name.len() + self.value.len() + 7
+    }
+}
+
+/// NotificationResponse (`A`): a NOTIFY on a channel this session listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationResponse {
+    process_id: i32,
+    channel: Bytes,
+    payload: Bytes,
+}
+
+impl NotificationResponse {
+    /// A NotificationResponse; neither string may contain NUL.
+    pub fn new(process_id: i32, channel: &str, payload: &str) -> Result<Self, EncodeError> {
+        check_cstr("channel", channel.as_bytes())?;
+        check_cstr("payload", payload.as_bytes())?;
+        check_body("NotificationResponse", channel.len() + payload.len() + 6)?;
+        Ok(Self {
+            process_id,
+            channel: Bytes::copy_from_slice(channel.as_bytes()),
+            payload: Bytes::copy_from_slice(payload.as_bytes()),
+        })
+    }
+
+    /// The notifying backend's process ID.
+    pub fn process_id(&self) -> i32 {
+        self.process_id
+    }
+
+    /// The channel name.
+    pub fn channel(&self) -> &[u8] {
+        &self.channel
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, "NotificationResponse");
+        let process_id = r.i32("process ID")?;
+        let channel = r.cstr("channel")?;
+        let payload = r.cstr("payload")?;
+        r.finish()?;
+        Ok(Self {
+            process_id,
+            channel,
+            payload,
+        })
+    }
+}
+
+impl Encode for NotificationResponse {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(
+            out,
+            tag::NOTIFICATION_RESPONSE,
+            self.encoded_len() - 5,
+            |out| {
+                out.put_i32(self.process_id);
+                put_cstr(out, &self.channel);
+                put_cstr(out, &self.payload);
+            },
+        );
+    }
+
+    fn encoded_len(&self) -> usize {
+        5 + 4 + self.channel.len() + self.payload.len() + 2
+    }
+}
+
+/// NegotiateProtocolVersion (`v`): the newest minor version the server supports for the
+/// requested major version, and the `_pq_.` options it did not recognise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiateProtocolVersion {
+    newest_minor: i32,
+    count: u32,
+    options: Bytes,
+}
+
+impl NegotiateProtocolVersion {
+    /// A NegotiateProtocolVersion message.
+    pub fn new<I, S>(newest_minor: i32, unrecognized: I) -> Result<Self, EncodeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        let mut b = BytesMut::new();
+        let mut count = 0u32;
+        for o in unrecognized {
+            check_cstr("option", o.as_ref())?;
+            put_cstr(&mut b, o.as_ref());
+            count += 1;
+        }
+        check_body("NegotiateProtocolVersion", b.len() + 8)?;
+        Ok(Self {
+            newest_minor,
+            count,
+            options: b.freeze(),
+        })
+    }
+
+    /// The newest minor version the server supports.
+    pub fn newest_minor(&self) -> i32 {
+        self.newest_minor
+    }
+
+    /// The protocol options the server did not recognise.
+    pub fn unrecognized(&self) -> impl Iterator<Item = &[u8]> {
+        self.options.split(|b| *b == 0).take(self.count as usize)
+    }
+
+    /// The number of unrecognised options.
+    pub fn unrecognized_count(&self) -> usize {
+        self.count as usize
+    }
+
+    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, "NegotiateProtocolVersion");
+        let newest_minor = r.i32("newest minor version")?;
+        let count = r.i32("option count")?;
+        if count < 0 {
+            return Err(DecodeError::InvalidCount {
+                message: "NegotiateProtocolVersion",
+                field: "option count",
+                count: count.into(),
+            });
+        }
+        r.ensure_count(count as usize, 1, "options")?;
+        let start = r.position();
+        for _ in 0..count {
+            r.cstr_slice("option")?;
+        }
+        let options = r.slice_between(start, r.position());
+        r.finish()?;
+        Ok(Self {
+            newest_minor,
+            count: count as u32,
+            options,
+        })
+    }
+}
+
+impl Encode for NegotiateProtocolVersion {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(
+            out,
+            tag::NEGOTIATE_PROTOCOL_VERSION,
+            self.options.len() + 8,
+            |out| {
+                out.put_i32(self.newest_minor);
+                out.put_u32(self.count);
+                out.put_slice(&self.options);
+            },
+        );
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.options.len() + 13
+    }
+}
+
+/// The body of CopyInResponse, CopyOutResponse and CopyBothResponse: the overall format and the
+/// per-column formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResponse {
+    format: Format,
+    column_formats: FormatCodes,
+}
+
+impl CopyResponse {
+    /// A copy response: `format` overall and one code per column.
+    pub fn new(format: Format, column_formats: FormatCodes) -> Self {
+        Self {
+            format,
+            column_formats,
+        }
+    }
+
+    /// The overall COPY format (text or binary).
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The per-column formats.
+    pub fn column_formats(&self) -> &FormatCodes {
+        &self.column_formats
+    }
+
+    pub(crate) fn decode(body: &Bytes, message: &'static str) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, message);
+        let code = r.u8("format")?;
+        let format = Format::from_code(code.into()).ok_or(DecodeError::InvalidValue {
+            message,
+            field: "format",
+            value: code.into(),
+        })?;
+        let column_formats = FormatCodes::decode(&mut r, message, "column formats")?;
+        r.finish()?;
+        Ok(Self {
+            format,
+            column_formats,
+        })
+    }
+
+    fn put(&self, out: &mut BytesMut, tag_byte: u8) {
+        tagged(out, tag_byte, 1 + self.column_formats.wire_len(), |out| {
+            out.put_u8(self.format.code() as u8);
+            self.column_formats.put(out);
+        });
+    }
+
+    fn encoded_len(&self) -> usize {
+        6 + self.column_formats.wire_len()
+    }
+}
+
+/// Every message a backend can send.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendMessage {
+    /// The single byte answering SSLRequest: `S` (accepted) or `N` (refused).
+    SslResponse {
+        /// Whether the server will do TLS.
+        accepted: bool,
+    },
+    /// The single byte answering GSSENCRequest: `G` (accepted) or `N` (refused).
+    GssEncResponse {
+        /// Whether the server will do GSSAPI encryption.
+        accepted: bool,
+    },
+    /// Any Authentication message (`R`).
+    Authentication(Authentication),
+    /// BackendKeyData.
+    BackendKeyData(BackendKeyData),
+    /// BindComplete.
+    BindComplete,
+    /// CloseComplete.
+    CloseComplete,
+    /// CommandComplete.
+    CommandComplete(CommandComplete),
+    /// CopyData.
+    CopyData(CopyData),
+    /// CopyDone.
+    CopyDone,
+    /// CopyInResponse.
+    CopyInResponse(CopyResponse),
+    /// CopyOutResponse.
+    CopyOutResponse(CopyResponse),
+    /// CopyBothResponse.
+    CopyBothResponse(CopyResponse),
+    /// DataRow.
+    DataRow(DataRow),
+    /// EmptyQueryResponse.
+    EmptyQueryResponse,
+    /// ErrorResponse.
+    ErrorResponse(ErrorFields),
+    /// FunctionCallResponse: the result, `None` for NULL.
+    FunctionCallResponse(Option<Bytes>),
+    /// NegotiateProtocolVersion.
+    NegotiateProtocolVersion(NegotiateProtocolVersion),
+    /// NoData.
+    NoData,
+    /// NoticeResponse.
+    NoticeResponse(ErrorFields),
+    /// NotificationResponse.
+    NotificationResponse(NotificationResponse),
+    /// ParameterDescription.
+    ParameterDescription(ParameterDescription),
+    /// ParameterStatus.
+    ParameterStatus(ParameterStatus),
+    /// ParseComplete.
+    ParseComplete,
+    /// PortalSuspended.
+    PortalSuspended,
+    /// ReadyForQuery.
+    ReadyForQuery(TransactionStatus),
+    /// RowDescription.
+    RowDescription(RowDescription),
+}
+
+impl BackendMessage {
+    /// The message's name as in the PostgreSQL documentation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SslResponse { .. } => "SSLResponse",
+            Self::GssEncResponse { .. } => "GSSENCResponse",
+            Self::Authentication(a) => a.name(),
+            Self::BackendKeyData(_) => "BackendKeyData",
+            Self::BindComplete => "BindComplete",
+            Self::CloseComplete => "CloseComplete",
+            Self::CommandComplete(_) => "CommandComplete",
+            Self::CopyData(_) => "CopyData",
+            Self::CopyDone => "CopyDone",
+            Self::CopyInResponse(_) => "CopyInResponse",
+            Self::CopyOutResponse(_) => "CopyOutResponse",
+            Self::CopyBothResponse(_) => "CopyBothResponse",
+            Self::DataRow(_) => "DataRow",
+            Self::EmptyQueryResponse => "EmptyQueryResponse",
+            Self::ErrorResponse(_) => "ErrorResponse",
+            Self::FunctionCallResponse(_) => "FunctionCallResponse",
+            Self::NegotiateProtocolVersion(_) => "NegotiateProtocolVersion",
+            Self::NoData => "NoData",
+            Self::NoticeResponse(_) => "NoticeResponse",
+            Self::NotificationResponse(_) => "NotificationResponse",
+            Self::ParameterDescription(_) => "ParameterDescription",
+            Self::ParameterStatus(_) => "ParameterStatus",
+            Self::ParseComplete => "ParseComplete",
+            Self::PortalSuspended => "PortalSuspended",
+            Self::ReadyForQuery(_) => "ReadyForQuery",
+            Self::RowDescription(_) => "RowDescription",
+        }
+    }
+
+    /// Decodes a tagged frame's body. `version` is the protocol version in force, which decides
+    /// how long a BackendKeyData key may be.
+    pub fn decode(
+        tag_byte: u8,
+        body: &Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let empty_body = |message: &'static str, m: Self| {
+            if body.is_empty() {
+                Ok(m)
+            } else {
+                Err(DecodeError::TrailingBytes {
+                    message,
+                    extra: body.len(),
+                })
+            }
+        };
+        Ok(match tag_byte {
+            tag::DATA_ROW => Self::DataRow(DataRow::decode(body)?),
+            tag::AUTHENTICATION => Self::Authentication(Authentication::decode(body)?),
+            tag::BACKEND_KEY_DATA => Self::BackendKeyData(BackendKeyData::decode(body, version)?),
+            tag::BIND_COMPLETE => return empty_body("BindComplete", Self::BindComplete),
+            tag::CLOSE_COMPLETE => return empty_body("CloseComplete", Self::CloseComplete),
+            tag::COMMAND_COMPLETE => Self::CommandComplete(CommandComplete::decode(body)?),
+            tag::COPY_DATA => Self::CopyData(CopyData::decode(body)),
+            tag::COPY_DONE => return empty_body("CopyDone", Self::CopyDone),
+            tag::COPY_IN_RESPONSE => {
+                Self::CopyInResponse(CopyResponse::decode(body, "CopyInResponse")?)
+            }
+            tag::COPY_OUT_RESPONSE => {
+                Self::CopyOutResponse(CopyResponse::decode(body, "CopyOutResponse")?)
+            }
+            tag::COPY_BOTH_RESPONSE => {
+                Self::CopyBothResponse(CopyResponse::decode(body, "CopyBothResponse")?)
+            }
+            tag::EMPTY_QUERY_RESPONSE => {
+                return empty_body("EmptyQueryResponse", Self::EmptyQueryResponse)
+            }
+            tag::ERROR_RESPONSE => Self::ErrorResponse(ErrorFields::decode(body, "ErrorResponse")?),
+            tag::FUNCTION_CALL_RESPONSE => {
+                let mut r = Reader::new(body, "FunctionCallResponse");
+                let v = r.nullable("result")?;
+                r.finish()?;
+                Self::FunctionCallResponse(v)
+            }
+            tag::NEGOTIATE_PROTOCOL_VERSION => {
+                Self::NegotiateProtocolVersion(NegotiateProtocolVersion::decode(body)?)
+            }
+            tag::NO_DATA => return empty_body("NoData", Self::NoData),
+            tag::NOTICE_RESPONSE => {
+                Self::NoticeResponse(ErrorFields::decode(body, "NoticeResponse")?)
+            }
+            tag::NOTIFICATION_RESPONSE => {
+                Self::NotificationResponse(NotificationResponse::decode(body)?)
+            }
+            tag::PARAMETER_DESCRIPTION => {
+                Self::ParameterDescription(ParameterDescription::decode(body)?)
+            }
+            tag::PARAMETER_STATUS => Self::ParameterStatus(ParameterStatus::decode(body)?),
+            tag::PARSE_COMPLETE => return empty_body("ParseComplete", Self::ParseComplete),
+            tag::PORTAL_SUSPENDED => return empty_body("PortalSuspended", Self::PortalSuspended),
+            tag::READY_FOR_QUERY => {
+                let mut r = Reader::new(body, "ReadyForQuery");
+                let b = r.u8("transaction status")?;
+                r.finish()?;
+                Self::ReadyForQuery(TransactionStatus::from_byte(b).ok_or(
+                    DecodeError::InvalidValue {
+                        message: "ReadyForQuery",
+                        field: "transaction status",
+                        value: b.into(),
+                    },
+                )?)
+            }
+            tag::ROW_DESCRIPTION => Self::RowDescription(RowDescription::decode(body)?),
+            other => return Err(DecodeError::UnknownTag { tag: Tag(other) }),
+        })
+    }
+}
+
+impl Encode for BackendMessage {
+    fn encode(&self, out: &mut BytesMut) {
+        match self {
+            Self::SslResponse { accepted } => out.put_u8(if *accepted { b'S' } else { b'N' }),
+            Self::GssEncResponse { accepted } => out.put_u8(if *accepted { b'G' } else { b'N' }),
+            Self::Authentication(m) => m.encode(out),
+            Self::BackendKeyData(m) => m.encode(out),
+            Self::BindComplete => empty(out, tag::BIND_COMPLETE),
+            Self::CloseComplete => empty(out, tag::CLOSE_COMPLETE),
+            Self::CommandComplete(m) => m.encode(out),
+            Self::CopyData(m) => m.encode(out),
+            Self::CopyDone => empty(out, tag::COPY_DONE),
+            Self::CopyInResponse(m) => m.put(out, tag::COPY_IN_RESPONSE),
+            Self::CopyOutResponse(m) => m.put(out, tag::COPY_OUT_RESPONSE),
+            Self::CopyBothResponse(m) => m.put(out, tag::COPY_BOTH_RESPONSE),
+            Self::DataRow(m) => m.encode(out),
+            Self::EmptyQueryResponse => empty(out, tag::EMPTY_QUERY_RESPONSE),
+            Self::ErrorResponse(f) => {
+                tagged(out, tag::ERROR_RESPONSE, f.body_len(), |out| f.put(out))
+            }
+            Self::FunctionCallResponse(v) => {
+                tagged(
+                    out,
+                    tag::FUNCTION_CALL_RESPONSE,
+                    4 + v.as_ref().map_or(0, |v| v.len()),
+                    |out| match v {
+                        None => out.put_i32(-1),
+                        Some(v) => {
+                            out.put_i32(v.len() as i32);
+                            out.put_slice(v);
+                        }
+                    },
+                );
+            }
+            Self::NegotiateProtocolVersion(m) => m.encode(out),
+            Self::NoData => empty(out, tag::NO_DATA),
+            Self::NoticeResponse(f) => {
+                tagged(out, tag::NOTICE_RESPONSE, f.body_len(), |out| f.put(out))
+            }
+            Self::NotificationResponse(m) => m.encode(out),
+            Self::ParameterDescription(m) => m.encode(out),
+            Self::ParameterStatus(m) => m.encode(out),
+            Self::ParseComplete => empty(out, tag::PARSE_COMPLETE),
+            Self::PortalSuspended => empty(out, tag::PORTAL_SUSPENDED),
+            Self::ReadyForQuery(s) => out.put_slice(&[tag::READY_FOR_QUERY, 0, 0, 0, 5, s.byte()]),
+            Self::RowDescription(m) => m.encode(out),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Self::SslResponse { .. } | Self::GssEncResponse { .. } => 1,
+            Self::Authentication(m) => m.encoded_len(),
+            Self::BackendKeyData(m) => m.encoded_len(),
+            Self::BindComplete
+            | Self::CloseComplete
+            | Self::CopyDone
+            | Self::EmptyQueryResponse
+            | Self::NoData
+            | Self::ParseComplete
+            | Self::PortalSuspended => 5,
+            Self::CommandComplete(m) => m.encoded_len(),
+            Self::CopyData(m) => m.encoded_len(),
+            Self::CopyInResponse(m) | Self::CopyOutResponse(m) | Self::CopyBothResponse(m) => {
+                m.encoded_len()
+            }
+            Self::DataRow(m) => m.encoded_len(),
+            Self::ErrorResponse(f) | Self::NoticeResponse(f) => f.body_len() + 5,
+            Self::FunctionCallResponse(v) => 9 + v.as_ref().map_or(0, |v| v.len()),
+            Self::NegotiateProtocolVersion(m) => m.encoded_len(),
+            Self::NotificationResponse(m) => m.encoded_len(),
+            Self::ParameterDescription(m) => m.encoded_len(),
+            Self::ParameterStatus(m) => m.encoded_len(),
+            Self::ReadyForQuery(_) => 6,
+            Self::RowDescription(m) => m.encoded_len(),
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Small value types shared by several messages: format codes, transaction status, protocol
+//! versions, describe/close targets, and the lazily read lists of format codes and values.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::codec::reader::Reader;
+use crate::codec::{check_count, check_value_len, MAX_BODY};
+use crate::error::{DecodeError, EncodeError};
+
+/// A value format code: text (0) or binary (1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// Format code 0.
+    #[default]
+    Text,
+    /// Format code 1.
+    Binary,
+}
+
+impl Format {
+    /// The wire code.
+    pub fn code(self) -> i16 {
+        match self {
+            Self::Text => 0,
+            Self::Binary => 1,
+        }
+    }
+
+    /// The format for a wire code, if the protocol defines it.
+    pub fn from_code(code: i16) -> Option<Self> {
+        match code {
+            0 => Some(Self::Text),
+            1 => Some(Self::Binary),
+            _ => None,
+        }
+    }
+}
+
+/// The transaction status carried by ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransactionStatus {
+    /// `I`: not in a transaction block.
+    Idle,
+    /// `T`: in a transaction block.
+    InTransaction,
+    /// `E`: in a failed transaction block; queries are rejected until it ends.
+    Failed,
+}
+
+impl TransactionStatus {
+    /// The wire byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::Idle => b'I',
+            Self::InTransaction => b'T',
+            Self::Failed => b'E',
+        }
+    }
+
+    /// The status for a wire byte.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            b'I' => Some(Self::Idle),
+            b'T' => Some(Self::InTransaction),
+            b'E' => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A protocol version, `major.minor`, as carried by StartupMessage (`major << 16 | minor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProtocolVersion {
+    /// The major version (3 for every version this crate speaks).
+    pub major: u16,
+    /// The minor version.
+    pub minor: u16,
+}
+
+impl ProtocolVersion {
+    /// Protocol 3.0 (PostgreSQL 7.4 and later).
+    pub const V3_0: Self = Self { major: 3, minor: 0 };
+    /// Protocol 3.2 (PostgreSQL 18 and later): variable-length cancel keys.
+    pub const V3_2: Self = Self { major: 3, minor: 2 };
+
+    /// The 32-bit wire form.
+    pub fn code(self) -> u32 {
+        (u32::from(self.major) << 16) | u32::from(self.minor)
+    }
+
+    /// The version for a 32-bit wire code.
+    pub fn from_code(code: u32) -> Self {
+        Self {
+            major: (code >> 16) as u16,
+            minor: code as u16,
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// What a Describe or Close message refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `S`: a prepared statement.
+    Statement,
+    /// `P`: a portal.
+    Portal,
+}
+
+impl Target {
+    /// The wire byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::Statement => b'S',
+            Self::Portal => b'P',
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>, message: &'static str) -> Result<Self, DecodeError> {
+        match r.u8("kind")? {
+            b'S' => Ok(Self::Statement),
+            b'P' => Ok(Self::Portal),
+            other => Err(DecodeError::InvalidValue {
+                message,
+                field: "kind",
+                value: other.into(),
+            }),
+        }
+    }
+}
+
+/// A list of format codes as it stands on the wire (Int16 count, then Int16 codes), checked at
+/// decode time so iteration cannot fail.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FormatCodes {
+    raw: Bytes,
+}
+
+impl FormatCodes {
+    /// Builds a list from formats.
+    pub fn new(formats: &[Format]) -> Result<Self, EncodeError> {
+        check_count("formats", formats.len())?;
+        let mut b = BytesMut::with_capacity(formats.len() * 2);
+        for f in formats {
+            b.put_i16(f.code());
+        }
+        Ok(Self { raw: b.freeze() })
+    }
+
+    /// Reads an Int16 count and that many format codes.
+    pub(crate) fn decode(
+        r: &mut Reader<'_>,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Self, DecodeError> {
+        let n = r.u16(field)? as usize;
+        r.ensure_count(n, 2, field)?;
+        let raw = r.bytes(n * 2, field)?;
+        for c in raw.chunks_exact(2) {
+            let code = i16::from_be_bytes([c[0], c[1]]);
+            if Format::from_code(code).is_none() {
+                return Err(DecodeError::InvalidValue {
+                    message,
+                    field,
+                    value: code.into(),
+                });
+            }
+        }
+        Ok(Self { raw })
+    }
+
+    /// The number of codes.
+    pub fn len(&self) -> usize {
+        self.raw.len() / 2
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The codes in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Format> + '_ {
+        self.raw.chunks_exact(2).map(|c| {
+            // INVARIANT: checked at decode or construction to be 0 or 1.
+            if c[1] == 1 {
+                Format::Binary
+            } else {
+                Format::Text
+            }
+        })
+    }
+
+    /// The format that applies to value `index` of `count`, following the protocol's rule:
+    /// no codes means text for all, one code applies to all, otherwise one code each.
+    pub fn for_index(&self, index: usize) -> Format {
+        match self.len() {
+            0 => Format::Text,
+            1 => self.iter().next().unwrap_or_default(),
+            _ => self.iter().nth(index).unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn wire_len(&self) -> usize {
+        2 + self.raw.len()
+    }
+
+    pub(crate) fn put(&self, out: &mut BytesMut) {
+        out.put_u16(self.len() as u16);
+        out.put_slice(&self.raw);
+    }
+}
+
+/// A list of length-prefixed values (Int16 count, then for each an Int32 length, -1 for NULL,
+/// and that many bytes), as in Bind, FunctionCall and DataRow. Checked once at decode time;
+/// iterating afterwards cannot fail and allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Values {
+    count: u16,
+    raw: Bytes,
+}
+
+impl Values {
+    /// Builds a list from values, `None` meaning NULL.
+    pub fn new<'v, I>(values: I) -> Result<Self, EncodeError>
+    where
+        I: IntoIterator<Item = Option<&'v [u8]>>,
+    {
+        let mut b = BytesMut::new();
+        let mut count = 0usize;
+        for v in values {
+            count += 1;
+            match v {
+                None => b.put_i32(-1),
+                Some(v) => {
+                    check_value_len("value", v.len())?;
+                    b.put_i32(v.len() as i32);
+                    b.put_slice(v);
+                }
+            }
+            if b.len() > MAX_BODY {
+                return Err(EncodeError::OutOfRange {
+                    field: "values",
+                    reason: "longer than a message allows",
+                });
+            }
+        }
+        let count = check_count("values", count)?;
+        Ok(Self {
+            count,
+            raw: b.freeze(),
+        })
+    }
+
+    /// Reads `count` values, checking every length against the bytes that remain.
+    pub(crate) fn decode_counted(
+        r: &mut Reader<'_>,
+        count: u16,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Self, DecodeError> {
+        r.ensure_count(count as usize, 4, field)?;
+        let start = r.position();
+        for _ in 0..count {
+            let len = r.i32(field)?;
+            if len == -1 {
+                continue;
+            }
+            if len < 0 {
+                return Err(DecodeError::InvalidCount {
+                    message,
+                    field,
+                    count: len.into(),
+                });
+            }
+            r.take(len as usize, field)?;
+        }
+        Ok(Self {
+            count,
+            raw: r.slice_between(start, r.position()),
+        })
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The values in order; `None` is NULL.
+    pub fn iter(&self) -> ValuesIter<'_> {
+        ValuesIter {
+            rest: &self.raw,
+            left: self.count,
+        }
+    }
+
+    /// The raw bytes after the count: each value's length word and bytes.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    pub(crate) fn wire_len(&self) -> usize {
+        2 + self.raw.len()
+    }
+
+    pub(crate) fn put(&self, out: &mut BytesMut) {
+        out.put_u16(self.count);
+        out.put_slice(&self.raw);
+    }
+}
+
+/// An iterator over length-prefixed values; `None` is NULL.
+#[derive(Debug, Clone)]
+pub struct ValuesIter<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> ValuesIter<'a> {
+    /// Iterates over `count` values in `raw`, which must already have been checked.
+    pub(crate) fn new(raw: &'a [u8], count: u16) -> Self {
+        Self {
+            rest: raw,
+            left: count,
+        }
+    }
+}
+
+impl<'a> Iterator for ValuesIter<'a> {
+    type Item = Option<&'a [u8]>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        // INVARIANT: the bytes were checked at decode time; `get` keeps this panic-free anyway.
+        let (head, tail) = self.rest.split_first_chunk::<4>()?;
+        let len = i32::from_be_bytes(*head);
+        self.left -= 1;
+        if len < 0 {
+            self.rest = tail;
+            return Some(None);
+        }
+        let len = len as usize;
+        let value = tail.get(..len)?;
+        self.rest = &tail[len..];
+        Some(Some(value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl ExactSizeIterator for ValuesIter<'_> {}
+
+/// Checks an optional text field as UTF-8.
+pub(crate) fn utf8<'a>(field: &'static str, b: &'a [u8]) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8 { field })
+}

@@ -1,0 +1,399 @@
+//! Row-shaped backend messages: RowDescription, DataRow and ParameterDescription.
+//!
+//! Each is checked once when decoded; afterwards the columns and fields are read through
+//! borrowing iterators that allocate nothing.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::codec::reader::Reader;
+use crate::codec::{check_body, check_count, check_cstr, put_cstr, tagged, Encode};
+use crate::error::{DecodeError, EncodeError};
+use crate::message::common::{Format, Values, ValuesIter};
+
+/// The bytes of each field after its name: table OID, column number, type OID, type size,
+/// type modifier, format code.
+const FIELD_FIXED: usize = 4 + 2 + 4 + 2 + 4 + 2;
+
+/// One field of a RowDescription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDescription<'a> {
+    /// The field (column) name.
+    pub name: &'a [u8],
+    /// The OID of the table the column belongs to, or 0.
+    pub table_oid: u32,
+    /// The column's attribute number in that table, or 0.
+    pub column_id: i16,
+    /// The OID of the field's data type.
+    pub type_oid: u32,
+    /// The data type size (`pg_type.typlen`); negative for variable-width types.
+    pub type_size: i16,
+    /// The type modifier (`pg_attribute.atttypmod`).
+    pub type_modifier: i32,
+    /// The format the values will come in.
+    pub format: Format,
+}
+
+/// RowDescription (`T`): the fields of the rows that follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowDescription {
+    count: u16,
+    raw: Bytes,
+}
+
+impl RowDescription {
+    /// The backend type byte.
+    pub const TAG: u8 = b'T';
+
+    /// A RowDescription of the given fields.
+    ///
+    /// ```
+    /// use pgproto::{FieldDescription, Format, RowDescription};
+    /// let d = RowDescription::new(&[FieldDescription {
+    ///     name: b"id",
+    ///     table_oid: 0,
+    ///     column_id: 0,
+    ///     type_oid: 23,
+    ///     type_size: 4,
+    ///     type_modifier: -1,
+    ///     format: Format::Text,
+    /// }])
+    /// .unwrap();
+    /// assert_eq!(d.fields().next().unwrap().name, b"id");
+    /// ```
+    pub fn new(fields: &[FieldDescription<'_>]) -> Result<Self, EncodeError> {
+        let count = check_count("fields", fields.len())?;
+        let mut b = BytesMut::new();
+        for f in fields {
+            check_cstr("field name", f.name)?;
+            put_cstr(&mut b, f.name);
+            b.put_u32(f.table_oid);
+            b.put_i16(f.column_id);
+            b.put_u32(f.type_oid);
+            b.put_i16(f.type_size);
+            b.put_i32(f.type_modifier);
+            b.put_i16(f.format.code());
+        }
+        check_body("RowDescription", b.len() + 2)?;
+        Ok(Self {
+            count,
+            raw: b.freeze(),
+        })
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The fields in order.
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            rest: &self.raw,
+            left: self.count,
+        }
+    }
+
+    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, "RowDescription");
+        let count = r.u16("field count")?;
+        r.ensure_count(count as usize, FIELD_FIXED + 1, "fields")?;
+        let start = r.position();
+        for _ in 0..count {
+            r.cstr_slice("field name")?;
+            let fixed = r.take(FIELD_FIXED, "field")?;
+            let code = i16::from_be_bytes([fixed[16], fixed[17]]);
+            if Format::from_code(code).is_none() {
+                return Err(DecodeError::InvalidValue {
+                    message: "RowDescription",
+                    field: "format",
+                    value: code.into(),
+                });
+            }
+        }
+        let raw = r.slice_between(start, r.position());
+        r.finish()?;
+        Ok(Self { count, raw })
+    }
+}
+
+impl Encode for RowDescription {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(out, Self::TAG, self.raw.len() + 2, |out| {
+            out.put_u16(self.count);
+            out.put_slice(&self.raw);
+        });
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.raw.len() + 7
+    }
+}
+
+/// An iterator over the fields of a RowDescription.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = FieldDescription<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        // INVARIANT: checked at decode or construction; `get` keeps this panic-free anyway.
+        let end = memchr::memchr(0, self.rest)?;
+        let name = &self.rest[..end];
+        let f = self.rest.get(end + 1..end + 1 + FIELD_FIXED)?;
+        self.rest = &self.rest[end + 1 + FIELD_FIXED..];
+        self.left -= 1;
+        Some(FieldDescription {
+            name,
+            table_oid: u32::from_be_bytes([f[0], f[1], f[2], f[3]]),
+            column_id: i16::from_be_bytes([f[4], f[5]]),
+            type_oid: u32::from_be_bytes([f[6], f[7], f[8], f[9]]),
+            type_size: i16::from_be_bytes([f[10], f[11]]),
+            type_modifier: i32::from_be_bytes([f[12], f[13], f[14], f[15]]),
+            format: if f[17] == 1 {
+                Format::Binary
+            } else {
+                Format::Text
+            },
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl ExactSizeIterator for Fields<'_> {}
+
+/// DataRow (`D`): one row of column values, `None` for NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRow {
+    values: Values,
+}
+
+impl DataRow {
+    /// The backend type byte.
+    pub const TAG: u8 = b'D';
+
+    /// A row of the given values.
+    ///
+    /// ```
+    /// use pgproto::DataRow;
+    /// let row = DataRow::new([Some(&b"1"[..]), None]).unwrap();
+    /// assert_eq!(row.columns().collect::<Vec<_>>(), [Some(&b"1"[..]), None]);
+    /// ```
+    pub fn new<'v, I>(values: I) -> Result<Self, EncodeError>
+    where
+        I: IntoIterator<Item = Option<&'v [u8]>>,
+    {
+        let values = Values::new(values)?;
+        check_body("DataRow", values.wire_len())?;
+        Ok(Self { values })
+    }
+
+    /// Appends a DataRow of `values` to `out` directly, without building a [`DataRow`] first:
+    /// the fast path for a server producing rows.
+    pub fn encode_values(out: &mut BytesMut, values: &[Option<&[u8]>]) -> Result<(), EncodeError> {
+        let count = check_count("values", values.len())?;
+        let body = 2 + values
+            .iter()
+            .map(|v| 4 + v.map_or(0, <[u8]>::len))
+            .sum::<usize>();
+        check_body("DataRow", body)?;
+        tagged(out, Self::TAG, body, |out| {
+            out.put_u16(count);
+            for v in values {
+                match v {
+                    None => out.put_i32(-1),
+                    Some(v) => {
+                        out.put_i32(v.len() as i32);
+                        out.put_slice(v);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The column values in order; `None` is NULL.
+    pub fn columns(&self) -> ValuesIter<'_> {
+        self.values.iter()
+    }
+
+    /// The value of column `index`, `None` if it is NULL or out of range.
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        self.values.iter().nth(index).flatten()
+    }
+
+    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, "DataRow");
+        let count = r.u16("column count")?;
+        let values = Values::decode_counted(&mut r, count, "DataRow", "column value")?;
+        r.finish()?;
+        Ok(Self { values })
+    }
+}
+
+impl Encode for DataRow {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(out, Self::TAG, self.values.wire_len(), |out| {
+            self.values.put(out)
+        });
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.values.wire_len() + 5
+    }
+}
+
+/// A DataRow read in place from a decoder's buffer, valid until the decoder's next call: the
+/// allocation-free, refcount-free view for hot loops. See
+/// [`BackendDecoder::next_data_row_ref`](crate::BackendDecoder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataRowRef<'a> {
+    count: u16,
+    raw: &'a [u8],
+}
+
+impl<'a> DataRowRef<'a> {
+    /// Checks a DataRow body (the bytes after the length word) in place.
+    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
+        let count = Self::check(body)?;
+        Ok(Self::from_checked(count, &body[2..]))
+    }
+
+    /// A view of column bytes already validated by [`DataRowRef::check`].
+    pub(crate) fn from_checked(count: u16, raw: &'a [u8]) -> Self {
+        Self { count, raw }
+    }
+
+    /// Checks a DataRow body and returns its column count.
+    pub(crate) fn check(body: &[u8]) -> Result<u16, DecodeError> {
+        let trunc = |field| DecodeError::Truncated {
+            message: "DataRow",
+            field,
+        };
+        let (head, raw) = body.split_first_chunk::<2>().ok_or(trunc("column count"))?;
+        let count = u16::from_be_bytes(*head);
+        if count as usize * 4 > raw.len() {
+            return Err(DecodeError::InvalidCount {
+                message: "DataRow",
+                field: "column value",
+                count: count.into(),
+            });
+        }
+        let mut pos = 0usize;
+        for _ in 0..count {
+            let Some(len) = raw.get(pos..pos + 4) else {
+                return Err(trunc("column value"));
+            };
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            pos += 4;
+            if len >= 0 {
+                pos += len as usize;
+            } else if len != -1 {
+                return Err(DecodeError::InvalidCount {
+                    message: "DataRow",
+                    field: "column value",
+                    count: len.into(),
+                });
+            }
+        }
+        if pos > raw.len() {
+            return Err(trunc("column value"));
+        }
+        if pos < raw.len() {
+            return Err(DecodeError::TrailingBytes {
+                message: "DataRow",
+                extra: raw.len() - pos,
+            });
+        }
+        Ok(count)
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The column values in order; `None` is NULL.
+    pub fn columns(&self) -> ValuesIter<'a> {
+        ValuesIter::new(self.raw, self.count)
+    }
+}
+
+/// ParameterDescription (`t`): the type OIDs of a prepared statement's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterDescription {
+    raw: Bytes,
+}
+
+impl ParameterDescription {
+    /// The backend type byte.
+    pub const TAG: u8 = b't';
+
+    /// A ParameterDescription of the given type OIDs.
+    pub fn new(types: &[u32]) -> Result<Self, EncodeError> {
+        check_count("parameter types", types.len())?;
+        let mut b = BytesMut::with_capacity(types.len() * 4);
+        for t in types {
+            b.put_u32(*t);
+        }
+        Ok(Self { raw: b.freeze() })
+    }
+
+    /// The parameter type OIDs.
+    pub fn types(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.raw
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
+    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, "ParameterDescription");
+        let n = r.u16("parameter count")? as usize;
+        r.ensure_count(n, 4, "parameter types")?;
+        let raw = r.bytes(n * 4, "parameter types")?;
+        r.finish()?;
+        Ok(Self { raw })
+    }
+}
+
+impl Encode for ParameterDescription {
+    fn encode(&self, out: &mut BytesMut) {
+        tagged(out, Self::TAG, self.raw.len() + 2, |out| {
+            out.put_u16((self.raw.len() / 4) as u16);
+            out.put_slice(&self.raw);
+        });
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.raw.len() + 7
+    }
+}
