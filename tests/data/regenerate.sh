@@ -9,7 +9,10 @@
 #   4. creates one role per authentication method (scram-sha-256, md5,
 #      cleartext password, trust) and a database they can use;
 #   5. for each session, starts tests/data/record_proxy.py in front of the
-#      server and runs real psql / pgbench through it with sslmode=disable;
+#      server and runs real psql / pgbench through it with sslmode=disable
+#      (except psql_sslrequest, which uses sslmode=prefer: the server, with
+#      ssl=off, answers the SSLRequest with 'N' and the session goes on in
+#      plaintext);
 #   6. stops the proxy and the cluster (only processes this script started,
 #      by pid) and removes the temporary directory.
 #
@@ -38,8 +41,8 @@ PG_USER=pgproto
 unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGPASSFILE PGSERVICE \
       PGSERVICEFILE PGSSLMODE PGOPTIONS PGAPPNAME PGCONNECT_TIMEOUT PGTARGETSESSIONATTRS \
       PGREQUIRESSL PGCHANNELBINDING PGDATA || true
-# No GSSAPI encryption request and no SSL request: every capture starts with
-# a plain StartupMessage. A fixed client encoding keeps captures stable
+# No GSSAPI encryption request and no SSL request: every capture except
+# psql_sslrequest starts with a plain StartupMessage. A fixed client encoding keeps captures stable
 # regardless of the caller's locale.
 export PGGSSENCMODE=disable PGSSLMODE=disable PGCLIENTENCODING=UTF8 PGCONNECT_TIMEOUT=10
 export LC_ALL=C
@@ -294,6 +297,66 @@ if PGPASSWORD='' "$PG_BINDIR/psql" -X -w \
     exit 1
 fi
 stop_proxy
+
+echo "== psql_sslrequest"
+# sslmode=prefer makes libpq send an SSLRequest first. The server runs with
+# ssl=off, so it answers with the single byte 'N', and libpq goes on with a
+# plain StartupMessage on the same connection. GSSENCRequest stays disabled
+# (PGGSSENCMODE above), so the SSLRequest is the only start-up request.
+start_proxy psql_sslrequest
+PGPASSWORD=scram_pass "$PG_BINDIR/psql" -X -w \
+    "host=127.0.0.1 port=$PROXY_PORT dbname=pgproto user=scram_user sslmode=prefer" \
+    -c 'SELECT current_user' >/dev/null
+stop_proxy
+# Check: the client starts with SSLRequest (length 8, code 1234.5679) and the
+# server's first byte is 'N'.
+if [[ "$(head -c 8 "$OUT/psql_sslrequest-1.client" | od -An -tx1 | tr -d ' \n')" != 0000000804d2162f \
+    || "$(head -c 1 "$OUT/psql_sslrequest-1.server")" != N ]]; then
+    echo "psql_sslrequest: the capture does not start with an SSLRequest answered by 'N'" >&2
+    exit 1
+fi
+
+echo "== psql_extended_query"
+# psql 15 has no \bind (new in psql 16), but \gdesc uses the extended query
+# protocol: PQprepare (Parse, Sync), then PQdescribePrepared (Describe of the
+# unnamed statement, Sync), answered by ParameterDescription and then
+# RowDescription or NoData. psql then formats the column list with a simple
+# Query. A statement that does not parse gets an ErrorResponse to its Parse.
+cat >"$SQL/extended.sql" <<'EOF'
+SELECT $1::int AS n, $2::text AS s, now() AS t \gdesc
+SET search_path = public \gdesc
+SELECT no_such_column \gdesc
+EOF
+chmod 644 "$SQL/extended.sql"
+start_proxy psql_extended_query
+run_psql trust_user '' -f "$SQL/extended.sql" >/dev/null 2>&1 || true
+stop_proxy
+if ! grep -qa 'no_such_column' "$OUT/psql_extended_query-1.client"; then
+    echo "psql_extended_query: the session did not run to its end" >&2
+    exit 1
+fi
+
+echo "== psql_function_call"
+# libpq's large-object functions use the fast-path interface (PQfn), so
+# psql's \lo_import and \lo_export send real FunctionCall messages: lo_creat,
+# lo_open, lowrite, lo_close; then lo_open, loread (until it returns 0 bytes),
+# lo_close. libpq first looks the function OIDs up with a simple Query, and
+# psql wraps each command in BEGIN/COMMIT. The data holds a NUL byte.
+printf 'large object\000data\n' >"$SQL/lo.bin"
+chmod 644 "$SQL/lo.bin"
+cat >"$SQL/function_call.sql" <<EOF
+\\lo_import '$SQL/lo.bin'
+\\lo_export :LASTOID '$TMP/lo_export.bin'
+\\lo_unlink :LASTOID
+EOF
+chmod 644 "$SQL/function_call.sql"
+start_proxy psql_function_call
+run_psql trust_user '' -v ON_ERROR_STOP=1 -f "$SQL/function_call.sql" >/dev/null
+stop_proxy
+if ! cmp -s "$SQL/lo.bin" "$TMP/lo_export.bin"; then
+    echo "psql_function_call: the exported large object differs from the imported file" >&2
+    exit 1
+fi
 
 echo "captures written to $OUT:"
 ls -l "$OUT"

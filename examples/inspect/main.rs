@@ -1,0 +1,75 @@
+//! Decodes both directions of one recorded PostgreSQL connection and lists every message.
+//!
+//! ```text
+//! cargo run --release --example inspect -- [--check] [--allow-truncated] CLIENT_STREAM SERVER_STREAM
+//! ```
+//!
+//! `CLIENT_STREAM` holds the raw bytes a client sent on one connection, `SERVER_STREAM` the raw
+//! bytes the server sent back (as recorded by `tests/data/record_proxy.py`).
+//!
+//! # Output
+//!
+//! On stdout, one line per message: first every client message, in stream order, then every
+//! server message, in stream order:
+//!
+//! ```text
+//! C <offset> <MessageName> <short detail>
+//! S <offset> <MessageName> <short detail>
+//! ```
+//!
+//! `offset` is the byte offset of the message's first byte in its file; `MessageName` is the
+//! name the PostgreSQL documentation uses (`FrontendMessage::name`, `BackendMessage::name`; the
+//! single byte answering SSLRequest is `SSLResponse`); the detail is short (strings are escaped
+//! and cut after about 60 characters, so a line never holds a control character) and is left
+//! out when there is nothing to say. Passwords are not shown, only their kind. The last line is
+//! always
+//!
+//! ```text
+//! client: N messages, B bytes; server: M messages, B bytes
+//! ```
+//!
+//! where `B` counts the bytes of the decoded messages: the file's size when it decoded
+//! completely. Errors and notes go to stderr.
+//!
+//! # How the streams are interpreted
+//!
+//! Each stream helps decode the other where the protocol needs it: the server's single-byte
+//! answers to the client's SSLRequest and GSSENCRequest; the kind of each `p` message
+//! (PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse), which is the k-th
+//! authentication request that expects an answer; and the protocol version (the
+//! StartupMessage's, lowered by NegotiateProtocolVersion) for BackendKeyData. See `streams.rs`.
+//!
+//! # Encryption
+//!
+//! When the server accepts SSLRequest (`S`) or GSSENCRequest (`G`), or the client starts with a
+//! direct TLS handshake, everything after that point in both streams is encrypted. Decoding of
+//! each stream stops there successfully, with the note `TLS begins at offset N` on stderr; the
+//! encrypted bytes are not counted in the summary and are not errors.
+//!
+//! # Exit status
+//!
+//! - 0: both streams decoded completely (with `--check`, every message also re-encoded to its
+//!   original bytes).
+//! - 1: a stream does not decode, or (with `--check`) a message re-encodes differently; stderr
+//!   names the stream, the offset and the reason. A final message cut off by the end of its file
+//!   is such an error unless `--allow-truncated` is given, in which case it is only noted on
+//!   stderr. Everything decoded before the problem is still listed.
+//! - 2: bad usage or a file that cannot be read.
+//!
+//! No input makes the program panic.
+
+mod streams;
+
+use std::io::Write;
+
+fn main() {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let code = streams::run(&args, &mut out, &mut err);
+    let _ = out.flush();
+    drop(out);
+    std::process::exit(code);
+}
