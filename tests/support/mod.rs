@@ -1,0 +1,8 @@
+//! Shared helpers for integration tests: `mod support;` in a test file.
+//!
+//! Items are `pub(crate)` (not `pub`) because the crate's `unreachable_pub` lint
+//! fires on `pub` items of a test binary's private module.
+
+#![allow(dead_code)]
+
+pub(crate) mod pg;
