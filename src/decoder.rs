@@ -254,6 +254,11 @@ impl BackendDecoder {
         self.inner.buf.len() - self.inner.lent
     }
 
+    /// The bytes buffered and not yet decoded.
+    pub fn peek(&self) -> &[u8] {
+        &self.inner.buf[self.inner.lent..]
+    }
+
     /// Takes the bytes buffered but not yet decoded, for instance the start of a TLS handshake
     /// that arrived with the answer to SSLRequest.
     pub fn take_buffered(&mut self) -> Bytes {

@@ -50,7 +50,7 @@ pub enum DecodeError {
         len: i64,
     },
     /// The length word is above the configured limit for this message type.
-    #[error("{message} of {len} bytes exceeds the limit of {max} bytes")]
+    #[error("length {len} of {message} exceeds the limit of {max} bytes")]
     TooLong {
         /// The message the length belongs to.
         message: &'static str,
@@ -60,7 +60,7 @@ pub enum DecodeError {
         max: u32,
     },
     /// The body ended before a field was complete.
-    #[error("{message} is truncated in field {field}")]
+    #[error("truncated {message}: field {field} is incomplete")]
     Truncated {
         /// The message being decoded.
         message: &'static str,
@@ -68,7 +68,7 @@ pub enum DecodeError {
         field: &'static str,
     },
     /// Bytes were left over after the last field of the body.
-    #[error("{message} has {extra} unexpected trailing bytes")]
+    #[error("unexpected trailing bytes after {message}: {extra}")]
     TrailingBytes {
         /// The message being decoded.
         message: &'static str,
@@ -76,7 +76,7 @@ pub enum DecodeError {
         extra: usize,
     },
     /// A string field has no NUL terminator inside the body.
-    #[error("{message} field {field} is missing its NUL terminator")]
+    #[error("missing NUL terminator in field {field} of {message}")]
     MissingNul {
         /// The message being decoded.
         message: &'static str,
@@ -84,7 +84,7 @@ pub enum DecodeError {
         field: &'static str,
     },
     /// A count or length is negative or larger than the bytes that remain.
-    #[error("{message} field {field} has invalid count {count}")]
+    #[error("invalid count {count} in field {field} of {message}")]
     InvalidCount {
         /// The message being decoded.
         message: &'static str,
@@ -95,7 +95,7 @@ pub enum DecodeError {
     },
     /// A field holds a value the protocol does not define (a format code, a transaction status,
     /// an authentication code...).
-    #[error("{message} field {field} has invalid value {value}")]
+    #[error("invalid value {value} in field {field} of {message}")]
     InvalidValue {
         /// The message being decoded.
         message: &'static str,
@@ -148,7 +148,7 @@ pub enum EncodeError {
         max: usize,
     },
     /// The encoded message would be longer than its 32-bit length word allows.
-    #[error("{message} would be {len} bytes, more than the protocol's maximum")]
+    #[error("encoded {message} would be {len} bytes, more than the protocol's maximum")]
     TooLong {
         /// The message.
         message: &'static str,
@@ -164,4 +164,149 @@ pub enum EncodeError {
         /// Why.
         reason: &'static str,
     },
+}
+
+/// The ways a session can fail. Fatal and sticky: once a state machine has returned one, it
+/// returns the same error from every later call, and the connection must be closed (after
+/// flushing any bytes still queued for sending).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The peer sent bytes that do not form a valid message.
+    #[error("invalid message from peer: {0}")]
+    Decode(#[from] DecodeError),
+    /// The peer sent a valid message at a point where the protocol does not allow it.
+    #[error("unexpected {message} while {state}")]
+    UnexpectedMessage {
+        /// What the machine was doing.
+        state: &'static str,
+        /// The message's name.
+        message: &'static str,
+    },
+    /// The peer closed the connection at a point where the protocol does not allow it.
+    #[error("connection closed by peer while {state}")]
+    UnexpectedEof {
+        /// What the machine was doing.
+        state: &'static str,
+    },
+    /// The server refused the connection during start-up (an ErrorResponse before
+    /// ReadyForQuery, or a FATAL error later).
+    #[error("server error: {}", crate::error::summary(.0))]
+    Server(crate::ErrorFields),
+    /// The server refused SSL or GSSAPI encryption that the configuration requires.
+    #[error("server refused {what} encryption, which is required")]
+    EncryptionRefused {
+        /// "SSL" or "GSSAPI".
+        what: &'static str,
+    },
+    /// The server answered an SSLRequest or GSSENCRequest with an ErrorResponse. Its text is not
+    /// reported: nothing from the server can be trusted before encryption is in place.
+    #[error("server answered the {what} request with an error (text withheld: not yet trusted)")]
+    EncryptionRequestRejected {
+        /// "SSL" or "GSSAPI".
+        what: &'static str,
+    },
+    /// Bytes arrived after the answer to an SSLRequest or GSSENCRequest, before encryption
+    /// began: they could have been injected by a man in the middle (CVE-2021-23222 and
+    /// CVE-2021-23214).
+    #[error("{len} unencrypted bytes received before {what} encryption began")]
+    BufferedBeforeEncryption {
+        /// "SSL" or "GSSAPI".
+        what: &'static str,
+        /// How many bytes were waiting.
+        len: usize,
+    },
+    /// Authentication failed, or the server's authentication did not meet the policy.
+    #[error("authentication failed: {0}")]
+    Auth(#[from] AuthError),
+    /// The server's NegotiateProtocolVersion broke the negotiation rules.
+    #[error("invalid protocol negotiation: {reason}")]
+    ProtocolNegotiation {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A server that speaks only protocol 2.0 sent an error in that protocol's format.
+    #[error("server error (protocol 2.0): {message}")]
+    LegacyServer {
+        /// The error text, with invalid UTF-8 replaced.
+        message: String,
+    },
+}
+
+/// Why authentication failed or was refused by the client's policy.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The server asked for a method that `require_auth` does not allow.
+    #[error("server requested {method} authentication, which require_auth does not allow")]
+    MethodNotAllowed {
+        /// The method the server asked for.
+        method: &'static str,
+    },
+    /// The server completed authentication without the exchange that the policy requires
+    /// (`require_auth` or `channel_binding=require`).
+    #[error("server did not complete the required authentication ({required})")]
+    Incomplete {
+        /// What was required.
+        required: &'static str,
+    },
+    /// Channel binding is required, but the server or the transport does not offer it.
+    #[error("channel binding required, but {reason}")]
+    ChannelBindingUnavailable {
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The server asked for a password and none is configured.
+    #[error("server requested a password, but none was given")]
+    MissingPassword,
+    /// The server asked for a method this crate does not implement.
+    #[error("{method} authentication is not supported")]
+    Unsupported {
+        /// The method.
+        method: &'static str,
+    },
+    /// The server offered no SASL mechanism this client can use.
+    #[error("no usable SASL mechanism offered")]
+    NoMechanism,
+    /// The SCRAM exchange failed (for example, the server's signature did not verify).
+    #[error(transparent)]
+    Scram(#[from] crate::auth::ScramError),
+    /// An authentication message would be too long to send.
+    #[error("authentication response too long")]
+    TooLong,
+}
+
+/// A command the application gave that the protocol does not allow now. It does not affect
+/// the connection: the machine's state is unchanged.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// The command is not allowed in the current state.
+    #[error("cannot {command} while {state}")]
+    NotAllowed {
+        /// What was attempted.
+        command: &'static str,
+        /// What the machine is doing.
+        state: &'static str,
+    },
+    /// The connection has failed or been closed; no command can be sent.
+    #[error("connection is closed")]
+    Closed,
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A value could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// "SQLSTATE: message" for an error's display, with invalid UTF-8 replaced.
+pub(crate) fn summary(f: &crate::ErrorFields) -> String {
+    let code = String::from_utf8_lossy(f.code().unwrap_or(b"?????"));
+    let msg = String::from_utf8_lossy(f.message().unwrap_or_default());
+    let sev = String::from_utf8_lossy(f.severity_nonlocalized().unwrap_or(b"ERROR"));
+    format!("{sev} {code}: {msg}")
 }

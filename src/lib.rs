@@ -4,7 +4,9 @@
 //! owns the I/O, and the same core serves drivers, servers, poolers, proxies and fuzzers.
 //!
 //! This release provides the foundation: incremental framing with per-message length limits and
-//! a complete codec for every message of both directions.
+//! a complete codec for every message of both directions. The [`auth`] module holds the password
+//! authentication computations (SCRAM-SHA-256 with and without channel binding, MD5, cleartext)
+//! for both roles.
 //!
 //! # Decoding
 //!
@@ -57,15 +59,21 @@
 //! body with a [`DecodeError`] naming the message and field. See [`Limits`] for the defaults,
 //! which are PostgreSQL's own.
 
+pub mod auth;
+mod client;
 mod codec;
 mod decoder;
 mod error;
 mod limits;
 mod message;
 
+pub use client::{
+    AuthMethod, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption, RequestId,
+    RequireAuth, RequireAuthParseError,
+};
 pub use codec::Encode;
 pub use decoder::{BackendDecoder, BackendMessageRef, Frame, FrontendDecoder};
-pub use error::{DecodeError, EncodeError, Tag};
+pub use error::{AuthError, DecodeError, EncodeError, Error, Tag, UsageError};
 pub use limits::{Limits, LARGE_MESSAGE_LIMIT};
 pub use message::auth::{Authentication, SaslMechanisms};
 pub use message::backend::{

@@ -1,0 +1,798 @@
+//! The client role: the frontend side of the protocol as a state machine.
+//!
+//! [`Client`] takes the bytes a server sends and the application's commands, and gives back
+//! events and the bytes to send. It owns the protocol's rules: the start-up and encryption
+//! handshake, authentication (cleartext, MD5 and SCRAM-SHA-256(-PLUS) computed inside; GSS, SSPI
+//! and OAUTHBEARER passed through), version negotiation, and matching each response to the
+//! request it answers, through pipelines, errors and COPY.
+//!
+//! # The run loop
+//!
+//! After every input ([`Client::receive`], [`Client::receive_eof`], [`Client::tls_established`])
+//! and every command ([`Client::query`], [`Client::parse`], ...), the application MUST drain
+//! [`Client::poll_event`] until it returns `Ok(None)`, then drain [`Client::poll_transmit`] and
+//! write those bytes to the server.
+
+mod config;
+mod pipeline;
+mod startup;
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+pub use config::{
+    AuthMethod, ChannelBindingPolicy, ClientConfig, Encryption, RequireAuth, RequireAuthParseError,
+};
+pub use pipeline::RequestId;
+
+use crate::codec::Encode;
+use crate::decoder::BackendDecoder;
+use crate::error::{Error, UsageError};
+use crate::message::auth::Authentication;
+use crate::message::backend::{
+    BackendKeyData, BackendMessage, NotificationResponse, ParameterStatus,
+};
+use crate::message::common::{ProtocolVersion, Target, TransactionStatus};
+use crate::message::fields::ErrorFields;
+use crate::message::frontend::{
+    Bind, Close, CopyData, CopyFail, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query,
+};
+use crate::message::startup::CancelRequest;
+use pipeline::{Kind, Pipeline};
+use startup::Startup;
+
+/// What the client tells the application.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The server answered SSLRequest. If `accepted`, the I/O layer MUST now perform the TLS
+    /// handshake and then call [`Client::tls_established`]; until then the client sends and
+    /// accepts nothing.
+    SslResponse {
+        /// Whether the server will do TLS.
+        accepted: bool,
+    },
+    /// The server answered GSSENCRequest. If `accepted`, the I/O layer MUST now establish GSSAPI
+    /// encryption and then call [`Client::gss_established`].
+    GssEncResponse {
+        /// Whether the server will do GSSAPI encryption.
+        accepted: bool,
+    },
+    /// The server asks for an authentication step this crate does not compute itself (GSSAPI,
+    /// SSPI, or a SASL mechanism other than SCRAM). The application answers with
+    /// [`Client::send_auth_response`].
+    AuthenticationRequest(Authentication),
+    /// The server negotiated the protocol down: the session continues with this version.
+    ProtocolNegotiated {
+        /// The version in force from now on.
+        version: ProtocolVersion,
+        /// The protocol options (`_pq_.`) the server did not recognise.
+        unrecognized: Vec<Bytes>,
+    },
+    /// Authentication succeeded.
+    Authenticated {
+        /// How.
+        method: AuthMethod,
+    },
+    /// A run-time parameter's value (at start-up, or after it changed).
+    ParameterStatus(ParameterStatus),
+    /// The key needed to cancel queries on this connection.
+    BackendKeyData(BackendKeyData),
+    /// Start-up is complete: the connection is ready for queries.
+    Connected {
+        /// The transaction status (normally idle).
+        status: TransactionStatus,
+    },
+    /// A notice or warning from the server.
+    Notice(ErrorFields),
+    /// A NOTIFY on a channel this session listens to.
+    Notification(NotificationResponse),
+    /// A response to a request. `message` is one of the response messages (ParseComplete,
+    /// RowDescription, DataRow, CommandComplete, ErrorResponse, CopyInResponse, CopyData,
+    /// ReadyForQuery...). An ErrorResponse here ends the request; ReadyForQuery ends a Query, a
+    /// Sync or a FunctionCall.
+    Response {
+        /// The request answered.
+        request: RequestId,
+        /// The response.
+        message: BackendMessage,
+    },
+    /// The server discarded this request, because an earlier request in the same pipeline failed
+    /// (everything up to the next Sync is skipped).
+    Skipped {
+        /// The request skipped.
+        request: RequestId,
+    },
+    /// An ErrorResponse when no request was in flight (for example, the server shutting down).
+    UnsolicitedError(ErrorFields),
+    /// The connection ended cleanly: the server closed it after Terminate.
+    Closed,
+}
+
+/// A COPY in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copy {
+    /// COPY FROM STDIN: the client sends data until it sends CopyDone or CopyFail.
+    In {
+        request: RequestId,
+        client_done: bool,
+    },
+    /// COPY TO STDOUT: the server sends data until CopyDone.
+    Out {
+        request: RequestId,
+        server_done: bool,
+    },
+    /// CopyBoth (replication): both send data until each sends CopyDone.
+    Both {
+        request: RequestId,
+        client_done: bool,
+        server_done: bool,
+    },
+}
+
+/// Where the connection is.
+#[derive(Debug)]
+enum Phase {
+    /// Start-up: encryption, authentication, and waiting for the first ReadyForQuery.
+    Startup(Box<Startup>),
+    /// Connected.
+    Ready,
+    /// Terminate was sent; the server will close.
+    Terminating,
+    /// The connection is over.
+    Closed,
+}
+
+/// The frontend state machine. See the [module docs](self) for the run loop.
+///
+/// ```
+/// use pgproto::{Client, ClientConfig, ClientEvent};
+///
+/// let mut client = Client::new(ClientConfig::new("alice")).unwrap();
+/// let startup = client.poll_transmit().unwrap(); // the StartupMessage
+/// assert_eq!(&startup[4..8], &[0, 3, 0, 0]);
+/// // A trusting server: AuthenticationOk, then ReadyForQuery (idle).
+/// client.receive(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I");
+/// let mut events = Vec::new();
+/// while let Some(e) = client.poll_event().unwrap() {
+///     events.push(e);
+/// }
+/// assert!(matches!(events.last(), Some(ClientEvent::Connected { .. })));
+/// let q = client.query("SELECT 1").unwrap();
+/// assert!(client.poll_transmit().is_some());
+/// # let _ = q;
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    decoder: BackendDecoder,
+    out: BytesMut,
+    phase: Phase,
+    pipeline: Pipeline,
+    copy: Option<Copy>,
+    events: VecDeque<ClientEvent>,
+    error: Option<Error>,
+    eof: bool,
+    status: Option<TransactionStatus>,
+    version: ProtocolVersion,
+    auth_method: Option<AuthMethod>,
+    backend_key: Option<BackendKeyData>,
+    /// Parameter names and values, stored compactly (they outlive the frames they came in).
+    params: Vec<(Box<str>, Box<str>)>,
+    tls: bool,
+    scratch: Vec<RequestId>,
+}
+
+impl Client {
+    /// A client that will start the connection described by `config`. The first bytes to send
+    /// (SSLRequest, GSSENCRequest or StartupMessage) are queued at once, except with
+    /// [`Encryption::DirectSsl`], where the TLS handshake comes first.
+    ///
+    /// Fails if the configuration cannot be sent: a NUL inside a parameter, or protocol versions
+    /// other than 3.0 and 3.2 (or a minimum above the maximum).
+    pub fn new(config: ClientConfig) -> Result<Self, UsageError> {
+        let mut decoder = BackendDecoder::with_limits(config.limits);
+        let mut out = BytesMut::new();
+        let startup = Startup::new(config, &mut decoder, &mut out)?;
+        Ok(Self {
+            decoder,
+            out,
+            phase: Phase::Startup(Box::new(startup)),
+            pipeline: Pipeline::default(),
+            copy: None,
+            events: VecDeque::new(),
+            error: None,
+            eof: false,
+            status: None,
+            version: ProtocolVersion::V3_0,
+            auth_method: None,
+            backend_key: None,
+            params: Vec::new(),
+            tls: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    // ---- (A) getters ----
+
+    /// The transaction status from the last ReadyForQuery; `None` before start-up completes.
+    pub fn transaction_status(&self) -> Option<TransactionStatus> {
+        self.status
+    }
+
+    /// The protocol version in force.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// How the server authenticated us, once it has.
+    pub fn auth_method(&self) -> Option<AuthMethod> {
+        self.auth_method
+    }
+
+    /// The cancel key the server sent.
+    pub fn backend_key(&self) -> Option<&BackendKeyData> {
+        self.backend_key.as_ref()
+    }
+
+    /// The last reported value of a run-time parameter (`server_version`, `client_encoding`...).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Whether start-up has completed and the connection is usable.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready) && self.error.is_none()
+    }
+
+    /// Whether the transport is encrypted with TLS (as reported by the I/O layer).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The number of requests waiting for their answer.
+    pub fn pending_requests(&self) -> usize {
+        self.pipeline.len()
+    }
+
+    /// The number of ReadyForQuery messages still expected.
+    pub fn pending_sync_points(&self) -> usize {
+        self.pipeline.sync_points()
+    }
+
+    /// Whether bytes are waiting in [`Client::poll_transmit`].
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// A CancelRequest for this connection, to send on a new connection to the same server; `None`
+    /// until the server has sent its key.
+    pub fn cancel_request(&self) -> Option<CancelRequest> {
+        let k = self.backend_key.as_ref()?;
+        CancelRequest::new(k.process_id(), k.secret_key()).ok()
+    }
+
+    // ---- (B) input ----
+
+    /// Buffers bytes received from the server. Never fails: problems surface from
+    /// [`Client::poll_event`].
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.error.is_none() && !matches!(self.phase, Phase::Closed) {
+            self.decoder.receive(data);
+        }
+    }
+
+    /// Records that the server closed the connection.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The I/O layer finished the TLS handshake (after [`ClientEvent::SslResponse`] accepted it,
+    /// or first of all with [`Encryption::DirectSsl`]). `server_end_point` is the
+    /// tls-server-end-point channel-binding data: the hash of the server's certificate (RFC 5929),
+    /// or `None` if it is not available.
+    pub fn tls_established(&mut self, server_end_point: Option<Vec<u8>>) -> Result<(), UsageError> {
+        let Phase::Startup(s) = &mut self.phase else {
+            return Err(UsageError::NotAllowed {
+                command: "establish TLS",
+                state: self.state_name(),
+            });
+        };
+        match s.encryption_established(true, server_end_point, &mut self.decoder, &mut self.out) {
+            Ok(()) => {
+                self.tls = true;
+                Ok(())
+            }
+            Err(Ok(e)) => Err(e),
+            Err(Err(e)) => {
+                self.error = Some(e);
+                Ok(())
+            }
+        }
+    }
+
+    /// The I/O layer established GSSAPI encryption after [`ClientEvent::GssEncResponse`].
+    pub fn gss_established(&mut self) -> Result<(), UsageError> {
+        let Phase::Startup(s) = &mut self.phase else {
+            return Err(UsageError::NotAllowed {
+                command: "establish GSSAPI encryption",
+                state: self.state_name(),
+            });
+        };
+        match s.encryption_established(false, None, &mut self.decoder, &mut self.out) {
+            Ok(()) => Ok(()),
+            Err(Ok(e)) => Err(e),
+            Err(Err(e)) => {
+                self.error = Some(e);
+                Ok(())
+            }
+        }
+    }
+
+    // ---- (C) commands ----
+
+    fn check_command(&self, command: &'static str) -> Result<(), UsageError> {
+        if self.error.is_some() {
+            return Err(UsageError::Closed);
+        }
+        match self.phase {
+            Phase::Ready => {}
+            Phase::Closed | Phase::Terminating => return Err(UsageError::Closed),
+            Phase::Startup(_) => {
+                return Err(UsageError::NotAllowed {
+                    command,
+                    state: "starting up",
+                })
+            }
+        }
+        if let Some(
+            Copy::In {
+                client_done: false, ..
+            }
+            | Copy::Both {
+                client_done: false, ..
+            },
+        ) = self.copy
+        {
+            return Err(UsageError::NotAllowed {
+                command,
+                state: "copying data to the server",
+            });
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, kind: Kind, msg: &dyn Encode) -> RequestId {
+        msg.encode(&mut self.out);
+        let id = self.pipeline.allocate();
+        if !self.pipeline.push(id, kind) {
+            self.events.push_back(ClientEvent::Skipped { request: id });
+        }
+        id
+    }
+
+    /// Sends a simple Query (one or more statements).
+    pub fn query(&mut self, sql: &str) -> Result<RequestId, UsageError> {
+        self.check_command("send Query")?;
+        let m = Query::new(sql)?;
+        Ok(self.request(Kind::Query, &m))
+    }
+
+    /// Sends Parse: prepares `sql` as statement `name` (empty for the unnamed statement).
+    pub fn parse(
+        &mut self,
+        name: &str,
+        sql: &str,
+        param_types: &[u32],
+    ) -> Result<RequestId, UsageError> {
+        self.check_command("send Parse")?;
+        let m = Parse::new(name, sql, param_types)?;
+        Ok(self.request(Kind::Parse, &m))
+    }
+
+    /// Sends Bind.
+    pub fn bind(&mut self, bind: &Bind) -> Result<RequestId, UsageError> {
+        self.check_command("send Bind")?;
+        Ok(self.request(Kind::Bind, bind))
+    }
+
+    /// Sends Describe of a statement or portal.
+    pub fn describe(&mut self, target: Target, name: &str) -> Result<RequestId, UsageError> {
+        self.check_command("send Describe")?;
+        let m = Describe::new(target, name)?;
+        let kind = match target {
+            Target::Statement => Kind::DescribeStatement,
+            Target::Portal => Kind::DescribePortal,
+        };
+        Ok(self.request(kind, &m))
+    }
+
+    /// Sends Execute: runs `portal`, returning at most `max_rows` rows (0 for all).
+    pub fn execute(&mut self, portal: &str, max_rows: i32) -> Result<RequestId, UsageError> {
+        self.check_command("send Execute")?;
+        let m = Execute::new(portal, max_rows)?;
+        Ok(self.request(Kind::Execute, &m))
+    }
+
+    /// Sends Close of a statement or portal.
+    pub fn close(&mut self, target: Target, name: &str) -> Result<RequestId, UsageError> {
+        self.check_command("send Close")?;
+        let m = Close::new(target, name)?;
+        Ok(self.request(Kind::Close, &m))
+    }
+
+    /// Sends Sync: ends an extended-query pipeline segment; answered by ReadyForQuery.
+    pub fn sync(&mut self) -> Result<RequestId, UsageError> {
+        self.check_command("send Sync")?;
+        Ok(self.request(Kind::Sync, &FrontendMessage::Sync))
+    }
+
+    /// Sends Flush: asks the server to send what it has buffered. No response of its own.
+    pub fn flush(&mut self) -> Result<(), UsageError> {
+        self.check_command("send Flush")?;
+        FrontendMessage::Flush.encode(&mut self.out);
+        Ok(())
+    }
+
+    /// Sends a FunctionCall.
+    pub fn function_call(&mut self, call: &FunctionCall) -> Result<RequestId, UsageError> {
+        self.check_command("send FunctionCall")?;
+        Ok(self.request(Kind::FunctionCall, call))
+    }
+
+    fn copy_sending(&self) -> Result<(), UsageError> {
+        if self.error.is_some() {
+            return Err(UsageError::Closed);
+        }
+        match self.copy {
+            Some(Copy::In {
+                client_done: false, ..
+            })
+            | Some(Copy::Both {
+                client_done: false, ..
+            }) => Ok(()),
+            _ => Err(UsageError::NotAllowed {
+                command: "send COPY data",
+                state: if self.copy.is_some() {
+                    "in COPY without a client data stream"
+                } else {
+                    "not in COPY"
+                },
+            }),
+        }
+    }
+
+    /// Sends CopyData during COPY FROM STDIN or CopyBoth.
+    pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.copy_sending()?;
+        CopyData::new(Bytes::copy_from_slice(data))?.encode(&mut self.out);
+        Ok(())
+    }
+
+    /// Sends CopyDone: the client's data is complete.
+    pub fn copy_done(&mut self) -> Result<(), UsageError> {
+        self.copy_sending()?;
+        FrontendMessage::CopyDone.encode(&mut self.out);
+        self.set_client_copy_done();
+        Ok(())
+    }
+
+    /// Sends CopyFail: aborts COPY FROM STDIN with `message`.
+    pub fn copy_fail(&mut self, message: &str) -> Result<(), UsageError> {
+        self.copy_sending()?;
+        CopyFail::new(message)?.encode(&mut self.out);
+        self.set_client_copy_done();
+        Ok(())
+    }
+
+    fn set_client_copy_done(&mut self) {
+        match &mut self.copy {
+            Some(Copy::In { client_done, .. }) | Some(Copy::Both { client_done, .. }) => {
+                *client_done = true
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers an [`ClientEvent::AuthenticationRequest`] with a GSSResponse,
+    /// SASLInitialResponse or SASLResponse that the application computed.
+    pub fn send_auth_response(&mut self, message: &FrontendMessage) -> Result<(), UsageError> {
+        if self.error.is_some() {
+            return Err(UsageError::Closed);
+        }
+        let Phase::Startup(s) = &mut self.phase else {
+            return Err(UsageError::NotAllowed {
+                command: "send an authentication response",
+                state: self.state_name(),
+            });
+        };
+        s.external_response(message, &mut self.out)
+    }
+
+    /// Sends Terminate. The server then closes the connection, which the I/O layer reports with
+    /// [`Client::receive_eof`].
+    pub fn terminate(&mut self) -> Result<(), UsageError> {
+        if matches!(self.phase, Phase::Closed | Phase::Terminating) {
+            return Err(UsageError::Closed);
+        }
+        FrontendMessage::Terminate.encode(&mut self.out);
+        self.phase = Phase::Terminating;
+        Ok(())
+    }
+
+    // ---- (D) output ----
+
+    /// The bytes to send to the server, whole messages only; `None` when there are none.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            if self.out.capacity() > 0 && self.pipeline.is_empty() {
+                self.out = BytesMut::new();
+            }
+            return None;
+        }
+        Some(self.out.split().freeze())
+    }
+
+    /// The next event, `Ok(None)` when more input is needed. Events decoded before an error are
+    /// delivered first; then the error, from this and every later call.
+    pub fn poll_event(&mut self) -> Result<Option<ClientEvent>, Error> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            if let Some(e) = &self.error {
+                return Err(e.clone());
+            }
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    self.phase = Phase::Closed;
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    fn state_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Startup(s) => s.state_name(),
+            Phase::Ready => match self.copy {
+                Some(Copy::In { .. }) => "in COPY FROM STDIN",
+                Some(Copy::Out { .. }) => "in COPY TO STDOUT",
+                Some(Copy::Both { .. }) => "in CopyBoth",
+                None if self.pipeline.is_empty() => "idle",
+                None => "waiting for responses",
+            },
+            Phase::Terminating => "terminating",
+            Phase::Closed => "closed",
+        }
+    }
+
+    /// Decodes and handles at most one message. `Ok(false)` means more input is needed.
+    fn step(&mut self) -> Result<bool, Error> {
+        if let Phase::Startup(s) = &self.phase {
+            if s.blocks_input() {
+                return if self.eof {
+                    Err(Error::UnexpectedEof {
+                        state: s.state_name(),
+                    })
+                } else {
+                    Ok(false)
+                };
+            }
+            if let Some(r) = s.check_legacy_error(&self.decoder, self.eof) {
+                return r;
+            }
+        }
+        let Some(msg) = self.decoder.next()? else {
+            return self.at_end_of_input();
+        };
+        match &mut self.phase {
+            Phase::Startup(s) => {
+                let done = s.handle(msg, &mut self.decoder, &mut self.out, &mut self.events)?;
+                if let Some(done) = done {
+                    self.version = done.version;
+                    self.auth_method = Some(done.method);
+                    self.backend_key = done.backend_key;
+                    self.params = done.params;
+                    self.status = Some(done.status);
+                    self.tls = done.tls;
+                    self.phase = Phase::Ready;
+                }
+            }
+            Phase::Ready | Phase::Terminating => self.handle_ready(msg)?,
+            Phase::Closed => {}
+        }
+        Ok(true)
+    }
+
+    fn at_end_of_input(&mut self) -> Result<bool, Error> {
+        if !self.eof {
+            return Ok(false);
+        }
+        if self.decoder.buffered_len() > 0 {
+            return Err(Error::UnexpectedEof {
+                state: "receiving a message",
+            });
+        }
+        match self.phase {
+            Phase::Terminating => {
+                self.phase = Phase::Closed;
+                self.events.push_back(ClientEvent::Closed);
+                Ok(true)
+            }
+            Phase::Closed => Ok(false),
+            _ => Err(Error::UnexpectedEof {
+                state: self.state_name(),
+            }),
+        }
+    }
+
+    fn unexpected(&self, msg: &BackendMessage) -> Error {
+        Error::UnexpectedMessage {
+            state: self.state_name(),
+            message: msg.name(),
+        }
+    }
+
+    fn respond(&mut self, request: RequestId, message: BackendMessage) {
+        self.events
+            .push_back(ClientEvent::Response { request, message });
+    }
+
+    fn handle_ready(&mut self, msg: BackendMessage) -> Result<(), Error> {
+        // Asynchronous messages may arrive at any time after start-up.
+        match msg {
+            BackendMessage::NoticeResponse(f) => {
+                self.events.push_back(ClientEvent::Notice(f));
+                return Ok(());
+            }
+            BackendMessage::NotificationResponse(n) => {
+                self.events.push_back(ClientEvent::Notification(n));
+                return Ok(());
+            }
+            BackendMessage::ParameterStatus(p) => {
+                startup::store_param(&mut self.params, &p);
+                self.events.push_back(ClientEvent::ParameterStatus(p));
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(front) = self.pipeline.front() else {
+            return match msg {
+                BackendMessage::ErrorResponse(f) => {
+                    self.events.push_back(ClientEvent::UnsolicitedError(f));
+                    Ok(())
+                }
+                other => Err(self.unexpected(&other)),
+            };
+        };
+        if let Some(copy) = self.copy {
+            return self.handle_copy(copy, front.id, msg);
+        }
+        use BackendMessage as B;
+        match (front.kind, msg) {
+            (kind, B::ErrorResponse(f)) => {
+                self.respond(front.id, B::ErrorResponse(f));
+                if !kind.ends_with_ready() {
+                    self.pipeline.pop();
+                    if kind.is_extended() {
+                        self.discard();
+                    }
+                }
+            }
+            (kind, B::ReadyForQuery(s)) if kind.ends_with_ready() => {
+                self.pipeline.pop();
+                self.pipeline.shrink();
+                self.status = Some(s);
+                self.respond(front.id, B::ReadyForQuery(s));
+            }
+            (
+                Kind::Query,
+                m @ (B::RowDescription(_)
+                | B::DataRow(_)
+                | B::CommandComplete(_)
+                | B::EmptyQueryResponse),
+            )
+            | (Kind::Execute, m @ B::DataRow(_))
+            | (Kind::DescribeStatement, m @ B::ParameterDescription(_))
+            | (Kind::FunctionCall, m @ B::FunctionCallResponse(_)) => self.respond(front.id, m),
+            (
+                Kind::Query | Kind::Execute,
+                m @ (B::CopyInResponse(_) | B::CopyOutResponse(_) | B::CopyBothResponse(_)),
+            ) => {
+                self.copy = Some(match m {
+                    B::CopyInResponse(_) => Copy::In {
+                        request: front.id,
+                        client_done: false,
+                    },
+                    B::CopyOutResponse(_) => Copy::Out {
+                        request: front.id,
+                        server_done: false,
+                    },
+                    _ => Copy::Both {
+                        request: front.id,
+                        client_done: false,
+                        server_done: false,
+                    },
+                });
+                self.respond(front.id, m);
+            }
+            (Kind::Parse, m @ B::ParseComplete)
+            | (Kind::Bind, m @ B::BindComplete)
+            | (Kind::Close, m @ B::CloseComplete)
+            | (
+                Kind::DescribeStatement | Kind::DescribePortal,
+                m @ (B::RowDescription(_) | B::NoData),
+            )
+            | (
+                Kind::Execute,
+                m @ (B::CommandComplete(_) | B::EmptyQueryResponse | B::PortalSuspended),
+            ) => {
+                self.pipeline.pop();
+                self.respond(front.id, m);
+            }
+            (_, m) => return Err(self.unexpected(&m)),
+        }
+        Ok(())
+    }
+
+    /// Reports the requests the server discards after an extended-query error.
+    fn discard(&mut self) {
+        self.scratch.clear();
+        self.pipeline.discard_until_sync(&mut self.scratch);
+        for id in self.scratch.drain(..) {
+            self.events.push_back(ClientEvent::Skipped { request: id });
+        }
+    }
+
+    fn handle_copy(
+        &mut self,
+        copy: Copy,
+        front: RequestId,
+        msg: BackendMessage,
+    ) -> Result<(), Error> {
+        use BackendMessage as B;
+        let request = match copy {
+            Copy::In { request, .. } | Copy::Out { request, .. } | Copy::Both { request, .. } => {
+                request
+            }
+        };
+        debug_assert_eq!(request, front);
+        let server_sending = match copy {
+            Copy::Out { server_done, .. } | Copy::Both { server_done, .. } => !server_done,
+            Copy::In { .. } => false,
+        };
+        let client_done = match copy {
+            Copy::In { client_done, .. } | Copy::Both { client_done, .. } => client_done,
+            Copy::Out { .. } => true,
+        };
+        match msg {
+            m @ B::CopyData(_) if server_sending => self.respond(request, m),
+            B::CopyDone if server_sending => {
+                if let Some(Copy::Out { server_done, .. } | Copy::Both { server_done, .. }) =
+                    &mut self.copy
+                {
+                    *server_done = true;
+                }
+                self.respond(request, B::CopyDone);
+            }
+            B::ErrorResponse(f) => {
+                // The COPY failed; the request continues as after any error.
+                self.copy = None;
+                self.handle_ready(B::ErrorResponse(f))?;
+            }
+            m @ B::CommandComplete(_) if !server_sending && client_done => {
+                self.copy = None;
+                self.handle_ready(m)?;
+            }
+            m => return Err(self.unexpected(&m)),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Matching backend responses to the requests that caused them.
+//!
+//! Every command that the backend answers is queued here in the order it was sent. The backend
+//! answers strictly in order, so the request at the front of the queue owns each response. Two
+//! rules of PostgreSQL's `postgres.c` shape the bookkeeping:
+//!
+//! - After an error in an extended-query message, the backend discards every message until the
+//!   next Sync (`ignore_till_sync`). The requests it discards are reported as skipped.
+//! - A simple Query, a FunctionCall and a Sync each end with ReadyForQuery.
+
+use std::collections::VecDeque;
+
+/// Identifies a request sent through [`Client`](crate::Client). Every response event names the
+/// request it answers. Ids increase by one per request, starting at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The id as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What kind of request is waiting for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Simple Query: any number of result sets, then ReadyForQuery.
+    Query,
+    /// Parse: ParseComplete.
+    Parse,
+    /// Bind: BindComplete.
+    Bind,
+    /// Describe of a statement: ParameterDescription, then RowDescription or NoData.
+    DescribeStatement,
+    /// Describe of a portal: RowDescription or NoData.
+    DescribePortal,
+    /// Execute: DataRows, then CommandComplete, EmptyQueryResponse or PortalSuspended (or COPY).
+    Execute,
+    /// Close: CloseComplete.
+    Close,
+    /// Sync: ReadyForQuery.
+    Sync,
+    /// FunctionCall: FunctionCallResponse, then ReadyForQuery.
+    FunctionCall,
+}
+
+impl Kind {
+    /// Whether the backend skips this request after an extended-query error (everything but
+    /// Sync).
+    pub(crate) fn skipped_after_error(self) -> bool {
+        self != Self::Sync
+    }
+
+    /// Whether an error in this request makes the backend discard messages until Sync.
+    pub(crate) fn is_extended(self) -> bool {
+        matches!(
+            self,
+            Self::Parse
+                | Self::Bind
+                | Self::DescribeStatement
+                | Self::DescribePortal
+                | Self::Execute
+                | Self::Close
+        )
+    }
+
+    /// Whether ReadyForQuery answers this request.
+    pub(crate) fn ends_with_ready(self) -> bool {
+        matches!(self, Self::Query | Self::Sync | Self::FunctionCall)
+    }
+}
+
+/// A request waiting for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) id: RequestId,
+    pub(crate) kind: Kind,
+}
+
+/// The queue of requests in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Pipeline {
+    next_id: u64,
+    queue: VecDeque<Pending>,
+    /// The backend is discarding messages until Sync, and no Sync has been sent since.
+    discarding: bool,
+}
+
+impl Pipeline {
+    /// Allocates an id for a new request.
+    pub(crate) fn allocate(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    /// Records a request just sent. Returns `false` when the backend is known to discard it
+    /// (an extended-query error is pending and no Sync has been sent since): the caller reports
+    /// it as skipped at once.
+    pub(crate) fn push(&mut self, id: RequestId, kind: Kind) -> bool {
+        if self.discarding && kind.skipped_after_error() {
+            return false;
+        }
+        if kind == Kind::Sync {
+            self.discarding = false;
+        }
+        self.queue.push_back(Pending { id, kind });
+        true
+    }
+
+    /// The request the next response belongs to.
+    pub(crate) fn front(&self) -> Option<Pending> {
+        self.queue.front().copied()
+    }
+
+    /// Removes the front request: it has been answered.
+    pub(crate) fn pop(&mut self) -> Option<Pending> {
+        self.queue.pop_front()
+    }
+
+    /// After an error in an extended-query request (already popped): removes every request the
+    /// backend will now discard, up to the next Sync, and returns their ids.
+    pub(crate) fn discard_until_sync(&mut self, out: &mut Vec<RequestId>) {
+        while let Some(p) = self.queue.front() {
+            if p.kind == Kind::Sync {
+                return;
+            }
+            out.push(p.id);
+            self.queue.pop_front();
+        }
+        self.discarding = true;
+    }
+
+    /// The number of requests in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is in flight.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The number of requests in flight that end with ReadyForQuery.
+    pub(crate) fn sync_points(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|p| p.kind.ends_with_ready())
+            .count()
+    }
+
+    /// Releases the queue's memory when it is empty (an idle connection keeps no buffer).
+    pub(crate) fn shrink(&mut self) {
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_discards_until_sync_and_later_requests() {
+        let mut p = Pipeline::default();
+        let ids: Vec<_> = [
+            Kind::Parse,
+            Kind::Bind,
+            Kind::Execute,
+            Kind::Sync,
+            Kind::Parse,
+        ]
+        .into_iter()
+        .map(|k| {
+            let id = p.allocate();
+            assert!(p.push(id, k));
+            id
+        })
+        .collect();
+        assert_eq!(p.pop().unwrap().id, ids[0]);
+        let mut skipped = Vec::new();
+        p.discard_until_sync(&mut skipped);
+        assert_eq!(skipped, [ids[1], ids[2]]);
+        assert_eq!(p.front().unwrap().id, ids[3]);
+        assert_eq!(p.sync_points(), 1);
+
+        // An error with no Sync behind it: later requests are discarded until one is sent.
+        let mut p = Pipeline::default();
+        let a = p.allocate();
+        p.push(a, Kind::Parse);
+        p.pop();
+        p.discard_until_sync(&mut skipped);
+        let b = p.allocate();
+        assert!(!p.push(b, Kind::Bind));
+        let c = p.allocate();
+        assert!(p.push(c, Kind::Sync));
+        let d = p.allocate();
+        assert!(p.push(d, Kind::Parse));
+        assert_eq!(p.len(), 2);
+    }
+}

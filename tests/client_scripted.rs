@@ -1,0 +1,873 @@
+//! The client role against a scripted server: every byte the "server" sends is written here,
+//! which is how a hostile or broken server is imitated. Honest exchanges use the crate's own
+//! server-side SCRAM; the live tests against real PostgreSQL servers are in `client_live.rs`.
+
+use bytes::{Bytes, BytesMut};
+use pgproto::auth::{ScramServer, ScramVerifier};
+use pgproto::{
+    AuthError, AuthMethod, Authentication, BackendKeyData, BackendMessage, ChannelBindingPolicy,
+    Client, ClientConfig, ClientEvent, CommandComplete, CopyResponse, DataRow, DecodeError, Encode,
+    Encryption, Error, ErrorFields, FieldCode, Format, FormatCodes, FrontendDecoder,
+    FrontendMessage, Limits, NegotiateProtocolVersion, ParameterStatus, ProtocolVersion,
+    RequireAuth, SaslMechanisms, Target, TransactionStatus, UsageError,
+};
+
+fn encode(msgs: &[BackendMessage]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for m in msgs {
+        m.encode(&mut out);
+    }
+    out.to_vec()
+}
+
+/// Drains events until `Ok(None)` or an error.
+fn drain(c: &mut Client) -> (Vec<ClientEvent>, Option<Error>) {
+    let mut events = Vec::new();
+    loop {
+        match c.poll_event() {
+            Ok(Some(e)) => events.push(e),
+            Ok(None) => return (events, None),
+            Err(e) => return (events, Some(e)),
+        }
+    }
+}
+
+/// Everything the client has queued, decoded as frontend messages.
+fn sent(c: &mut Client, dec: &mut FrontendDecoder) -> Vec<FrontendMessage> {
+    let mut out = Vec::new();
+    while let Some(b) = c.poll_transmit() {
+        dec.receive(&b);
+    }
+    while let Some(m) = dec.next().unwrap() {
+        out.push(m);
+    }
+    out
+}
+
+fn error(code: &str, severity: &str) -> BackendMessage {
+    BackendMessage::ErrorResponse(
+        ErrorFields::new([
+            (FieldCode::Severity, severity),
+            (FieldCode::Code, code),
+            (FieldCode::Message, "boom"),
+        ])
+        .unwrap(),
+    )
+}
+
+fn ready(s: TransactionStatus) -> BackendMessage {
+    BackendMessage::ReadyForQuery(s)
+}
+
+fn after_auth() -> Vec<BackendMessage> {
+    vec![
+        BackendMessage::Authentication(Authentication::Ok),
+        BackendMessage::ParameterStatus(ParameterStatus::new("server_version", "18.4").unwrap()),
+        BackendMessage::BackendKeyData(BackendKeyData::new(4242, [1, 2, 3, 4]).unwrap()),
+        ready(TransactionStatus::Idle),
+    ]
+}
+
+/// A client connected to a trusting scripted server.
+fn connected() -> (Client, FrontendDecoder) {
+    let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+    let mut dec = FrontendDecoder::new();
+    let first = sent(&mut c, &mut dec);
+    assert!(matches!(first[..], [FrontendMessage::Startup(_)]));
+    c.receive(&encode(&after_auth()));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    assert!(matches!(events.last(), Some(ClientEvent::Connected { .. })));
+    (c, dec)
+}
+
+fn scram_config() -> ClientConfig {
+    let mut config = ClientConfig::new("alice");
+    config.password = Some(b"pencil".to_vec());
+    config.scram_nonce = Some("rOprNGfwEbeRWgbNEkqO".into());
+    config
+}
+
+/// Runs a SCRAM exchange against `server` up to (not including) the server's final message.
+/// Returns the client, the decoder and the server-final message the honest server would send.
+fn scram_until_final(config: ClientConfig) -> (Client, FrontendDecoder, Vec<u8>, ScramServer) {
+    let mut c = Client::new(config).unwrap();
+    let mut dec = FrontendDecoder::new();
+    sent(&mut c, &mut dec);
+    let mechs = SaslMechanisms::new(["SCRAM-SHA-256"]).unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::Sasl(mechs),
+    )]));
+    assert!(drain(&mut c).1.is_none());
+    dec.expect_auth_response(Some(pgproto::AuthResponseKind::SaslInitial));
+    let [FrontendMessage::SaslInitialResponse(init)] = &sent(&mut c, &mut dec)[..] else {
+        panic!("expected SASLInitialResponse");
+    };
+    assert_eq!(init.mechanism(), b"SCRAM-SHA-256");
+    let verifier = ScramVerifier::new("pencil", b"0123456789abcdef", 4096).unwrap();
+    let mut server = ScramServer::new(verifier)
+        .with_nonce("3rfcNHYJY1ZVvWVs7j")
+        .unwrap();
+    let server_first = server
+        .handle_client_first(
+            init.data().unwrap(),
+            pgproto::auth::ScramMechanism::ScramSha256,
+            None,
+        )
+        .unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::SaslContinue(Bytes::from(server_first)),
+    )]));
+    assert!(drain(&mut c).1.is_none());
+    dec.expect_auth_response(Some(pgproto::AuthResponseKind::Sasl));
+    let [FrontendMessage::SaslResponse(resp)] = &sent(&mut c, &mut dec)[..] else {
+        panic!("expected SASLResponse");
+    };
+    let server_final = server.handle_client_final(resp.data()).unwrap();
+    dec.expect_auth_response(None);
+    (c, dec, server_final, server)
+}
+
+#[test]
+fn trust_start_up_records_parameters_and_key() {
+    let (c, _) = connected();
+    assert_eq!(c.parameter("server_version"), Some("18.4"));
+    assert_eq!(c.backend_key().unwrap().process_id(), 4242);
+    assert_eq!(c.auth_method(), Some(AuthMethod::None));
+    assert_eq!(c.transaction_status(), Some(TransactionStatus::Idle));
+    let cancel = c.cancel_request().unwrap();
+    assert_eq!(cancel.secret_key(), [1, 2, 3, 4]);
+}
+
+#[test]
+fn honest_scram_exchange_connects() {
+    let (mut c, _, server_final, server) = scram_until_final(scram_config());
+    let mut msgs = vec![BackendMessage::Authentication(Authentication::SaslFinal(
+        Bytes::from(server_final),
+    ))];
+    msgs.extend(after_auth());
+    c.receive(&encode(&msgs));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    assert!(server.is_complete());
+    assert!(events.contains(&ClientEvent::Authenticated {
+        method: AuthMethod::ScramSha256
+    }));
+    assert!(c.is_ready());
+}
+
+#[test]
+fn forged_scram_server_signature_is_refused() {
+    let (mut c, _, server_final, _) = scram_until_final(scram_config());
+    // Flip one character of the signature.
+    let mut forged = server_final.clone();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    c.receive(&encode(&[
+        BackendMessage::Authentication(Authentication::SaslFinal(Bytes::from(forged))),
+        BackendMessage::Authentication(Authentication::Ok),
+    ]));
+    let (_, err) = drain(&mut c);
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Scram(_)))),
+        "{err:?}"
+    );
+    // Sticky.
+    assert!(matches!(
+        c.poll_event(),
+        Err(Error::Auth(AuthError::Scram(_)))
+    ));
+    assert!(matches!(c.query("SELECT 1"), Err(UsageError::Closed)));
+}
+
+#[test]
+fn authentication_ok_before_scram_finishes_is_refused() {
+    let (mut c, _, _, _) = scram_until_final(scram_config());
+    c.receive(&encode(&after_auth()));
+    let (events, err) = drain(&mut c);
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Incomplete { .. }))),
+        "{err:?}"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Connected { .. })));
+}
+
+fn scram_with_server_first(server_first: &str) -> Option<Error> {
+    let mut c = Client::new(scram_config()).unwrap();
+    let mechs = SaslMechanisms::new(["SCRAM-SHA-256"]).unwrap();
+    c.receive(&encode(&[
+        BackendMessage::Authentication(Authentication::Sasl(mechs)),
+        BackendMessage::Authentication(Authentication::SaslContinue(Bytes::copy_from_slice(
+            server_first.as_bytes(),
+        ))),
+    ]));
+    drain(&mut c).1
+}
+
+#[test]
+fn server_nonce_must_extend_ours() {
+    let err = scram_with_server_first("r=someoneelse123,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096");
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Scram(_)))),
+        "{err:?}"
+    );
+    let err = scram_with_server_first("r=rOprNGfwEbeRWgbNEkqO,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096");
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Scram(_)))),
+        "a nonce not longer than ours: {err:?}"
+    );
+}
+
+#[test]
+fn absurd_iteration_count_is_refused() {
+    let err = scram_with_server_first(
+        "r=rOprNGfwEbeRWgbNEkqOxyz,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=2000000000",
+    );
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Scram(_)))),
+        "{err:?}"
+    );
+    let err = scram_with_server_first("r=rOprNGfwEbeRWgbNEkqOxyz,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=0");
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Scram(_)))),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn bytes_after_ssl_accept_are_refused() {
+    let mut config = ClientConfig::new("alice");
+    config.encryption = Encryption::Ssl { required: true };
+    let mut c = Client::new(config).unwrap();
+    let first = c.poll_transmit().unwrap();
+    assert_eq!(&first[..], &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    // 'S' followed by an injected plaintext message (CVE-2021-23222).
+    let mut bytes = vec![b'S'];
+    bytes.extend(encode(&[BackendMessage::Authentication(
+        Authentication::Ok,
+    )]));
+    c.receive(&bytes);
+    let (events, err) = drain(&mut c);
+    assert!(events.is_empty());
+    assert!(
+        matches!(
+            err,
+            Some(Error::BufferedBeforeEncryption {
+                what: "SSL",
+                len: 9
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn ssl_accept_then_handshake_then_startup() {
+    let mut config = ClientConfig::new("alice");
+    config.encryption = Encryption::Ssl { required: true };
+    let mut c = Client::new(config).unwrap();
+    let _ = c.poll_transmit();
+    c.receive(b"S");
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none());
+    assert_eq!(events, [ClientEvent::SslResponse { accepted: true }]);
+    assert!(c.poll_transmit().is_none(), "nothing before the handshake");
+    c.tls_established(Some(vec![7; 32])).unwrap();
+    let mut dec = FrontendDecoder::new();
+    assert!(matches!(
+        sent(&mut c, &mut dec)[..],
+        [FrontendMessage::Startup(_)]
+    ));
+    assert!(c.is_tls());
+}
+
+#[test]
+fn ssl_refusals() {
+    // Required: 'N' is fatal.
+    let mut config = ClientConfig::new("alice");
+    config.encryption = Encryption::Ssl { required: true };
+    let mut c = Client::new(config.clone()).unwrap();
+    c.receive(b"N");
+    assert!(matches!(
+        drain(&mut c).1,
+        Some(Error::EncryptionRefused { what: "SSL" })
+    ));
+    // Preferred: 'N' continues in plaintext.
+    config.encryption = Encryption::Ssl { required: false };
+    let mut c = Client::new(config.clone()).unwrap();
+    let _ = c.poll_transmit();
+    c.receive(b"N");
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none());
+    assert_eq!(events, [ClientEvent::SslResponse { accepted: false }]);
+    let mut dec = FrontendDecoder::new();
+    assert!(matches!(
+        sent(&mut c, &mut dec)[..],
+        [FrontendMessage::Startup(_)]
+    ));
+    // An ErrorResponse instead of an answer: reported without its text.
+    let mut c = Client::new(config).unwrap();
+    c.receive(&encode(&[error("XX000", "FATAL")]));
+    let err = drain(&mut c).1.unwrap();
+    assert_eq!(err, Error::EncryptionRequestRejected { what: "SSL" });
+    assert!(!err.to_string().contains("boom"));
+}
+
+#[test]
+fn negotiate_protocol_version_rules() {
+    fn with(
+        max: ProtocolVersion,
+        n: NegotiateProtocolVersion,
+        params: &[(&str, &str)],
+    ) -> (Vec<ClientEvent>, Option<Error>) {
+        let mut config = ClientConfig::new("alice");
+        config.max_protocol_version = max;
+        config.params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut c = Client::new(config).unwrap();
+        c.receive(&encode(&[BackendMessage::NegotiateProtocolVersion(n)]));
+        drain(&mut c)
+    }
+    let npv = |minor, opts: &[&str]| NegotiateProtocolVersion::new(minor, opts.iter()).unwrap();
+    // Above the request.
+    let (_, err) = with(ProtocolVersion::V3_0, npv(2, &[]), &[]);
+    assert!(
+        matches!(err, Some(Error::ProtocolNegotiation { .. })),
+        "{err:?}"
+    );
+    // 3.1 does not exist.
+    let (_, err) = with(ProtocolVersion::V3_2, npv(1, &[]), &[]);
+    assert!(
+        matches!(err, Some(Error::ProtocolNegotiation { .. })),
+        "{err:?}"
+    );
+    // An option that does not start with _pq_.
+    let (_, err) = with(ProtocolVersion::V3_2, npv(0, &["search_path"]), &[]);
+    assert!(
+        matches!(err, Some(Error::ProtocolNegotiation { .. })),
+        "{err:?}"
+    );
+    // A fair downgrade, with an unrecognised option we asked for.
+    let (events, err) = with(
+        ProtocolVersion::V3_2,
+        npv(0, &["_pq_.x"]),
+        &[("_pq_.x", "1")],
+    );
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        events,
+        [ClientEvent::ProtocolNegotiated {
+            version: ProtocolVersion::V3_0,
+            unrecognized: vec![Bytes::from_static(b"_pq_.x")]
+        }]
+    );
+    // Below the minimum.
+    let mut config = ClientConfig::new("alice");
+    config.max_protocol_version = ProtocolVersion::V3_2;
+    config.min_protocol_version = ProtocolVersion::V3_2;
+    let mut c = Client::new(config).unwrap();
+    c.receive(&encode(&[BackendMessage::NegotiateProtocolVersion(npv(
+        0,
+        &[],
+    ))]));
+    assert!(matches!(
+        drain(&mut c).1,
+        Some(Error::ProtocolNegotiation { .. })
+    ));
+    // Twice.
+    let mut config = ClientConfig::new("alice");
+    config.max_protocol_version = ProtocolVersion::V3_2;
+    let mut c = Client::new(config).unwrap();
+    c.receive(&encode(&[
+        BackendMessage::NegotiateProtocolVersion(npv(0, &[])),
+        BackendMessage::NegotiateProtocolVersion(npv(0, &[])),
+    ]));
+    let (events, err) = drain(&mut c);
+    assert_eq!(events.len(), 1, "the first is delivered before the error");
+    assert!(matches!(err, Some(Error::ProtocolNegotiation { .. })));
+}
+
+#[test]
+fn oversized_cancel_key_is_refused() {
+    let mut config = ClientConfig::new("alice");
+    config.max_protocol_version = ProtocolVersion::V3_2;
+    let mut c = Client::new(config).unwrap();
+    // BackendKeyData with a 300-byte key, written by hand (the constructor refuses it).
+    let mut bytes = encode(&[BackendMessage::Authentication(Authentication::Ok)]);
+    bytes.push(b'K');
+    bytes.extend_from_slice(&(4 + 4 + 300i32).to_be_bytes());
+    bytes.extend_from_slice(&7i32.to_be_bytes());
+    bytes.extend_from_slice(&[9; 300]);
+    c.receive(&bytes);
+    let (_, err) = drain(&mut c);
+    assert!(
+        matches!(
+            err,
+            Some(Error::Decode(DecodeError::InvalidLength {
+                message: "BackendKeyData",
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
+    // A 32-byte key is fine in 3.2 ...
+    let mut config = ClientConfig::new("alice");
+    config.max_protocol_version = ProtocolVersion::V3_2;
+    let mut c = Client::new(config).unwrap();
+    let mut msgs = vec![BackendMessage::Authentication(Authentication::Ok)];
+    msgs.push(BackendMessage::BackendKeyData(
+        BackendKeyData::new(7, [5; 32]).unwrap(),
+    ));
+    msgs.push(ready(TransactionStatus::Idle));
+    c.receive(&encode(&msgs));
+    assert!(drain(&mut c).1.is_none());
+    assert_eq!(c.cancel_request().unwrap().secret_key().len(), 32);
+    // ... but not in 3.0.
+    let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+    c.receive(&encode(&msgs));
+    assert!(matches!(drain(&mut c).1, Some(Error::Decode(_))));
+}
+
+#[test]
+fn require_auth_and_channel_binding_policies() {
+    // require_auth=scram-sha-256: a cleartext request is refused before the password is sent.
+    let mut config = ClientConfig::new("alice");
+    config.password = Some(b"pw".to_vec());
+    config.require_auth = "scram-sha-256".parse::<RequireAuth>().unwrap();
+    let mut c = Client::new(config.clone()).unwrap();
+    let _ = c.poll_transmit();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::CleartextPassword,
+    )]));
+    let err = drain(&mut c).1;
+    assert!(
+        matches!(
+            err,
+            Some(Error::Auth(AuthError::MethodNotAllowed {
+                method: "password"
+            }))
+        ),
+        "{err:?}"
+    );
+    assert!(c.poll_transmit().is_none(), "the password must not be sent");
+    // ... and a server that skips authentication is refused.
+    let mut c = Client::new(config).unwrap();
+    c.receive(&encode(&after_auth()));
+    let err = drain(&mut c).1;
+    assert!(
+        matches!(err, Some(Error::Auth(AuthError::Incomplete { .. }))),
+        "{err:?}"
+    );
+    // require_auth=!md5.
+    let mut config = ClientConfig::new("alice");
+    config.password = Some(b"pw".to_vec());
+    config.require_auth = "!md5".parse().unwrap();
+    let mut c = Client::new(config).unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::Md5Password { salt: [1, 2, 3, 4] },
+    )]));
+    assert!(matches!(
+        drain(&mut c).1,
+        Some(Error::Auth(AuthError::MethodNotAllowed { method: "md5" }))
+    ));
+    // channel_binding=require: trust is refused ...
+    let mut config = ClientConfig::new("alice");
+    config.password = Some(b"pw".to_vec());
+    config.channel_binding = ChannelBindingPolicy::Require;
+    let mut c = Client::new(config.clone()).unwrap();
+    c.receive(&encode(&after_auth()));
+    assert!(matches!(
+        drain(&mut c).1,
+        Some(Error::Auth(AuthError::Incomplete { .. }))
+    ));
+    // ... and so is SCRAM without PLUS.
+    let mut c = Client::new(config).unwrap();
+    let _ = c.poll_transmit();
+    let mechs = SaslMechanisms::new(["SCRAM-SHA-256"]).unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::Sasl(mechs),
+    )]));
+    let err = drain(&mut c).1;
+    assert!(
+        matches!(
+            err,
+            Some(Error::Auth(AuthError::ChannelBindingUnavailable { .. }))
+        ),
+        "{err:?}"
+    );
+    assert!(c.poll_transmit().is_none());
+}
+
+#[test]
+fn md5_and_cleartext_passwords_are_sent() {
+    let mut config = ClientConfig::new("postgres");
+    config.password = Some(b"postgres".to_vec());
+    let mut c = Client::new(config.clone()).unwrap();
+    let mut dec = FrontendDecoder::new();
+    sent(&mut c, &mut dec);
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::Md5Password { salt: [1, 2, 3, 4] },
+    )]));
+    assert!(drain(&mut c).1.is_none());
+    dec.expect_auth_response(Some(pgproto::AuthResponseKind::Password));
+    let [FrontendMessage::PasswordMessage(p)] = &sent(&mut c, &mut dec)[..] else {
+        panic!()
+    };
+    assert_eq!(
+        p.password(),
+        pgproto::auth::md5::password_hash("postgres", "postgres", [1, 2, 3, 4]).as_bytes()
+    );
+    // No password configured.
+    config.password = None;
+    let mut c = Client::new(config).unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::CleartextPassword,
+    )]));
+    assert!(matches!(
+        drain(&mut c).1,
+        Some(Error::Auth(AuthError::MissingPassword))
+    ));
+}
+
+#[test]
+fn start_up_errors_and_legacy_servers() {
+    let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+    c.receive(&encode(&[error("28P01", "FATAL")]));
+    let err = drain(&mut c).1.unwrap();
+    let Error::Server(f) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(f.code(), Some(&b"28P01"[..]));
+    assert!(err.to_string().contains("28P01"));
+    // A protocol-2.0 server's error: 'E' and text, no length word.
+    let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+    c.receive(b"EFATAL:  unsupported frontend protocol 3.0");
+    assert!(drain(&mut c).1.is_none(), "waits for the NUL");
+    c.receive(b"\n\0");
+    let err = drain(&mut c).1;
+    assert_eq!(
+        err,
+        Some(Error::LegacyServer {
+            message: "FATAL:  unsupported frontend protocol 3.0".into()
+        })
+    );
+    // Kerberos V5 is not supported.
+    let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::KerberosV5,
+    )]));
+    assert!(matches!(
+        drain(&mut c).1,
+        Some(Error::Auth(AuthError::Unsupported { .. }))
+    ));
+}
+
+#[test]
+fn gss_tokens_pass_through() {
+    let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+    let mut dec = FrontendDecoder::new();
+    sent(&mut c, &mut dec);
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::Gss,
+    )]));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none());
+    assert_eq!(
+        events,
+        [ClientEvent::AuthenticationRequest(Authentication::Gss)]
+    );
+    let token = FrontendMessage::GssResponse(pgproto::GssResponse::new(&b"token"[..]).unwrap());
+    c.send_auth_response(&token).unwrap();
+    dec.expect_auth_response(Some(pgproto::AuthResponseKind::Gss));
+    assert_eq!(sent(&mut c, &mut dec), [token]);
+    c.receive(&encode(&after_auth()));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none());
+    assert!(events.contains(&ClientEvent::Authenticated {
+        method: AuthMethod::Gss
+    }));
+}
+
+fn response(e: &ClientEvent) -> Option<(u64, &'static str)> {
+    match e {
+        ClientEvent::Response { request, message } => Some((request.get(), message.name())),
+        ClientEvent::Skipped { request } => Some((request.get(), "Skipped")),
+        _ => None,
+    }
+}
+
+#[test]
+fn pipelined_requests_are_matched_and_skipped_after_an_error() {
+    let (mut c, mut dec) = connected();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(c.parse("", &format!("SELECT {i}"), &[]).unwrap());
+        let bind = pgproto::Bind::new(
+            "",
+            "",
+            FormatCodes::default(),
+            pgproto::Values::default(),
+            FormatCodes::default(),
+        )
+        .unwrap();
+        ids.push(c.bind(&bind).unwrap());
+        ids.push(c.execute("", 0).unwrap());
+        ids.push(c.sync().unwrap());
+    }
+    assert_eq!(c.pending_sync_points(), 3);
+    assert_eq!(sent(&mut c, &mut dec).len(), 12);
+    let row = |v: &[u8]| BackendMessage::DataRow(DataRow::new([Some(v)]).unwrap());
+    let done = || BackendMessage::CommandComplete(CommandComplete::new("SELECT 1").unwrap());
+    c.receive(&encode(&[
+        BackendMessage::ParseComplete,
+        BackendMessage::BindComplete,
+        row(b"0"),
+        done(),
+        ready(TransactionStatus::Idle),
+        // The second segment fails at Parse: Bind and Execute are skipped.
+        error("42601", "ERROR"),
+        ready(TransactionStatus::Idle),
+        BackendMessage::ParseComplete,
+        BackendMessage::BindComplete,
+        row(b"2"),
+        done(),
+        ready(TransactionStatus::Idle),
+    ]));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    let got: Vec<_> = events.iter().filter_map(response).collect();
+    let id = |i: usize| ids[i].get();
+    assert_eq!(
+        got,
+        [
+            (id(0), "ParseComplete"),
+            (id(1), "BindComplete"),
+            (id(2), "DataRow"),
+            (id(2), "CommandComplete"),
+            (id(3), "ReadyForQuery"),
+            (id(4), "ErrorResponse"),
+            (id(5), "Skipped"),
+            (id(6), "Skipped"),
+            (id(7), "ReadyForQuery"),
+            (id(8), "ParseComplete"),
+            (id(9), "BindComplete"),
+            (id(10), "DataRow"),
+            (id(10), "CommandComplete"),
+            (id(11), "ReadyForQuery"),
+        ]
+    );
+    assert_eq!(c.pending_requests(), 0);
+}
+
+#[test]
+fn requests_sent_after_an_unsynced_error_are_skipped_at_once() {
+    let (mut c, _) = connected();
+    let p = c.parse("s", "SELEC", &[]).unwrap();
+    c.receive(&encode(&[error("42601", "ERROR")]));
+    let (events, _) = drain(&mut c);
+    assert_eq!(
+        events.iter().filter_map(response).collect::<Vec<_>>(),
+        [(p.get(), "ErrorResponse")]
+    );
+    let d = c.describe(Target::Statement, "s").unwrap();
+    let (events, _) = drain(&mut c);
+    assert_eq!(
+        events.iter().filter_map(response).collect::<Vec<_>>(),
+        [(d.get(), "Skipped")]
+    );
+    let s = c.sync().unwrap();
+    c.receive(&encode(&[ready(TransactionStatus::Idle)]));
+    let (events, _) = drain(&mut c);
+    assert_eq!(
+        events.iter().filter_map(response).collect::<Vec<_>>(),
+        [(s.get(), "ReadyForQuery")]
+    );
+}
+
+#[test]
+fn simple_query_with_several_statements_an_error_and_async_messages() {
+    let (mut c, _) = connected();
+    let q = c.query("SELECT 1; SELECT 1/0; SELECT 2").unwrap();
+    c.receive(&encode(&[
+        BackendMessage::RowDescription(
+            pgproto::RowDescription::new(&[pgproto::FieldDescription {
+                name: b"x",
+                table_oid: 0,
+                column_id: 0,
+                type_oid: 23,
+                type_size: 4,
+                type_modifier: -1,
+                format: Format::Text,
+            }])
+            .unwrap(),
+        ),
+        BackendMessage::DataRow(DataRow::new([Some(&b"1"[..])]).unwrap()),
+        BackendMessage::NoticeResponse(ErrorFields::new([(FieldCode::Message, "hi")]).unwrap()),
+        BackendMessage::CommandComplete(CommandComplete::new("SELECT 1").unwrap()),
+        BackendMessage::ParameterStatus(ParameterStatus::new("TimeZone", "UTC").unwrap()),
+        error("22012", "ERROR"),
+        ready(TransactionStatus::Idle),
+    ]));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    assert!(events.iter().any(|e| matches!(e, ClientEvent::Notice(_))));
+    assert_eq!(c.parameter("TimeZone"), Some("UTC"));
+    let got: Vec<_> = events.iter().filter_map(response).collect();
+    let q = q.get();
+    assert_eq!(
+        got,
+        [
+            (q, "RowDescription"),
+            (q, "DataRow"),
+            (q, "CommandComplete"),
+            (q, "ErrorResponse"),
+            (q, "ReadyForQuery"),
+        ]
+    );
+}
+
+#[test]
+fn copy_in_and_out() {
+    let (mut c, mut dec) = connected();
+    let q = c.query("COPY t FROM STDIN").unwrap();
+    assert!(c.copy_data(b"x").is_err(), "not in COPY yet");
+    let resp = CopyResponse::new(Format::Text, FormatCodes::new(&[Format::Text]).unwrap());
+    c.receive(&encode(&[BackendMessage::CopyInResponse(resp.clone())]));
+    let (mut events, _) = drain(&mut c);
+    assert!(matches!(
+        c.query("SELECT 1"),
+        Err(UsageError::NotAllowed { .. })
+    ));
+    c.copy_data(b"1\n").unwrap();
+    c.copy_done().unwrap();
+    let msgs = sent(&mut c, &mut dec);
+    assert_eq!(msgs.len(), 3);
+    assert!(matches!(msgs[2], FrontendMessage::CopyDone));
+    c.receive(&encode(&[
+        BackendMessage::CommandComplete(CommandComplete::new("COPY 1").unwrap()),
+        ready(TransactionStatus::Idle),
+    ]));
+    let (more, err) = drain(&mut c);
+    events.extend(more);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        events.iter().filter_map(response).collect::<Vec<_>>(),
+        [
+            (q.get(), "CopyInResponse"),
+            (q.get(), "CommandComplete"),
+            (q.get(), "ReadyForQuery")
+        ]
+    );
+    // COPY TO STDOUT.
+    let q = c.query("COPY t TO STDOUT").unwrap();
+    c.receive(&encode(&[
+        BackendMessage::CopyOutResponse(resp),
+        BackendMessage::CopyData(pgproto::CopyData::new(&b"1\n"[..]).unwrap()),
+        BackendMessage::CopyDone,
+        BackendMessage::CommandComplete(CommandComplete::new("COPY 1").unwrap()),
+        ready(TransactionStatus::Idle),
+    ]));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.iter().filter_map(response).count(), 5);
+    assert!(events.iter().all(|e| response(e).unwrap().0 == q.get()));
+}
+
+#[test]
+fn eof_mid_query_and_after_terminate() {
+    let (mut c, _) = connected();
+    c.query("SELECT pg_sleep(10)").unwrap();
+    c.receive_eof();
+    assert!(matches!(drain(&mut c).1, Some(Error::UnexpectedEof { .. })));
+    let (mut c, mut dec) = connected();
+    c.terminate().unwrap();
+    assert_eq!(sent(&mut c, &mut dec), [FrontendMessage::Terminate]);
+    c.receive_eof();
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none());
+    assert_eq!(events, [ClientEvent::Closed]);
+}
+
+#[test]
+fn a_message_out_of_place_is_a_protocol_violation() {
+    let (mut c, _) = connected();
+    c.receive(&encode(&[BackendMessage::BindComplete]));
+    let err = drain(&mut c).1;
+    assert!(
+        matches!(
+            err,
+            Some(Error::UnexpectedMessage {
+                message: "BindComplete",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    // Events decoded before the error are still delivered.
+    let (mut c, _) = connected();
+    c.query("SELECT 1").unwrap();
+    c.receive(&encode(&[
+        BackendMessage::CommandComplete(CommandComplete::new("SELECT 0").unwrap()),
+        BackendMessage::ParseComplete,
+    ]));
+    let (events, err) = drain(&mut c);
+    assert_eq!(events.len(), 1);
+    assert!(err.is_some());
+}
+
+#[test]
+fn bytes_split_anywhere_give_the_same_events() {
+    let script = {
+        let mut v = encode(&after_auth());
+        v.extend(encode(&[BackendMessage::DataRow(
+            DataRow::new([Some(&b"abc"[..]), None]).unwrap(),
+        )]));
+        v
+    };
+    let run = |chunk: usize| {
+        let mut c = Client::new(ClientConfig::new("alice")).unwrap();
+        let mut all = Vec::new();
+        for part in script.chunks(chunk) {
+            c.receive(part);
+            let (events, err) = drain(&mut c);
+            all.extend(events);
+            if let Some(e) = err {
+                all.push(ClientEvent::UnsolicitedError(
+                    ErrorFields::new([(FieldCode::Message, e.to_string())]).unwrap(),
+                ));
+                break;
+            }
+        }
+        all
+    };
+    let whole = run(script.len());
+    for chunk in [1, 2, 3, 7] {
+        assert_eq!(run(chunk), whole, "chunk size {chunk}");
+    }
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let mut config = ClientConfig::new("al\0ice");
+    assert!(matches!(
+        Client::new(config.clone()),
+        Err(UsageError::Encode(_))
+    ));
+    config.user = "alice".into();
+    config.max_protocol_version = ProtocolVersion { major: 3, minor: 1 };
+    assert!(matches!(
+        Client::new(config.clone()),
+        Err(UsageError::InvalidConfig { .. })
+    ));
+    config.max_protocol_version = ProtocolVersion::V3_0;
+    config.min_protocol_version = ProtocolVersion::V3_2;
+    assert!(matches!(
+        Client::new(config),
+        Err(UsageError::InvalidConfig { .. })
+    ));
+    let _ = Limits::default();
+}
