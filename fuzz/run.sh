@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of this crate for FUZZ_SECONDS seconds (default 60) on the stable
+# toolchain, each on a copy of its seed corpus in a temporary directory, so nothing is written to
+# the repository except the build cache in fuzz/target (ignored by git).
+#
+# Exits non-zero if any target crashes, panics, fails an assertion, leaks past -rss_limit_mb or
+# times out on one input. A crashing input is kept under FUZZ_ARTIFACTS (default: a temporary
+# directory that is then left in place) and printed in base64, so a CI log is enough to
+# reproduce it: `echo ... | base64 -d > crash && RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET crash`.
+#
+# Usage: [FUZZ_SECONDS=N] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [TARGET...]
+set -euo pipefail
+
+cd "$(dirname "$0")"
+seconds=${FUZZ_SECONDS:-60}
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
+fi
+# cargo-fuzz passes -Z flags to rustc; stable rustc accepts them only with this set.
+export RUSTC_BOOTSTRAP=1
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pgproto-fuzz.XXXXXX")
+artifacts=${FUZZ_ARTIFACTS:-$work/artifacts}
+keep_work=0
+cleanup() { if [ "$keep_work" = 0 ]; then rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+if [ "$#" -gt 0 ]; then
+    targets=("$@")
+else
+    mapfile -t targets < <(cargo fuzz list)
+fi
+
+summary=()
+failed=0
+for t in "${targets[@]}"; do
+    echo "== $t: building and fuzzing for ${seconds} s"
+    mkdir -p "$work/corpus/$t" "$artifacts/$t"
+    if [ -d "corpus/$t" ]; then
+        cp -R "corpus/$t/." "$work/corpus/$t/"
+    fi
+    log="$work/$t.log"
+    set +e
+    cargo fuzz run "$t" "$work/corpus/$t" -- \
+        -max_total_time="$seconds" \
+        -rss_limit_mb=2048 \
+        -timeout=10 \
+        -artifact_prefix="$artifacts/$t/" \
+        2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    done_line=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
+    if [ "$rc" -eq 0 ] && [ -n "$done_line" ]; then
+        runs=$(echo "$done_line" | awk '{print $2}')
+        secs=$(echo "$done_line" | awk '{print $5}')
+        summary+=("$t: $runs runs in $secs s")
+    else
+        failed=1
+        keep_work=1
+        summary+=("$t: FAILED (exit code $rc)")
+        for f in "$artifacts/$t"/*; do
+            [ -f "$f" ] || continue
+            echo "== $t: crashing input $f (base64):"
+            base64 -w0 "$f"
+            echo
+        done
+    fi
+done
+
+echo
+echo "== fuzz summary (${seconds} s per target)"
+printf '%s\n' "${summary[@]}"
+if [ "$failed" -ne 0 ]; then
+    echo "== fuzzing FAILED; logs and inputs kept in $work (artifacts in $artifacts)"
+    exit 1
+fi
