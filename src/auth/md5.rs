@@ -131,8 +131,9 @@ mod tests {
         assert!(!verify(&stored, salt, &good.as_bytes()[..34]));
         assert!(!verify(&stored, salt, good.to_uppercase().as_bytes()));
         assert!(!verify(&stored, salt, b""));
-        assert!(!verify(&stored, salt, stored.as_bytes())); // the stored hash is not the answer
-                                                            // Malformed stored values never match, even against their own salted form.
+        // The stored hash itself is not the answer.
+        assert!(!verify(&stored, salt, stored.as_bytes()));
+        // Malformed stored values never match, even against their own salted form.
         for bad in [
             "",
             "md5",

@@ -31,7 +31,7 @@
 //!     .handle_client_first(&client_first, client.mechanism(), None)
 //!     .unwrap(); // AuthenticationSASLContinue data
 //! let client_final = client.handle_server_first(&server_first).unwrap(); // SASLResponse data
-//! let server_final = server.handle_client_final(&client_final).unwrap(); // AuthenticationSASLFinal
+//! let server_final = server.handle_client_final(&client_final).unwrap(); // SASLFinal data
 //! client.handle_server_final(&server_final).unwrap();
 //! assert!(client.is_complete() && server.is_complete());
 //! assert_eq!(client.mechanism(), ScramMechanism::ScramSha256);
@@ -158,13 +158,22 @@ pub enum ScramError {
     },
     /// The client sent flag `y` (it supports channel binding but thinks the server does not)
     /// while the server offered SCRAM-SHA-256-PLUS: a downgrade attack may be under way.
-    #[error("SCRAM channel binding negotiation error: the client supports channel binding but thinks the server does not, while this server does")]
+    #[error(
+        "SCRAM channel binding negotiation error: the client supports channel binding but \
+         thinks the server does not, while this server does"
+    )]
     ChannelBindingDowngrade,
     /// The client chose SCRAM-SHA-256-PLUS but its gs2 header has flag `n` or `y`.
-    #[error("client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data")]
+    #[error(
+        "client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel \
+         binding data"
+    )]
     ChannelBindingMissing,
     /// The client chose SCRAM-SHA-256 but its gs2 header has flag `p`.
-    #[error("client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data")]
+    #[error(
+        "client selected SCRAM-SHA-256 without channel binding, but the SCRAM message \
+         includes channel binding data"
+    )]
     ChannelBindingUnexpected,
     /// The client asked for a channel binding type other than `tls-server-end-point`.
     #[error("unsupported SCRAM channel binding type")]
@@ -501,6 +510,52 @@ mod tests {
         assert!(!verify_cleartext(&m, b"other", b"pencil"));
         assert!(!verify_cleartext("pencil", b"user", b"pencil"));
         assert!(!verify_cleartext("", b"user", b""));
+    }
+
+    proptest::proptest! {
+        /// Hostile bytes at every step, alone and spliced into valid messages: errors, never
+        /// panics. Iteration counts are kept tiny so that accepted messages stay cheap.
+        #[test]
+        fn no_panic_on_any_input(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            at in 0usize..200,
+        ) {
+            let splice = |valid: &[u8]| {
+                let mut v = valid.to_vec();
+                let at = at.min(v.len());
+                v.splice(at..(at + junk.len() / 4).min(v.len()), junk.iter().copied());
+                v
+            };
+            let _ = ScramVerifier::parse(&String::from_utf8_lossy(&junk));
+            let _ = saslprep(&junk);
+            let _ = md5::verify(&String::from_utf8_lossy(&junk), [0; 4], &junk);
+            let verifier = ScramVerifier::new("pw", b"salt", 2).unwrap();
+            let hash: &[u8] = &[1; 32];
+            for (cb, hash) in [
+                (ChannelBinding::None, None),
+                (ChannelBinding::SupportedButNotUsed, None),
+                (ChannelBinding::TlsServerEndPoint(hash.to_vec()), Some(hash)),
+            ] {
+                let mut c = ScramClient::new("pw", cb.clone()).with_max_iterations(16);
+                let mut s = ScramServer::new(verifier.clone());
+                let first = c.client_first().unwrap();
+                let _ = s.handle_client_first(&junk, c.mechanism(), hash);
+                let mut s = ScramServer::new(verifier.clone());
+                let sf = s.handle_client_first(&first, c.mechanism(), hash).unwrap();
+                let _ = c.clone().handle_server_first(&junk);
+                let _ = c.clone().handle_server_first(&splice(&sf));
+                let cf = c.handle_server_first(&sf).unwrap();
+                let _ = ScramServer::new(verifier.clone()).handle_client_final(&junk);
+                let mut s2 = ScramServer::new(verifier.clone()).with_nonce("n").unwrap();
+                let _ = s2.handle_client_first(&splice(&first), c.mechanism(), hash);
+                let _ = s2.handle_client_final(&splice(&cf));
+                let _ = s.clone().handle_client_final(&splice(&cf));
+                let fin = s.handle_client_final(&cf).unwrap();
+                let _ = c.clone().handle_server_final(&junk);
+                let _ = c.clone().handle_server_final(&splice(&fin));
+                c.handle_server_final(&fin).unwrap();
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::{
 /// a wrong password) and closes the connection. For a user that does not exist, or whose stored
 /// password is not a usable SCRAM verifier, run a [`ScramServer::doomed`] exchange instead of
 /// refusing at once: the client cannot tell the difference from a wrong password.
+#[derive(Clone)]
 pub struct ScramServer {
     verifier: ScramVerifier,
     doomed: bool,
@@ -31,6 +32,7 @@ pub struct ScramServer {
     state: State,
 }
 
+#[derive(Clone)]
 enum State {
     Initial,
     FirstSent {
@@ -86,8 +88,8 @@ impl ScramServer {
     /// twice sees the same salt, as it would for a real user. `secret` should be at least 32
     /// random bytes made once per server process (or stored with the server's data) and never
     /// shown; a secret made afresh per connection would give the game away through the salt.
-    /// `iterations` should be what real verifiers use, normally [`crate::auth::DEFAULT_ITERATIONS`]; it is
-    /// clamped to 1 to 2^31 - 1.
+    /// `iterations` should be what real verifiers use, normally
+    /// [`crate::auth::DEFAULT_ITERATIONS`]; it is clamped to 1 to 2^31 - 1.
     pub fn doomed(user: &[u8], secret: &[u8], iterations: u32) -> Self {
         Self {
             doomed: true,

@@ -79,7 +79,7 @@ impl ScramVerifier {
     /// Parses the stored form. Base64 must be strict (standard alphabet, with padding, as
     /// PostgreSQL writes it), the keys 32 bytes, the salt non-empty and the count between 1 and
     /// 2^31 - 1; anything else is [`ScramError::InvalidVerifier`]. PostgreSQL treats a stored
-    /// secret it cannot parse like an unknown user: see [`ScramServer::doomed`].
+    /// secret it cannot parse like an unknown user: see [`crate::auth::ScramServer::doomed`].
     pub fn parse(s: &str) -> Result<Self, ScramError> {
         let rest = s
             .strip_prefix(PREFIX)
