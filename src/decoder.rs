@@ -458,6 +458,11 @@ impl FrontendDecoder {
         self.inner.buf.len() - self.inner.lent
     }
 
+    /// The bytes buffered and not yet decoded.
+    pub fn peek(&self) -> &[u8] {
+        &self.inner.buf[self.inner.lent..]
+    }
+
     /// Takes the bytes buffered but not yet decoded.
     pub fn take_buffered(&mut self) -> Bytes {
         self.inner.release();

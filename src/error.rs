@@ -225,6 +225,13 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// The client asked for a protocol version this crate does not speak (2.0, or a major
+    /// version other than 3).
+    #[error("unsupported frontend protocol {version}")]
+    UnsupportedProtocol {
+        /// The version requested.
+        version: crate::ProtocolVersion,
+    },
     /// A server that speaks only protocol 2.0 sent an error in that protocol's format.
     #[error("server error (protocol 2.0): {message}")]
     LegacyServer {
@@ -256,6 +263,9 @@ pub enum AuthError {
         /// Why it cannot be used.
         reason: &'static str,
     },
+    /// The client's password did not match (server role).
+    #[error("password does not match")]
+    PasswordMismatch,
     /// The server asked for a password and none is configured.
     #[error("server requested a password, but none was given")]
     MissingPassword,

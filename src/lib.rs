@@ -66,6 +66,7 @@ mod decoder;
 mod error;
 mod limits;
 mod message;
+mod server;
 
 pub use client::{
     AuthMethod, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption, RequestId,
@@ -96,3 +97,4 @@ pub use message::startup::{
     CancelRequest, StartupMessage, UnsupportedStartup, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,
     MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN, SSL_REQUEST_CODE,
 };
+pub use server::{Server, ServerAuth, ServerConfig, ServerEvent};

@@ -1,0 +1,983 @@
+//! The server role: the backend side of the protocol as a state machine.
+//!
+//! [`Server`] takes the bytes a client sends and the application's answers, and gives back
+//! events and the bytes to send. It keeps the protocol's rules: the encryption and start-up
+//! handshake with version negotiation, authentication (trust, cleartext, MD5 and
+//! SCRAM-SHA-256(-PLUS) verified inside; GSS, SSPI and other SASL mechanisms passed through),
+//! one request answered at a time in order, ReadyForQuery closing each Query and Sync,
+//! PostgreSQL's discard-until-Sync after an extended-query error, and COPY.
+//!
+//! # The run loop
+//!
+//! After every input ([`Server::receive`], [`Server::receive_eof`], [`Server::tls_established`])
+//! and every answer ([`Server::data_row`], [`Server::ready_for_query`], ...), the application
+//! MUST drain [`Server::poll_event`] until it returns `Ok(None)`, then drain
+//! [`Server::poll_transmit`] and write those bytes to the client.
+//!
+//! # One request at a time
+//!
+//! Like a PostgreSQL backend, the machine hands out the next frontend message only once the
+//! previous one is answered: Parse by ParseComplete, Bind by BindComplete, Describe by
+//! RowDescription or NoData, Execute by CommandComplete, EmptyQueryResponse or PortalSuspended,
+//! Close by CloseComplete, Query, Sync and FunctionCall by ReadyForQuery; any of them by
+//! ErrorResponse. While a message waits for its answer, `poll_event` returns `Ok(None)`.
+//! After an ErrorResponse to an extended-query message, the machine itself discards messages
+//! until Sync, as PostgreSQL does ([`Server::discarded`] counts them).
+
+mod answers;
+mod config;
+mod startup;
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+pub use config::{ServerAuth, ServerConfig};
+
+use crate::codec::Encode;
+use crate::decoder::FrontendDecoder;
+use crate::error::{AuthError, DecodeError, EncodeError, Error, UsageError};
+use crate::message::auth::Authentication;
+use crate::message::backend::{
+    BackendKeyData, BackendMessage, NegotiateProtocolVersion, NotificationResponse, ParameterStatus,
+};
+use crate::message::common::{ProtocolVersion, TransactionStatus};
+use crate::message::fields::{ErrorFields, FieldCode};
+use crate::message::frontend::{AuthResponseKind, FrontendMessage};
+use crate::message::startup::{CancelRequest, StartupMessage};
+use startup::{PasswordCheck, ScramStep, State};
+
+/// What the server tells the application.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The client asks for TLS. The application MUST answer with [`Server::accept_ssl`].
+    SslRequest,
+    /// The client asks for GSSAPI encryption. The application MUST answer with
+    /// [`Server::accept_gssenc`].
+    GssEncRequest,
+    /// The client began with a TLS handshake (direct SSL, PostgreSQL 17 and later). The I/O layer
+    /// MUST take the bytes with [`Server::take_buffered`], perform TLS (checking ALPN
+    /// `postgresql`), then call [`Server::tls_established`].
+    DirectTls,
+    /// A CancelRequest. The connection ends after it.
+    CancelRequest(CancelRequest),
+    /// The StartupMessage. The application MUST answer with [`Server::authenticate`] or
+    /// [`Server::reject`].
+    Startup {
+        /// The message as sent.
+        message: StartupMessage,
+        /// The protocol version the session will use (after negotiation).
+        version: ProtocolVersion,
+    },
+    /// A GSS, SSPI or external SASL token for the application to check; it answers with
+    /// [`Server::auth_continue`], [`Server::auth_succeeded`] or [`Server::reject`].
+    AuthResponse(FrontendMessage),
+    /// Authentication succeeded; the parameters, cancel key and first ReadyForQuery are queued.
+    Authenticated,
+    /// A frontend message to answer (Query, Parse, Bind, Describe, Execute, Close, Sync, Flush,
+    /// FunctionCall, or CopyData, CopyDone, CopyFail during COPY FROM STDIN).
+    Message(FrontendMessage),
+    /// The client sent Terminate. The connection is over.
+    Terminate,
+    /// The client closed the connection.
+    Closed,
+}
+
+/// The frontend message being answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Current {
+    Query,
+    Parse,
+    Bind,
+    DescribeStatement {
+        described_params: bool,
+    },
+    DescribePortal,
+    Execute,
+    Close,
+    Sync,
+    FunctionCall {
+        answered: bool,
+    },
+    /// COPY started by a Query (`extended: false`) or an Execute.
+    CopyIn {
+        extended: bool,
+        client_done: bool,
+    },
+    CopyOut {
+        extended: bool,
+        server_done: bool,
+    },
+    CopyBoth {
+        extended: bool,
+        client_done: bool,
+        server_done: bool,
+    },
+}
+
+impl Current {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Query => "answering Query",
+            Self::Parse => "answering Parse",
+            Self::Bind => "answering Bind",
+            Self::DescribeStatement { .. } | Self::DescribePortal => "answering Describe",
+            Self::Execute => "answering Execute",
+            Self::Close => "answering Close",
+            Self::Sync => "answering Sync",
+            Self::FunctionCall { .. } => "answering FunctionCall",
+            Self::CopyIn { .. } => "in COPY FROM STDIN",
+            Self::CopyOut { .. } => "in COPY TO STDOUT",
+            Self::CopyBoth { .. } => "in CopyBoth",
+        }
+    }
+
+    /// Whether an error here makes the backend discard messages until Sync.
+    fn is_extended(self) -> bool {
+        match self {
+            Self::Parse
+            | Self::Bind
+            | Self::DescribeStatement { .. }
+            | Self::DescribePortal
+            | Self::Execute
+            | Self::Close => true,
+            Self::CopyIn { extended, .. }
+            | Self::CopyOut { extended, .. }
+            | Self::CopyBoth { extended, .. } => extended,
+            Self::Query | Self::Sync | Self::FunctionCall { .. } => false,
+        }
+    }
+
+    /// After an error or the end of a COPY: what is left to answer.
+    fn after_end(self) -> Option<Self> {
+        match self {
+            Self::Query | Self::Sync | Self::FunctionCall { .. } => Some(self),
+            Self::CopyIn {
+                extended: false, ..
+            }
+            | Self::CopyOut {
+                extended: false, ..
+            }
+            | Self::CopyBoth {
+                extended: false, ..
+            } => Some(Self::Query),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Startup(Box<StartupData>),
+    Ready,
+    Closed,
+}
+
+#[derive(Debug)]
+struct StartupData {
+    state: State,
+    first_packet: bool,
+    ssl_done: bool,
+    gss_done: bool,
+    startup: Option<StartupMessage>,
+}
+
+/// The backend state machine. See the [module docs](self).
+///
+/// ```
+/// use pgproto::{Server, ServerAuth, ServerConfig, ServerEvent};
+///
+/// let mut server = Server::new(ServerConfig::default());
+/// // A StartupMessage for user "alice", protocol 3.0.
+/// server.receive(b"\0\0\0\x0f\0\x03\0\0user\0alice\0\0");
+/// let Some(ServerEvent::Startup { message, .. }) = server.poll_event().unwrap() else { panic!() };
+/// assert_eq!(message.param("user"), Some(&b"alice"[..]));
+/// server.authenticate(ServerAuth::Trust).unwrap();
+/// assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Authenticated));
+/// let bytes = server.poll_transmit().unwrap(); // AuthenticationOk ... ReadyForQuery
+/// assert_eq!(&bytes[..9], b"R\0\0\0\x08\0\0\0\0");
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    config: Box<ServerConfig>,
+    decoder: FrontendDecoder,
+    out: BytesMut,
+    phase: Phase,
+    events: VecDeque<ServerEvent>,
+    error: Option<Error>,
+    eof: bool,
+    version: ProtocolVersion,
+    tls: bool,
+    end_point: Option<Vec<u8>>,
+    user: Box<str>,
+    backend_key: Option<BackendKeyData>,
+    current: Option<Current>,
+    ignore_till_sync: bool,
+    discarded: u64,
+    status: TransactionStatus,
+}
+
+fn fields(severity: &str, code: &str, message: &str) -> ErrorFields {
+    // INVARIANT: the texts here are made by this crate and contain no NUL; `unwrap_or` keeps
+    // that panic-free anyway.
+    ErrorFields::new([
+        (FieldCode::Severity, severity),
+        (FieldCode::SeverityNonLocalized, severity),
+        (FieldCode::Code, code),
+        (FieldCode::Message, message),
+    ])
+    .unwrap_or_else(|_| {
+        ErrorFields::new([(FieldCode::Code, code)]).unwrap_or_else(|_| unreachable_fields())
+    })
+}
+
+fn unreachable_fields() -> ErrorFields {
+    // An empty field list always encodes.
+    ErrorFields::new(std::iter::empty::<(FieldCode, &str)>()).unwrap_or_else(|_| unreachable!())
+}
+
+impl Error {
+    /// The SQLSTATE a server reports to the client for this error: `08P01` (protocol violation)
+    /// for malformed or misplaced messages, `54000` for a message over its size limit, `28P01` or
+    /// `28000` for failed authentication, `08006` for a lost connection.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Self::Decode(DecodeError::TooLong { .. }) => "54000",
+            Self::Auth(AuthError::Scram(e)) => e.sqlstate().unwrap_or("28000"),
+            Self::Auth(AuthError::PasswordMismatch) => "28P01",
+            Self::Auth(_) => "28000",
+            Self::UnexpectedEof { .. } => "08006",
+            Self::UnsupportedProtocol { .. } => "0A000",
+            _ => "08P01",
+        }
+    }
+}
+
+impl Server {
+    /// A server for one connection, waiting for the client's first packet.
+    pub fn new(config: ServerConfig) -> Self {
+        let limits = config.limits;
+        Self {
+            config: Box::new(config),
+            decoder: FrontendDecoder::with_limits(limits),
+            out: BytesMut::new(),
+            phase: Phase::Startup(Box::new(StartupData {
+                state: State::AwaitPacket,
+                first_packet: true,
+                ssl_done: false,
+                gss_done: false,
+                startup: None,
+            })),
+            events: VecDeque::new(),
+            error: None,
+            eof: false,
+            version: ProtocolVersion::V3_0,
+            tls: false,
+            end_point: None,
+            user: "".into(),
+            backend_key: None,
+            current: None,
+            ignore_till_sync: false,
+            discarded: 0,
+            status: TransactionStatus::Idle,
+        }
+    }
+
+    // ---- (A) getters ----
+
+    /// The protocol version of the session.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The user name from the StartupMessage.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The cancel key sent to the client, once authenticated.
+    pub fn backend_key(&self) -> Option<&BackendKeyData> {
+        self.backend_key.as_ref()
+    }
+
+    /// Whether the I/O layer reported TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Whether start-up is over and queries are being served.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready) && self.error.is_none()
+    }
+
+    /// The number of messages discarded after extended-query errors (and Flush or Sync during
+    /// COPY FROM STDIN, which PostgreSQL ignores).
+    pub fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    /// The transaction status last sent in ReadyForQuery.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.status
+    }
+
+    /// Whether bytes are waiting in [`Server::poll_transmit`].
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    // ---- (B) input ----
+
+    /// Buffers bytes received from the client.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.error.is_none() && !matches!(self.phase, Phase::Closed) {
+            self.decoder.receive(data);
+        }
+    }
+
+    /// Records that the client closed the connection.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Takes bytes received but not yet decoded: after [`ServerEvent::DirectTls`], the start of
+    /// the client's TLS handshake, for the TLS library.
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.decoder.take_buffered()
+    }
+
+    /// The I/O layer finished the TLS handshake. `server_end_point` is the tls-server-end-point
+    /// channel-binding data (the hash of the server's certificate); with it, SCRAM-SHA-256-PLUS is
+    /// offered.
+    pub fn tls_established(&mut self, server_end_point: Option<Vec<u8>>) -> Result<(), UsageError> {
+        self.encryption_established(true)?;
+        self.tls = true;
+        self.end_point = server_end_point;
+        Ok(())
+    }
+
+    /// The I/O layer established GSSAPI encryption.
+    pub fn gss_established(&mut self) -> Result<(), UsageError> {
+        self.encryption_established(false)
+    }
+
+    fn encryption_established(&mut self, tls: bool) -> Result<(), UsageError> {
+        let Phase::Startup(s) = &mut self.phase else {
+            return Err(self.not_allowed("establish encryption"));
+        };
+        match (&s.state, tls) {
+            (State::AwaitTls | State::AwaitDirectTls, true) | (State::AwaitGss, false) => {}
+            _ => return Err(self.not_allowed("establish encryption")),
+        }
+        s.state = State::AwaitPacket;
+        // CVE-2021-23214: bytes that came before encryption began may have been injected.
+        let len = self.decoder.buffered_len();
+        if len > 0 {
+            let what = if tls { "SSL" } else { "GSSAPI" };
+            self.fail(Error::BufferedBeforeEncryption { what, len }, false);
+        }
+        Ok(())
+    }
+
+    // ---- (C) answers: start-up ----
+
+    fn not_allowed(&self, command: &'static str) -> UsageError {
+        if self.error.is_some() || matches!(self.phase, Phase::Closed) {
+            return UsageError::Closed;
+        }
+        UsageError::NotAllowed {
+            command,
+            state: self.state_name(),
+        }
+    }
+
+    fn startup_state(&mut self, command: &'static str) -> Result<&mut StartupData, UsageError> {
+        let err = self.not_allowed(command);
+        match &mut self.phase {
+            Phase::Startup(s) if self.error.is_none() => Ok(s),
+            _ => Err(err),
+        }
+    }
+
+    /// Answers SSLRequest: `S` (the I/O layer then does TLS and calls
+    /// [`Server::tls_established`]) or `N`.
+    pub fn accept_ssl(&mut self, accept: bool) -> Result<(), UsageError> {
+        self.accept_encryption(accept, true)
+    }
+
+    /// Answers GSSENCRequest: `G` (the I/O layer then sets up GSSAPI encryption and calls
+    /// [`Server::gss_established`]) or `N`.
+    pub fn accept_gssenc(&mut self, accept: bool) -> Result<(), UsageError> {
+        self.accept_encryption(accept, false)
+    }
+
+    fn accept_encryption(&mut self, accept: bool, ssl: bool) -> Result<(), UsageError> {
+        let s = self.startup_state(if ssl {
+            "answer SSLRequest"
+        } else {
+            "answer GSSENCRequest"
+        })?;
+        match (&s.state, ssl) {
+            (State::AwaitSslDecision, true) | (State::AwaitGssDecision, false) => {}
+            _ => return Err(self.not_allowed("answer an encryption request")),
+        }
+        let m = if ssl {
+            BackendMessage::SslResponse { accepted: accept }
+        } else {
+            BackendMessage::GssEncResponse { accepted: accept }
+        };
+        s.state = match (accept, ssl) {
+            (true, true) => State::AwaitTls,
+            (true, false) => State::AwaitGss,
+            _ => State::AwaitPacket,
+        };
+        m.encode(&mut self.out);
+        if accept {
+            // CVE-2021-23214: the client must wait for our answer before it starts the handshake.
+            let len = self.decoder.buffered_len();
+            if len > 0 {
+                let what = if ssl { "SSL" } else { "GSSAPI" };
+                self.fail(Error::BufferedBeforeEncryption { what, len }, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the StartupMessage with an authentication method.
+    pub fn authenticate(&mut self, auth: ServerAuth) -> Result<(), UsageError> {
+        let end_point = if self.tls {
+            self.end_point.clone()
+        } else {
+            None
+        };
+        let secret = self.config.mock_auth_secret;
+        let iterations = self.config.mock_auth_iterations;
+        let user = self.user.clone();
+        let s = self.startup_state("authenticate")?;
+        if !matches!(s.state, State::AwaitAuthDecision) {
+            return Err(self.not_allowed("authenticate"));
+        }
+        match startup::begin(
+            auth,
+            user.as_bytes(),
+            end_point.as_deref(),
+            &secret,
+            iterations,
+        ) {
+            Ok((request, next)) => match next {
+                None => self.authenticated(),
+                Some(state) => {
+                    if let State::Password(_) = &state {
+                        self.decoder
+                            .expect_auth_response(Some(AuthResponseKind::Password));
+                    } else if let State::Scram { .. } = &state {
+                        self.decoder
+                            .expect_auth_response(Some(AuthResponseKind::SaslInitial));
+                    } else if let State::External(kind) = &state {
+                        self.decoder.expect_auth_response(Some(*kind));
+                    }
+                    if let Phase::Startup(s) = &mut self.phase {
+                        s.state = state;
+                    }
+                    BackendMessage::Authentication(request).encode(&mut self.out);
+                }
+            },
+            Err(e) => self.fail(Error::Auth(AuthError::Scram(e)), true),
+        }
+        Ok(())
+    }
+
+    /// Continues an external (GSS, SSPI, SASL) exchange with the next challenge:
+    /// AuthenticationGSSContinue, AuthenticationSASLContinue or AuthenticationSASLFinal.
+    pub fn auth_continue(&mut self, request: Authentication) -> Result<(), UsageError> {
+        let s = self.startup_state("continue authentication")?;
+        let State::External(kind) = &mut s.state else {
+            return Err(self.not_allowed("continue authentication"));
+        };
+        if !matches!(
+            request,
+            Authentication::GssContinue(_)
+                | Authentication::SaslContinue(_)
+                | Authentication::SaslFinal(_)
+        ) {
+            return Err(self.not_allowed("send this authentication request"));
+        }
+        if *kind == AuthResponseKind::SaslInitial {
+            *kind = AuthResponseKind::Sasl;
+            self.decoder
+                .expect_auth_response(Some(AuthResponseKind::Sasl));
+        }
+        BackendMessage::Authentication(request).encode(&mut self.out);
+        Ok(())
+    }
+
+    /// Ends an external exchange successfully.
+    pub fn auth_succeeded(&mut self) -> Result<(), UsageError> {
+        let s = self.startup_state("finish authentication")?;
+        if !matches!(s.state, State::External(_)) {
+            return Err(self.not_allowed("finish authentication"));
+        }
+        self.authenticated();
+        Ok(())
+    }
+
+    /// Refuses the connection during start-up with a FATAL ErrorResponse (for example 28000,
+    /// 3D000), then closes.
+    pub fn reject(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
+        self.startup_state("reject the connection")?;
+        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.out);
+        self.decoder.expect_auth_response(None);
+        self.phase = Phase::Closed;
+        Ok(())
+    }
+
+    /// Authentication succeeded: AuthenticationOk, the parameters, the key, ReadyForQuery.
+    fn authenticated(&mut self) {
+        let Phase::Startup(s) = &mut self.phase else {
+            return;
+        };
+        let startup = s.startup.take();
+        self.decoder.expect_auth_response(None);
+        BackendMessage::Authentication(Authentication::Ok).encode(&mut self.out);
+        let param = |name: &str| {
+            startup
+                .as_ref()
+                .and_then(|m| m.param(name))
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_string)
+        };
+        let mut params = self.config.parameters.clone();
+        let mut set_default = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                if !params.iter().any(|(k, _)| k == name) {
+                    params.push((name.to_string(), v));
+                }
+            }
+        };
+        set_default(
+            "application_name",
+            param("application_name").or(Some(String::new())),
+        );
+        set_default("session_authorization", Some(self.user.to_string()));
+        for (k, v) in &params {
+            if let Ok(m) = ParameterStatus::new(k, v) {
+                m.encode(&mut self.out);
+            }
+        }
+        let key_len = if self.version >= ProtocolVersion::V3_2 {
+            self.config.cancel_key_len.clamp(4, 256)
+        } else {
+            4
+        };
+        let mut key = vec![0u8; key_len];
+        let mut pid = [0u8; 4];
+        let _ = getrandom::fill(&mut key);
+        let _ = getrandom::fill(&mut pid);
+        let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
+        if let Ok(k) = BackendKeyData::new(pid, &key) {
+            k.encode(&mut self.out);
+            self.backend_key = Some(k);
+        }
+        BackendMessage::ReadyForQuery(TransactionStatus::Idle).encode(&mut self.out);
+        self.phase = Phase::Ready;
+        self.events.push_back(ServerEvent::Authenticated);
+    }
+
+    // ---- (C) answers: any time after start-up ----
+
+    fn after_startup(&self, command: &'static str) -> Result<(), UsageError> {
+        if matches!(self.phase, Phase::Ready) && self.error.is_none() {
+            Ok(())
+        } else {
+            Err(self.not_allowed(command))
+        }
+    }
+
+    /// NoticeResponse, at any time after start-up.
+    pub fn notice(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
+        self.after_startup("send NoticeResponse")?;
+        BackendMessage::NoticeResponse(fields.clone()).encode(&mut self.out);
+        Ok(())
+    }
+
+    /// NotificationResponse, at any time after start-up.
+    pub fn notification(
+        &mut self,
+        process_id: i32,
+        channel: &str,
+        payload: &str,
+    ) -> Result<(), UsageError> {
+        self.after_startup("send NotificationResponse")?;
+        NotificationResponse::new(process_id, channel, payload)?.encode(&mut self.out);
+        Ok(())
+    }
+
+    /// ParameterStatus, at any time after start-up (for example after `SET`).
+    pub fn parameter_status(&mut self, name: &str, value: &str) -> Result<(), UsageError> {
+        self.after_startup("send ParameterStatus")?;
+        ParameterStatus::new(name, value)?.encode(&mut self.out);
+        Ok(())
+    }
+
+    /// Sends a FATAL ErrorResponse and ends the connection (for example on shutdown or after a
+    /// cancel that terminates the session).
+    pub fn fatal(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
+        if self.error.is_some() || matches!(self.phase, Phase::Closed) {
+            return Err(UsageError::Closed);
+        }
+        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.out);
+        self.phase = Phase::Closed;
+        Ok(())
+    }
+
+    // ---- (D) output ----
+
+    /// The bytes to send to the client, whole messages only; `None` when there are none.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            if self.out.capacity() > 0 && self.current.is_none() {
+                self.out = BytesMut::new();
+            }
+            return None;
+        }
+        Some(self.out.split().freeze())
+    }
+
+    /// The next event, `Ok(None)` when the machine needs more input or an answer from the
+    /// application. After a protocol violation, a FATAL ErrorResponse is queued for
+    /// [`Server::poll_transmit`] and the error is returned from this and every later call.
+    pub fn poll_event(&mut self) -> Result<Option<ServerEvent>, Error> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            if let Some(e) = &self.error {
+                return Err(e.clone());
+            }
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => self.fail(e, true),
+            }
+        }
+    }
+
+    /// Records a fatal error; with `tell`, queues a FATAL ErrorResponse naming it first.
+    fn fail(&mut self, e: Error, tell: bool) {
+        if tell && !matches!(e, Error::UnexpectedEof { .. }) {
+            let message = match &e {
+                Error::Auth(_) => {
+                    format!("password authentication failed for user \"{}\"", self.user)
+                }
+                other => other.to_string(),
+            };
+            BackendMessage::ErrorResponse(fields("FATAL", e.sqlstate(), &message))
+                .encode(&mut self.out);
+        }
+        self.phase = Phase::Closed;
+        self.error = Some(e);
+    }
+
+    fn state_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Startup(s) => s.state.name(),
+            Phase::Ready => self.current.map_or("idle", Current::name),
+            Phase::Closed => "closed",
+        }
+    }
+
+    fn at_end_of_input(&mut self) -> Result<bool, Error> {
+        if !self.eof || matches!(self.phase, Phase::Closed) {
+            return Ok(false);
+        }
+        if self.decoder.buffered_len() > 0 {
+            return Err(Error::UnexpectedEof {
+                state: "receiving a message",
+            });
+        }
+        self.phase = Phase::Closed;
+        self.events.push_back(ServerEvent::Closed);
+        Ok(true)
+    }
+
+    fn step(&mut self) -> Result<bool, Error> {
+        match &mut self.phase {
+            Phase::Closed => Ok(false),
+            Phase::Startup(s) => {
+                if s.state.blocks_input() {
+                    return Ok(false);
+                }
+                if s.first_packet && self.decoder.peek().first() == Some(&0x16) {
+                    s.first_packet = false;
+                    s.state = State::AwaitDirectTls;
+                    self.events.push_back(ServerEvent::DirectTls);
+                    return Ok(true);
+                }
+                let Some(m) = self.decoder.next()? else {
+                    return self.at_end_of_input();
+                };
+                self.startup_message(m)?;
+                Ok(true)
+            }
+            Phase::Ready => {
+                let copy_in = matches!(
+                    self.current,
+                    Some(
+                        Current::CopyIn {
+                            client_done: false,
+                            ..
+                        } | Current::CopyBoth {
+                            client_done: false,
+                            ..
+                        }
+                    )
+                );
+                if self.current.is_some() && !copy_in {
+                    // Waiting for the application to answer.
+                    return Ok(false);
+                }
+                let Some(m) = self.decoder.next()? else {
+                    return self.at_end_of_input();
+                };
+                if copy_in {
+                    self.copy_message(m)?;
+                } else {
+                    self.query_message(m)?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn unexpected(&self, m: &FrontendMessage) -> Error {
+        Error::UnexpectedMessage {
+            state: self.state_name(),
+            message: m.name(),
+        }
+    }
+
+    fn startup_message(&mut self, m: FrontendMessage) -> Result<(), Error> {
+        let unexpected = self.unexpected(&m);
+        let Phase::Startup(s) = &mut self.phase else {
+            return Ok(());
+        };
+        s.first_packet = false;
+        use FrontendMessage as F;
+        match (&mut s.state, m) {
+            (State::AwaitPacket, F::SslRequest) if !s.ssl_done => {
+                s.ssl_done = true;
+                s.state = State::AwaitSslDecision;
+                self.events.push_back(ServerEvent::SslRequest);
+            }
+            (State::AwaitPacket, F::GssEncRequest) if !s.gss_done => {
+                s.gss_done = true;
+                s.state = State::AwaitGssDecision;
+                self.events.push_back(ServerEvent::GssEncRequest);
+            }
+            (State::AwaitPacket, F::CancelRequest(c)) => {
+                self.phase = Phase::Closed;
+                self.events.push_back(ServerEvent::CancelRequest(c));
+            }
+            (State::AwaitPacket, F::UnsupportedStartup(u)) => {
+                let v = u.version();
+                let text = format!(
+                    "unsupported frontend protocol {}.{}: server supports 3.0 to 3.{}",
+                    v.major, v.minor, self.config.max_protocol_version.minor
+                );
+                if v.major < 3 {
+                    // A protocol-2 client understands only the old format.
+                    self.out
+                        .extend_from_slice(&startup::legacy_error(&format!("FATAL:  {text}\n")));
+                    self.phase = Phase::Closed;
+                    self.error = Some(Error::UnsupportedProtocol { version: v });
+                    return Err(Error::UnsupportedProtocol { version: v });
+                }
+                return Err(Error::UnsupportedProtocol { version: v });
+            }
+            (State::AwaitPacket, F::Startup(msg)) => {
+                let requested = msg.version();
+                let max = self.config.max_protocol_version;
+                // The newest version we support that is not above the request (never 3.1).
+                let version = if requested.minor >= max.minor {
+                    max
+                } else if requested.minor >= 2 {
+                    ProtocolVersion::V3_2
+                } else {
+                    ProtocolVersion::V3_0
+                };
+                let unrecognized: Vec<&[u8]> = msg.protocol_options().map(|(k, _)| k).collect();
+                if version != requested || !unrecognized.is_empty() {
+                    NegotiateProtocolVersion::new(i32::from(version.minor), unrecognized)
+                        .map_err(|_| unexpected.clone())?
+                        .encode(&mut self.out);
+                }
+                let Some(user) = msg.param("user").filter(|u| !u.is_empty()) else {
+                    return Err(Error::UnexpectedMessage {
+                        state: "reading the StartupMessage",
+                        message: "a StartupMessage without a user name",
+                    });
+                };
+                self.user = String::from_utf8_lossy(user).into();
+                self.version = version;
+                s.startup = Some(msg.clone());
+                s.state = State::AwaitAuthDecision;
+                self.events.push_back(ServerEvent::Startup {
+                    message: msg,
+                    version,
+                });
+            }
+            (State::Password(check), F::PasswordMessage(p)) => {
+                let ok = check.verify(self.user.as_bytes(), p.password());
+                let _: &PasswordCheck = check;
+                if ok {
+                    self.authenticated();
+                } else {
+                    return Err(AuthError::PasswordMismatch.into());
+                }
+            }
+            (
+                State::Scram {
+                    server,
+                    plus_offered,
+                    step: step @ ScramStep::AwaitInitial,
+                },
+                F::SaslInitialResponse(r),
+            ) => {
+                let mechanism = startup::scram_mechanism(r.mechanism(), *plus_offered)
+                    .map_err(AuthError::Scram)?;
+                let end_point = if *plus_offered {
+                    self.end_point.as_deref()
+                } else {
+                    None
+                };
+                let data = r.data().map(|d| &d[..]).unwrap_or_default();
+                let reply = server
+                    .handle_client_first(data, mechanism, end_point)
+                    .map_err(AuthError::Scram)?;
+                *step = ScramStep::AwaitFinal;
+                self.decoder
+                    .expect_auth_response(Some(AuthResponseKind::Sasl));
+                BackendMessage::Authentication(Authentication::SaslContinue(Bytes::from(reply)))
+                    .encode(&mut self.out);
+            }
+            (
+                State::Scram {
+                    server,
+                    step: ScramStep::AwaitFinal,
+                    ..
+                },
+                F::SaslResponse(r),
+            ) => {
+                let reply = server
+                    .handle_client_final(r.data())
+                    .map_err(AuthError::Scram)?;
+                BackendMessage::Authentication(Authentication::SaslFinal(Bytes::from(reply)))
+                    .encode(&mut self.out);
+                self.authenticated();
+            }
+            (
+                State::External(_),
+                m @ (F::GssResponse(_) | F::SaslInitialResponse(_) | F::SaslResponse(_)),
+            ) => self.events.push_back(ServerEvent::AuthResponse(m)),
+            (_, F::Terminate) => {
+                self.phase = Phase::Closed;
+                self.events.push_back(ServerEvent::Terminate);
+            }
+            _ => return Err(unexpected),
+        }
+        Ok(())
+    }
+
+    fn query_message(&mut self, m: FrontendMessage) -> Result<(), Error> {
+        use FrontendMessage as F;
+        if self.ignore_till_sync && !matches!(m, F::Sync | F::Terminate) {
+            self.discarded += 1;
+            return Ok(());
+        }
+        let current = match &m {
+            F::Query(_) => Some(Current::Query),
+            F::Parse(_) => Some(Current::Parse),
+            F::Bind(_) => Some(Current::Bind),
+            F::Describe(d) => Some(match d.target() {
+                crate::Target::Statement => Current::DescribeStatement {
+                    described_params: false,
+                },
+                crate::Target::Portal => Current::DescribePortal,
+            }),
+            F::Execute(_) => Some(Current::Execute),
+            F::Close(_) => Some(Current::Close),
+            F::Sync => {
+                self.ignore_till_sync = false;
+                Some(Current::Sync)
+            }
+            F::FunctionCall(_) => Some(Current::FunctionCall { answered: false }),
+            F::Flush => None,
+            F::Terminate => {
+                self.phase = Phase::Closed;
+                self.events.push_back(ServerEvent::Terminate);
+                return Ok(());
+            }
+            // CopyData, CopyDone or CopyFail outside COPY: PostgreSQL ignores them (a client
+            // may send them after the server ended a COPY with an error).
+            F::CopyData(_) | F::CopyDone | F::CopyFail(_) => {
+                self.discarded += 1;
+                return Ok(());
+            }
+            _ => return Err(self.unexpected(&m)),
+        };
+        self.current = current;
+        self.events.push_back(ServerEvent::Message(m));
+        Ok(())
+    }
+
+    fn copy_message(&mut self, m: FrontendMessage) -> Result<(), Error> {
+        use FrontendMessage as F;
+        match m {
+            m @ F::CopyData(_) => self.events.push_back(ServerEvent::Message(m)),
+            m @ (F::CopyDone | F::CopyFail(_)) => {
+                let failed = matches!(m, F::CopyFail(_));
+                self.current = match self.current {
+                    Some(Current::CopyIn { extended, .. }) => Some(Current::CopyIn {
+                        extended,
+                        client_done: true,
+                    }),
+                    Some(Current::CopyBoth {
+                        extended,
+                        server_done,
+                        ..
+                    }) => Some(Current::CopyBoth {
+                        extended,
+                        client_done: true,
+                        server_done,
+                    }),
+                    other => other,
+                };
+                let _ = failed;
+                self.events.push_back(ServerEvent::Message(m));
+            }
+            // PostgreSQL ignores Flush and Sync during COPY FROM STDIN.
+            F::Flush | F::Sync => self.discarded += 1,
+            F::Terminate => {
+                self.phase = Phase::Closed;
+                self.events.push_back(ServerEvent::Terminate);
+            }
+            other => return Err(self.unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Self::UnexpectedMessage {
+            state: "encoding",
+            message: match e {
+                EncodeError::InteriorNul { field } | EncodeError::TooMany { field, .. } => field,
+                EncodeError::TooLong { message, .. } => message,
+                EncodeError::OutOfRange { field, .. } => field,
+            },
+        }
+    }
+}
