@@ -298,7 +298,8 @@ impl BackendDecoder {
         })))
     }
 
-    /// The next complete frame, undecoded.
+    /// The next complete tagged frame, undecoded. The single-byte answers to SSLRequest and
+    /// GSSENCRequest are not frames: while one is expected, use [`BackendDecoder::next`].
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {

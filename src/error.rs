@@ -104,12 +104,6 @@ pub enum DecodeError {
         /// The value as received.
         value: i64,
     },
-    /// A start-up packet carries a request code or protocol version this crate does not know.
-    #[error("unsupported start-up code {code:#010x} ({major}.{minor})", major = code >> 16, minor = code & 0xffff)]
-    UnknownStartupCode {
-        /// The 32-bit code (protocol version or request code).
-        code: u32,
-    },
     /// A message arrived where the protocol forbids more input (after a CancelRequest).
     #[error("unexpected data after {message}")]
     DataAfterEnd {
@@ -270,7 +264,7 @@ pub enum AuthError {
     #[error("server requested a password, but none was given")]
     MissingPassword,
     /// The server asked for a method this crate does not implement.
-    #[error("{method} authentication is not supported")]
+    #[error("unsupported authentication method: {method}")]
     Unsupported {
         /// The method.
         method: &'static str,

@@ -29,8 +29,8 @@ pub struct Limits {
     pub frontend_auth: u32,
     /// Backend messages other than the large ones.
     pub backend_small: u32,
-    /// RowDescription, DataRow, CopyData, FunctionCallResponse, ErrorResponse, NoticeResponse and
-    /// NotificationResponse.
+    /// RowDescription, DataRow, CopyData, FunctionCallResponse, ErrorResponse, NoticeResponse,
+    /// NotificationResponse and ParameterDescription.
     pub backend_large: u32,
 }
 
@@ -98,7 +98,6 @@ pub(crate) const BACKEND_CLASS: [Class; 256] = {
         EMPTY_QUERY_RESPONSE,
         NEGOTIATE_PROTOCOL_VERSION,
         NO_DATA,
-        PARAMETER_DESCRIPTION,
         PARAMETER_STATUS,
         PARSE_COMPLETE,
         PORTAL_SUSPENDED,
@@ -109,7 +108,10 @@ pub(crate) const BACKEND_CLASS: [Class; 256] = {
         t[small[i] as usize] = Class::Small;
         i += 1;
     }
+    // ParameterDescription is not long in libpq, but a statement may have 65,535 parameters
+    // (262,142 bytes), so it is treated as long here.
     let large = [
+        PARAMETER_DESCRIPTION,
         ROW_DESCRIPTION,
         DATA_ROW,
         COPY_DATA,

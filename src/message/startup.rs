@@ -44,6 +44,12 @@ impl StartupMessage {
         V: AsRef<[u8]>,
         I: IntoIterator<Item = (K, V)>,
     {
+        if version.major != 3 {
+            return Err(EncodeError::OutOfRange {
+                field: "protocol version",
+                reason: "a StartupMessage carries a 3.x version",
+            });
+        }
         let mut out = Vec::new();
         let mut len = 8 + 1;
         for (k, v) in params {
@@ -240,7 +246,20 @@ impl UnsupportedStartup {
     }
 
     /// A packet with `version` and the given bytes after the version word.
+    ///
+    /// `version` must not be a 3.x version or a request code (those are other packets).
     pub fn new(version: ProtocolVersion, rest: &[u8]) -> Result<Self, EncodeError> {
+        let code = version.code();
+        if version.major == 3
+            || code == CANCEL_REQUEST_CODE
+            || code == SSL_REQUEST_CODE
+            || code == GSSENC_REQUEST_CODE
+        {
+            return Err(EncodeError::OutOfRange {
+                field: "protocol version",
+                reason: "3.x versions and request codes are other start-up packets",
+            });
+        }
         check_body("start-up packet", rest.len() + 8)?;
         let mut b = BytesMut::with_capacity(8 + rest.len());
         b.put_i32((8 + rest.len()) as i32);
