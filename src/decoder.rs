@@ -91,6 +91,14 @@ struct Buffer {
 }
 
 impl Buffer {
+    /// Frees the buffer's memory if it holds no undecoded bytes.
+    fn shrink(&mut self) {
+        self.release();
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
     #[inline]
     fn release(&mut self) {
         if self.lent > 0 {
@@ -247,6 +255,12 @@ impl BackendDecoder {
     /// `Ok(None)` after every call to this.
     pub fn receive(&mut self, data: &[u8]) {
         self.inner.receive(data);
+    }
+
+    /// Frees the receive buffer's memory when it holds no undecoded bytes (an idle connection
+    /// then keeps no buffer). Views lent by an earlier call end here.
+    pub fn release_buffer(&mut self) {
+        self.inner.shrink();
     }
 
     /// Bytes buffered and not yet decoded.
@@ -452,6 +466,12 @@ impl FrontendDecoder {
     /// `Ok(None)` after every call to this.
     pub fn receive(&mut self, data: &[u8]) {
         self.inner.receive(data);
+    }
+
+    /// Frees the receive buffer's memory when it holds no undecoded bytes (an idle connection
+    /// then keeps no buffer). Views lent by an earlier call end here.
+    pub fn release_buffer(&mut self) {
+        self.inner.shrink();
     }
 
     /// Bytes buffered and not yet decoded.

@@ -98,3 +98,8 @@ pub use message::startup::{
     MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN, SSL_REQUEST_CODE,
 };
 pub use server::{Server, ServerAuth, ServerConfig, ServerEvent};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -523,6 +523,22 @@ impl Client {
         Ok(())
     }
 
+    /// Frees the memory of empty buffers and queues, so that an idle connection holds little
+    /// more than its parameters and key. Call it when the connection goes idle (for example
+    /// in a pooler, after ReadyForQuery); the buffers grow again when needed.
+    pub fn release_buffers(&mut self) {
+        self.decoder.release_buffer();
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        self.scratch = Vec::new();
+        self.pipeline.shrink();
+        self.params.shrink_to_fit();
+    }
+
     // ---- (D) output ----
 
     /// The bytes to send to the server, whole messages only; `None` when there are none.

@@ -388,7 +388,15 @@ impl Startup {
                 if self.backend_key.is_some() {
                     return Err(unexpected(self, &B::BackendKeyData(k)));
                 }
-                self.backend_key = Some(k.clone());
+                // Copied, so the key does not keep the whole receive buffer alive.
+                self.backend_key = Some(
+                    BackendKeyData::new(k.process_id(), k.secret_key()).map_err(|_| {
+                        Error::UnexpectedMessage {
+                            state: "reading BackendKeyData",
+                            message: "BackendKeyData",
+                        }
+                    })?,
+                );
                 events.push_back(ClientEvent::BackendKeyData(k));
             }
             (State::AwaitReady, B::ReadyForQuery(status)) => {

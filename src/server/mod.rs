@@ -200,7 +200,7 @@ struct StartupData {
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    config: Box<ServerConfig>,
+    config: std::sync::Arc<ServerConfig>,
     decoder: FrontendDecoder,
     out: BytesMut,
     phase: Phase,
@@ -255,11 +255,13 @@ impl Error {
 }
 
 impl Server {
-    /// A server for one connection, waiting for the client's first packet.
-    pub fn new(config: ServerConfig) -> Self {
+    /// A server for one connection, waiting for the client's first packet. Pass an
+    /// `Arc<ServerConfig>` to share one configuration between connections.
+    pub fn new(config: impl Into<std::sync::Arc<ServerConfig>>) -> Self {
+        let config = config.into();
         let limits = config.limits;
         Self {
-            config: Box::new(config),
+            config,
             decoder: FrontendDecoder::with_limits(limits),
             out: BytesMut::new(),
             phase: Phase::Startup(Box::new(StartupData {
@@ -629,6 +631,18 @@ impl Server {
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.out);
         self.phase = Phase::Closed;
         Ok(())
+    }
+
+    /// Frees the memory of empty buffers and queues, so that an idle connection holds almost
+    /// nothing. Call it when the connection goes idle; the buffers grow again when needed.
+    pub fn release_buffers(&mut self) {
+        self.decoder.release_buffer();
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     // ---- (D) output ----
