@@ -18,7 +18,7 @@ use crate::limits::{Class, Limits, BACKEND_CLASS, FRONTEND_CLASS};
 use crate::message::backend::{tag as btag, BackendMessage};
 use crate::message::common::ProtocolVersion;
 use crate::message::frontend::{tag as ftag, AuthResponseKind, FrontendMessage};
-use crate::message::rows::DataRowRef;
+use crate::message::rows::{DataRow, DataRowRef};
 
 /// The name of a backend message by type byte, for error reports.
 pub(crate) fn backend_name(t: u8) -> &'static str {
@@ -340,9 +340,30 @@ impl BackendDecoder {
         if let Some(r) = self.single_byte() {
             return r;
         }
-        let Some(f) = self.next_frame()? else {
-            return Ok(None);
+        let limits = self.limits;
+        let total = match self
+            .inner
+            .tagged_len(&BACKEND_CLASS, |c| limits.backend(c), backend_name)
+        {
+            Ok(Some(total)) => total,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(self.inner.fail(e)),
         };
+        if self.inner.buf[0] == btag::DATA_ROW {
+            // The hot path: check the row in place (the same checks, in the same order, as
+            // `DataRow::decode`), then share its column bytes as one slice: one reference
+            // count per row, no decoding through a body reader.
+            let count = match DataRowRef::check(&self.inner.buf[5..total]) {
+                Ok(count) => count,
+                Err(e) => return Err(self.inner.fail(e)),
+            };
+            self.inner.buf.advance(7);
+            let raw = self.inner.buf.split_to(total - 7).freeze();
+            return Ok(Some(BackendMessage::DataRow(DataRow::from_checked(
+                count, raw,
+            ))));
+        }
+        let f = self.inner.split_frame(total);
         BackendMessage::decode(f.tag, &f.body, self.version)
             .map(Some)
             .map_err(|e| self.inner.fail(e))

@@ -1100,7 +1100,7 @@ fn protocol_version_decides_the_key_length() {
 
     // 3.2 asked, NegotiateProtocolVersion lowers it to 3.0: a 4-byte key only.
     let npv = BackendMessage::NegotiateProtocolVersion(
-        NegotiateProtocolVersion::new(0, ["_pq_.x"]).unwrap(),
+        NegotiateProtocolVersion::new(0x0003_0000, ["_pq_.x"]).unwrap(),
     );
     let conn = decode(&c32, &bytes_of(&[&npv, &ok, &short_key, &rfq]));
     assert_eq!(conn.server.end, End::Complete);

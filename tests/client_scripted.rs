@@ -332,7 +332,10 @@ fn negotiate_protocol_version_rules() {
         c.receive(&encode(&[BackendMessage::NegotiateProtocolVersion(n)]));
         drain(&mut c)
     }
-    let npv = |minor, opts: &[&str]| NegotiateProtocolVersion::new(minor, opts.iter()).unwrap();
+    // The version field is a whole version word: major << 16 | minor.
+    let npv = |minor: i32, opts: &[&str]| {
+        NegotiateProtocolVersion::new(0x0003_0000 | minor, opts.iter()).unwrap()
+    };
     // Above the request.
     let (_, err) = with(ProtocolVersion::V3_0, npv(2, &[]), &[]);
     assert!(
@@ -389,6 +392,41 @@ fn negotiate_protocol_version_rules() {
     let (events, err) = drain(&mut c);
     assert_eq!(events.len(), 1, "the first is delivered before the error");
     assert!(matches!(err, Some(Error::ProtocolNegotiation { .. })));
+}
+
+/// What PostgreSQL 15 really answers a 3.2 StartupMessage (captured from a live server): the
+/// version field is the version word 0x00030000, not a bare minor number. A bare minor (as the
+/// documentation's "newest minor version" could be read) is refused, as libpq refuses it.
+#[test]
+fn negotiate_protocol_version_carries_a_version_word() {
+    let start = || {
+        let mut config = ClientConfig::new("alice");
+        config.max_protocol_version = ProtocolVersion::V3_2;
+        Client::new(config).unwrap()
+    };
+    let mut c = start();
+    c.receive(b"v\0\0\0\x0c\0\x03\0\0\0\0\0\0");
+    c.receive(&encode(&after_auth()));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        events[0],
+        ClientEvent::ProtocolNegotiated {
+            version: ProtocolVersion::V3_0,
+            unrecognized: vec![]
+        }
+    );
+    assert_eq!(c.protocol_version(), ProtocolVersion::V3_0);
+    for bare in [0, 2, 0x0002_0000, -1] {
+        let mut c = start();
+        c.receive(&encode(&[BackendMessage::NegotiateProtocolVersion(
+            NegotiateProtocolVersion::new(bare, std::iter::empty::<&str>()).unwrap(),
+        )]));
+        assert!(
+            matches!(drain(&mut c).1, Some(Error::ProtocolNegotiation { .. })),
+            "{bare:#x}"
+        );
+    }
 }
 
 #[test]

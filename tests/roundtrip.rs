@@ -887,7 +887,7 @@ fn constructors_reject_interior_nul() {
         nul("payload")
     );
     assert_eq!(
-        NegotiateProtocolVersion::new(0, ["_pq_.x\0"]).unwrap_err(),
+        NegotiateProtocolVersion::new(0x0003_0000, ["_pq_.x\0"]).unwrap_err(),
         nul("option")
     );
     assert_eq!(

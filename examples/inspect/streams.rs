@@ -389,11 +389,8 @@ pub(crate) fn decode(client: &[u8], server: &[u8]) -> Connection {
                 None
             }
             Some(BackendMessage::NegotiateProtocolVersion(n)) => {
-                let minor = u16::try_from(n.newest_minor().max(0)).unwrap_or(u16::MAX);
-                (minor < version.minor).then_some(ProtocolVersion {
-                    major: version.major,
-                    minor,
-                })
+                let offered = n.newest_version();
+                (offered.major == version.major && offered.minor < version.minor).then_some(offered)
             }
             Some(_) => None,
         };
@@ -751,7 +748,7 @@ impl Message for BackendMessage {
                 Some(b) => format!("{} {}", plural(b.len(), "byte", "bytes"), quote(b, 20)),
             },
             Self::NegotiateProtocolVersion(m) => {
-                let mut s = format!("newest minor version {}", m.newest_minor());
+                let mut s = format!("newest version {}", m.newest_version());
                 if m.unrecognized_count() > 0 {
                     let names: Vec<String> = m.unrecognized().map(|o| word(o, 40)).collect();
                     let _ = write!(s, ", unrecognized {}", names.join(","));

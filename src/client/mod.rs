@@ -268,6 +268,12 @@ impl Client {
         !self.out.is_empty()
     }
 
+    /// Bytes received and not yet decoded (messages are decoded lazily, by `poll_event`): never
+    /// more than was given to `receive`. Nothing more is buffered once an error has occurred.
+    pub fn buffered_len(&self) -> usize {
+        self.decoder.buffered_len()
+    }
+
     /// A CancelRequest for this connection, to send on a new connection to the same server; `None`
     /// until the server has sent its key.
     pub fn cancel_request(&self) -> Option<CancelRequest> {

@@ -427,7 +427,14 @@ impl Startup {
         }
         self.negotiated = true;
         let requested = self.version;
-        let minor = n.newest_minor();
+        // The field is a whole version word, `major << 16 | minor`, whatever the documentation's
+        // "newest minor version" suggests: PostgreSQL sends PG_PROTOCOL(3, x) and libpq reads it
+        // so (15 answers a 3.2 request with 0x00030000).
+        let code = n.newest_version_code();
+        if code >> 16 != 3 {
+            return fail("the server offered a protocol version other than 3.x");
+        }
+        let minor = code & 0xffff;
         let requested_options: Vec<&str> = self
             .config
             .params
@@ -443,7 +450,7 @@ impl Startup {
                 return fail("the server named an option the client did not request");
             }
         }
-        if minor < 0 || minor > i32::from(requested.minor) {
+        if minor > i32::from(requested.minor) {
             return fail("the server offered a version above the one requested");
         }
         if minor == 1 {

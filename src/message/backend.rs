@@ -284,18 +284,23 @@ impl Encode for NotificationResponse {
     }
 }
 
-/// NegotiateProtocolVersion (`v`): the newest minor version the server supports for the
+/// NegotiateProtocolVersion (`v`): the newest protocol version the server supports for the
 /// requested major version, and the `_pq_.` options it did not recognise.
+///
+/// The documentation calls the first field the "newest minor protocol version", but PostgreSQL
+/// sends a whole version word, `major << 16 | minor` (15 answers a 3.2 request with
+/// `00 03 00 00`), and libpq reads it so. This type keeps the word as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiateProtocolVersion {
-    newest_minor: i32,
+    newest_version: i32,
     count: u32,
     options: Bytes,
 }
 
 impl NegotiateProtocolVersion {
-    /// A NegotiateProtocolVersion message.
-    pub fn new<I, S>(newest_minor: i32, unrecognized: I) -> Result<Self, EncodeError>
+    /// A NegotiateProtocolVersion message; `newest_version` is the version word
+    /// (`ProtocolVersion::code`), as PostgreSQL sends it.
+    pub fn new<I, S>(newest_version: i32, unrecognized: I) -> Result<Self, EncodeError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
@@ -309,15 +314,21 @@ impl NegotiateProtocolVersion {
         }
         check_body("NegotiateProtocolVersion", b.len() + 8)?;
         Ok(Self {
-            newest_minor,
+            newest_version,
             count,
             options: b.freeze(),
         })
     }
 
-    /// The newest minor version the server supports.
-    pub fn newest_minor(&self) -> i32 {
-        self.newest_minor
+    /// The version word as sent.
+    pub fn newest_version_code(&self) -> i32 {
+        self.newest_version
+    }
+
+    /// The newest version the server supports, read from the version word. A server that sends
+    /// a bare minor number gives major version 0 here.
+    pub fn newest_version(&self) -> ProtocolVersion {
+        ProtocolVersion::from_code(self.newest_version as u32)
     }
 
     /// The protocol options the server did not recognise.
@@ -332,7 +343,7 @@ impl NegotiateProtocolVersion {
 
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, "NegotiateProtocolVersion");
-        let newest_minor = r.i32("newest minor version")?;
+        let newest_version = r.i32("newest version")?;
         let count = r.i32("option count")?;
         if count < 0 {
             return Err(DecodeError::InvalidCount {
@@ -349,7 +360,7 @@ impl NegotiateProtocolVersion {
         let options = r.slice_between(start, r.position());
         r.finish()?;
         Ok(Self {
-            newest_minor,
+            newest_version,
             count: count as u32,
             options,
         })
@@ -363,7 +374,7 @@ impl Encode for NegotiateProtocolVersion {
             tag::NEGOTIATE_PROTOCOL_VERSION,
             self.options.len() + 8,
             |out| {
-                out.put_i32(self.newest_minor);
+                out.put_i32(self.newest_version);
                 out.put_u32(self.count);
                 out.put_slice(&self.options);
             },

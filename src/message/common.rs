@@ -257,6 +257,12 @@ impl Values {
         })
     }
 
+    /// A list of `count` values whose bytes `raw` were already checked.
+    #[inline]
+    pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
+        Self { count, raw }
+    }
+
     /// Reads `count` values, checking every length against the bytes that remain.
     pub(crate) fn decode_counted(
         r: &mut Reader<'_>,

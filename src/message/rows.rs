@@ -246,6 +246,15 @@ impl DataRow {
         self.values.iter().nth(index).flatten()
     }
 
+    /// A row of `count` values whose bytes `raw` (after the column count) were already checked
+    /// by [`DataRowRef::check`].
+    #[inline]
+    pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
+        Self {
+            values: Values::from_checked(count, raw),
+        }
+    }
+
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, "DataRow");
         let count = r.u16("column count")?;
@@ -289,6 +298,7 @@ impl<'a> DataRowRef<'a> {
     }
 
     /// Checks a DataRow body and returns its column count.
+    #[inline]
     pub(crate) fn check(body: &[u8]) -> Result<u16, DecodeError> {
         let trunc = |field| DecodeError::Truncated {
             message: "DataRow",
@@ -303,30 +313,33 @@ impl<'a> DataRowRef<'a> {
                 count: count.into(),
             });
         }
-        let mut pos = 0usize;
+        // Walk the length words by narrowing a slice: one load and one add per column, and a
+        // value running past the end is reported where it starts.
+        let mut rest = raw;
         for _ in 0..count {
-            let Some(len) = raw.get(pos..pos + 4) else {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
                 return Err(trunc("column value"));
             };
-            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-            pos += 4;
-            if len >= 0 {
-                pos += len as usize;
-            } else if len != -1 {
+            let len = i32::from_be_bytes(*len);
+            rest = if len >= 0 {
+                match tail.get(len as usize..) {
+                    Some(tail) => tail,
+                    None => return Err(trunc("column value")),
+                }
+            } else if len == -1 {
+                tail
+            } else {
                 return Err(DecodeError::InvalidCount {
                     message: "DataRow",
                     field: "column value",
                     count: len.into(),
                 });
-            }
+            };
         }
-        if pos > raw.len() {
-            return Err(trunc("column value"));
-        }
-        if pos < raw.len() {
+        if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes {
                 message: "DataRow",
-                extra: raw.len() - pos,
+                extra: rest.len(),
             });
         }
         Ok(count)

@@ -329,6 +329,12 @@ impl Server {
         !self.out.is_empty()
     }
 
+    /// Bytes received and not yet decoded (messages are decoded lazily, by `poll_event`): never
+    /// more than was given to `receive`. Nothing more is buffered once an error has occurred.
+    pub fn buffered_len(&self) -> usize {
+        self.decoder.buffered_len()
+    }
+
     // ---- (B) input ----
 
     /// Buffers bytes received from the client.
@@ -791,7 +797,9 @@ impl Server {
                 self.events.push_back(ServerEvent::GssEncRequest);
             }
             (State::AwaitPacket, F::CancelRequest(c)) => {
-                self.phase = Phase::Closed;
+                // Not closed yet: the decoder refuses any byte after a CancelRequest
+                // (`DataAfterEnd`), and EOF then ends the connection with `Closed`.
+                s.state = State::Cancelled;
                 self.events.push_back(ServerEvent::CancelRequest(c));
             }
             (State::AwaitPacket, F::UnsupportedStartup(u)) => {
@@ -804,9 +812,11 @@ impl Server {
                     // A protocol-2 client understands only the old format.
                     self.out
                         .extend_from_slice(&startup::legacy_error(&format!("FATAL:  {text}\n")));
+                    // The error is recorded here, not returned: returning it would make
+                    // `poll_event` queue a protocol-3 ErrorResponse after the old-format one.
                     self.phase = Phase::Closed;
                     self.error = Some(Error::UnsupportedProtocol { version: v });
-                    return Err(Error::UnsupportedProtocol { version: v });
+                    return Ok(());
                 }
                 return Err(Error::UnsupportedProtocol { version: v });
             }
@@ -823,7 +833,7 @@ impl Server {
                 };
                 let unrecognized: Vec<&[u8]> = msg.protocol_options().map(|(k, _)| k).collect();
                 if version != requested || !unrecognized.is_empty() {
-                    NegotiateProtocolVersion::new(i32::from(version.minor), unrecognized)
+                    NegotiateProtocolVersion::new(version.code() as i32, unrecognized)
                         .map_err(|_| unexpected.clone())?
                         .encode(&mut self.out);
                 }

@@ -46,6 +46,8 @@ pub(crate) enum State {
     },
     /// GSS, SSPI or another SASL mechanism, handled by the application.
     External(AuthResponseKind),
+    /// A CancelRequest was received: nothing more may come but EOF.
+    Cancelled,
 }
 
 /// How a received password is checked.
@@ -93,6 +95,7 @@ impl State {
             Self::Password(_) => "waiting for a password",
             Self::Scram { .. } => "authenticating with SCRAM",
             Self::External(_) => "authenticating (external mechanism)",
+            Self::Cancelled => "after a CancelRequest",
         }
     }
 
