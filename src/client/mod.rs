@@ -14,6 +14,7 @@
 //! write those bytes to the server.
 
 mod config;
+mod params;
 mod pipeline;
 mod startup;
 
@@ -178,7 +179,7 @@ pub struct Client {
     auth_method: Option<AuthMethod>,
     backend_key: Option<BackendKeyData>,
     /// Parameter names and values, stored compactly (they outlive the frames they came in).
-    params: Vec<(Box<str>, Box<str>)>,
+    params: params::Params,
     tls: bool,
     scratch: Vec<RequestId>,
 }
@@ -207,7 +208,7 @@ impl Client {
             version: ProtocolVersion::V3_0,
             auth_method: None,
             backend_key: None,
-            params: Vec::new(),
+            params: params::Params::default(),
             tls: false,
             scratch: Vec::new(),
         })
@@ -237,10 +238,7 @@ impl Client {
 
     /// The last reported value of a run-time parameter (`server_version`, `client_encoding`...).
     pub fn parameter(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| &**k == name)
-            .map(|(_, v)| &**v)
+        self.params.get(name)
     }
 
     /// Whether start-up has completed and the connection is usable.
@@ -542,7 +540,6 @@ impl Client {
         }
         self.scratch = Vec::new();
         self.pipeline.shrink();
-        self.params.shrink_to_fit();
     }
 
     // ---- (D) output ----
@@ -679,7 +676,7 @@ impl Client {
                 return Ok(());
             }
             BackendMessage::ParameterStatus(p) => {
-                startup::store_param(&mut self.params, &p);
+                self.params.set(&p);
                 self.events.push_back(ClientEvent::ParameterStatus(p));
                 return Ok(());
             }

@@ -31,9 +31,7 @@ use crate::codec::Encode;
 use crate::decoder::BackendDecoder;
 use crate::error::{AuthError, Error, UsageError};
 use crate::message::auth::Authentication;
-use crate::message::backend::{
-    BackendKeyData, BackendMessage, NegotiateProtocolVersion, ParameterStatus,
-};
+use crate::message::backend::{BackendKeyData, BackendMessage, NegotiateProtocolVersion};
 use crate::message::common::{ProtocolVersion, TransactionStatus};
 use crate::message::frontend::{
     FrontendMessage, PasswordMessage, SaslInitialResponse, SaslResponse,
@@ -74,7 +72,7 @@ pub(crate) struct Done {
     pub(crate) version: ProtocolVersion,
     pub(crate) method: AuthMethod,
     pub(crate) backend_key: Option<BackendKeyData>,
-    pub(crate) params: Vec<(Box<str>, Box<str>)>,
+    pub(crate) params: super::params::Params,
     pub(crate) status: TransactionStatus,
     pub(crate) tls: bool,
 }
@@ -88,20 +86,9 @@ pub(crate) struct Startup {
     negotiated: bool,
     method: Option<AuthMethod>,
     backend_key: Option<BackendKeyData>,
-    params: Vec<(Box<str>, Box<str>)>,
+    params: super::params::Params,
     tls: bool,
     end_point: Option<Vec<u8>>,
-}
-
-/// Stores a reported parameter, replacing an older value. Values are kept as text for the
-/// getter; the event carries the exact bytes.
-pub(crate) fn store_param(params: &mut Vec<(Box<str>, Box<str>)>, p: &ParameterStatus) {
-    let name = String::from_utf8_lossy(p.name());
-    let value: Box<str> = String::from_utf8_lossy(p.value()).into();
-    match params.iter_mut().find(|(k, _)| **k == *name) {
-        Some(slot) => slot.1 = value,
-        None => params.push((name.into(), value)),
-    }
 }
 
 impl Startup {
@@ -126,7 +113,7 @@ impl Startup {
             negotiated: false,
             method: None,
             backend_key: None,
-            params: Vec::new(),
+            params: super::params::Params::default(),
             tls: false,
             end_point: None,
             config,
@@ -381,7 +368,7 @@ impl Startup {
             )
             | (State::AwaitReady, B::NoticeResponse(f)) => events.push_back(ClientEvent::Notice(f)),
             (State::AwaitReady, B::ParameterStatus(p)) => {
-                store_param(&mut self.params, &p);
+                self.params.set(&p);
                 events.push_back(ClientEvent::ParameterStatus(p));
             }
             (State::AwaitReady, B::BackendKeyData(k)) => {

@@ -1,0 +1,127 @@
+//! The heap an idle connection's state machine keeps, measured with an instrumented global
+//! allocator (only this test binary uses it). The design target is under 1 KiB once the buffers
+//! are released (PgBouncer needs about 2 kB per connection).
+
+use std::alloc::System;
+use std::sync::{Arc, Mutex};
+
+use pgproto::auth::ScramVerifier;
+use pgproto::{
+    Client, ClientConfig, ClientEvent, FrontendMessage, ProtocolVersion, Server, ServerAuth,
+    ServerConfig, ServerEvent, TransactionStatus,
+};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// The counts are process-wide, so the tests of this file take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const TARGET: isize = 1024;
+
+/// Moves bytes until both sides are quiet, answering the server's events like a tiny database.
+fn drive(c: &mut Client, s: &mut Server, auth: &mut Option<ServerAuth>) {
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(b) = c.poll_transmit() {
+            s.receive(&b);
+            moved = true;
+        }
+        while let Some(e) = s.poll_event().unwrap() {
+            match e {
+                ServerEvent::Startup { .. } => s.authenticate(auth.take().unwrap()).unwrap(),
+                ServerEvent::Message(FrontendMessage::Query(_)) => {
+                    s.data_row(&[Some(b"1"), None]).unwrap();
+                    s.command_complete("SELECT 1").unwrap();
+                    s.ready_for_query(TransactionStatus::Idle).unwrap();
+                }
+                _ => {}
+            }
+        }
+        while let Some(b) = s.poll_transmit() {
+            c.receive(&b);
+            moved = true;
+        }
+        while let Some(e) = c.poll_event().unwrap() {
+            if let ClientEvent::Connected { .. } = e {}
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("did not settle");
+}
+
+/// Heap bytes `value` owns: what dropping it frees.
+fn heap_of<T>(value: T) -> isize {
+    let region = Region::new(GLOBAL);
+    drop(value);
+    let c = region.change();
+    c.bytes_deallocated as isize - c.bytes_allocated as isize - c.bytes_reallocated
+}
+
+fn connected_pair(
+    auth: ServerAuth,
+    version: ProtocolVersion,
+    config: &Arc<ServerConfig>,
+) -> (Client, Server) {
+    let mut cc = ClientConfig::new("alice");
+    cc.password = Some(b"pw".to_vec());
+    cc.database = Some("shop".into());
+    cc.application_name = Some("idle_memory".into());
+    cc.max_protocol_version = version;
+    let mut c = Client::new(cc).unwrap();
+    let mut s = Server::new(Arc::clone(config));
+    drive(&mut c, &mut s, &mut Some(auth));
+    assert!(c.is_ready() && s.is_ready());
+    c.query("SELECT 1").unwrap();
+    drive(&mut c, &mut s, &mut None);
+    assert_eq!(c.pending_requests(), 0);
+    c.release_buffers();
+    s.release_buffers();
+    (c, s)
+}
+
+fn measure(auth: ServerAuth, version: ProtocolVersion) -> (isize, isize) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The configuration is shared by every connection of a server, so it is made outside.
+    let config = Arc::new(ServerConfig::default());
+    let (c, s) = connected_pair(auth, version, &config);
+    (heap_of(c), heap_of(s))
+}
+
+#[test]
+fn an_idle_connection_keeps_under_1_kib() {
+    let verifier = ScramVerifier::new("pw", b"0123456789abcdef", 4096).unwrap();
+    for (auth, version) in [
+        (ServerAuth::Trust, ProtocolVersion::V3_0),
+        (
+            ServerAuth::Scram {
+                verifier: Some(verifier),
+            },
+            ProtocolVersion::V3_2,
+        ),
+    ] {
+        let name = format!("{auth:?}").chars().take(5).collect::<String>();
+        let (client, server) = measure(auth, version);
+        println!(
+            "{name} {version}: heap of an idle Client {client} bytes (+{} inline), Server {server} bytes (+{} inline)",
+            std::mem::size_of::<Client>(),
+            std::mem::size_of::<Server>()
+        );
+        assert!(
+            client < TARGET,
+            "{name} {version}: an idle Client holds {client} bytes"
+        );
+        assert!(
+            server < TARGET,
+            "{name} {version}: an idle Server holds {server} bytes"
+        );
+        // A measurement that cannot see anything would pass too: the parameters alone take room.
+        assert!(
+            client > 100,
+            "{name}: the measurement sees the client's parameters"
+        );
+    }
+}
