@@ -85,7 +85,8 @@ pub struct Frame {
 #[derive(Debug, Default)]
 struct Buffer {
     buf: BytesMut,
-    /// Bytes of `buf` handed out by reference on the last call, to drop on the next one.
+    /// Bytes at the start of `buf` already decoded and handed out by reference (by consecutive
+    /// `next_ref` calls), dropped by the next call that does anything else.
     lent: usize,
     error: Option<DecodeError>,
 }
@@ -157,6 +158,23 @@ impl Buffer {
         }
         let total = len as usize + 1;
         Ok((self.buf.len() >= total).then_some(total))
+    }
+
+    /// The length (type byte included) of the frame at offset `at`, if it has type `tag`, a
+    /// valid length word of at most `max`, and is whole; otherwise `None`, and the caller's
+    /// general path decides (and reports any error exactly as it would have).
+    #[inline]
+    fn whole_frame_at(&self, at: usize, tag: u8, max: u32) -> Option<usize> {
+        let h = self.buf.get(at..at + 5)?;
+        if h[0] != tag {
+            return None;
+        }
+        let len = i32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+        if len < 4 || len as u32 > max {
+            return None;
+        }
+        let total = len as usize + 1;
+        (self.buf.len() - at >= total).then_some(total)
     }
 
     fn split_frame(&mut self, total: usize) -> Frame {
@@ -373,6 +391,24 @@ impl BackendDecoder {
     /// decoder's buffer, valid until the next call on the decoder: no allocation, no reference
     /// count, for the row-streaming hot path.
     pub fn next_ref(&mut self) -> Result<Option<BackendMessageRef<'_>>, DecodeError> {
+        if self.inner.error.is_none() && self.expect == Expect::Tagged {
+            // The hot path: a whole DataRow right after the bytes lent so far. Only the cursor
+            // moves; the buffer itself advances past them all on the first other call.
+            let at = self.inner.lent;
+            let max = self.limits.backend(BACKEND_CLASS[btag::DATA_ROW as usize]);
+            if let Some(total) = self.inner.whole_frame_at(at, btag::DATA_ROW, max) {
+                return match DataRowRef::check(&self.inner.buf[at + 5..at + total]) {
+                    Ok(count) => {
+                        self.inner.lent = at + total;
+                        Ok(Some(BackendMessageRef::DataRow(DataRowRef::from_checked(
+                            count,
+                            &self.inner.buf[at + 7..at + total],
+                        ))))
+                    }
+                    Err(e) => Err(self.inner.fail(e)),
+                };
+            }
+        }
         self.inner.release();
         if let Some(e) = &self.inner.error {
             return Err(e.clone());
