@@ -158,6 +158,36 @@ impl ErrorFields {
         Ok(Self { raw: b.freeze() })
     }
 
+    /// The usual fields of an error or notice: severity (as `S` and `V`), SQLSTATE (`C`) and
+    /// message (`M`). It cannot fail: a NUL byte in any of the texts, which the wire cannot
+    /// carry, is replaced by a space (and a text over 400 MiB is cut short).
+    ///
+    /// ```
+    /// use pgproto::ErrorFields;
+    /// let e = ErrorFields::simple("ERROR", "42P01", "relation \"t\" does not exist");
+    /// assert_eq!(e.code(), Some(&b"42P01"[..]));
+    /// assert_eq!(e.severity_nonlocalized(), Some(&b"ERROR"[..]));
+    /// ```
+    pub fn simple(severity: &str, sqlstate: &str, message: &str) -> Self {
+        let mut b =
+            BytesMut::with_capacity(severity.len() * 2 + sqlstate.len() + message.len() + 8);
+        for (code, text) in [
+            (FieldCode::Severity, severity),
+            (FieldCode::SeverityNonLocalized, severity),
+            (FieldCode::Code, sqlstate),
+            (FieldCode::Message, message),
+        ] {
+            b.put_u8(code.byte());
+            // Each text is capped so the whole body always fits its length word.
+            let text = &text.as_bytes()[..text.len().min(crate::codec::MAX_BODY / 5)];
+            for &c in text {
+                b.put_u8(if c == 0 { b' ' } else { c });
+            }
+            b.put_u8(0);
+        }
+        Self { raw: b.freeze() }
+    }
+
     pub(crate) fn decode(body: &Bytes, message: &'static str) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, message);
         loop {

@@ -42,7 +42,7 @@ use crate::message::backend::{
     BackendKeyData, BackendMessage, NegotiateProtocolVersion, NotificationResponse, ParameterStatus,
 };
 use crate::message::common::{ProtocolVersion, TransactionStatus};
-use crate::message::fields::{ErrorFields, FieldCode};
+use crate::message::fields::ErrorFields;
 use crate::message::frontend::{AuthResponseKind, FrontendMessage};
 use crate::message::startup::{CancelRequest, StartupMessage};
 use startup::{PasswordCheck, ScramStep, State};
@@ -216,25 +216,6 @@ pub struct Server {
     ignore_till_sync: bool,
     discarded: u64,
     status: TransactionStatus,
-}
-
-fn fields(severity: &str, code: &str, message: &str) -> ErrorFields {
-    // INVARIANT: the texts here are made by this crate and contain no NUL; `unwrap_or` keeps
-    // that panic-free anyway.
-    ErrorFields::new([
-        (FieldCode::Severity, severity),
-        (FieldCode::SeverityNonLocalized, severity),
-        (FieldCode::Code, code),
-        (FieldCode::Message, message),
-    ])
-    .unwrap_or_else(|_| {
-        ErrorFields::new([(FieldCode::Code, code)]).unwrap_or_else(|_| unreachable_fields())
-    })
-}
-
-fn unreachable_fields() -> ErrorFields {
-    // An empty field list always encodes.
-    ErrorFields::new(std::iter::empty::<(FieldCode, &str)>()).unwrap_or_else(|_| unreachable!())
 }
 
 impl Error {
@@ -693,7 +674,7 @@ impl Server {
                 }
                 other => other.to_string(),
             };
-            BackendMessage::ErrorResponse(fields("FATAL", e.sqlstate(), &message))
+            BackendMessage::ErrorResponse(ErrorFields::simple("FATAL", e.sqlstate(), &message))
                 .encode(&mut self.out);
         }
         self.phase = Phase::Closed;
