@@ -3,12 +3,16 @@
 # toolchain, each on a copy of its seed corpus in a temporary directory, so nothing is written to
 # the repository except the build cache in fuzz/target (ignored by git).
 #
+# Time budget: FUZZ_SECONDS is per target. FUZZ_TOTAL_SECONDS, if set, is shared evenly by the
+# targets instead (at least 10 s each), so that adding a target does not lengthen a CI job. A
+# target given as TARGET=SECONDS gets that many seconds whatever the variables say.
+#
 # Exits non-zero if any target crashes, panics, fails an assertion, leaks past -rss_limit_mb or
 # times out on one input. A crashing input is kept under FUZZ_ARTIFACTS (default: a temporary
 # directory that is then left in place) and printed in base64, so a CI log is enough to
 # reproduce it: `echo ... | base64 -d > crash && RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET crash`.
 #
-# Usage: [FUZZ_SECONDS=N] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [TARGET...]
+# Usage: [FUZZ_SECONDS=N | FUZZ_TOTAL_SECONDS=N] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [TARGET[=SECONDS]...]
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -31,12 +35,22 @@ if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
     mapfile -t targets < <(cargo fuzz list)
+    # One build of every target up front: cargo builds them in parallel.
+    echo "== building ${#targets[@]} targets"
+    cargo fuzz build
+fi
+if [ -n "${FUZZ_TOTAL_SECONDS:-}" ]; then
+    seconds=$((FUZZ_TOTAL_SECONDS / ${#targets[@]}))
+    if [ "$seconds" -lt 10 ]; then seconds=10; fi
 fi
 
 summary=()
 failed=0
-for t in "${targets[@]}"; do
-    echo "== $t: building and fuzzing for ${seconds} s"
+for spec in "${targets[@]}"; do
+    t=${spec%%=*}
+    budget=$seconds
+    if [ "$spec" != "$t" ]; then budget=${spec#*=}; fi
+    echo "== $t: building and fuzzing for ${budget} s"
     mkdir -p "$work/corpus/$t" "$artifacts/$t"
     if [ -d "corpus/$t" ]; then
         cp -R "corpus/$t/." "$work/corpus/$t/"
@@ -44,7 +58,7 @@ for t in "${targets[@]}"; do
     log="$work/$t.log"
     set +e
     cargo fuzz run "$t" "$work/corpus/$t" -- \
-        -max_total_time="$seconds" \
+        -max_total_time="$budget" \
         -rss_limit_mb=2048 \
         -timeout=10 \
         -artifact_prefix="$artifacts/$t/" \
@@ -55,7 +69,7 @@ for t in "${targets[@]}"; do
     if [ "$rc" -eq 0 ] && [ -n "$done_line" ]; then
         runs=$(echo "$done_line" | awk '{print $2}')
         secs=$(echo "$done_line" | awk '{print $5}')
-        summary+=("$t: $runs runs in $secs s")
+        summary+=("$t: $runs runs in $secs s (budget ${budget} s)")
     else
         failed=1
         keep_work=1
@@ -70,7 +84,7 @@ for t in "${targets[@]}"; do
 done
 
 echo
-echo "== fuzz summary (${seconds} s per target)"
+echo "== fuzz summary"
 printf '%s\n' "${summary[@]}"
 if [ "$failed" -ne 0 ]; then
     echo "== fuzzing FAILED; logs and inputs kept in $work (artifacts in $artifacts)"
