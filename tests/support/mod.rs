@@ -5,4 +5,5 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod demo_server;
 pub(crate) mod pg;
