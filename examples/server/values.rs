@@ -403,7 +403,11 @@ pub(crate) fn copy_out_field(out: &mut Vec<u8>, value: Option<&[u8]>, delim: u8,
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' if delim == b'\t' => out.extend_from_slice(b"\\t"),
+            // Like PostgreSQL's COPY TO: these are escaped whatever the delimiter.
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0b => out.extend_from_slice(b"\\v"),
+            0x0c => out.extend_from_slice(b"\\f"),
             _ if b == delim => out.extend_from_slice(&[b'\\', b]),
             _ => out.push(b),
         }
