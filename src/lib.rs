@@ -30,7 +30,10 @@
 //! Decoded messages hold `bytes::Bytes` slices of the received bytes: nothing is copied, and
 //! text stays bytes until asked for (the `as_str`-style accessors check UTF-8 and never replace
 //! characters). For hot loops, [`BackendDecoder::next_ref`] lends DataRow and CopyData straight
-//! out of the buffer with no allocation and no reference count.
+//! out of the buffer with no allocation and no reference count, and
+//! [`BackendDecoder::next_data_row`] drains runs of rows faster still. On the server side,
+//! [`FrontendDecoder::next_ref`] does the same for the extended-query pipeline (Parse, Bind,
+//! Describe, Execute, Sync).
 //!
 //! # Encoding
 //!
@@ -49,7 +52,23 @@
 //!     .encode(&mut out);
 //! Execute::new("", 0).unwrap().encode(&mut out);
 //! FrontendMessage::Sync.encode(&mut out);
-//! assert_eq!(out.len(), 24 + 10 + 5);
+//! assert_eq!(out.len(), 22 + 10 + 5);
+//! ```
+//!
+//! The hot messages can also be written straight from values, with the same checks and nothing
+//! built or allocated: [`Bind::encode_values`], [`Parse::encode_values`],
+//! [`Execute::encode_values`], [`Describe::encode_values`], [`Close::encode_values`],
+//! [`Query::encode_str`] and, for a server, [`DataRow::encode_values`].
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use pgproto::{Bind, Encode, Execute, FrontendMessage};
+//!
+//! let mut out = BytesMut::new();
+//! Bind::encode_values(&mut out, "", "stmt", &[], &[Some(&b"7"[..])], &[]).unwrap();
+//! Execute::encode_values(&mut out, "", 0).unwrap();
+//! FrontendMessage::Sync.encode(&mut out);
+//! assert_eq!(out.len(), 22 + 10 + 5);
 //! ```
 //!
 //! # Bad input
@@ -82,7 +101,8 @@ pub use message::backend::{
     NegotiateProtocolVersion, NotificationResponse, ParameterStatus,
 };
 pub use message::common::{
-    Format, FormatCodes, ProtocolVersion, Target, TransactionStatus, Values, ValuesIter,
+    Format, FormatCodes, FormatCodesRef, FormatIter, ProtocolVersion, Target, TransactionStatus,
+    Values, ValuesIter, ValuesRef,
 };
 pub use message::fields::{ErrorField, ErrorFields, ErrorFieldsIter, FieldCode};
 pub use message::frontend::{
@@ -90,6 +110,7 @@ pub use message::frontend::{
     FrontendMessage, FunctionCall, GssResponse, Parse, PasswordMessage, Query, SaslInitialResponse,
     SaslResponse, UntypedAuthResponse,
 };
+pub use message::frontend_ref::{BindRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef};
 pub use message::rows::{
     DataRow, DataRowRef, FieldDescription, Fields, ParameterDescription, RowDescription,
 };

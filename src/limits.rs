@@ -129,6 +129,7 @@ pub(crate) const BACKEND_CLASS: [Class; 256] = {
 };
 
 impl Limits {
+    #[inline]
     pub(crate) fn frontend(&self, class: Class) -> u32 {
         match class {
             Class::Small | Class::Unknown => self.frontend_small,
@@ -137,6 +138,7 @@ impl Limits {
         }
     }
 
+    #[inline]
     pub(crate) fn backend(&self, class: Class) -> u32 {
         match class {
             Class::Large => self.backend_large,

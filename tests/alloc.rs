@@ -4,7 +4,9 @@
 //! A result stream of 10,000 DataRows is fed in 8 KiB chunks. After the first chunk (the warm-up:
 //! the receive buffer reaches its working size), decoding every remaining row must allocate
 //! nothing per row: `next_ref` at most a handful of times in total (buffer growth), and `next`
-//! at most once per hundred rows. A decoder that allocated once per row would count 10,000.
+//! at most once per hundred rows. A decoder that allocated once per row would count 10,000. The
+//! `next_data_row` loop and the frontend decoder's `next_ref` (on a Parse/Bind/Describe/Execute/
+//! Sync pipeline) are held to the same bar as `next_ref`.
 
 use std::alloc::System;
 use std::sync::Mutex;
@@ -149,5 +151,107 @@ fn next_allocates_nothing_per_row() {
         n < ROWS / 100,
         "next allocated {n} times for {} rows",
         ROWS - warm
+    );
+}
+
+#[test]
+fn next_data_row_allocates_nothing_per_row() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stream = stream();
+    let mut chunks = stream.chunks(CHUNK);
+    let mut dec = BackendDecoder::new();
+    let (mut rows, mut bytes) = (0, 0);
+    let mut feed = |dec: &mut BackendDecoder, chunk: &[u8]| {
+        dec.receive(chunk);
+        loop {
+            while let Some(row) = dec.next_data_row() {
+                rows += 1;
+                bytes += row
+                    .columns()
+                    .map(|c| c.map_or(0, <[u8]>::len))
+                    .sum::<usize>();
+            }
+            match dec.next_ref().unwrap() {
+                None => break,
+                Some(BackendMessageRef::DataRow(_)) => rows += 1,
+                Some(_) => {}
+            }
+        }
+        rows
+    };
+
+    let warm = feed(&mut dec, chunks.next().unwrap());
+    let region = Region::new(GLOBAL);
+    for chunk in chunks {
+        feed(&mut dec, chunk);
+    }
+    let n = allocations(&region);
+
+    assert_eq!(rows, ROWS);
+    assert!(bytes > ROWS * COLUMNS * 5);
+    println!(
+        "next_data_row: {n} allocations for {} rows after warm-up",
+        ROWS - warm
+    );
+    // CommandComplete and ReadyForQuery come owned (boxed): a few allocations in all.
+    assert!(
+        n < 16,
+        "next_data_row allocated {n} times for {} rows",
+        ROWS - warm
+    );
+}
+
+#[test]
+fn frontend_next_ref_allocates_nothing_per_message() {
+    use bytes::BytesMut;
+    use pgproto::{
+        Bind, Encode, Execute, FrontendDecoder, FrontendMessage, FrontendMessageRef, Limits, Parse,
+    };
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const BATCHES: usize = 2_000;
+    let mut out = BytesMut::new();
+    for i in 0..BATCHES {
+        let name = format!("s{}", i % 16);
+        Parse::encode_values(&mut out, &name, "SELECT $1::int8, $2", &[20, 25]).unwrap();
+        let n = i.to_string();
+        let params = [Some(n.as_bytes()), None];
+        Bind::encode_values(&mut out, "", &name, &[], &params, &[]).unwrap();
+        pgproto::Describe::encode_values(&mut out, pgproto::Target::Portal, "").unwrap();
+        Execute::encode_values(&mut out, "", 0).unwrap();
+        FrontendMessage::Sync.encode(&mut out);
+    }
+    let mut chunks = out.chunks(CHUNK);
+    let mut dec = FrontendDecoder::after_startup(Limits::default());
+    let (mut messages, mut values) = (0, 0);
+    let mut feed = |dec: &mut FrontendDecoder, chunk: &[u8]| {
+        dec.receive(chunk);
+        while let Some(m) = dec.next_ref().unwrap() {
+            messages += 1;
+            match m {
+                FrontendMessageRef::Bind(b) => values += b.params().iter().flatten().count(),
+                FrontendMessageRef::Message(m) => panic!("not lent: {m:?}"),
+                _ => {}
+            }
+        }
+        messages
+    };
+
+    let warm = feed(&mut dec, chunks.next().unwrap());
+    let region = Region::new(GLOBAL);
+    for chunk in chunks {
+        feed(&mut dec, chunk);
+    }
+    let n = allocations(&region);
+
+    assert_eq!(messages, BATCHES * 5);
+    assert_eq!(values, BATCHES);
+    println!(
+        "frontend next_ref: {n} allocations for {} messages after warm-up",
+        BATCHES * 5 - warm
+    );
+    assert!(
+        n < 16,
+        "frontend next_ref allocated {n} times for {} messages",
+        BATCHES * 5 - warm
     );
 }

@@ -8,9 +8,9 @@ mod common;
 use bytes::Bytes;
 use common::{frame, startup_packet, Body};
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, DataRowRef, DecodeError, FrontendDecoder,
-    FrontendMessage, Limits, ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,
-    SSL_REQUEST_CODE,
+    AuthResponseKind, BackendDecoder, BackendMessage, BindRef, DataRowRef, DecodeError,
+    DescribeRef, ExecuteRef, FrontendDecoder, FrontendMessage, Limits, ParseRef, ProtocolVersion,
+    Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
 };
 
 /// Where the bytes are fed.
@@ -967,18 +967,40 @@ fn malformed_inputs_fail_with_the_exact_error() {
                         |b| d.borrow_mut().receive(b),
                         || d.borrow_mut().next_ref().map(|r| r.map(|_| ())),
                     );
-                    vec![("next", owned), ("next_ref", borrowed)]
+                    // The row loop: `next_data_row` first; it must leave a bad row in place
+                    // for `next_ref` to report.
+                    let d = std::cell::RefCell::new(backend(c.ctx));
+                    let rows = drain(
+                        chunks,
+                        |b| d.borrow_mut().receive(b),
+                        || {
+                            let mut d = d.borrow_mut();
+                            if d.next_data_row().is_some() {
+                                return Ok(Some(()));
+                            }
+                            d.next_ref().map(|r| r.map(|_| ()))
+                        },
+                    );
+                    vec![
+                        ("next", owned),
+                        ("next_ref", borrowed),
+                        ("next_data_row", rows),
+                    ]
                 }
                 FeStartup | Fe(_) => {
                     let d = std::cell::RefCell::new(frontend(c.ctx));
-                    vec![(
-                        "next",
-                        drain(
-                            chunks,
-                            |b| d.borrow_mut().receive(b),
-                            || d.borrow_mut().next(),
-                        ),
-                    )]
+                    let owned = drain(
+                        chunks,
+                        |b| d.borrow_mut().receive(b),
+                        || d.borrow_mut().next(),
+                    );
+                    let d = std::cell::RefCell::new(frontend(c.ctx));
+                    let borrowed = drain(
+                        chunks,
+                        |b| d.borrow_mut().receive(b),
+                        || d.borrow_mut().next_ref().map(|r| r.map(|_| ())),
+                    );
+                    vec![("next", owned), ("next_ref", borrowed)]
                 }
             };
             for (entry, got) in results {
@@ -1019,6 +1041,15 @@ fn frame_decoders_agree_with_stream_decoders() {
                 BackendMessage::decode(c.bytes[0], &body(), version).err()
             }
             Fe(kind) if c.bytes.len() >= 5 && !matches!(c.want, DecodeError::UnknownTag { .. }) => {
+                let b = &c.bytes[5..];
+                let by_ref = match c.bytes[0] {
+                    b'P' => ParseRef::decode(b).err(),
+                    b'B' => BindRef::decode(b).err(),
+                    b'D' => DescribeRef::decode(b).err(),
+                    b'E' => ExecuteRef::decode(b).err(),
+                    _ => Some(c.want.clone()),
+                };
+                assert_eq!(by_ref, Some(c.want.clone()), "{}", c.name);
                 FrontendMessage::decode(c.bytes[0], &body(), kind).err()
             }
             FeStartup if !matches!(c.want, DecodeError::DataAfterEnd { .. }) => {
@@ -1105,9 +1136,8 @@ fn error_response_where_an_ssl_answer_is_expected() {
         d.receive(&bytes);
         assert!(matches!(
             d.next_ref(),
-            Ok(Some(pgproto::BackendMessageRef::Message(
-                BackendMessage::ErrorResponse(_)
-            )))
+            Ok(Some(pgproto::BackendMessageRef::Message(m)))
+                if matches!(*m, BackendMessage::ErrorResponse(_))
         ));
     }
     // S / N / G / N are single bytes; anything after them is framed normally.

@@ -327,7 +327,7 @@ fn same_ref(r: &BackendMessageRef<'_>, m: &BackendMessage) -> Result<(), TestCas
                 m,
                 BackendMessage::DataRow(_) | BackendMessage::CopyData(_)
             ));
-            prop_assert_eq!(r, m);
+            prop_assert_eq!(&**r, m);
         }
         (r, m) => return Err(TestCaseError::fail(format!("{r:?} is not {m:?}"))),
     }
@@ -565,6 +565,135 @@ proptest! {
         prop_assert_eq!(row.columns().collect::<Vec<_>>(), cols);
         check_be(&BackendMessage::DataRow(row), Be::V30, &[])?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct encoders: the bytes of the constructor and `Encode`, the constructor's errors, and
+// nothing written on error
+// ---------------------------------------------------------------------------------------------
+
+/// Runs a direct encoder after `prefix` and checks it against `built` (the constructor's
+/// result): the same bytes appended, or the same error and nothing appended.
+fn same_as_built<T: Encode>(
+    prefix: &[u8],
+    direct: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    built: Result<T, EncodeError>,
+) -> Result<(), TestCaseError> {
+    let mut out = BytesMut::from(prefix);
+    let got = direct(&mut out);
+    match built {
+        Ok(m) => {
+            prop_assert_eq!(got, Ok(()));
+            prop_assert_eq!(&out[..prefix.len()], prefix);
+            prop_assert_eq!(&out[prefix.len()..], &encode(&m)[..]);
+        }
+        Err(e) => {
+            prop_assert_eq!(got, Err(e));
+            prop_assert_eq!(
+                &out[..],
+                prefix,
+                "a refused message must not write anything"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A name or text that sometimes holds a NUL.
+fn maybe_nul(max: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => cstring(max),
+        1 => (cstring(max), cstring(max)).prop_map(|(a, b)| format!("{a}\0{b}")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn fe_bind_encode_values(
+        portal in maybe_nul(12),
+        statement in maybe_nul(12),
+        pf in vec(format(), 0..6),
+        v in prop_oneof![value_list(), vec(option::weighted(0.8, raw_bytes(600)), 0..6)],
+        rf in vec(format(), 0..6),
+        prefix in raw_bytes(8),
+    ) {
+        let params: Vec<Option<&[u8]>> = v.iter().map(|o| o.as_deref()).collect();
+        let built = (|| {
+            Bind::new(
+                &portal,
+                &statement,
+                FormatCodes::new(&pf)?,
+                Values::new(params.iter().copied())?,
+                FormatCodes::new(&rf)?,
+            )
+        })();
+        same_as_built(
+            &prefix,
+            |out| Bind::encode_values(out, &portal, &statement, &pf, &params, &rf),
+            built,
+        )?;
+    }
+
+    #[test]
+    fn fe_parse_encode_values(
+        name in maybe_nul(12),
+        query in maybe_nul(1200),
+        types in vec(any::<u32>(), 0..8),
+        prefix in raw_bytes(8),
+    ) {
+        same_as_built(
+            &prefix,
+            |out| Parse::encode_values(out, &name, &query, &types),
+            Parse::new(&name, &query, &types),
+        )?;
+    }
+
+    #[test]
+    fn fe_small_encode_values(
+        name in maybe_nul(16),
+        target in target(),
+        max_rows in any::<i32>(),
+        prefix in raw_bytes(8),
+    ) {
+        same_as_built(
+            &prefix,
+            |out| Execute::encode_values(out, &name, max_rows),
+            Execute::new(&name, max_rows),
+        )?;
+        same_as_built(
+            &prefix,
+            |out| Describe::encode_values(out, target, &name),
+            Describe::new(target, &name),
+        )?;
+        same_as_built(
+            &prefix,
+            |out| Close::encode_values(out, target, &name),
+            Close::new(target, &name),
+        )?;
+        same_as_built(&prefix, |out| Query::encode_str(out, &name), Query::new(&name))?;
+        same_as_built(
+            &prefix,
+            |out| CopyFail::encode_str(out, &name),
+            CopyFail::new(&name),
+        )?;
+    }
+}
+
+#[test]
+fn direct_encoders_refuse_what_constructors_refuse() {
+    const N: usize = 65_536;
+    let mut out = BytesMut::new();
+    let e = Bind::encode_values(&mut out, "", "", &vec![Format::Text; N], &[], &[]);
+    assert_eq!(e, Err(too_many("formats")));
+    let e = Bind::encode_values(&mut out, "", "", &[], &vec![None; N], &[]);
+    assert_eq!(e, Err(too_many("values")));
+    let e = Bind::encode_values(&mut out, "", "", &[], &[], &vec![Format::Binary; N]);
+    assert_eq!(e, Err(too_many("formats")));
+    let e = Parse::encode_values(&mut out, "", "", &vec![0; N]);
+    assert_eq!(e, Err(too_many("parameter types")));
+    assert!(out.is_empty(), "a refused message must not write anything");
 }
 
 // ---------------------------------------------------------------------------------------------

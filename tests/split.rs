@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use common::*;
 use pgproto::{
     AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, DecodeError, Encode,
-    FrontendDecoder, FrontendMessage, ProtocolVersion, Tag,
+    FrontendDecoder, FrontendMessage, FrontendMessageRef, ProtocolVersion, Tag,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -108,10 +108,10 @@ fn item_of_ref(r: BackendMessageRef<'_>) -> Item {
         BackendMessageRef::CopyData(c) => Item::Copy(c.to_vec()),
         BackendMessageRef::Message(m) => {
             assert!(!matches!(
-                m,
+                *m,
                 BackendMessage::DataRow(_) | BackendMessage::CopyData(_)
             ));
-            Item::Other(m)
+            Item::Other(*m)
         }
     }
 }
@@ -146,6 +146,33 @@ impl Pull for Borrowed {
     }
 }
 
+/// The intended row loop: `next_data_row` first, `next_ref` when it has no row to give.
+struct Rows(BackendDecoder);
+
+impl Pull for Rows {
+    type Msg = Item;
+    fn feed(&mut self, bytes: &[u8]) {
+        self.0.receive(bytes);
+    }
+    fn pull(&mut self) -> Result<Option<Item>, DecodeError> {
+        if let Some(r) = self.0.next_data_row() {
+            let cols: Vec<_> = r.columns().map(|c| c.map(<[u8]>::to_vec)).collect();
+            assert_eq!(cols.len(), r.len());
+            return Ok(Some(Item::Row(cols)));
+        }
+        let before = self.0.buffered_len();
+        let r = self.0.next_ref();
+        // `next_data_row` declines a whole, valid DataRow only when something else comes first.
+        if let Ok(Some(BackendMessageRef::DataRow(_))) = &r {
+            panic!("next_data_row declined a valid DataRow ({before} bytes buffered)");
+        }
+        r.map(|r| r.map(item_of_ref))
+    }
+    fn buffered(&self) -> usize {
+        self.0.buffered_len()
+    }
+}
+
 /// Alternates between `next` and `next_ref` following a pattern.
 struct Mixed {
     dec: BackendDecoder,
@@ -172,6 +199,65 @@ impl Pull for Mixed {
 }
 
 struct Front(FrontendDecoder);
+
+/// What `FrontendDecoder::next_ref` returns, made owned; lent messages must not come boxed.
+fn owned_of_ref(r: FrontendMessageRef<'_>) -> FrontendMessage {
+    if let FrontendMessageRef::Message(m) = &r {
+        assert!(
+            !matches!(
+                **m,
+                FrontendMessage::Parse(_)
+                    | FrontendMessage::Bind(_)
+                    | FrontendMessage::Describe(_)
+                    | FrontendMessage::Execute(_)
+                    | FrontendMessage::Sync
+                    | FrontendMessage::Flush
+                    | FrontendMessage::Query(_)
+                    | FrontendMessage::CopyData(_)
+            ),
+            "not lent: {m:?}"
+        );
+    }
+    let m = r.to_owned();
+    assert_eq!(r.name(), m.name());
+    assert_eq!(r.tag(), m.tag());
+    m
+}
+
+/// `FrontendDecoder::next_ref`, or, following a pattern, `next` and `next_ref` alternately.
+struct FrontRef {
+    dec: FrontendDecoder,
+    pattern: Vec<bool>,
+    i: usize,
+}
+
+impl FrontRef {
+    fn new(dec: FrontendDecoder) -> Self {
+        Self::mixed(dec, vec![true])
+    }
+
+    fn mixed(dec: FrontendDecoder, pattern: Vec<bool>) -> Self {
+        Self { dec, pattern, i: 0 }
+    }
+}
+
+impl Pull for FrontRef {
+    type Msg = FrontendMessage;
+    fn feed(&mut self, bytes: &[u8]) {
+        self.dec.receive(bytes);
+    }
+    fn pull(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+        self.i += 1;
+        if self.pattern[self.i % self.pattern.len()] {
+            self.dec.next_ref().map(|r| r.map(owned_of_ref))
+        } else {
+            self.dec.next()
+        }
+    }
+    fn buffered(&self) -> usize {
+        self.dec.buffered_len()
+    }
+}
 
 impl Pull for Front {
     type Msg = FrontendMessage;
@@ -374,20 +460,40 @@ fn check_backend_ref_split(
     let (split, err) = run(&mut mixed, &chunks, &l)?;
     prop_assert_eq!(err, None);
     prop_assert_eq!(&split, &want);
+
+    let (split, err) = run(&mut Rows(s.decoder()), &chunks, &l)?;
+    prop_assert_eq!(err, None);
+    prop_assert_eq!(&split, &want);
     Ok(())
 }
 
-fn check_frontend_split(s: &FrontendStream, sizes: &[usize]) -> Result<(), TestCaseError> {
+fn check_frontend_split(
+    s: &FrontendStream,
+    sizes: &[usize],
+    pattern: Vec<bool>,
+) -> Result<(), TestCaseError> {
     let bytes = encode_all(&s.msgs);
+    let l = lens(&s.msgs);
 
-    let (whole, err) = run(&mut Front(s.decoder()), &[&bytes], &lens(&s.msgs))?;
+    let (whole, err) = run(&mut Front(s.decoder()), &[&bytes], &l)?;
     prop_assert_eq!(err, None);
     prop_assert_eq!(&whole, &s.msgs);
 
     let chunks = chunked(&bytes, sizes);
-    let (split, err) = run(&mut Front(s.decoder()), &chunks, &lens(&s.msgs))?;
+    let (split, err) = run(&mut Front(s.decoder()), &chunks, &l)?;
     prop_assert_eq!(err, None);
     prop_assert_eq!(&split, &whole);
+
+    // The borrowing decoder yields the same messages, whole, split, and mixed with `next`.
+    let (got, err) = run(&mut FrontRef::new(s.decoder()), &[&bytes], &l)?;
+    prop_assert_eq!(err, None);
+    prop_assert_eq!(&got, &s.msgs);
+    let (got, err) = run(&mut FrontRef::new(s.decoder()), &chunks, &l)?;
+    prop_assert_eq!(err, None);
+    prop_assert_eq!(&got, &s.msgs);
+    let (got, err) = run(&mut FrontRef::mixed(s.decoder(), pattern), &chunks, &l)?;
+    prop_assert_eq!(err, None);
+    prop_assert_eq!(&got, &s.msgs);
     Ok(())
 }
 
@@ -427,8 +533,12 @@ proptest! {
     }
 
     #[test]
-    fn frontend_stream_split_anywhere(s in frontend_stream(STREAM_LEN), sizes in chunk_sizes()) {
-        check_frontend_split(&s, &sizes)?;
+    fn frontend_stream_split_anywhere(
+        s in frontend_stream(STREAM_LEN),
+        sizes in chunk_sizes(),
+        pattern in vec(any::<bool>(), 1..8),
+    ) {
+        check_frontend_split(&s, &sizes, pattern)?;
     }
 }
 
@@ -449,8 +559,11 @@ proptest! {
     }
 
     #[test]
-    fn frontend_stream_one_byte_at_a_time(s in frontend_stream(STREAM_LEN)) {
-        check_frontend_split(&s, &[1])?;
+    fn frontend_stream_one_byte_at_a_time(
+        s in frontend_stream(STREAM_LEN),
+        pattern in vec(any::<bool>(), 1..8),
+    ) {
+        check_frontend_split(&s, &[1], pattern)?;
     }
 }
 
@@ -673,6 +786,10 @@ proptest! {
         prop_assert_eq!(&got, &want_items);
         prop_assert_eq!(err.as_ref(), Some(&want));
 
+        let (got, err) = run(&mut Rows(BackendDecoder::new()), &chunks, &lens(&before))?;
+        prop_assert_eq!(&got, &want_items);
+        prop_assert_eq!(err.as_ref(), Some(&want));
+
         // The frame-level call is just as sticky.
         let mut d = BackendDecoder::new();
         d.receive(&bytes);
@@ -688,6 +805,7 @@ proptest! {
         bad in bad_frontend(),
         after in vec(frontend_tagged(None), 0..5),
         sizes in chunk_sizes(),
+        pattern in vec(any::<bool>(), 1..4),
     ) {
         let (bad_bytes, want) = bad;
         let mut good = vec![FrontendMessage::Startup(startup)];
@@ -701,10 +819,20 @@ proptest! {
         prop_assert_eq!(&got, &good);
         prop_assert_eq!(err.as_ref(), Some(&want));
 
+        let (got, err) = run(&mut FrontRef::new(FrontendDecoder::new()), &chunks, &lens(&good))?;
+        prop_assert_eq!(&got, &good);
+        prop_assert_eq!(err.as_ref(), Some(&want));
+
+        let mut mixed = FrontRef::mixed(FrontendDecoder::new(), pattern);
+        let (got, err) = run(&mut mixed, &chunks, &lens(&good))?;
+        prop_assert_eq!(&got, &good);
+        prop_assert_eq!(err.as_ref(), Some(&want));
+
         let mut d = FrontendDecoder::new();
         d.receive(&bytes);
-        while let Ok(Some(_)) = d.next() {}
-        prop_assert_eq!(d.next_frame(), Err(want));
+        while let Ok(Some(_)) = d.next_ref() {}
+        prop_assert_eq!(d.next_frame(), Err(want.clone()));
+        prop_assert!(matches!(d.next_ref(), Err(e) if e == want));
     }
 
     /// Start-up phase errors: bytes after a CancelRequest, a bad start-up length.

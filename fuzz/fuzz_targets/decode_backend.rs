@@ -132,7 +132,9 @@ fn same(msg: &BackendMessage, r: &BackendMessageRef<'_>) {
         (BackendMessage::DataRow(_) | BackendMessage::CopyData(_), _) => {
             panic!("next() gave {msg:?} but next_ref() did not lend it: {r:?}")
         }
-        (_, BackendMessageRef::Message(m)) => assert_eq!(msg, m, "next() and next_ref() differ"),
+        (_, BackendMessageRef::Message(m)) => {
+            assert_eq!(msg, &**m, "next() and next_ref() differ")
+        }
         _ => panic!("next() gave {msg:?} but next_ref() gave {r:?}"),
     }
 }

@@ -29,7 +29,7 @@ pub use pipeline::RequestId;
 
 use crate::codec::Encode;
 use crate::decoder::BackendDecoder;
-use crate::error::{Error, UsageError};
+use crate::error::{EncodeError, Error, UsageError};
 use crate::message::auth::Authentication;
 use crate::message::backend::{
     BackendKeyData, BackendMessage, NotificationResponse, ParameterStatus,
@@ -371,6 +371,22 @@ impl Client {
 
     fn request(&mut self, kind: Kind, msg: &dyn Encode) -> RequestId {
         msg.encode(&mut self.out);
+        self.register(kind)
+    }
+
+    /// Like `request`, for a message `encode` writes straight into the output buffer (no
+    /// message built, no allocation); `encode` writes nothing when it fails.
+    fn request_encoded(
+        &mut self,
+        kind: Kind,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    ) -> Result<RequestId, UsageError> {
+        encode(&mut self.out)?;
+        Ok(self.register(kind))
+    }
+
+    /// Allocates the id of a request just written and queues what it expects.
+    fn register(&mut self, kind: Kind) -> RequestId {
         let id = self.pipeline.allocate();
         if !self.pipeline.push(id, kind) {
             self.events.push_back(ClientEvent::Skipped { request: id });
@@ -381,8 +397,7 @@ impl Client {
     /// Sends a simple Query (one or more statements).
     pub fn query(&mut self, sql: &str) -> Result<RequestId, UsageError> {
         self.check_command("send Query")?;
-        let m = Query::new(sql)?;
-        Ok(self.request(Kind::Query, &m))
+        self.request_encoded(Kind::Query, |out| Query::encode_str(out, sql))
     }
 
     /// Sends Parse: prepares `sql` as statement `name` (empty for the unnamed statement).
@@ -393,8 +408,9 @@ impl Client {
         param_types: &[u32],
     ) -> Result<RequestId, UsageError> {
         self.check_command("send Parse")?;
-        let m = Parse::new(name, sql, param_types)?;
-        Ok(self.request(Kind::Parse, &m))
+        self.request_encoded(Kind::Parse, |out| {
+            Parse::encode_values(out, name, sql, param_types)
+        })
     }
 
     /// Sends Bind.
@@ -406,26 +422,25 @@ impl Client {
     /// Sends Describe of a statement or portal.
     pub fn describe(&mut self, target: Target, name: &str) -> Result<RequestId, UsageError> {
         self.check_command("send Describe")?;
-        let m = Describe::new(target, name)?;
         let kind = match target {
             Target::Statement => Kind::DescribeStatement,
             Target::Portal => Kind::DescribePortal,
         };
-        Ok(self.request(kind, &m))
+        self.request_encoded(kind, |out| Describe::encode_values(out, target, name))
     }
 
     /// Sends Execute: runs `portal`, returning at most `max_rows` rows (0 for all).
     pub fn execute(&mut self, portal: &str, max_rows: i32) -> Result<RequestId, UsageError> {
         self.check_command("send Execute")?;
-        let m = Execute::new(portal, max_rows)?;
-        Ok(self.request(Kind::Execute, &m))
+        self.request_encoded(Kind::Execute, |out| {
+            Execute::encode_values(out, portal, max_rows)
+        })
     }
 
     /// Sends Close of a statement or portal.
     pub fn close(&mut self, target: Target, name: &str) -> Result<RequestId, UsageError> {
         self.check_command("send Close")?;
-        let m = Close::new(target, name)?;
-        Ok(self.request(Kind::Close, &m))
+        self.request_encoded(Kind::Close, |out| Close::encode_values(out, target, name))
     }
 
     /// Sends Sync: ends an extended-query pipeline segment; answered by ReadyForQuery.

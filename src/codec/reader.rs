@@ -8,16 +8,53 @@ use bytes::Bytes;
 
 use crate::error::DecodeError;
 
-/// A bounds-checked cursor over a message body.
-pub(crate) struct Reader<'a> {
-    body: &'a Bytes,
+/// Where a field lies in a message body: a byte range small enough to copy freely (a body is
+/// less than 2 GiB, so offsets fit 32 bits). Checking a body once yields spans, and both the
+/// borrowed views and the owned messages are cut from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The range as indices.
+    #[inline]
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// The bytes of `body` in the span; `body` must be the body the span was read from.
+    #[inline]
+    pub(crate) fn of(self, body: &[u8]) -> &[u8] {
+        // INVARIANT: spans come from reading `body`; `get` keeps this panic-free anyway.
+        body.get(self.range()).unwrap_or_default()
+    }
+
+    /// A shared slice of `body` in the span.
+    #[inline]
+    pub(crate) fn share(self, body: &Bytes) -> Bytes {
+        if self.start == self.end {
+            Bytes::new()
+        } else {
+            body.slice(self.range())
+        }
+    }
+}
+
+/// A bounds-checked cursor over a message body held as a plain slice: every check of a body
+/// is written once, here and in the `layout` functions built on it, and serves both the
+/// borrowing decoders and the owned ones.
+pub(crate) struct SliceReader<'a> {
+    body: &'a [u8],
     pos: usize,
     message: &'static str,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> SliceReader<'a> {
     /// Starts reading `body`, the bytes after the type byte and length word of `message`.
-    pub(crate) fn new(body: &'a Bytes, message: &'static str) -> Self {
+    #[inline]
+    pub(crate) fn new(body: &'a [u8], message: &'static str) -> Self {
         Self {
             body,
             pos: 0,
@@ -26,15 +63,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Bytes not yet read.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.body.len() - self.pos
     }
 
     /// The current offset into the body.
+    #[inline]
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
 
+    #[inline]
     fn truncated(&self, field: &'static str) -> DecodeError {
         DecodeError::Truncated {
             message: self.message,
@@ -42,82 +82,118 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Takes the next `n` bytes as a borrowed slice.
-    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.remaining() < n {
-            return Err(self.truncated(field));
+    #[inline]
+    fn span(start: usize, end: usize) -> Span {
+        // INVARIANT: a body is at most i32::MAX bytes long, so offsets fit 32 bits.
+        Span {
+            start: start as u32,
+            end: end as u32,
         }
-        let s = &self.body[self.pos..self.pos + n];
+    }
+
+    /// Takes the next `n` bytes as a borrowed slice.
+    #[inline]
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let Some(s) = self.peek_rest().get(..n) else {
+            return Err(self.truncated(field));
+        };
         self.pos += n;
         Ok(s)
     }
 
-    /// Takes the next `n` bytes as a shared `Bytes` slice.
-    pub(crate) fn bytes(&mut self, n: usize, field: &'static str) -> Result<Bytes, DecodeError> {
+    /// The bytes not yet read, without reading them.
+    #[inline]
+    pub(crate) fn peek_rest(&self) -> &'a [u8] {
+        self.body.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Where the bytes read since offset `start` lie.
+    #[inline]
+    pub(crate) fn span_from(&self, start: usize) -> Span {
+        Self::span(start, self.pos)
+    }
+
+    /// Takes the next `n` bytes, returning where they lie.
+    #[inline]
+    pub(crate) fn take_span(&mut self, n: usize, field: &'static str) -> Result<Span, DecodeError> {
         let start = self.pos;
         self.take(n, field)?;
-        Ok(self.body.slice(start..self.pos))
+        Ok(Self::span(start, self.pos))
+    }
+
+    /// Reads `N` bytes as an array.
+    #[inline]
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let Some((a, _)) = self
+            .body
+            .get(self.pos..)
+            .and_then(<[u8]>::split_first_chunk::<N>)
+        else {
+            return Err(self.truncated(field));
+        };
+        self.pos += N;
+        Ok(*a)
     }
 
     /// Reads one byte.
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, field)?[0])
+        Ok(self.array::<1>(field)?[0])
     }
 
     /// Reads a big-endian Int16.
+    #[inline]
     pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, DecodeError> {
-        let b = self.take(2, field)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
+        Ok(i16::from_be_bytes(self.array(field)?))
     }
 
     /// Reads a big-endian Int16 that the protocol uses as an unsigned count.
+    #[inline]
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
-        let b = self.take(2, field)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        Ok(u16::from_be_bytes(self.array(field)?))
     }
 
     /// Reads a big-endian Int32.
+    #[inline]
     pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
-        let b = self.take(4, field)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(i32::from_be_bytes(self.array(field)?))
     }
 
     /// Reads a big-endian Int32 that the protocol uses as an unsigned value (an OID).
+    #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        let b = self.take(4, field)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_be_bytes(self.array(field)?))
     }
 
     /// Reads a NUL-terminated string whose NUL lies inside the body; returns it without the NUL.
-    pub(crate) fn cstr(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
-        let rest = &self.body[self.pos..];
-        let Some(end) = memchr::memchr(0, rest) else {
-            return Err(DecodeError::MissingNul {
-                message: self.message,
-                field,
-            });
-        };
-        let s = self.body.slice(self.pos..self.pos + end);
-        self.pos += end + 1;
-        Ok(s)
+    #[inline]
+    pub(crate) fn cstr(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let span = self.cstr_span(field)?;
+        Ok(&self.body[span.range()])
     }
 
-    /// Skips a NUL-terminated string, returning it as a borrowed slice without the NUL.
-    pub(crate) fn cstr_slice(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        let rest = &self.body[self.pos..];
-        let Some(end) = memchr::memchr(0, rest) else {
+    /// Reads a NUL-terminated string, returning where it lies (without the NUL).
+    #[inline]
+    pub(crate) fn cstr_span(&mut self, field: &'static str) -> Result<Span, DecodeError> {
+        let rest = self.body.get(self.pos..).unwrap_or_default();
+        let Some(end) = find_nul(rest) else {
             return Err(DecodeError::MissingNul {
                 message: self.message,
                 field,
             });
         };
+        let start = self.pos;
         self.pos += end + 1;
-        Ok(&rest[..end])
+        Ok(Self::span(start, start + end))
     }
 
     /// Reads an Int32 length followed by that many bytes; a length of -1 is `None`.
     /// Any other negative length is an error.
-    pub(crate) fn nullable(&mut self, field: &'static str) -> Result<Option<Bytes>, DecodeError> {
+    #[inline]
+    pub(crate) fn nullable(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<&'a [u8]>, DecodeError> {
         let len = self.i32(field)?;
         match len {
             -1 => Ok(None),
@@ -126,12 +202,13 @@ impl<'a> Reader<'a> {
                 field,
                 count: n.into(),
             }),
-            n => self.bytes(n as usize, field).map(Some),
+            n => self.take(n as usize, field).map(Some),
         }
     }
 
     /// Checks that `count` items of at least `min_size` bytes each can fit in what remains,
     /// before anything is read or allocated for them (pgwire's `ensure_count`).
+    #[inline]
     pub(crate) fn ensure_count(
         &self,
         count: usize,
@@ -148,20 +225,16 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Takes everything that remains as a shared `Bytes` slice.
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let s = self.body.slice(self.pos..);
+    /// Takes everything that remains.
+    #[inline]
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let s = self.body.get(self.pos..).unwrap_or_default();
         self.pos = self.body.len();
         s
     }
 
-    /// A shared slice of the body between two offsets previously observed with
-    /// [`Reader::position`].
-    pub(crate) fn slice_between(&self, start: usize, end: usize) -> Bytes {
-        self.body.slice(start..end)
-    }
-
     /// Ends the read: fails if any byte is left over (PostgreSQL's `pq_getmsgend`).
+    #[inline]
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
@@ -173,9 +246,184 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The offset of the first NUL in `s`. Names are often a few bytes long (or empty): a scan of
+/// the first words in place finds those without the call into `memchr`, which wins on longer
+/// text.
+#[inline]
+pub(crate) fn find_nul(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const WORDS: usize = 3;
+    let mut at = 0;
+    let mut rest = s;
+    for _ in 0..WORDS {
+        let Some((w, tail)) = rest.split_first_chunk::<8>() else {
+            // Fewer than 8 bytes left.
+            return rest.iter().position(|&b| b == 0).map(|i| at + i);
+        };
+        // The classic test for a zero byte in a word: the lowest flagged byte is the first
+        // zero (flags above it may be false, below it cannot be).
+        let w = u64::from_le_bytes(*w);
+        let zero = w.wrapping_sub(LO) & !w & HI;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+        rest = tail;
+    }
+    memchr::memchr(0, rest).map(|i| at + i)
+}
+
+/// A bounds-checked cursor over a message body held as `Bytes`: the reads of [`SliceReader`],
+/// with the slices that outlive the read shared from the frame's storage (no copy).
+pub(crate) struct Reader<'a> {
+    r: SliceReader<'a>,
+    body: &'a Bytes,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading `body`, the bytes after the type byte and length word of `message`.
+    pub(crate) fn new(body: &'a Bytes, message: &'static str) -> Self {
+        Self {
+            r: SliceReader::new(body, message),
+            body,
+        }
+    }
+
+    /// The slice reader underneath, for checks written against it.
+    pub(crate) fn slices(&mut self) -> &mut SliceReader<'a> {
+        &mut self.r
+    }
+
+    /// A shared slice of the body where `span` (read from this body) lies.
+    pub(crate) fn share(&self, span: Span) -> Bytes {
+        span.share(self.body)
+    }
+
+    /// Bytes not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.r.remaining()
+    }
+
+    /// The current offset into the body.
+    pub(crate) fn position(&self) -> usize {
+        self.r.position()
+    }
+
+    /// Takes the next `n` bytes as a borrowed slice.
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        self.r.take(n, field)
+    }
+
+    /// Takes the next `n` bytes as a shared `Bytes` slice.
+    pub(crate) fn bytes(&mut self, n: usize, field: &'static str) -> Result<Bytes, DecodeError> {
+        let span = self.r.take_span(n, field)?;
+        Ok(self.share(span))
+    }
+
+    /// Reads one byte.
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.r.u8(field)
+    }
+
+    /// Reads a big-endian Int16.
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, DecodeError> {
+        self.r.i16(field)
+    }
+
+    /// Reads a big-endian Int16 that the protocol uses as an unsigned count.
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        self.r.u16(field)
+    }
+
+    /// Reads a big-endian Int32.
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
+        self.r.i32(field)
+    }
+
+    /// Reads a big-endian Int32 that the protocol uses as an unsigned value (an OID).
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.r.u32(field)
+    }
+
+    /// Reads a NUL-terminated string whose NUL lies inside the body; returns it without the NUL.
+    pub(crate) fn cstr(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+        let span = self.r.cstr_span(field)?;
+        Ok(self.share(span))
+    }
+
+    /// Skips a NUL-terminated string, returning it as a borrowed slice without the NUL.
+    pub(crate) fn cstr_slice(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        self.r.cstr(field)
+    }
+
+    /// Reads an Int32 length followed by that many bytes; a length of -1 is `None`.
+    /// Any other negative length is an error.
+    pub(crate) fn nullable(&mut self, field: &'static str) -> Result<Option<Bytes>, DecodeError> {
+        let Some(v) = self.r.nullable(field)? else {
+            return Ok(None);
+        };
+        let end = self.r.position();
+        Ok(Some(self.slice_between(end - v.len(), end)))
+    }
+
+    /// Checks that `count` items of at least `min_size` bytes each can fit in what remains,
+    /// before anything is read or allocated for them (pgwire's `ensure_count`).
+    pub(crate) fn ensure_count(
+        &self,
+        count: usize,
+        min_size: usize,
+        field: &'static str,
+    ) -> Result<(), DecodeError> {
+        self.r.ensure_count(count, min_size, field)
+    }
+
+    /// Takes everything that remains as a shared `Bytes` slice.
+    pub(crate) fn rest(&mut self) -> Bytes {
+        let start = self.r.position();
+        self.r.rest();
+        self.slice_between(start, self.r.position())
+    }
+
+    /// A shared slice of the body between two offsets previously observed with
+    /// [`Reader::position`].
+    pub(crate) fn slice_between(&self, start: usize, end: usize) -> Bytes {
+        self.body.slice(start..end)
+    }
+
+    /// Ends the read: fails if any byte is left over (PostgreSQL's `pq_getmsgend`).
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+        self.r.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_first_nul() {
+        for len in 0..80 {
+            for nul in 0..=len {
+                let mut s: Vec<u8> = (0..len).map(|i| (i % 255 + 1) as u8).collect();
+                if nul < len {
+                    s[nul] = 0;
+                    // A 0x01 after the NUL (the false-positive case of the word test).
+                    if nul + 1 < len {
+                        s[nul + 1] = 1;
+                    }
+                }
+                let want = s.iter().position(|&b| b == 0);
+                assert_eq!(find_nul(&s), want, "{s:?}");
+                // Bytes with the high bit set, and a 0x80 after the NUL.
+                let t: Vec<u8> = s
+                    .iter()
+                    .map(|&b| if b == 0 { 0 } else { b | 0x80 })
+                    .collect();
+                assert_eq!(find_nul(&t), want, "{t:?}");
+            }
+        }
+    }
 
     #[test]
     fn reads_and_reports_fields() {

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::reader::Reader;
+use crate::codec::reader::{Reader, SliceReader, Span};
 use crate::codec::{check_count, check_value_len, MAX_BODY};
 use crate::error::{DecodeError, EncodeError};
 
@@ -121,7 +121,11 @@ impl Target {
         }
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>, message: &'static str) -> Result<Self, DecodeError> {
+    #[inline]
+    pub(crate) fn decode(
+        r: &mut SliceReader<'_>,
+        message: &'static str,
+    ) -> Result<Self, DecodeError> {
         match r.u8("kind")? {
             b'S' => Ok(Self::Statement),
             b'P' => Ok(Self::Portal),
@@ -158,9 +162,22 @@ impl FormatCodes {
         message: &'static str,
         field: &'static str,
     ) -> Result<Self, DecodeError> {
+        let span = Self::check(r.slices(), message, field)?;
+        Ok(Self { raw: r.share(span) })
+    }
+
+    /// Reads and checks an Int16 count and that many format codes, returning where the codes
+    /// lie: the one check behind both [`FormatCodes`] and [`FormatCodesRef`].
+    #[inline]
+    pub(crate) fn check(
+        r: &mut SliceReader<'_>,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Span, DecodeError> {
         let n = r.u16(field)? as usize;
         r.ensure_count(n, 2, field)?;
-        let raw = r.bytes(n * 2, field)?;
+        let start = r.position();
+        let raw = r.take(n * 2, field)?;
         for c in raw.chunks_exact(2) {
             let code = i16::from_be_bytes([c[0], c[1]]);
             if Format::from_code(code).is_none() {
@@ -171,7 +188,18 @@ impl FormatCodes {
                 });
             }
         }
-        Ok(Self { raw })
+        Ok(r.span_from(start))
+    }
+
+    /// A list of codes already checked to be 0 or 1, two bytes each.
+    #[inline]
+    pub(crate) fn from_checked(raw: Bytes) -> Self {
+        Self { raw }
+    }
+
+    /// A borrowed view of the list.
+    pub fn as_view(&self) -> FormatCodesRef<'_> {
+        FormatCodesRef::from_checked(&self.raw)
     }
 
     /// The number of codes.
@@ -185,25 +213,14 @@ impl FormatCodes {
     }
 
     /// The codes in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Format> + '_ {
-        self.raw.chunks_exact(2).map(|c| {
-            // INVARIANT: checked at decode or construction to be 0 or 1.
-            if c[1] == 1 {
-                Format::Binary
-            } else {
-                Format::Text
-            }
-        })
+    pub fn iter(&self) -> FormatIter<'_> {
+        self.as_view().iter()
     }
 
     /// The format that applies to value `index` of `count`, following the protocol's rule:
     /// no codes means text for all, one code applies to all, otherwise one code each.
     pub fn for_index(&self, index: usize) -> Format {
-        match self.len() {
-            0 => Format::Text,
-            1 => self.iter().next().unwrap_or_default(),
-            _ => self.iter().nth(index).unwrap_or_default(),
-        }
+        self.as_view().for_index(index)
     }
 
     pub(crate) fn wire_len(&self) -> usize {
@@ -257,6 +274,27 @@ impl Values {
         })
     }
 
+    /// The checks of [`Values::new`] on `values`, without building anything: returns the wire
+    /// length of the values after the count (each one's length word and bytes).
+    #[inline]
+    pub(crate) fn check_lens(values: &[Option<&[u8]>]) -> Result<usize, EncodeError> {
+        let mut len = 0usize;
+        for v in values {
+            len += 4;
+            if let Some(v) = v {
+                check_value_len("value", v.len())?;
+                len += v.len();
+            }
+            if len > MAX_BODY {
+                return Err(EncodeError::OutOfRange {
+                    field: "values",
+                    reason: "longer than a message allows",
+                });
+            }
+        }
+        Ok(len)
+    }
+
     /// A list of `count` values whose bytes `raw` were already checked.
     #[inline]
     pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
@@ -270,26 +308,29 @@ impl Values {
         message: &'static str,
         field: &'static str,
     ) -> Result<Self, DecodeError> {
-        r.ensure_count(count as usize, 4, field)?;
-        let start = r.position();
-        for _ in 0..count {
-            let len = r.i32(field)?;
-            if len == -1 {
-                continue;
-            }
-            if len < 0 {
-                return Err(DecodeError::InvalidCount {
-                    message,
-                    field,
-                    count: len.into(),
-                });
-            }
-            r.take(len as usize, field)?;
-        }
+        let span = Self::check_counted(r.slices(), count, message, field)?;
         Ok(Self {
             count,
-            raw: r.slice_between(start, r.position()),
+            raw: r.share(span),
         })
+    }
+
+    /// Reads and checks `count` values, returning where they lie: the one check behind both
+    /// [`Values`] and [`ValuesRef`].
+    #[inline]
+    pub(crate) fn check_counted(
+        r: &mut SliceReader<'_>,
+        count: u16,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Span, DecodeError> {
+        let len = check_values(r.peek_rest(), count, message, field)?;
+        r.take_span(len, field)
+    }
+
+    /// A borrowed view of the list.
+    pub fn as_view(&self) -> ValuesRef<'_> {
+        ValuesRef::from_checked(self.count, &self.raw)
     }
 
     /// The number of values.
@@ -304,10 +345,7 @@ impl Values {
 
     /// The values in order; `None` is NULL.
     pub fn iter(&self) -> ValuesIter<'_> {
-        ValuesIter {
-            rest: &self.raw,
-            left: self.count,
-        }
+        ValuesIter::new(&self.raw, self.count)
     }
 
     /// The raw bytes after the count: each value's length word and bytes.
@@ -325,6 +363,151 @@ impl Values {
     }
 }
 
+/// A list of format codes borrowed from a decoder's buffer (see
+/// [`FrontendDecoder::next_ref`](crate::FrontendDecoder::next_ref)): the accessors of
+/// [`FormatCodes`], without owning the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatCodesRef<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> FormatCodesRef<'a> {
+    /// A view of codes already checked to be 0 or 1, two bytes each.
+    #[inline]
+    pub(crate) fn from_checked(raw: &'a [u8]) -> Self {
+        Self { raw }
+    }
+
+    /// The number of codes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.raw.len() / 2
+    }
+
+    /// Whether the list is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The codes in order.
+    #[inline]
+    pub fn iter(&self) -> FormatIter<'a> {
+        FormatIter {
+            codes: self.raw.chunks_exact(2),
+        }
+    }
+
+    /// The format that applies to value `index` of `count`, following the protocol's rule:
+    /// no codes means text for all, one code applies to all, otherwise one code each.
+    pub fn for_index(&self, index: usize) -> Format {
+        match self.len() {
+            0 => Format::Text,
+            1 => self.iter().next().unwrap_or_default(),
+            _ => self.iter().nth(index).unwrap_or_default(),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> FormatCodes {
+        FormatCodes {
+            raw: Bytes::copy_from_slice(self.raw),
+        }
+    }
+}
+
+impl<'a> IntoIterator for FormatCodesRef<'a> {
+    type Item = Format;
+    type IntoIter = FormatIter<'a>;
+
+    fn into_iter(self) -> FormatIter<'a> {
+        self.iter()
+    }
+}
+
+/// An iterator over format codes.
+#[derive(Debug, Clone)]
+pub struct FormatIter<'a> {
+    codes: std::slice::ChunksExact<'a, u8>,
+}
+
+impl Iterator for FormatIter<'_> {
+    type Item = Format;
+
+    #[inline]
+    fn next(&mut self) -> Option<Format> {
+        // INVARIANT: checked at decode or construction to be 0 or 1.
+        self.codes.next().map(|c| {
+            if c[1] == 1 {
+                Format::Binary
+            } else {
+                Format::Text
+            }
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.codes.size_hint()
+    }
+}
+
+impl ExactSizeIterator for FormatIter<'_> {}
+
+/// A list of length-prefixed values borrowed from a decoder's buffer (see
+/// [`FrontendDecoder::next_ref`](crate::FrontendDecoder::next_ref)): the accessors of
+/// [`Values`], without owning the bytes. Iterating allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ValuesRef<'a> {
+    count: u16,
+    raw: &'a [u8],
+}
+
+impl<'a> ValuesRef<'a> {
+    /// A view of `count` values whose bytes `raw` were already checked.
+    #[inline]
+    pub(crate) fn from_checked(count: u16, raw: &'a [u8]) -> Self {
+        Self { count, raw }
+    }
+
+    /// The number of values.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are no values.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The values in order; `None` is NULL.
+    #[inline]
+    pub fn iter(&self) -> ValuesIter<'a> {
+        ValuesIter::new(self.raw, self.count)
+    }
+
+    /// The raw bytes after the count: each value's length word and bytes.
+    #[inline]
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> Values {
+        Values::from_checked(self.count, Bytes::copy_from_slice(self.raw))
+    }
+}
+
+impl<'a> IntoIterator for ValuesRef<'a> {
+    type Item = Option<&'a [u8]>;
+    type IntoIter = ValuesIter<'a>;
+
+    fn into_iter(self) -> ValuesIter<'a> {
+        self.iter()
+    }
+}
+
 /// An iterator over length-prefixed values; `None` is NULL.
 #[derive(Debug, Clone)]
 pub struct ValuesIter<'a> {
@@ -334,6 +517,7 @@ pub struct ValuesIter<'a> {
 
 impl<'a> ValuesIter<'a> {
     /// Iterates over `count` values in `raw`, which must already have been checked.
+    #[inline]
     pub(crate) fn new(raw: &'a [u8], count: u16) -> Self {
         Self {
             rest: raw,
@@ -350,18 +534,22 @@ impl<'a> Iterator for ValuesIter<'a> {
         if self.left == 0 {
             return None;
         }
-        // INVARIANT: the bytes were checked at decode time; `get` keeps this panic-free anyway.
+        // INVARIANT: the bytes were checked at decode time: each length is -1 or fits. The
+        // checked split keeps this panic-free anyway; a negative length, read as unsigned,
+        // never fits, so NULL takes the second branch.
         let (head, tail) = self.rest.split_first_chunk::<4>()?;
         let len = i32::from_be_bytes(*head);
         self.left -= 1;
-        if len < 0 {
-            self.rest = tail;
-            return Some(None);
+        match tail.split_at_checked(len as u32 as usize) {
+            Some((value, rest)) => {
+                self.rest = rest;
+                Some(Some(value))
+            }
+            None => {
+                self.rest = tail;
+                Some(None)
+            }
         }
-        let len = len as usize;
-        let value = tail.get(..len)?;
-        self.rest = &tail[len..];
-        Some(Some(value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -370,6 +558,51 @@ impl<'a> Iterator for ValuesIter<'a> {
 }
 
 impl ExactSizeIterator for ValuesIter<'_> {}
+
+/// Checks `count` length-prefixed values at the start of `raw` (Int32 length, -1 for NULL, then
+/// that many bytes) and returns how many bytes they take: the one check behind Bind's and
+/// FunctionCall's values and DataRow's columns. A count that cannot fit is refused before
+/// anything is read (pgwire's `ensure_count`), and a value running past the end is reported
+/// where it starts.
+#[inline]
+pub(crate) fn check_values(
+    raw: &[u8],
+    count: u16,
+    message: &'static str,
+    field: &'static str,
+) -> Result<usize, DecodeError> {
+    if count as usize * 4 > raw.len() {
+        return Err(DecodeError::InvalidCount {
+            message,
+            field,
+            count: count.into(),
+        });
+    }
+    // Walk the length words by narrowing a slice: one load and one add per value.
+    let mut rest = raw;
+    for _ in 0..count {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(DecodeError::Truncated { message, field });
+        };
+        let len = i32::from_be_bytes(*len);
+        // One comparison for a value that fits: a negative length, read as unsigned, is
+        // larger than any body, so NULL (-1) and bad lengths take the second branch.
+        rest = if let Some(tail) = tail.get(len as u32 as usize..) {
+            tail
+        } else if len == -1 {
+            tail
+        } else if len < 0 {
+            return Err(DecodeError::InvalidCount {
+                message,
+                field,
+                count: len.into(),
+            });
+        } else {
+            return Err(DecodeError::Truncated { message, field });
+        };
+    }
+    Ok(raw.len() - rest.len())
+}
 
 /// Checks an optional text field as UTF-8.
 pub(crate) fn utf8<'a>(field: &'static str, b: &'a [u8]) -> Result<&'a str, DecodeError> {

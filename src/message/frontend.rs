@@ -3,9 +3,14 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::reader::Reader;
-use crate::codec::{check_body, check_count, check_cstr, empty, put_cstr, tagged, Encode};
+use crate::codec::{
+    check_body, check_count, check_cstr, empty, put_cstr, put_cstr_to, tagged, Encode,
+};
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::common::{Format, FormatCodes, ProtocolVersion, Target, Values};
+use crate::message::frontend_ref::{
+    empty_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout,
+};
 use crate::message::startup::{
     encode_request, CancelRequest, StartupMessage, UnsupportedStartup, GSSENC_REQUEST_CODE,
     SSL_REQUEST_CODE,
@@ -161,9 +166,9 @@ impl Encode for SaslInitialResponse {
 /// Parse: creates a prepared statement from a query string, optionally fixing parameter types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parse {
-    name: Bytes,
-    query: Bytes,
-    param_types: Bytes,
+    pub(crate) name: Bytes,
+    pub(crate) query: Bytes,
+    pub(crate) param_types: Bytes,
 }
 
 impl Parse {
@@ -210,18 +215,47 @@ impl Parse {
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
     }
 
+    /// Appends a Parse of these values to `out` directly, without building a [`Parse`] first:
+    /// the same checks as [`Parse::new`], and on error nothing is written.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use pgproto::{Encode, Parse};
+    /// let mut out = BytesMut::new();
+    /// Parse::encode_values(&mut out, "s1", "SELECT $1::int4", &[23]).unwrap();
+    /// let mut want = BytesMut::new();
+    /// Parse::new("s1", "SELECT $1::int4", &[23]).unwrap().encode(&mut want);
+    /// assert_eq!(out, want);
+    /// ```
+    #[inline]
+    pub fn encode_values(
+        out: &mut BytesMut,
+        name: &str,
+        query: &str,
+        param_types: &[u32],
+    ) -> Result<(), EncodeError> {
+        check_cstr("statement name", name.as_bytes())?;
+        check_cstr("query string", query.as_bytes())?;
+        let count = check_count("parameter types", param_types.len())?;
+        let body = name.len() + query.len() + 4 + param_types.len() * 4;
+        check_body("Parse", body)?;
+        tagged_fields!(out, tag::PARSE, body, |out| {
+            put_cstr_to(out, name.as_bytes());
+            put_cstr_to(out, query.as_bytes());
+            out.put_u16(count);
+            for oid in param_types {
+                out.put_u32(*oid);
+            }
+        });
+        Ok(())
+    }
+
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "Parse");
-        let name = r.cstr("statement name")?;
-        let query = r.cstr("query string")?;
-        let n = r.u16("parameter type count")? as usize;
-        r.ensure_count(n, 4, "parameter types")?;
-        let param_types = r.bytes(n * 4, "parameter types")?;
-        r.finish()?;
+        let l = ParseLayout::read(body)?;
         Ok(Self {
-            name,
-            query,
-            param_types,
+            name: l.name.share(body),
+            query: l.query.share(body),
+            param_types: l.param_types.share(body),
         })
     }
 }
@@ -244,11 +278,11 @@ impl Encode for Parse {
 /// Bind: creates a portal from a prepared statement and parameter values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
-    portal: Bytes,
-    statement: Bytes,
-    param_formats: FormatCodes,
-    params: Values,
-    result_formats: FormatCodes,
+    pub(crate) portal: Bytes,
+    pub(crate) statement: Bytes,
+    pub(crate) param_formats: FormatCodes,
+    pub(crate) params: Values,
+    pub(crate) result_formats: FormatCodes,
 }
 
 impl Bind {
@@ -311,21 +345,85 @@ impl Bind {
         &self.result_formats
     }
 
+    /// Appends a Bind of these values to `out` directly, without building a [`Bind`] (and its
+    /// [`FormatCodes`] and [`Values`]) first: the checks of those constructors, with the same
+    /// errors, and on error nothing is written. `None` is NULL.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use pgproto::{Bind, Encode, Format, FormatCodes, Values};
+    /// let mut out = BytesMut::new();
+    /// let params = [Some(&[0, 0, 0, 7][..]), None];
+    /// Bind::encode_values(&mut out, "", "s1", &[Format::Binary], &params, &[]).unwrap();
+    /// let bind = Bind::new(
+    ///     "",
+    ///     "s1",
+    ///     FormatCodes::new(&[Format::Binary]).unwrap(),
+    ///     Values::new(params).unwrap(),
+    ///     FormatCodes::default(),
+    /// )
+    /// .unwrap();
+    /// let mut want = BytesMut::new();
+    /// bind.encode(&mut want);
+    /// assert_eq!(out, want);
+    /// ```
+    #[inline]
+    pub fn encode_values(
+        out: &mut BytesMut,
+        portal: &str,
+        statement: &str,
+        param_formats: &[Format],
+        params: &[Option<&[u8]>],
+        result_formats: &[Format],
+    ) -> Result<(), EncodeError> {
+        // The checks of `Bind::new(portal, statement, FormatCodes::new(param_formats)?,
+        // Values::new(params)?, FormatCodes::new(result_formats)?)`, in that order.
+        let param_format_count = check_count("formats", param_formats.len())?;
+        let values_len = Values::check_lens(params)?;
+        let param_count = check_count("values", params.len())?;
+        let result_format_count = check_count("formats", result_formats.len())?;
+        check_cstr("portal name", portal.as_bytes())?;
+        check_cstr("statement name", statement.as_bytes())?;
+        let body = portal.len()
+            + statement.len()
+            + 2
+            + (2 + param_formats.len() * 2)
+            + (2 + values_len)
+            + (2 + result_formats.len() * 2);
+        check_body("Bind", body)?;
+        tagged_fields!(out, tag::BIND, body, |out| {
+            put_cstr_to(out, portal.as_bytes());
+            put_cstr_to(out, statement.as_bytes());
+            out.put_u16(param_format_count);
+            for f in param_formats {
+                out.put_i16(f.code());
+            }
+            out.put_u16(param_count);
+            for v in params {
+                match v {
+                    None => out.put_i32(-1),
+                    Some(v) => {
+                        out.put_i32(v.len() as i32);
+                        out.put_slice(v);
+                    }
+                }
+            }
+            out.put_u16(result_format_count);
+            for f in result_formats {
+                out.put_i16(f.code());
+            }
+        });
+        Ok(())
+    }
+
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "Bind");
-        let portal = r.cstr("portal name")?;
-        let statement = r.cstr("statement name")?;
-        let param_formats = FormatCodes::decode(&mut r, "Bind", "parameter formats")?;
-        let n = r.u16("parameter count")?;
-        let params = Values::decode_counted(&mut r, n, "Bind", "parameter values")?;
-        let result_formats = FormatCodes::decode(&mut r, "Bind", "result formats")?;
-        r.finish()?;
+        let l = BindLayout::read(body)?;
         Ok(Self {
-            portal,
-            statement,
-            param_formats,
-            params,
-            result_formats,
+            portal: l.portal.share(body),
+            statement: l.statement.share(body),
+            param_formats: FormatCodes::from_checked(l.param_formats.share(body)),
+            params: Values::from_checked(l.param_count, l.params.share(body)),
+            result_formats: FormatCodes::from_checked(l.result_formats.share(body)),
         })
     }
 }
@@ -356,8 +454,8 @@ macro_rules! target_message {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name {
-            target: Target,
-            name: Bytes,
+            pub(crate) target: Target,
+            pub(crate) name: Bytes,
         }
 
         impl $name {
@@ -378,12 +476,22 @@ macro_rules! target_message {
                 &self.name
             }
 
+            #[doc = concat!("Appends a ", $label, " to `out` directly, without building a [`", stringify!($name), "`]")]
+            #[doc = concat!("first: the same checks as [`", stringify!($name), "::new`], and on error nothing is written.")]
+            #[inline]
+            pub fn encode_values(out: &mut BytesMut, target: Target, name: &str) -> Result<(), EncodeError> {
+                check_cstr("name", name.as_bytes())?;
+                check_body($label, name.len() + 2)?;
+                tagged(out, $tag, name.len() + 2, |out| {
+                    out.put_u8(target.byte());
+                    put_cstr(out, name.as_bytes());
+                });
+                Ok(())
+            }
+
             pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-                let mut r = Reader::new(body, $label);
-                let target = Target::decode(&mut r, $label)?;
-                let name = r.cstr("name")?;
-                r.finish()?;
-                Ok(Self { target, name })
+                let l = TargetLayout::read(body, $label)?;
+                Ok(Self { target: l.target, name: l.name.share(body) })
             }
         }
 
@@ -414,8 +522,8 @@ target_message!(
 /// Execute: runs a portal, returning at most `max_rows` rows (0 for no limit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execute {
-    portal: Bytes,
-    max_rows: i32,
+    pub(crate) portal: Bytes,
+    pub(crate) max_rows: i32,
 }
 
 impl Execute {
@@ -439,12 +547,29 @@ impl Execute {
         self.max_rows
     }
 
+    /// Appends an Execute to `out` directly, without building an [`Execute`] first: the same
+    /// checks as [`Execute::new`], and on error nothing is written.
+    #[inline]
+    pub fn encode_values(
+        out: &mut BytesMut,
+        portal: &str,
+        max_rows: i32,
+    ) -> Result<(), EncodeError> {
+        check_cstr("portal name", portal.as_bytes())?;
+        check_body("Execute", portal.len() + 5)?;
+        tagged(out, tag::EXECUTE, portal.len() + 5, |out| {
+            put_cstr(out, portal.as_bytes());
+            out.put_i32(max_rows);
+        });
+        Ok(())
+    }
+
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "Execute");
-        let portal = r.cstr("portal name")?;
-        let max_rows = r.i32("row limit")?;
-        r.finish()?;
-        Ok(Self { portal, max_rows })
+        let l = ExecuteLayout::read(body)?;
+        Ok(Self {
+            portal: l.portal.share(body),
+            max_rows: l.max_rows,
+        })
     }
 }
 
@@ -663,16 +788,7 @@ impl FrontendMessage {
         body: &Bytes,
         auth: Option<AuthResponseKind>,
     ) -> Result<Self, DecodeError> {
-        let empty_body = |message: &'static str, m: Self| {
-            if body.is_empty() {
-                Ok(m)
-            } else {
-                Err(DecodeError::TrailingBytes {
-                    message,
-                    extra: body.len(),
-                })
-            }
-        };
+        let empty_body = |message: &'static str, m: Self| empty_layout(body, message).map(|()| m);
         Ok(match tag_byte {
             tag::QUERY => Self::Query(Query::decode(body)?),
             tag::PARSE => Self::Parse(Parse::decode(body)?),
@@ -749,6 +865,7 @@ fn decode_auth(kind: AuthResponseKind, body: &Bytes) -> Result<FrontendMessage, 
 }
 
 impl Encode for FrontendMessage {
+    #[inline]
     fn encode(&self, out: &mut BytesMut) {
         match self {
             Self::Startup(m) => m.encode(out),

@@ -1,6 +1,21 @@
 //! Macros that write the repetitive message types: a body that is one string, or one run of
 //! raw bytes.
 
+/// Writes a tagged frame of `body_len` bytes whose body the block writes, field by field, into
+/// `$w` (an `impl BufMut`): a small frame through [`tagged_exact`](crate::codec::tagged_exact)
+/// (reserved and filled once, then plain stores), a large one through
+/// [`tagged`](crate::codec::tagged) (no fill before the copy of its large values).
+macro_rules! tagged_fields {
+    ($out:expr, $tag:expr, $body_len:expr, |$w:ident| $body:block) => {{
+        let (out, tag, body_len): (&mut ::bytes::BytesMut, u8, usize) = ($out, $tag, $body_len);
+        if body_len <= $crate::codec::SMALL_FRAME {
+            $crate::codec::tagged_exact(out, tag, body_len, |$w| $body)
+        } else {
+            $crate::codec::tagged(out, tag, body_len, |$w| $body)
+        }
+    }};
+}
+
 macro_rules! text_message {
     ($(#[$doc:meta])* $name:ident, $tag:expr, $label:literal, $field:ident, $field_label:literal) => {
         $(#[$doc])*
@@ -28,11 +43,27 @@ macro_rules! text_message {
                 $crate::message::common::utf8($field_label, &self.$field)
             }
 
+            #[doc = concat!("Appends a ", $label, " of `text` to `out` directly, without building a")]
+            #[doc = concat!("[`", stringify!($name), "`] first: the same checks as [`", stringify!($name), "::new`], and on error nothing is")]
+            /// written.
+            #[inline]
+            pub fn encode_str(out: &mut ::bytes::BytesMut, text: &str) -> Result<(), $crate::error::EncodeError> {
+                let t = text.as_bytes();
+                $crate::codec::check_cstr($field_label, t)?;
+                $crate::codec::check_body($label, t.len() + 1)?;
+                $crate::codec::tagged(out, $tag, t.len() + 1, |out| $crate::codec::put_cstr(out, t));
+                Ok(())
+            }
+
+            /// A message of text already checked (no NUL, length within limits).
+            #[allow(dead_code)]
+            pub(crate) fn from_checked($field: ::bytes::Bytes) -> Self {
+                Self { $field }
+            }
+
             pub(crate) fn decode(body: &::bytes::Bytes) -> Result<Self, $crate::error::DecodeError> {
-                let mut r = $crate::codec::reader::Reader::new(body, $label);
-                let $field = r.cstr($field_label)?;
-                r.finish()?;
-                Ok(Self { $field })
+                let text = $crate::message::frontend_ref::text_layout(body, $label, $field_label)?;
+                Ok(Self { $field: text.share(body) })
             }
         }
 
@@ -67,6 +98,12 @@ macro_rules! raw_message {
             /// The payload.
             pub fn data(&self) -> &::bytes::Bytes {
                 &self.data
+            }
+
+            /// A message of data already checked (length within limits).
+            #[allow(dead_code)]
+            pub(crate) fn from_checked(data: ::bytes::Bytes) -> Self {
+                Self { data }
             }
 
             pub(crate) fn decode(body: &::bytes::Bytes) -> Self {

@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::reader::Reader;
 use crate::codec::{check_body, check_count, check_cstr, put_cstr, tagged, Encode};
 use crate::error::{DecodeError, EncodeError};
-use crate::message::common::{Format, Values, ValuesIter};
+use crate::message::common::{check_values, Format, Values, ValuesIter};
 
 /// The bytes of each field after its name: table OID, column number, type OID, type size,
 /// type modifier, format code.
@@ -278,7 +278,7 @@ impl Encode for DataRow {
 
 /// A DataRow read in place from a decoder's buffer, valid until the decoder's next call: the
 /// allocation-free, refcount-free view for hot loops. See
-/// [`BackendDecoder::next_data_row_ref`](crate::BackendDecoder).
+/// [`BackendDecoder::next_data_row`](crate::BackendDecoder::next_data_row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataRowRef<'a> {
     count: u16,
@@ -293,6 +293,7 @@ impl<'a> DataRowRef<'a> {
     }
 
     /// A view of column bytes already validated by [`DataRowRef::check`].
+    #[inline]
     pub(crate) fn from_checked(count: u16, raw: &'a [u8]) -> Self {
         Self { count, raw }
     }
@@ -300,46 +301,18 @@ impl<'a> DataRowRef<'a> {
     /// Checks a DataRow body and returns its column count.
     #[inline]
     pub(crate) fn check(body: &[u8]) -> Result<u16, DecodeError> {
-        let trunc = |field| DecodeError::Truncated {
-            message: "DataRow",
-            field,
-        };
-        let (head, raw) = body.split_first_chunk::<2>().ok_or(trunc("column count"))?;
-        let count = u16::from_be_bytes(*head);
-        if count as usize * 4 > raw.len() {
-            return Err(DecodeError::InvalidCount {
+        let Some((head, raw)) = body.split_first_chunk::<2>() else {
+            return Err(DecodeError::Truncated {
                 message: "DataRow",
-                field: "column value",
-                count: count.into(),
+                field: "column count",
             });
-        }
-        // Walk the length words by narrowing a slice: one load and one add per column, and a
-        // value running past the end is reported where it starts.
-        let mut rest = raw;
-        for _ in 0..count {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                return Err(trunc("column value"));
-            };
-            let len = i32::from_be_bytes(*len);
-            rest = if len >= 0 {
-                match tail.get(len as usize..) {
-                    Some(tail) => tail,
-                    None => return Err(trunc("column value")),
-                }
-            } else if len == -1 {
-                tail
-            } else {
-                return Err(DecodeError::InvalidCount {
-                    message: "DataRow",
-                    field: "column value",
-                    count: len.into(),
-                });
-            };
-        }
-        if !rest.is_empty() {
+        };
+        let count = u16::from_be_bytes(*head);
+        let len = check_values(raw, count, "DataRow", "column value")?;
+        if len != raw.len() {
             return Err(DecodeError::TrailingBytes {
                 message: "DataRow",
-                extra: rest.len(),
+                extra: raw.len() - len,
             });
         }
         Ok(count)
@@ -356,6 +329,7 @@ impl<'a> DataRowRef<'a> {
     }
 
     /// The column values in order; `None` is NULL.
+    #[inline]
     pub fn columns(&self) -> ValuesIter<'a> {
         ValuesIter::new(self.raw, self.count)
     }

@@ -190,7 +190,7 @@ struct StartupData {
 ///
 /// let mut server = Server::new(ServerConfig::default());
 /// // A StartupMessage for user "alice", protocol 3.0.
-/// server.receive(b"\0\0\0\x0f\0\x03\0\0user\0alice\0\0");
+/// server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0");
 /// let Some(ServerEvent::Startup { message, .. }) = server.poll_event().unwrap() else { panic!() };
 /// assert_eq!(message.param("user"), Some(&b"alice"[..]));
 /// server.authenticate(ServerAuth::Trust).unwrap();
