@@ -657,6 +657,10 @@ fn cancel_requests_with_short_and_long_keys() {
             ),
             "a byte after CancelRequest"
         );
+        assert!(
+            s.poll_transmit().is_none(),
+            "no answer on a cancel connection, even to garbage"
+        );
     }
     // Keys of 3 and 257 bytes are malformed.
     for len in [3, 257] {

@@ -667,7 +667,11 @@ impl Server {
 
     /// Records a fatal error; with `tell`, queues a FATAL ErrorResponse naming it first.
     fn fail(&mut self, e: Error, tell: bool) {
-        if tell && !matches!(e, Error::UnexpectedEof { .. }) {
+        // A cancel connection gets no answer, whatever follows the CancelRequest: PostgreSQL
+        // just closes it.
+        let cancelled =
+            matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled));
+        if tell && !cancelled && !matches!(e, Error::UnexpectedEof { .. }) {
             let message = match &e {
                 Error::Auth(_) => {
                     format!("password authentication failed for user \"{}\"", self.user)
