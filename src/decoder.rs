@@ -316,10 +316,10 @@ impl BackendDecoder {
 
     fn single_byte(&mut self) -> Option<Result<Option<BackendMessage>, DecodeError>> {
         let first = *self.inner.buf.first()?;
-        let (yes, message) = match self.expect {
+        let yes = match self.expect {
             Expect::Tagged => return None,
-            Expect::SslResponse => (b'S', "SSLRequest response"),
-            Expect::GssEncResponse => (b'G', "GSSENCRequest response"),
+            Expect::SslResponse => b'S',
+            Expect::GssEncResponse => b'G',
         };
         let accepted = match first {
             b if b == yes => true,
@@ -330,7 +330,6 @@ impl BackendDecoder {
                 return None;
             }
             other => {
-                let _ = message;
                 return Some(Err(self
                     .inner
                     .fail(DecodeError::UnknownTag { tag: Tag(other) })));

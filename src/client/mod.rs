@@ -115,18 +115,11 @@ pub enum ClientEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Copy {
     /// COPY FROM STDIN: the client sends data until it sends CopyDone or CopyFail.
-    In {
-        request: RequestId,
-        client_done: bool,
-    },
+    In { client_done: bool },
     /// COPY TO STDOUT: the server sends data until CopyDone.
-    Out {
-        request: RequestId,
-        server_done: bool,
-    },
+    Out { server_done: bool },
     /// CopyBoth (replication): both send data until each sends CopyDone.
     Both {
-        request: RequestId,
         client_done: bool,
         server_done: bool,
     },
@@ -741,16 +734,9 @@ impl Client {
                 m @ (B::CopyInResponse(_) | B::CopyOutResponse(_) | B::CopyBothResponse(_)),
             ) => {
                 self.copy = Some(match m {
-                    B::CopyInResponse(_) => Copy::In {
-                        request: front.id,
-                        client_done: false,
-                    },
-                    B::CopyOutResponse(_) => Copy::Out {
-                        request: front.id,
-                        server_done: false,
-                    },
+                    B::CopyInResponse(_) => Copy::In { client_done: false },
+                    B::CopyOutResponse(_) => Copy::Out { server_done: false },
                     _ => Copy::Both {
-                        request: front.id,
                         client_done: false,
                         server_done: false,
                     },
@@ -788,16 +774,10 @@ impl Client {
     fn handle_copy(
         &mut self,
         copy: Copy,
-        front: RequestId,
+        request: RequestId,
         msg: BackendMessage,
     ) -> Result<(), Error> {
         use BackendMessage as B;
-        let request = match copy {
-            Copy::In { request, .. } | Copy::Out { request, .. } | Copy::Both { request, .. } => {
-                request
-            }
-        };
-        debug_assert_eq!(request, front);
         let server_sending = match copy {
             Copy::Out { server_done, .. } | Copy::Both { server_done, .. } => !server_done,
             Copy::In { .. } => false,

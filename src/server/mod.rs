@@ -36,7 +36,7 @@ pub use config::{ServerAuth, ServerConfig};
 
 use crate::codec::Encode;
 use crate::decoder::FrontendDecoder;
-use crate::error::{AuthError, DecodeError, EncodeError, Error, UsageError};
+use crate::error::{AuthError, DecodeError, Error, UsageError};
 use crate::message::auth::Authentication;
 use crate::message::backend::{
     BackendKeyData, BackendMessage, NegotiateProtocolVersion, NotificationResponse, ParameterStatus,
@@ -45,7 +45,7 @@ use crate::message::common::{ProtocolVersion, TransactionStatus};
 use crate::message::fields::ErrorFields;
 use crate::message::frontend::{AuthResponseKind, FrontendMessage};
 use crate::message::startup::{CancelRequest, StartupMessage};
-use startup::{PasswordCheck, ScramStep, State};
+use startup::{ScramStep, State};
 
 /// What the server tells the application.
 #[non_exhaustive]
@@ -839,7 +839,6 @@ impl Server {
             }
             (State::Password(check), F::PasswordMessage(p)) => {
                 let ok = check.verify(self.user.as_bytes(), p.password());
-                let _: &PasswordCheck = check;
                 if ok {
                     self.authenticated();
                 } else {
@@ -946,7 +945,6 @@ impl Server {
         match m {
             m @ F::CopyData(_) => self.events.push_back(ServerEvent::Message(m)),
             m @ (F::CopyDone | F::CopyFail(_)) => {
-                let failed = matches!(m, F::CopyFail(_));
                 self.current = match self.current {
                     Some(Current::CopyIn { extended, .. }) => Some(Current::CopyIn {
                         extended,
@@ -963,7 +961,6 @@ impl Server {
                     }),
                     other => other,
                 };
-                let _ = failed;
                 self.events.push_back(ServerEvent::Message(m));
             }
             // PostgreSQL ignores Flush and Sync during COPY FROM STDIN.
@@ -975,18 +972,5 @@ impl Server {
             other => return Err(self.unexpected(&other)),
         }
         Ok(())
-    }
-}
-
-impl From<EncodeError> for Error {
-    fn from(e: EncodeError) -> Self {
-        Self::UnexpectedMessage {
-            state: "encoding",
-            message: match e {
-                EncodeError::InteriorNul { field } | EncodeError::TooMany { field, .. } => field,
-                EncodeError::TooLong { message, .. } => message,
-                EncodeError::OutOfRange { field, .. } => field,
-            },
-        }
     }
 }
