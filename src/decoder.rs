@@ -18,10 +18,11 @@ use crate::error::{DecodeError, Tag};
 use crate::limits::{Class, Limits, BACKEND_CLASS, FRONTEND_CLASS};
 use crate::message::backend::{tag as btag, BackendMessage};
 use crate::message::common::ProtocolVersion;
+use crate::message::frontend::CopyData;
 use crate::message::frontend::{tag as ftag, AuthResponseKind, FrontendMessage};
 use crate::message::frontend_ref::{
-    empty_layout, text_layout, BindLayout, BindRef, DescribeRef, ExecuteLayout, ExecuteRef,
-    FrontendMessageRef, ParseLayout, ParseRef, TargetLayout,
+    empty_layout, text_layout, BindLayout, BindRef, CloseRef, DescribeRef, ExecuteLayout,
+    ExecuteRef, FrontendMessageRef, ParseLayout, ParseRef, TargetLayout,
 };
 use crate::message::rows::{DataRow, DataRowRef};
 
@@ -86,9 +87,6 @@ pub struct Frame {
     pub body: Bytes,
 }
 
-/// The largest piece [`Buffer::receive`] copies at once.
-const COPY_PIECE: usize = 1024;
-
 /// The shared buffer and header logic of both decoders.
 #[derive(Debug, Default)]
 struct Buffer {
@@ -119,14 +117,7 @@ impl Buffer {
     fn receive(&mut self, data: &[u8]) {
         self.release();
         if self.error.is_none() {
-            self.buf.reserve(data.len());
-            // Copied in pieces: glibc copies 2 KiB or more with `rep movsb`, which on some
-            // machines (AMD Zen 3 under KVM, where the benches run) goes at a small fraction of
-            // the speed of its vector loop: a third of the frontend_stream bench time went to
-            // copying 8 KiB reads whole. Pieces cost one call per KiB elsewhere.
-            for piece in data.chunks(COPY_PIECE) {
-                self.buf.extend_from_slice(piece);
-            }
+            self.buf.extend_from_slice(data);
         }
     }
 
@@ -239,17 +230,66 @@ impl Default for BackendDecoder {
     }
 }
 
-/// A backend message read in place: the hot ones (DataRow, CopyData) borrow the decoder's
-/// buffer until its next call; the rest are owned.
+/// A backend message read in place by [`BackendDecoder::next_ref`]: DataRow and CopyData borrow
+/// the decoder's buffer until its next call; every other message comes decoded, by value (its
+/// text and byte fields share the received bytes, without a copy).
+///
+/// [`BackendMessageRef::into_owned`] turns any of them into a [`BackendMessage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendMessageRef<'a> {
     /// A DataRow, borrowed.
     DataRow(DataRowRef<'a>),
     /// A CopyData payload, borrowed.
     CopyData(&'a [u8]),
-    /// Any other message, boxed: these are rare on the hot path, and the box keeps this type
-    /// (and the `Result` around it) small.
-    Message(Box<BackendMessage>),
+    /// Any other message.
+    Message(BackendMessage),
+}
+
+impl BackendMessageRef<'_> {
+    /// The message, owned: what [`BackendDecoder::next`] would have returned. A borrowed
+    /// DataRow or CopyData is copied.
+    pub fn into_owned(self) -> BackendMessage {
+        match self {
+            Self::DataRow(row) => BackendMessage::DataRow(row.into_owned()),
+            Self::CopyData(data) => {
+                BackendMessage::CopyData(CopyData::from_checked(Bytes::copy_from_slice(data)))
+            }
+            Self::Message(m) => m,
+        }
+    }
+
+    /// The message's name as in the PostgreSQL documentation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DataRow(_) => "DataRow",
+            Self::CopyData(_) => "CopyData",
+            Self::Message(m) => m.name(),
+        }
+    }
+}
+
+/// Where a message read in place lies in a [`BackendDecoder`]'s buffer, once checked: what
+/// [`BackendDecoder::view`] turns into a [`BackendMessageRef`]. Holding it borrows nothing, so a
+/// state machine can act on it before it lends the message out.
+#[derive(Debug)]
+pub(crate) enum BackendLent {
+    /// A DataRow whose columns lie at `at..end`.
+    DataRow { at: usize, end: usize, count: u16 },
+    /// A CopyData whose payload lies at `at..end`.
+    CopyData { at: usize, end: usize },
+    /// Any other message, decoded.
+    Message(BackendMessage),
+}
+
+impl BackendLent {
+    /// The message's name as in the PostgreSQL documentation.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::DataRow { .. } => "DataRow",
+            Self::CopyData { .. } => "CopyData",
+            Self::Message(m) => m.name(),
+        }
+    }
 }
 
 impl BackendDecoder {
@@ -430,7 +470,7 @@ impl BackendDecoder {
     ///         match dec.next_ref().unwrap() {
     ///             None => break, // wait for more bytes
     ///             Some(BackendMessageRef::Message(m)) => {
-    ///                 done = matches!(*m, BackendMessage::CommandComplete(_));
+    ///                 done = matches!(m, BackendMessage::CommandComplete(_));
     ///             }
     ///             Some(_) => {} // a DataRow split across reads, CopyData, ...
     ///         }
@@ -441,19 +481,16 @@ impl BackendDecoder {
     /// ```
     #[inline]
     pub fn next_data_row(&mut self) -> Option<DataRowRef<'_>> {
-        let (at, end, count) = self.row_at_cursor()?;
-        self.inner.lent = end;
-        Some(DataRowRef::from_checked(
-            count,
-            &self.inner.buf[at + 7..end],
-        ))
+        let (at, end, count) = self.take_row()?;
+        Some(self.row_view(at, end, count))
     }
 
-    /// Where the next message lies (its start, its end, and its column count) if it is a whole,
-    /// valid DataRow right after the bytes lent so far; `None` in every other case, for the
-    /// general path to decide (and report any error exactly as it would have).
+    /// Lends the next message if it is a whole, valid DataRow right after the bytes lent so far:
+    /// returns where its columns lie and their count, and moves the cursor past it. `None` in
+    /// every other case, for the general path to decide (and report any error exactly as it
+    /// would have).
     #[inline]
-    fn row_at_cursor(&self) -> Option<(usize, usize, u16)> {
+    pub(crate) fn take_row(&mut self) -> Option<(usize, usize, u16)> {
         if self.inner.error.is_some() || self.expect != Expect::Tagged {
             return None;
         }
@@ -461,7 +498,14 @@ impl BackendDecoder {
         let max = self.limits.backend(BACKEND_CLASS[btag::DATA_ROW as usize]);
         let total = self.inner.whole_frame_at(at, btag::DATA_ROW, max)?;
         let count = DataRowRef::check(self.inner.buf.get(at + 5..at + total)?).ok()?;
-        Some((at, at + total, count))
+        self.inner.lent = at + total;
+        Some((at + 7, at + total, count))
+    }
+
+    /// The row [`BackendDecoder::take_row`] lent.
+    #[inline]
+    pub(crate) fn row_view(&self, at: usize, end: usize, count: u16) -> DataRowRef<'_> {
+        DataRowRef::from_checked(count, &self.inner.buf[at..end])
     }
 
     /// Like [`BackendDecoder::next`], but DataRow and CopyData are returned as views into the
@@ -472,26 +516,45 @@ impl BackendDecoder {
     pub fn next_ref(&mut self) -> Result<Option<BackendMessageRef<'_>>, DecodeError> {
         // The hot path: a whole DataRow right after the bytes lent so far. Only the cursor
         // moves; the buffer itself advances past them all on the first other call.
-        if let Some((at, end, count)) = self.row_at_cursor() {
-            self.inner.lent = end;
-            return Ok(Some(BackendMessageRef::DataRow(DataRowRef::from_checked(
-                count,
-                &self.inner.buf[at + 7..end],
-            ))));
+        if let Some((at, end, count)) = self.take_row() {
+            return Ok(Some(BackendMessageRef::DataRow(
+                self.row_view(at, end, count),
+            )));
         }
-        self.next_ref_general()
+        match self.advance()? {
+            Some(lent) => Ok(Some(self.view(lent))),
+            None => Ok(None),
+        }
     }
 
-    /// `next_ref` for everything but a whole, valid DataRow at the cursor.
-    fn next_ref_general(&mut self) -> Result<Option<BackendMessageRef<'_>>, DecodeError> {
+    /// The view of a message [`BackendDecoder::advance`] checked: valid until the next call that
+    /// takes `&mut self`.
+    #[inline]
+    pub(crate) fn view(&self, lent: BackendLent) -> BackendMessageRef<'_> {
+        match lent {
+            BackendLent::DataRow { at, end, count } => {
+                BackendMessageRef::DataRow(self.row_view(at, end, count))
+            }
+            BackendLent::CopyData { at, end } => {
+                BackendMessageRef::CopyData(&self.inner.buf[at..end])
+            }
+            BackendLent::Message(m) => BackendMessageRef::Message(m),
+        }
+    }
+
+    /// Checks the next message and says where it lies (DataRow, CopyData) or decodes it (the
+    /// rest), without borrowing the buffer: the one decoding path behind
+    /// [`BackendDecoder::next_ref`] and the client's state machine.
+    pub(crate) fn advance(&mut self) -> Result<Option<BackendLent>, DecodeError> {
+        if let Some((at, end, count)) = self.take_row() {
+            return Ok(Some(BackendLent::DataRow { at, end, count }));
+        }
         self.inner.release();
         if let Some(e) = &self.inner.error {
             return Err(e.clone());
         }
         if self.expect != Expect::Tagged {
-            return self
-                .next()
-                .map(|m| m.map(|m| BackendMessageRef::Message(Box::new(m))));
+            return self.next().map(|m| m.map(BackendLent::Message));
         }
         let limits = self.limits;
         let total = match self
@@ -506,23 +569,68 @@ impl BackendDecoder {
             btag::DATA_ROW => match DataRowRef::check(&self.inner.buf[5..total]) {
                 Ok(count) => {
                     self.inner.lent = total;
-                    Ok(Some(BackendMessageRef::DataRow(DataRowRef::from_checked(
+                    Ok(Some(BackendLent::DataRow {
+                        at: 7,
+                        end: total,
                         count,
-                        &self.inner.buf[7..total],
-                    ))))
+                    }))
                 }
                 Err(e) => Err(self.inner.fail(e)),
             },
             btag::COPY_DATA => {
                 self.inner.lent = total;
-                Ok(Some(BackendMessageRef::CopyData(&self.inner.buf[5..total])))
+                Ok(Some(BackendLent::CopyData { at: 5, end: total }))
             }
             _ => {
                 let f = self.inner.split_frame(total);
                 BackendMessage::decode(f.tag, &f.body, self.version)
-                    .map(|m| Some(BackendMessageRef::Message(Box::new(m))))
+                    .map(|m| Some(BackendLent::Message(m)))
                     .map_err(|e| self.inner.fail(e))
             }
+        }
+    }
+}
+
+/// Where a message read in place lies in a [`FrontendDecoder`]'s buffer (its body at
+/// `at..end`) and where its fields lie in that body, once checked: what
+/// [`FrontendDecoder::view`] turns into a [`FrontendMessageRef`]. Holding it borrows nothing.
+#[derive(Debug)]
+pub(crate) struct FrontendLent {
+    at: usize,
+    end: usize,
+    pub(crate) layout: Layout,
+}
+
+/// The fields of a message read in place.
+#[derive(Debug)]
+pub(crate) enum Layout {
+    Parse(ParseLayout),
+    Bind(BindLayout),
+    Describe(TargetLayout),
+    Close(TargetLayout),
+    Execute(ExecuteLayout),
+    Sync,
+    Flush,
+    Query(Span),
+    CopyData,
+    /// Any other message, decoded.
+    Message(FrontendMessage),
+}
+
+impl Layout {
+    /// The message's name as in the PostgreSQL documentation.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Parse(_) => "Parse",
+            Self::Bind(_) => "Bind",
+            Self::Describe(_) => "Describe",
+            Self::Close(_) => "Close",
+            Self::Execute(_) => "Execute",
+            Self::Sync => "Sync",
+            Self::Flush => "Flush",
+            Self::Query(_) => "Query",
+            Self::CopyData => "CopyData",
+            Self::Message(m) => m.name(),
         }
     }
 }
@@ -710,22 +818,88 @@ impl FrontendDecoder {
     /// ```
     #[inline]
     pub fn next_ref(&mut self) -> Result<Option<FrontendMessageRef<'_>>, DecodeError> {
+        match self.advance()? {
+            Some(lent) => Ok(Some(self.view(lent))),
+            None => Ok(None),
+        }
+    }
+
+    /// The view of a message [`FrontendDecoder::advance`] checked: valid until the next call
+    /// that takes `&mut self`.
+    #[inline]
+    pub(crate) fn view(&self, lent: FrontendLent) -> FrontendMessageRef<'_> {
+        let FrontendLent { at, end, layout } = lent;
+        let body = || &self.inner.buf[at..end];
+        match layout {
+            Layout::Parse(l) => FrontendMessageRef::Parse(ParseRef::view(body(), l)),
+            Layout::Bind(l) => FrontendMessageRef::Bind(BindRef::view(body(), l)),
+            Layout::Describe(l) => FrontendMessageRef::Describe(DescribeRef::view(body(), l)),
+            Layout::Close(l) => FrontendMessageRef::Close(CloseRef::view(body(), l)),
+            Layout::Execute(l) => FrontendMessageRef::Execute(ExecuteRef::view(body(), l)),
+            Layout::Sync => FrontendMessageRef::Sync,
+            Layout::Flush => FrontendMessageRef::Flush,
+            Layout::Query(l) => FrontendMessageRef::Query(l.of(body())),
+            Layout::CopyData => FrontendMessageRef::CopyData(body()),
+            Layout::Message(m) => FrontendMessageRef::Message(m),
+        }
+    }
+
+    /// If the next frame is whole and its type is not one of `keep`, checks its header (type
+    /// and length, as for any frame) and skips it without decoding its body, returning its type
+    /// byte: how a backend discards messages until Sync after an error. `Ok(None)` when the
+    /// next frame is incomplete or of a type in `keep` (then nothing is consumed).
+    pub(crate) fn skip_unless(&mut self, keep: &[u8]) -> Result<Option<u8>, DecodeError> {
+        self.inner.release();
+        if let Some(e) = &self.inner.error {
+            return Err(e.clone());
+        }
+        if self.phase != Phase::Normal {
+            return Ok(None);
+        }
+        match self.inner.buf.first() {
+            Some(t) if !keep.contains(t) => {}
+            _ => return Ok(None),
+        }
+        let limits = self.limits;
+        match self
+            .inner
+            .tagged_len(&FRONTEND_CLASS, |c| limits.frontend(c), frontend_name)
+        {
+            Ok(Some(total)) => {
+                let t = self.inner.buf[0];
+                self.inner.lent = total;
+                Ok(Some(t))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.inner.fail(e)),
+        }
+    }
+
+    /// Checks the next message and says where its fields lie (the extended-query messages,
+    /// Query, CopyData) or decodes it (the rest), without borrowing the buffer: the one decoding
+    /// path behind [`FrontendDecoder::next_ref`] and the server's state machine.
+    #[inline]
+    pub(crate) fn advance(&mut self) -> Result<Option<FrontendLent>, DecodeError> {
         // The hot path: a whole frame of a lent type right after the bytes lent so far, with a
         // valid length word. Anything else (an unknown type, a bad length, an incomplete frame,
         // another message) takes the general path, which reports it as `next` does.
         //
         // Each arm checks the body into a layout (no borrow, so a failure can still clear the
-        // buffer), then moves the cursor and lends the view. The type byte is a constant in
-        // each arm, so its length limit is too.
+        // buffer), then moves the cursor. The type byte is a constant in each arm, so its length
+        // limit is too.
         macro_rules! lend {
-            ($at:expr, $tag:expr, $read:expr, $view:expr) => {{
+            ($at:expr, $tag:expr, $read:expr, $layout:expr) => {{
                 let max = self.limits.frontend(FRONTEND_CLASS[$tag as usize]);
                 if let Some(total) = self.inner.whole_frame_at($at, $tag, max) {
                     let end = $at + total;
                     return match $read(&self.inner.buf[$at + 5..end]) {
                         Ok(layout) => {
                             self.inner.lent = end;
-                            Ok(Some($view(&self.inner.buf[$at + 5..end], layout)))
+                            Ok(Some(FrontendLent {
+                                at: $at + 5,
+                                end,
+                                layout: $layout(layout),
+                            }))
                         }
                         Err(e) => Err(self.inner.fail(e)),
                     };
@@ -735,51 +909,48 @@ impl FrontendDecoder {
         if self.inner.error.is_none() && self.phase == Phase::Normal {
             let at = self.inner.lent;
             match self.inner.buf.get(at) {
-                Some(&ftag::PARSE) => lend!(at, ftag::PARSE, ParseLayout::read, |b, l| {
-                    FrontendMessageRef::Parse(ParseRef::view(b, l))
-                }),
-                Some(&ftag::BIND) => lend!(at, ftag::BIND, BindLayout::read, |b, l| {
-                    FrontendMessageRef::Bind(BindRef::view(b, l))
-                }),
+                Some(&ftag::PARSE) => lend!(at, ftag::PARSE, ParseLayout::read, Layout::Parse),
+                Some(&ftag::BIND) => lend!(at, ftag::BIND, BindLayout::read, Layout::Bind),
                 Some(&ftag::DESCRIBE) => lend!(
                     at,
                     ftag::DESCRIBE,
                     |b| TargetLayout::read(b, "Describe"),
-                    |b, l| FrontendMessageRef::Describe(DescribeRef::view(b, l))
+                    Layout::Describe
                 ),
-                Some(&ftag::EXECUTE) => lend!(at, ftag::EXECUTE, ExecuteLayout::read, |b, l| {
-                    FrontendMessageRef::Execute(ExecuteRef::view(b, l))
-                }),
-                Some(&ftag::SYNC) => lend!(at, ftag::SYNC, |b| empty_layout(b, "Sync"), |_, ()| {
-                    FrontendMessageRef::Sync
-                }),
-                Some(&ftag::FLUSH) => {
-                    lend!(at, ftag::FLUSH, |b| empty_layout(b, "Flush"), |_, ()| {
-                        FrontendMessageRef::Flush
-                    })
+                Some(&ftag::CLOSE) => lend!(
+                    at,
+                    ftag::CLOSE,
+                    |b| TargetLayout::read(b, "Close"),
+                    Layout::Close
+                ),
+                Some(&ftag::EXECUTE) => {
+                    lend!(at, ftag::EXECUTE, ExecuteLayout::read, Layout::Execute)
                 }
+                Some(&ftag::SYNC) => lend!(at, ftag::SYNC, |b| empty_layout(b, "Sync"), |()| {
+                    Layout::Sync
+                }),
+                Some(&ftag::FLUSH) => lend!(at, ftag::FLUSH, |b| empty_layout(b, "Flush"), |()| {
+                    Layout::Flush
+                }),
                 Some(&ftag::QUERY) => lend!(
                     at,
                     ftag::QUERY,
                     |b| text_layout(b, "Query", "query string"),
-                    |b, l: Span| FrontendMessageRef::Query(l.of(b))
+                    Layout::Query
                 ),
-                Some(&ftag::COPY_DATA) => lend!(
-                    at,
-                    ftag::COPY_DATA,
-                    |_| Ok::<(), DecodeError>(()),
-                    |b, ()| FrontendMessageRef::CopyData(b)
-                ),
+                Some(&ftag::COPY_DATA) => {
+                    lend!(at, ftag::COPY_DATA, |_| Ok::<(), DecodeError>(()), |()| {
+                        Layout::CopyData
+                    })
+                }
                 _ => {}
             }
         }
-        self.next_ref_general()
-    }
-
-    /// `next_ref` for everything but a whole frame of a lent type at the cursor.
-    fn next_ref_general(&mut self) -> Result<Option<FrontendMessageRef<'_>>, DecodeError> {
-        self.next()
-            .map(|m| m.map(|m| FrontendMessageRef::Message(Box::new(m))))
+        Ok(self.next()?.map(|m| FrontendLent {
+            at: 0,
+            end: 0,
+            layout: Layout::Message(m),
+        }))
     }
 
     /// The next complete message, or `Ok(None)` when more bytes are needed.

@@ -110,7 +110,9 @@ pub use message::frontend::{
     FrontendMessage, FunctionCall, GssResponse, Parse, PasswordMessage, Query, SaslInitialResponse,
     SaslResponse, UntypedAuthResponse,
 };
-pub use message::frontend_ref::{BindRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef};
+pub use message::frontend_ref::{
+    BindRef, CloseRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef,
+};
 pub use message::rows::{
     DataRow, DataRowRef, FieldDescription, Fields, ParameterDescription, RowDescription,
 };

@@ -255,3 +255,142 @@ fn frontend_next_ref_allocates_nothing_per_message() {
         BATCHES * 5 - warm
     );
 }
+
+/// A `Client` after a trusting server's AuthenticationOk and ReadyForQuery.
+fn connected_client() -> pgproto::Client {
+    let mut c = pgproto::Client::new(pgproto::ClientConfig::new("alice")).unwrap();
+    let _ = c.poll_transmit();
+    c.receive(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I");
+    while c.poll_event().unwrap().is_some() {}
+    assert!(c.is_ready());
+    c
+}
+
+#[test]
+fn client_allocates_nothing_per_row() {
+    use pgproto::ClientEvent;
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stream = stream();
+    let mut client = connected_client();
+    let q = client.query("SELECT ...").unwrap();
+    let _ = client.poll_transmit();
+    let (mut rows, mut bytes, mut ready) = (0, 0, false);
+    let mut feed = |client: &mut pgproto::Client, chunk: &[u8]| {
+        client.receive(chunk);
+        while let Some(e) = client.poll_event().unwrap() {
+            match e {
+                ClientEvent::Response {
+                    request,
+                    message: BackendMessageRef::DataRow(row),
+                } => {
+                    assert_eq!(request, q);
+                    rows += 1;
+                    bytes += row.columns().flatten().map(<[u8]>::len).sum::<usize>();
+                }
+                ClientEvent::Response {
+                    message: BackendMessageRef::Message(BackendMessage::ReadyForQuery(_)),
+                    ..
+                } => ready = true,
+                ClientEvent::Response { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        rows
+    };
+    let mut chunks = stream.chunks(CHUNK);
+    let warm = feed(&mut client, chunks.next().unwrap());
+    let region = Region::new(GLOBAL);
+    for chunk in chunks {
+        feed(&mut client, chunk);
+    }
+    let n = allocations(&region);
+    assert_eq!(rows, ROWS);
+    assert!(ready);
+    assert!(bytes > ROWS * COLUMNS * 5);
+    println!(
+        "Client: {n} allocations for {} rows after warm-up",
+        ROWS - warm
+    );
+    assert!(
+        n < 16,
+        "Client allocated {n} times for {} rows",
+        ROWS - warm
+    );
+}
+
+#[test]
+fn server_allocates_nothing_per_message() {
+    use bytes::BytesMut;
+    use pgproto::{
+        Bind, Encode, Execute, FrontendMessage, FrontendMessageRef, Parse, Server, ServerAuth,
+        ServerConfig, ServerEvent, TransactionStatus,
+    };
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const BATCHES: usize = 2_000;
+    let mut out = BytesMut::new();
+    for i in 0..BATCHES {
+        let name = format!("s{}", i % 16);
+        Parse::encode_values(&mut out, &name, "SELECT $1::int8, $2", &[20, 25]).unwrap();
+        let n = i.to_string();
+        let params = [Some(n.as_bytes()), None];
+        Bind::encode_values(&mut out, "", &name, &[], &params, &[]).unwrap();
+        pgproto::Describe::encode_values(&mut out, pgproto::Target::Portal, "").unwrap();
+        Execute::encode_values(&mut out, "", 0).unwrap();
+        FrontendMessage::Sync.encode(&mut out);
+    }
+    let mut server = Server::new(ServerConfig::default());
+    server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0");
+    while let Some(e) = server.poll_event().unwrap() {
+        if let ServerEvent::Startup { .. } = e {
+            server.authenticate(ServerAuth::Trust).unwrap();
+        }
+    }
+    let _ = server.poll_transmit();
+    let (mut messages, mut values, mut sent) = (0, 0, 0);
+    let mut feed = |server: &mut Server, chunk: &[u8]| {
+        server.receive(chunk);
+        while let Some(e) = server.poll_event().unwrap() {
+            messages += 1;
+            match e {
+                ServerEvent::Message(FrontendMessageRef::Parse(_)) => {
+                    server.parse_complete().unwrap()
+                }
+                ServerEvent::Message(FrontendMessageRef::Bind(b)) => {
+                    values += b.params().iter().flatten().count();
+                    server.bind_complete().unwrap()
+                }
+                ServerEvent::Message(FrontendMessageRef::Describe(_)) => server.no_data().unwrap(),
+                ServerEvent::Message(FrontendMessageRef::Execute(_)) => {
+                    server.command_complete("SELECT 0").unwrap()
+                }
+                ServerEvent::Message(FrontendMessageRef::Sync) => {
+                    server.ready_for_query(TransactionStatus::Idle).unwrap()
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        while let Some(b) = server.poll_transmit() {
+            sent += b.len();
+        }
+        messages
+    };
+    let mut chunks = out.chunks(CHUNK);
+    let warm = feed(&mut server, chunks.next().unwrap());
+    let region = Region::new(GLOBAL);
+    for chunk in chunks {
+        feed(&mut server, chunk);
+    }
+    let n = allocations(&region);
+    assert_eq!(messages, BATCHES * 5);
+    assert_eq!(values, BATCHES);
+    assert!(sent >= BATCHES * (5 + 5 + 5 + 13 + 6));
+    println!(
+        "Server: {n} allocations for {} messages after warm-up",
+        BATCHES * 5 - warm
+    );
+    assert!(
+        n < 16,
+        "Server allocated {n} times for {} messages",
+        BATCHES * 5 - warm
+    );
+}

@@ -25,7 +25,7 @@ fn drain(c: &mut Client) -> (Vec<ClientEvent>, Option<Error>) {
     let mut events = Vec::new();
     loop {
         match c.poll_event() {
-            Ok(Some(e)) => events.push(e),
+            Ok(Some(e)) => events.push(e.into_owned()),
             Ok(None) => return (events, None),
             Err(e) => return (events, Some(e)),
         }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use pgproto::auth::ScramVerifier;
 use pgproto::{
-    Client, ClientConfig, ClientEvent, FrontendMessage, ProtocolVersion, Server, ServerAuth,
-    ServerConfig, ServerEvent, TransactionStatus,
+    Client, ClientConfig, ClientEvent, ProtocolVersion, Server, ServerAuth, ServerConfig,
+    ServerEvent, TransactionStatus,
 };
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -31,7 +31,7 @@ fn drive(c: &mut Client, s: &mut Server, auth: &mut Option<ServerAuth>) {
         while let Some(e) = s.poll_event().unwrap() {
             match e {
                 ServerEvent::Startup { .. } => s.authenticate(auth.take().unwrap()).unwrap(),
-                ServerEvent::Message(FrontendMessage::Query(_)) => {
+                ServerEvent::Message(pgproto::FrontendMessageRef::Query(_)) => {
                     s.data_row(&[Some(b"1"), None]).unwrap();
                     s.command_complete("SELECT 1").unwrap();
                     s.ready_for_query(TransactionStatus::Idle).unwrap();

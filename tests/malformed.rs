@@ -1137,7 +1137,7 @@ fn error_response_where_an_ssl_answer_is_expected() {
         assert!(matches!(
             d.next_ref(),
             Ok(Some(pgproto::BackendMessageRef::Message(m)))
-                if matches!(*m, BackendMessage::ErrorResponse(_))
+                if matches!(m, BackendMessage::ErrorResponse(_))
         ));
     }
     // S / N / G / N are single bytes; anything after them is framed normally.

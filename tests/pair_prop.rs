@@ -712,10 +712,17 @@ impl Pair {
         }
         loop {
             match self.c.poll_event() {
-                Ok(Some(e)) => self.client_event(e),
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    self.client_event(e)
+                }
                 Ok(None) => return,
                 Err(e) => {
-                    assert_eq!(self.c.poll_event(), Err(e.clone()), "sticky client error");
+                    assert_eq!(
+                        self.c.poll_event().map(|e| e.map(ClientEvent::into_owned)),
+                        Err(e.clone()),
+                        "sticky client error"
+                    );
                     self.cerr = Some(e);
                     return;
                 }
@@ -755,10 +762,17 @@ impl Pair {
         }
         loop {
             match self.s.poll_event() {
-                Ok(Some(e)) => self.server_event(e),
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    self.server_event(e)
+                }
                 Ok(None) => return,
                 Err(e) => {
-                    assert_eq!(self.s.poll_event(), Err(e.clone()), "sticky server error");
+                    assert_eq!(
+                        self.s.poll_event().map(|e| e.map(ServerEvent::into_owned)),
+                        Err(e.clone()),
+                        "sticky server error"
+                    );
                     self.serr = Some(e);
                     return;
                 }

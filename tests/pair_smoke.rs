@@ -24,7 +24,10 @@ fn drive(
         }
         loop {
             match s.poll_event() {
-                Ok(Some(e)) => answer(s, e),
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    answer(s, e)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     serr = Some(e);
@@ -38,7 +41,7 @@ fn drive(
         }
         loop {
             match c.poll_event() {
-                Ok(Some(e)) => client_events.push(e),
+                Ok(Some(e)) => client_events.push(e.into_owned()),
                 Ok(None) => break,
                 Err(e) => {
                     cerr = Some(e);

@@ -327,7 +327,7 @@ fn same_ref(r: &BackendMessageRef<'_>, m: &BackendMessage) -> Result<(), TestCas
                 m,
                 BackendMessage::DataRow(_) | BackendMessage::CopyData(_)
             ));
-            prop_assert_eq!(&**r, m);
+            prop_assert_eq!(r, m);
         }
         (r, m) => return Err(TestCaseError::fail(format!("{r:?} is not {m:?}"))),
     }

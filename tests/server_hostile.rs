@@ -105,7 +105,7 @@ fn drain(s: &mut Server) -> (Vec<ServerEvent>, Option<Error>) {
     let mut events = Vec::new();
     loop {
         match s.poll_event() {
-            Ok(Some(e)) => events.push(e),
+            Ok(Some(e)) => events.push(e.into_owned()),
             Ok(None) => return (events, None),
             Err(e) => return (events, Some(e)),
         }
@@ -938,6 +938,54 @@ fn after_an_extended_query_error_everything_until_sync_is_discarded() {
     s.error_response(&err_fields("34000")).unwrap();
     assert_eq!(drain(&mut s), (vec![ServerEvent::Terminate], None));
     assert_eq!(s.discarded(), 1);
+}
+
+#[test]
+fn messages_discarded_until_sync_are_skipped_by_their_header() {
+    // As PostgreSQL: while discarding, a message's body is never parsed, so a malformed one
+    // (or one that only a later state could accept) is skipped like any other.
+    let mut s = ready();
+    let mut bytes = execute();
+    bytes.extend(frame(b'P', b"no NUL anywhere"));
+    bytes.extend(frame(b'B', &[0xff; 3]));
+    bytes.extend(frame(b'S', b"")); // Sync ends the discarding
+    bytes.extend(query("SELECT 1"));
+    s.receive(&bytes);
+    drain(&mut s);
+    s.error_response(&err_fields("34000")).unwrap();
+    let (events, err) = drain(&mut s);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events, [ServerEvent::Message(FrontendMessage::Sync)]);
+    assert_eq!(s.discarded(), 2);
+    s.ready_for_query(TransactionStatus::Idle).unwrap();
+    let (events, _) = drain(&mut s);
+    assert!(matches!(message(&events[0]), FrontendMessage::Query(_)));
+
+    // The header is still checked: an unknown type or an oversized length is fatal.
+    for bad in [frame(b'?', b""), {
+        let mut f = vec![b'P'];
+        f.extend(0x7fff_0000u32.to_be_bytes());
+        f
+    }] {
+        let mut s = ready();
+        let mut bytes = execute();
+        bytes.extend(bad);
+        s.receive(&bytes);
+        drain(&mut s);
+        s.error_response(&err_fields("34000")).unwrap();
+        let (_, err) = drain(&mut s);
+        assert!(err.is_some());
+    }
+
+    // Unlike the body of a discarded message, the Sync that ends it must be well formed.
+    let mut s = ready();
+    let mut bytes = execute();
+    bytes.extend(frame(b'S', b"x"));
+    s.receive(&bytes);
+    drain(&mut s);
+    s.error_response(&err_fields("34000")).unwrap();
+    let (_, err) = drain(&mut s);
+    assert!(err.is_some());
 }
 
 #[test]

@@ -108,10 +108,10 @@ fn item_of_ref(r: BackendMessageRef<'_>) -> Item {
         BackendMessageRef::CopyData(c) => Item::Copy(c.to_vec()),
         BackendMessageRef::Message(m) => {
             assert!(!matches!(
-                *m,
+                m,
                 BackendMessage::DataRow(_) | BackendMessage::CopyData(_)
             ));
-            Item::Other(*m)
+            Item::Other(m)
         }
     }
 }
@@ -205,10 +205,11 @@ fn owned_of_ref(r: FrontendMessageRef<'_>) -> FrontendMessage {
     if let FrontendMessageRef::Message(m) = &r {
         assert!(
             !matches!(
-                **m,
+                m,
                 FrontendMessage::Parse(_)
                     | FrontendMessage::Bind(_)
                     | FrontendMessage::Describe(_)
+                    | FrontendMessage::Close(_)
                     | FrontendMessage::Execute(_)
                     | FrontendMessage::Sync
                     | FrontendMessage::Flush

@@ -183,6 +183,7 @@ impl Backend {
         loop {
             match self.server.poll_event() {
                 Ok(Some(event)) => {
+                    let event = event.into_owned();
                     if !self.event(event) {
                         return false;
                     }

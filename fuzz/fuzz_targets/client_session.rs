@@ -186,15 +186,18 @@ fuzz_target!(|data: &[u8]| {
         fed += piece.len();
         loop {
             match app.c.poll_event() {
-                Ok(Some(e)) => app.event(e),
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    app.event(e)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // Sticky, even after more input, and every command is refused.
-                    assert_eq!(app.c.poll_event(), Err(e.clone()), "error is not sticky");
+                    assert_eq!(app.c.poll_event().map(|e| e.map(ClientEvent::into_owned)), Err(e.clone()), "error is not sticky");
                     app.c.receive(&input[fed..]);
                     app.c.receive_eof();
                     assert_eq!(
-                        app.c.poll_event(),
+                        app.c.poll_event().map(|e| e.map(ClientEvent::into_owned)),
                         Err(e.clone()),
                         "error is not sticky after more input"
                     );
@@ -223,10 +226,13 @@ fuzz_target!(|data: &[u8]| {
     app.c.receive_eof();
     loop {
         match app.c.poll_event() {
-            Ok(Some(e)) => app.event(e),
+            Ok(Some(e)) => {
+                let e = e.into_owned();
+                app.event(e)
+            }
             Ok(None) => break,
             Err(e) => {
-                assert_eq!(app.c.poll_event(), Err(e), "error is not sticky after EOF");
+                assert_eq!(app.c.poll_event().map(|e| e.map(ClientEvent::into_owned)), Err(e), "error is not sticky after EOF");
                 break;
             }
         }

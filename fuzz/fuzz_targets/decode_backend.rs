@@ -133,7 +133,7 @@ fn same(msg: &BackendMessage, r: &BackendMessageRef<'_>) {
             panic!("next() gave {msg:?} but next_ref() did not lend it: {r:?}")
         }
         (_, BackendMessageRef::Message(m)) => {
-            assert_eq!(msg, &**m, "next() and next_ref() differ")
+            assert_eq!(msg, m, "next() and next_ref() differ")
         }
         _ => panic!("next() gave {msg:?} but next_ref() gave {r:?}"),
     }

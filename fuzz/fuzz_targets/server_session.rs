@@ -299,14 +299,17 @@ fuzz_target!(|data: &[u8]| {
         fed += piece.len();
         loop {
             match app.s.poll_event() {
-                Ok(Some(e)) => app.event(e),
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    app.event(e)
+                }
                 Ok(None) => break,
                 Err(e) => {
-                    assert_eq!(app.s.poll_event(), Err(e.clone()), "error is not sticky");
+                    assert_eq!(app.s.poll_event().map(|e| e.map(ServerEvent::into_owned)), Err(e.clone()), "error is not sticky");
                     app.s.receive(&input[fed..]);
                     app.s.receive_eof();
                     assert_eq!(
-                        app.s.poll_event(),
+                        app.s.poll_event().map(|e| e.map(ServerEvent::into_owned)),
                         Err(e.clone()),
                         "error is not sticky after more input"
                     );
@@ -343,10 +346,13 @@ fuzz_target!(|data: &[u8]| {
     app.s.receive_eof();
     loop {
         match app.s.poll_event() {
-            Ok(Some(e)) => app.event(e),
+            Ok(Some(e)) => {
+                let e = e.into_owned();
+                app.event(e)
+            }
             Ok(None) => break,
             Err(e) => {
-                assert_eq!(app.s.poll_event(), Err(e), "error is not sticky after EOF");
+                assert_eq!(app.s.poll_event().map(|e| e.map(ServerEvent::into_owned)), Err(e), "error is not sticky after EOF");
                 break;
             }
         }

@@ -28,7 +28,7 @@ pub use config::{
 pub use pipeline::RequestId;
 
 use crate::codec::Encode;
-use crate::decoder::BackendDecoder;
+use crate::decoder::{BackendDecoder, BackendLent, BackendMessageRef};
 use crate::error::{EncodeError, Error, UsageError};
 use crate::message::auth::Authentication;
 use crate::message::backend::{
@@ -44,9 +44,15 @@ use pipeline::{Kind, Pipeline};
 use startup::Startup;
 
 /// What the client tells the application.
+///
+/// [`Client::poll_event`] returns `ClientEvent<BackendMessageRef<'_>>`: a response's DataRow or
+/// CopyData borrows the client's receive buffer until the next call on the client, so a result
+/// set streams through without an allocation per row. [`ClientEvent::into_owned`] gives the
+/// owned form, `ClientEvent` (that is, `ClientEvent<BackendMessage>`), for applications that
+/// keep events.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
+pub enum ClientEvent<M = BackendMessage> {
     /// The server answered SSLRequest. If `accepted`, the I/O layer MUST now perform the TLS
     /// handshake and then call [`Client::tls_established`]; until then the client sends and
     /// accepts nothing.
@@ -97,7 +103,7 @@ pub enum ClientEvent {
         /// The request answered.
         request: RequestId,
         /// The response.
-        message: BackendMessage,
+        message: M,
     },
     /// The server discarded this request, because an earlier request in the same pipeline failed
     /// (everything up to the next Sync is skipped).
@@ -109,6 +115,45 @@ pub enum ClientEvent {
     UnsolicitedError(ErrorFields),
     /// The connection ended cleanly: the server closed it after Terminate.
     Closed,
+}
+
+impl<M> ClientEvent<M> {
+    /// The same event with its response message (if any) mapped by `f`.
+    pub fn map_message<N>(self, f: impl FnOnce(M) -> N) -> ClientEvent<N> {
+        use ClientEvent as E;
+        match self {
+            Self::Response { request, message } => E::Response {
+                request,
+                message: f(message),
+            },
+            Self::SslResponse { accepted } => E::SslResponse { accepted },
+            Self::GssEncResponse { accepted } => E::GssEncResponse { accepted },
+            Self::AuthenticationRequest(a) => E::AuthenticationRequest(a),
+            Self::ProtocolNegotiated {
+                version,
+                unrecognized,
+            } => E::ProtocolNegotiated {
+                version,
+                unrecognized,
+            },
+            Self::Authenticated { method } => E::Authenticated { method },
+            Self::ParameterStatus(p) => E::ParameterStatus(p),
+            Self::BackendKeyData(k) => E::BackendKeyData(k),
+            Self::Connected { status } => E::Connected { status },
+            Self::Notice(f) => E::Notice(f),
+            Self::Notification(n) => E::Notification(n),
+            Self::Skipped { request } => E::Skipped { request },
+            Self::UnsolicitedError(f) => E::UnsolicitedError(f),
+            Self::Closed => E::Closed,
+        }
+    }
+}
+
+impl ClientEvent<BackendMessageRef<'_>> {
+    /// The event, owned: a borrowed DataRow or CopyData is copied out of the receive buffer.
+    pub fn into_owned(self) -> ClientEvent {
+        self.map_message(BackendMessageRef::into_owned)
+    }
 }
 
 /// A COPY in progress.
@@ -150,7 +195,7 @@ enum Phase {
 /// client.receive(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I");
 /// let mut events = Vec::new();
 /// while let Some(e) = client.poll_event().unwrap() {
-///     events.push(e);
+///     events.push(e.into_owned());
 /// }
 /// assert!(matches!(events.last(), Some(ClientEvent::Connected { .. })));
 /// let q = client.query("SELECT 1").unwrap();
@@ -175,6 +220,20 @@ pub struct Client {
     params: params::Params,
     tls: bool,
     scratch: Vec<RequestId>,
+    /// The request that a DataRow arriving now would answer, when nothing else (a queued event,
+    /// an error, COPY, start-up) stands in the way: the row fast path of `poll_event`. Kept up to
+    /// date by every change of the pipeline's front and of the phase.
+    row_request: Option<RequestId>,
+}
+
+/// What one step of the machine came to.
+enum Step {
+    /// Something was handled; step again.
+    Again,
+    /// More input is needed.
+    Wait,
+    /// A response to hand to the application.
+    Deliver(RequestId, BackendLent),
 }
 
 impl Client {
@@ -204,6 +263,7 @@ impl Client {
             params: params::Params::default(),
             tls: false,
             scratch: Vec::new(),
+            row_request: None,
         })
     }
 
@@ -384,6 +444,7 @@ impl Client {
         if !self.pipeline.push(id, kind) {
             self.events.push_back(ClientEvent::Skipped { request: id });
         }
+        self.update_row_request();
         id
     }
 
@@ -552,13 +613,12 @@ impl Client {
 
     // ---- (D) output ----
 
-    /// The bytes to send to the server, whole messages only; `None` when there are none.
+    /// The bytes to send to the server, whole messages only; `None` when there are none. The
+    /// output buffer keeps its memory for the next messages: [`Client::release_buffers`] frees
+    /// it.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.out.is_empty() {
-            if self.out.capacity() > 0 && self.pipeline.is_empty() {
-                self.out = BytesMut::new();
-            }
             return None;
         }
         Some(self.out.split().freeze())
@@ -566,23 +626,63 @@ impl Client {
 
     /// The next event, `Ok(None)` when more input is needed. Events decoded before an error are
     /// delivered first; then the error, from this and every later call.
-    pub fn poll_event(&mut self) -> Result<Option<ClientEvent>, Error> {
+    ///
+    /// A response's DataRow or CopyData borrows the receive buffer until the next call that
+    /// takes `&mut self`; [`ClientEvent::into_owned`] keeps it longer.
+    #[inline]
+    pub fn poll_event(&mut self) -> Result<Option<ClientEvent<BackendMessageRef<'_>>>, Error> {
+        // The row fast path: a whole DataRow for the request in flight, nothing queued.
+        if let Some(request) = self.row_request {
+            if let Some((at, end, count)) = self.decoder.take_row() {
+                return Ok(Some(ClientEvent::Response {
+                    request,
+                    message: BackendMessageRef::DataRow(self.decoder.row_view(at, end, count)),
+                }));
+            }
+        }
+        self.poll_event_general()
+    }
+
+    fn poll_event_general(&mut self) -> Result<Option<ClientEvent<BackendMessageRef<'_>>>, Error> {
         loop {
             if let Some(e) = self.events.pop_front() {
-                return Ok(Some(e));
+                self.update_row_request();
+                return Ok(Some(e.map_message(BackendMessageRef::Message)));
             }
             if let Some(e) = &self.error {
                 return Err(e.clone());
             }
-            match self.step() {
-                Ok(true) => {}
-                Ok(false) => return Ok(None),
+            let step = self.step();
+            self.update_row_request();
+            match step {
+                Ok(Step::Again) => {}
+                Ok(Step::Wait) => return Ok(None),
+                Ok(Step::Deliver(request, lent)) => {
+                    return Ok(Some(ClientEvent::Response {
+                        request,
+                        message: self.decoder.view(lent),
+                    }))
+                }
                 Err(e) => {
                     self.phase = Phase::Closed;
                     self.error = Some(e);
+                    self.row_request = None;
                 }
             }
         }
+    }
+
+    /// Recomputes the row fast path's request after any change of state.
+    #[inline]
+    fn update_row_request(&mut self) {
+        self.row_request = match (&self.phase, self.copy, &self.error) {
+            (Phase::Ready | Phase::Terminating, None, None) if self.events.is_empty() => self
+                .pipeline
+                .front()
+                .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
+                .map(|p| p.id),
+            _ => None,
+        };
     }
 
     fn state_name(&self) -> &'static str {
@@ -600,8 +700,8 @@ impl Client {
         }
     }
 
-    /// Decodes and handles at most one message. `Ok(false)` means more input is needed.
-    fn step(&mut self) -> Result<bool, Error> {
+    /// Decodes and handles at most one message.
+    fn step(&mut self) -> Result<Step, Error> {
         if let Phase::Startup(s) = &self.phase {
             if s.blocks_input() {
                 return if self.eof {
@@ -609,18 +709,26 @@ impl Client {
                         state: s.state_name(),
                     })
                 } else {
-                    Ok(false)
+                    Ok(Step::Wait)
                 };
             }
             if let Some(r) = s.check_legacy_error(&self.decoder, self.eof) {
-                return r;
+                return r.map(|more| if more { Step::Again } else { Step::Wait });
             }
         }
-        let Some(msg) = self.decoder.next()? else {
-            return self.at_end_of_input();
+        let Some(lent) = self.decoder.advance()? else {
+            return self
+                .at_end_of_input()
+                .map(|more| if more { Step::Again } else { Step::Wait });
         };
         match &mut self.phase {
-            Phase::Startup(s) => {
+            Phase::Startup(_) => {
+                // Rows and COPY data are refused during start-up anyway: owning them costs
+                // nothing that matters.
+                let msg = self.decoder.view(lent).into_owned();
+                let Phase::Startup(s) = &mut self.phase else {
+                    return Ok(Step::Again);
+                };
                 let done = s.handle(msg, &mut self.decoder, &mut self.out, &mut self.events)?;
                 if let Some(done) = done {
                     self.version = done.version;
@@ -631,11 +739,14 @@ impl Client {
                     self.tls = done.tls;
                     self.phase = Phase::Ready;
                 }
+                Ok(Step::Again)
             }
-            Phase::Ready | Phase::Terminating => self.handle_ready(msg)?,
-            Phase::Closed => {}
+            Phase::Ready | Phase::Terminating => Ok(match self.handle_ready(lent)? {
+                Some((request, lent)) => Step::Deliver(request, lent),
+                None => Step::Again,
+            }),
+            Phase::Closed => Ok(Step::Again),
         }
-        Ok(true)
     }
 
     fn at_end_of_input(&mut self) -> Result<bool, Error> {
@@ -660,52 +771,54 @@ impl Client {
         }
     }
 
-    fn unexpected(&self, msg: &BackendMessage) -> Error {
+    fn unexpected(&self, msg: &BackendLent) -> Error {
         Error::UnexpectedMessage {
             state: self.state_name(),
             message: msg.name(),
         }
     }
 
-    fn respond(&mut self, request: RequestId, message: BackendMessage) {
-        self.events
-            .push_back(ClientEvent::Response { request, message });
-    }
-
-    fn handle_ready(&mut self, msg: BackendMessage) -> Result<(), Error> {
+    /// Handles a message after start-up; returns the response to hand out, if any.
+    fn handle_ready(
+        &mut self,
+        lent: BackendLent,
+    ) -> Result<Option<(RequestId, BackendLent)>, Error> {
+        use BackendMessage as B;
         // Asynchronous messages may arrive at any time after start-up.
-        match msg {
-            BackendMessage::NoticeResponse(f) => {
+        let lent = match lent {
+            BackendLent::Message(B::NoticeResponse(f)) => {
                 self.events.push_back(ClientEvent::Notice(f));
-                return Ok(());
+                return Ok(None);
             }
-            BackendMessage::NotificationResponse(n) => {
+            BackendLent::Message(B::NotificationResponse(n)) => {
                 self.events.push_back(ClientEvent::Notification(n));
-                return Ok(());
+                return Ok(None);
             }
-            BackendMessage::ParameterStatus(p) => {
+            BackendLent::Message(B::ParameterStatus(p)) => {
                 self.params.set(&p);
                 self.events.push_back(ClientEvent::ParameterStatus(p));
-                return Ok(());
+                return Ok(None);
             }
-            _ => {}
-        }
+            other => other,
+        };
         let Some(front) = self.pipeline.front() else {
-            return match msg {
-                BackendMessage::ErrorResponse(f) => {
+            return match lent {
+                BackendLent::Message(B::ErrorResponse(f)) => {
                     self.events.push_back(ClientEvent::UnsolicitedError(f));
-                    Ok(())
+                    Ok(None)
                 }
                 other => Err(self.unexpected(&other)),
             };
         };
         if let Some(copy) = self.copy {
-            return self.handle_copy(copy, front.id, msg);
+            return self.handle_copy(copy, front.id, lent);
         }
-        use BackendMessage as B;
-        match (front.kind, msg) {
-            (kind, B::ErrorResponse(f)) => {
-                self.respond(front.id, B::ErrorResponse(f));
+        let deliver = Some((front.id, lent));
+        let Some((_, lent)) = &deliver else {
+            return Ok(None);
+        };
+        match (front.kind, lent) {
+            (kind, BackendLent::Message(B::ErrorResponse(_))) => {
                 if !kind.ends_with_ready() {
                     self.pipeline.pop();
                     if kind.is_extended() {
@@ -713,26 +826,26 @@ impl Client {
                     }
                 }
             }
-            (kind, B::ReadyForQuery(s)) if kind.ends_with_ready() => {
+            (kind, BackendLent::Message(B::ReadyForQuery(s))) if kind.ends_with_ready() => {
                 self.pipeline.pop();
                 self.pipeline.shrink();
-                self.status = Some(s);
-                self.respond(front.id, B::ReadyForQuery(s));
+                self.status = Some(*s);
             }
-            (
+            (Kind::Query | Kind::Execute, BackendLent::DataRow { .. })
+            | (
                 Kind::Query,
-                m @ (B::RowDescription(_)
-                | B::DataRow(_)
-                | B::CommandComplete(_)
-                | B::EmptyQueryResponse),
+                BackendLent::Message(
+                    B::RowDescription(_) | B::CommandComplete(_) | B::EmptyQueryResponse,
+                ),
             )
-            | (Kind::Execute, m @ B::DataRow(_))
-            | (Kind::DescribeStatement, m @ B::ParameterDescription(_))
-            | (Kind::FunctionCall, m @ B::FunctionCallResponse(_)) => self.respond(front.id, m),
-            (
-                Kind::Query | Kind::Execute,
-                m @ (B::CopyInResponse(_) | B::CopyOutResponse(_) | B::CopyBothResponse(_)),
-            ) => {
+            | (Kind::DescribeStatement, BackendLent::Message(B::ParameterDescription(_)))
+            | (Kind::FunctionCall, BackendLent::Message(B::FunctionCallResponse(_))) => {}
+            (Kind::Query | Kind::Execute, BackendLent::Message(m))
+                if matches!(
+                    m,
+                    B::CopyInResponse(_) | B::CopyOutResponse(_) | B::CopyBothResponse(_)
+                ) =>
+            {
                 self.copy = Some(match m {
                     B::CopyInResponse(_) => Copy::In { client_done: false },
                     B::CopyOutResponse(_) => Copy::Out { server_done: false },
@@ -741,25 +854,25 @@ impl Client {
                         server_done: false,
                     },
                 });
-                self.respond(front.id, m);
             }
-            (Kind::Parse, m @ B::ParseComplete)
-            | (Kind::Bind, m @ B::BindComplete)
-            | (Kind::Close, m @ B::CloseComplete)
+            (Kind::Parse, BackendLent::Message(B::ParseComplete))
+            | (Kind::Bind, BackendLent::Message(B::BindComplete))
+            | (Kind::Close, BackendLent::Message(B::CloseComplete))
             | (
                 Kind::DescribeStatement | Kind::DescribePortal,
-                m @ (B::RowDescription(_) | B::NoData),
+                BackendLent::Message(B::RowDescription(_) | B::NoData),
             )
             | (
                 Kind::Execute,
-                m @ (B::CommandComplete(_) | B::EmptyQueryResponse | B::PortalSuspended),
+                BackendLent::Message(
+                    B::CommandComplete(_) | B::EmptyQueryResponse | B::PortalSuspended,
+                ),
             ) => {
                 self.pipeline.pop();
-                self.respond(front.id, m);
             }
-            (_, m) => return Err(self.unexpected(&m)),
+            (_, m) => return Err(self.unexpected(m)),
         }
-        Ok(())
+        Ok(deliver)
     }
 
     /// Reports the requests the server discards after an extended-query error.
@@ -775,8 +888,8 @@ impl Client {
         &mut self,
         copy: Copy,
         request: RequestId,
-        msg: BackendMessage,
-    ) -> Result<(), Error> {
+        lent: BackendLent,
+    ) -> Result<Option<(RequestId, BackendLent)>, Error> {
         use BackendMessage as B;
         let server_sending = match copy {
             Copy::Out { server_done, .. } | Copy::Both { server_done, .. } => !server_done,
@@ -786,27 +899,26 @@ impl Client {
             Copy::In { client_done, .. } | Copy::Both { client_done, .. } => client_done,
             Copy::Out { .. } => true,
         };
-        match msg {
-            m @ B::CopyData(_) if server_sending => self.respond(request, m),
-            B::CopyDone if server_sending => {
+        match lent {
+            BackendLent::CopyData { .. } if server_sending => Ok(Some((request, lent))),
+            BackendLent::Message(B::CopyDone) if server_sending => {
                 if let Some(Copy::Out { server_done, .. } | Copy::Both { server_done, .. }) =
                     &mut self.copy
                 {
                     *server_done = true;
                 }
-                self.respond(request, B::CopyDone);
+                Ok(Some((request, lent)))
             }
-            B::ErrorResponse(f) => {
+            BackendLent::Message(B::ErrorResponse(_)) => {
                 // The COPY failed; the request continues as after any error.
                 self.copy = None;
-                self.handle_ready(B::ErrorResponse(f))?;
+                self.handle_ready(lent)
             }
-            m @ B::CommandComplete(_) if !server_sending && client_done => {
+            BackendLent::Message(B::CommandComplete(_)) if !server_sending && client_done => {
                 self.copy = None;
-                self.handle_ready(m)?;
+                self.handle_ready(lent)
             }
-            m => return Err(self.unexpected(&m)),
+            m => Err(self.unexpected(&m)),
         }
-        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use crate::codec::reader::{SliceReader, Span};
 use crate::error::DecodeError;
 use crate::message::common::{FormatCodes, FormatCodesRef, Target, Values, ValuesRef};
 use crate::message::frontend::{
-    tag, Bind, CopyData, Describe, Execute, FrontendMessage, Parse, Query,
+    tag, Bind, Close, CopyData, Describe, Execute, FrontendMessage, Parse, Query,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -149,6 +149,8 @@ pub enum FrontendMessageRef<'a> {
     Bind(BindRef<'a>),
     /// Describe, borrowed.
     Describe(DescribeRef<'a>),
+    /// Close, borrowed.
+    Close(CloseRef<'a>),
     /// Execute, borrowed.
     Execute(ExecuteRef<'a>),
     /// Sync.
@@ -159,9 +161,8 @@ pub enum FrontendMessageRef<'a> {
     Query(&'a [u8]),
     /// CopyData: the payload.
     CopyData(&'a [u8]),
-    /// Any other message, boxed: these are rare in a pipeline, and the box keeps this type (and
-    /// the `Result` around it) small.
-    Message(Box<FrontendMessage>),
+    /// Any other message, owned.
+    Message(FrontendMessage),
 }
 
 impl FrontendMessageRef<'_> {
@@ -174,6 +175,7 @@ impl FrontendMessageRef<'_> {
             Self::Parse(m) => FrontendMessage::Parse(m.to_owned()),
             Self::Bind(m) => FrontendMessage::Bind(m.to_owned()),
             Self::Describe(m) => FrontendMessage::Describe(m.to_owned()),
+            Self::Close(m) => FrontendMessage::Close(m.to_owned()),
             Self::Execute(m) => FrontendMessage::Execute(m.to_owned()),
             Self::Sync => FrontendMessage::Sync,
             Self::Flush => FrontendMessage::Flush,
@@ -183,7 +185,17 @@ impl FrontendMessageRef<'_> {
             Self::CopyData(data) => {
                 FrontendMessage::CopyData(CopyData::from_checked(Bytes::copy_from_slice(data)))
             }
-            Self::Message(m) => (**m).clone(),
+            Self::Message(m) => m.clone(),
+        }
+    }
+
+    /// The message, owned: what [`FrontendDecoder::next`] would have returned.
+    ///
+    /// [`FrontendDecoder::next`]: crate::FrontendDecoder::next
+    pub fn into_owned(self) -> FrontendMessage {
+        match self {
+            Self::Message(m) => m,
+            other => other.to_owned(),
         }
     }
 
@@ -193,6 +205,7 @@ impl FrontendMessageRef<'_> {
             Self::Parse(_) => "Parse",
             Self::Bind(_) => "Bind",
             Self::Describe(_) => "Describe",
+            Self::Close(_) => "Close",
             Self::Execute(_) => "Execute",
             Self::Sync => "Sync",
             Self::Flush => "Flush",
@@ -208,6 +221,7 @@ impl FrontendMessageRef<'_> {
             Self::Parse(_) => tag::PARSE,
             Self::Bind(_) => tag::BIND,
             Self::Describe(_) => tag::DESCRIBE,
+            Self::Close(_) => tag::CLOSE,
             Self::Execute(_) => tag::EXECUTE,
             Self::Sync => tag::SYNC,
             Self::Flush => tag::FLUSH,
@@ -342,48 +356,66 @@ impl<'a> BindRef<'a> {
     }
 }
 
-/// Describe, borrowed: the accessors of [`Describe`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DescribeRef<'a> {
-    target: Target,
-    name: &'a [u8],
+/// Writes the borrowed view of a message naming a statement or a portal (Describe, Close).
+macro_rules! target_ref {
+    ($(#[$doc:meta])* $name:ident, $owned:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<'a> {
+            target: Target,
+            name: &'a [u8],
+        }
+
+        impl<'a> $name<'a> {
+            #[doc = concat!("Checks a ", $label, " body (the bytes after the length word) in place, with")]
+            /// the errors of the owned decoder.
+            pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
+                TargetLayout::read(body, $label).map(|l| Self::view(body, l))
+            }
+
+            #[inline]
+            pub(crate) fn view(body: &'a [u8], l: TargetLayout) -> Self {
+                Self {
+                    target: l.target,
+                    name: l.name.of(body),
+                }
+            }
+
+            /// Whether a statement or a portal is meant.
+            #[inline]
+            pub fn target(&self) -> Target {
+                self.target
+            }
+
+            /// Its name (empty for the unnamed one).
+            #[inline]
+            pub fn name(&self) -> &'a [u8] {
+                self.name
+            }
+
+            /// An owned copy.
+            pub fn to_owned(&self) -> $owned {
+                $owned {
+                    target: self.target,
+                    name: Bytes::copy_from_slice(self.name),
+                }
+            }
+        }
+    };
 }
 
-impl<'a> DescribeRef<'a> {
-    /// Checks a Describe body (the bytes after the length word) in place, with the errors of
-    /// the owned decoder.
-    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        TargetLayout::read(body, "Describe").map(|l| Self::view(body, l))
-    }
-
-    #[inline]
-    pub(crate) fn view(body: &'a [u8], l: TargetLayout) -> Self {
-        Self {
-            target: l.target,
-            name: l.name.of(body),
-        }
-    }
-
-    /// Whether a statement or a portal is meant.
-    #[inline]
-    pub fn target(&self) -> Target {
-        self.target
-    }
-
-    /// Its name (empty for the unnamed one).
-    #[inline]
-    pub fn name(&self) -> &'a [u8] {
-        self.name
-    }
-
-    /// An owned copy.
-    pub fn to_owned(&self) -> Describe {
-        Describe {
-            target: self.target,
-            name: Bytes::copy_from_slice(self.name),
-        }
-    }
-}
+target_ref!(
+    /// Describe, borrowed: the accessors of [`Describe`].
+    DescribeRef,
+    Describe,
+    "Describe"
+);
+target_ref!(
+    /// Close, borrowed: the accessors of [`Close`].
+    CloseRef,
+    Close,
+    "Close"
+);
 
 /// Execute, borrowed: the accessors of [`Execute`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -333,6 +333,11 @@ impl<'a> DataRowRef<'a> {
     pub fn columns(&self) -> ValuesIter<'a> {
         ValuesIter::new(self.raw, self.count)
     }
+
+    /// The row, owned (its column bytes copied).
+    pub fn into_owned(self) -> DataRow {
+        DataRow::from_checked(self.count, Bytes::copy_from_slice(self.raw))
+    }
 }
 
 /// ParameterDescription (`t`): the type OIDs of a prepared statement's parameters.

@@ -146,7 +146,7 @@ impl Server {
             } => current.after_end(),
             _ => return Err(self.not_allowed("send CommandComplete")),
         };
-        CommandComplete::new(tag)?.encode(&mut self.out);
+        CommandComplete::encode_str(&mut self.out, tag)?;
         self.current = next;
         Ok(())
     }

@@ -35,7 +35,7 @@ use bytes::{Bytes, BytesMut};
 pub use config::{ServerAuth, ServerConfig};
 
 use crate::codec::Encode;
-use crate::decoder::FrontendDecoder;
+use crate::decoder::{FrontendDecoder, FrontendLent, Layout};
 use crate::error::{AuthError, DecodeError, Error, UsageError};
 use crate::message::auth::Authentication;
 use crate::message::backend::{
@@ -43,14 +43,22 @@ use crate::message::backend::{
 };
 use crate::message::common::{ProtocolVersion, TransactionStatus};
 use crate::message::fields::ErrorFields;
+use crate::message::frontend::tag as ftag;
 use crate::message::frontend::{AuthResponseKind, FrontendMessage};
+use crate::message::frontend_ref::FrontendMessageRef;
 use crate::message::startup::{CancelRequest, StartupMessage};
 use startup::{ScramStep, State};
 
 /// What the server tells the application.
+///
+/// [`Server::poll_event`] returns `ServerEvent<FrontendMessageRef<'_>>`: the messages of a query
+/// (Parse, Bind, Describe, Execute, Close, Sync, Flush, Query, CopyData) borrow the server's
+/// receive buffer until the next call on the server, so a pipeline is served without an
+/// allocation per message. [`ServerEvent::into_owned`] gives the owned form, `ServerEvent`
+/// (that is, `ServerEvent<FrontendMessage>`), for applications that keep events.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
+pub enum ServerEvent<M = FrontendMessage> {
     /// The client asks for TLS. The application MUST answer with [`Server::accept_ssl`].
     SslRequest,
     /// The client asks for GSSAPI encryption. The application MUST answer with
@@ -77,11 +85,47 @@ pub enum ServerEvent {
     Authenticated,
     /// A frontend message to answer (Query, Parse, Bind, Describe, Execute, Close, Sync, Flush,
     /// FunctionCall, or CopyData, CopyDone, CopyFail during COPY FROM STDIN).
-    Message(FrontendMessage),
+    Message(M),
     /// The client sent Terminate. The connection is over.
     Terminate,
     /// The client closed the connection.
     Closed,
+}
+
+impl<M> ServerEvent<M> {
+    /// The same event with its frontend message (if any) mapped by `f`.
+    pub fn map_message<N>(self, f: impl FnOnce(M) -> N) -> ServerEvent<N> {
+        use ServerEvent as E;
+        match self {
+            Self::Message(m) => E::Message(f(m)),
+            Self::SslRequest => E::SslRequest,
+            Self::GssEncRequest => E::GssEncRequest,
+            Self::DirectTls => E::DirectTls,
+            Self::CancelRequest(c) => E::CancelRequest(c),
+            Self::Startup { message, version } => E::Startup { message, version },
+            Self::AuthResponse(m) => E::AuthResponse(m),
+            Self::Authenticated => E::Authenticated,
+            Self::Terminate => E::Terminate,
+            Self::Closed => E::Closed,
+        }
+    }
+}
+
+impl ServerEvent<FrontendMessageRef<'_>> {
+    /// The event, owned: a borrowed message is copied out of the receive buffer.
+    pub fn into_owned(self) -> ServerEvent {
+        self.map_message(FrontendMessageRef::into_owned)
+    }
+}
+
+/// What one step of the machine came to.
+enum Step {
+    /// Something was handled; step again.
+    Again,
+    /// More input, or an answer from the application, is needed.
+    Wait,
+    /// A message to hand to the application.
+    Deliver(FrontendLent),
 }
 
 /// The frontend message being answered.
@@ -634,13 +678,12 @@ impl Server {
 
     // ---- (D) output ----
 
-    /// The bytes to send to the client, whole messages only; `None` when there are none.
+    /// The bytes to send to the client, whole messages only; `None` when there are none. The
+    /// output buffer keeps its memory for the next messages: [`Server::release_buffers`] frees
+    /// it.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.out.is_empty() {
-            if self.out.capacity() > 0 && self.current.is_none() {
-                self.out = BytesMut::new();
-            }
             return None;
         }
         Some(self.out.split().freeze())
@@ -649,17 +692,23 @@ impl Server {
     /// The next event, `Ok(None)` when the machine needs more input or an answer from the
     /// application. After a protocol violation, a FATAL ErrorResponse is queued for
     /// [`Server::poll_transmit`] and the error is returned from this and every later call.
-    pub fn poll_event(&mut self) -> Result<Option<ServerEvent>, Error> {
+    ///
+    /// A message borrows the receive buffer until the next call that takes `&mut self`: read
+    /// what the answer needs from it, then answer. [`ServerEvent::into_owned`] keeps it longer.
+    pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
         loop {
             if let Some(e) = self.events.pop_front() {
-                return Ok(Some(e));
+                return Ok(Some(e.map_message(FrontendMessageRef::Message)));
             }
             if let Some(e) = &self.error {
                 return Err(e.clone());
             }
             match self.step() {
-                Ok(true) => {}
-                Ok(false) => return Ok(None),
+                Ok(Step::Again) => {}
+                Ok(Step::Wait) => return Ok(None),
+                Ok(Step::Deliver(lent)) => {
+                    return Ok(Some(ServerEvent::Message(self.decoder.view(lent))))
+                }
                 Err(e) => self.fail(e, true),
             }
         }
@@ -707,24 +756,25 @@ impl Server {
         Ok(true)
     }
 
-    fn step(&mut self) -> Result<bool, Error> {
+    fn step(&mut self) -> Result<Step, Error> {
+        let more = |more: bool| if more { Step::Again } else { Step::Wait };
         match &mut self.phase {
-            Phase::Closed => Ok(false),
+            Phase::Closed => Ok(Step::Wait),
             Phase::Startup(s) => {
                 if s.state.blocks_input() {
-                    return Ok(false);
+                    return Ok(Step::Wait);
                 }
                 if s.first_packet && self.decoder.peek().first() == Some(&0x16) {
                     s.first_packet = false;
                     s.state = State::AwaitDirectTls;
                     self.events.push_back(ServerEvent::DirectTls);
-                    return Ok(true);
+                    return Ok(Step::Again);
                 }
                 let Some(m) = self.decoder.next()? else {
-                    return self.at_end_of_input();
+                    return self.at_end_of_input().map(more);
                 };
                 self.startup_message(m)?;
-                Ok(true)
+                Ok(Step::Again)
             }
             Phase::Ready => {
                 let copy_in = matches!(
@@ -741,17 +791,28 @@ impl Server {
                 );
                 if self.current.is_some() && !copy_in {
                     // Waiting for the application to answer.
-                    return Ok(false);
+                    return Ok(Step::Wait);
                 }
-                let Some(m) = self.decoder.next()? else {
-                    return self.at_end_of_input();
+                if self.ignore_till_sync && !copy_in {
+                    // As a backend after an error: every message up to Sync is skipped by its
+                    // header, its body never parsed.
+                    if self
+                        .decoder
+                        .skip_unless(&[ftag::SYNC, ftag::TERMINATE])?
+                        .is_some()
+                    {
+                        self.discarded += 1;
+                        return Ok(Step::Again);
+                    }
+                }
+                let Some(lent) = self.decoder.advance()? else {
+                    return self.at_end_of_input().map(more);
                 };
                 if copy_in {
-                    self.copy_message(m)?;
+                    self.copy_message(lent)
                 } else {
-                    self.query_message(m)?;
+                    self.query_message(lent)
                 }
-                Ok(true)
             }
         }
     }
@@ -898,53 +959,48 @@ impl Server {
         Ok(())
     }
 
-    fn query_message(&mut self, m: FrontendMessage) -> Result<(), Error> {
+    fn query_message(&mut self, lent: FrontendLent) -> Result<Step, Error> {
         use FrontendMessage as F;
-        if self.ignore_till_sync && !matches!(m, F::Sync | F::Terminate) {
-            self.discarded += 1;
-            return Ok(());
-        }
-        let current = match &m {
-            F::Query(_) => Some(Current::Query),
-            F::Parse(_) => Some(Current::Parse),
-            F::Bind(_) => Some(Current::Bind),
-            F::Describe(d) => Some(match d.target() {
+        let current = match &lent.layout {
+            Layout::Query(_) => Current::Query,
+            Layout::Parse(_) => Current::Parse,
+            Layout::Bind(_) => Current::Bind,
+            Layout::Describe(d) => match d.target {
                 crate::Target::Statement => Current::DescribeStatement {
                     described_params: false,
                 },
                 crate::Target::Portal => Current::DescribePortal,
-            }),
-            F::Execute(_) => Some(Current::Execute),
-            F::Close(_) => Some(Current::Close),
-            F::Sync => {
+            },
+            Layout::Execute(_) => Current::Execute,
+            Layout::Close(_) => Current::Close,
+            Layout::Sync => {
                 self.ignore_till_sync = false;
-                Some(Current::Sync)
+                Current::Sync
             }
-            F::FunctionCall(_) => Some(Current::FunctionCall { answered: false }),
-            F::Flush => None,
-            F::Terminate => {
+            Layout::Flush => return Ok(Step::Deliver(lent)),
+            Layout::Message(F::FunctionCall(_)) => Current::FunctionCall { answered: false },
+            Layout::Message(F::Terminate) => {
                 self.phase = Phase::Closed;
                 self.events.push_back(ServerEvent::Terminate);
-                return Ok(());
+                return Ok(Step::Again);
             }
             // CopyData, CopyDone or CopyFail outside COPY: PostgreSQL ignores them (a client
             // may send them after the server ended a COPY with an error).
-            F::CopyData(_) | F::CopyDone | F::CopyFail(_) => {
+            Layout::CopyData | Layout::Message(F::CopyDone | F::CopyFail(_)) => {
                 self.discarded += 1;
-                return Ok(());
+                return Ok(Step::Again);
             }
-            _ => return Err(self.unexpected(&m)),
+            Layout::Message(m) => return Err(self.unexpected(m)),
         };
-        self.current = current;
-        self.events.push_back(ServerEvent::Message(m));
-        Ok(())
+        self.current = Some(current);
+        Ok(Step::Deliver(lent))
     }
 
-    fn copy_message(&mut self, m: FrontendMessage) -> Result<(), Error> {
+    fn copy_message(&mut self, lent: FrontendLent) -> Result<Step, Error> {
         use FrontendMessage as F;
-        match m {
-            m @ F::CopyData(_) => self.events.push_back(ServerEvent::Message(m)),
-            m @ (F::CopyDone | F::CopyFail(_)) => {
+        match &lent.layout {
+            Layout::CopyData => return Ok(Step::Deliver(lent)),
+            Layout::Message(F::CopyDone | F::CopyFail(_)) => {
                 self.current = match self.current {
                     Some(Current::CopyIn { extended, .. }) => Some(Current::CopyIn {
                         extended,
@@ -961,16 +1017,24 @@ impl Server {
                     }),
                     other => other,
                 };
-                self.events.push_back(ServerEvent::Message(m));
+                return Ok(Step::Deliver(lent));
             }
             // PostgreSQL ignores Flush and Sync during COPY FROM STDIN.
-            F::Flush | F::Sync => self.discarded += 1,
-            F::Terminate => {
+            Layout::Flush | Layout::Sync => self.discarded += 1,
+            Layout::Message(F::Terminate) => {
                 self.phase = Phase::Closed;
                 self.events.push_back(ServerEvent::Terminate);
             }
-            other => return Err(self.unexpected(&other)),
+            Layout::Message(m) => return Err(self.unexpected(m)),
+            other => return Err(self.unexpected_layout(other)),
         }
-        Ok(())
+        Ok(Step::Again)
+    }
+
+    fn unexpected_layout(&self, l: &Layout) -> Error {
+        Error::UnexpectedMessage {
+            state: self.state_name(),
+            message: l.name(),
+        }
     }
 }
