@@ -282,6 +282,15 @@ pub(crate) enum BackendLent {
 }
 
 impl BackendLent {
+    /// The type byte (0 for the single-byte answers to SSLRequest and GSSENCRequest).
+    pub(crate) fn tag(&self) -> u8 {
+        match self {
+            Self::DataRow { .. } => btag::DATA_ROW,
+            Self::CopyData { .. } => btag::COPY_DATA,
+            Self::Message(m) => m.tag().unwrap_or(0),
+        }
+    }
+
     /// The message's name as in the PostgreSQL documentation.
     pub(crate) fn name(&self) -> &'static str {
         match self {

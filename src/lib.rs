@@ -85,6 +85,7 @@ mod decoder;
 mod error;
 mod limits;
 mod message;
+pub mod protocol;
 mod server;
 
 pub use client::{

@@ -40,6 +40,7 @@ use crate::message::frontend::{
     Bind, Close, CopyData, CopyFail, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query,
 };
 use crate::message::startup::CancelRequest;
+use crate::protocol::{self, Answer, CopyStream, Next, Stage};
 use pipeline::{Kind, Pipeline};
 use startup::Startup;
 
@@ -156,20 +157,6 @@ impl ClientEvent<BackendMessageRef<'_>> {
     }
 }
 
-/// A COPY in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Copy {
-    /// COPY FROM STDIN: the client sends data until it sends CopyDone or CopyFail.
-    In { client_done: bool },
-    /// COPY TO STDOUT: the server sends data until CopyDone.
-    Out { server_done: bool },
-    /// CopyBoth (replication): both send data until each sends CopyDone.
-    Both {
-        client_done: bool,
-        server_done: bool,
-    },
-}
-
 /// Where the connection is.
 #[derive(Debug)]
 enum Phase {
@@ -208,7 +195,8 @@ pub struct Client {
     out: BytesMut,
     phase: Phase,
     pipeline: Pipeline,
-    copy: Option<Copy>,
+    /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
+    stage: Stage,
     events: VecDeque<ClientEvent>,
     error: Option<Error>,
     eof: bool,
@@ -252,7 +240,7 @@ impl Client {
             out,
             phase: Phase::Startup(Box::new(startup)),
             pipeline: Pipeline::default(),
-            copy: None,
+            stage: Stage::Start,
             events: VecDeque::new(),
             error: None,
             eof: false,
@@ -405,15 +393,7 @@ impl Client {
                 })
             }
         }
-        if let Some(
-            Copy::In {
-                client_done: false, ..
-            }
-            | Copy::Both {
-                client_done: false, ..
-            },
-        ) = self.copy
-        {
+        if self.stage.frontend_sending() {
             return Err(UsageError::NotAllowed {
                 command,
                 state: "copying data to the server",
@@ -520,22 +500,17 @@ impl Client {
         if self.error.is_some() {
             return Err(UsageError::Closed);
         }
-        match self.copy {
-            Some(Copy::In {
-                client_done: false, ..
-            })
-            | Some(Copy::Both {
-                client_done: false, ..
-            }) => Ok(()),
-            _ => Err(UsageError::NotAllowed {
-                command: "send COPY data",
-                state: if self.copy.is_some() {
-                    "in COPY without a client data stream"
-                } else {
-                    "not in COPY"
-                },
-            }),
+        if self.stage.frontend_sending() {
+            return Ok(());
         }
+        Err(UsageError::NotAllowed {
+            command: "send COPY data",
+            state: if self.stage.in_copy() {
+                "in COPY without a client data stream"
+            } else {
+                "not in COPY"
+            },
+        })
     }
 
     /// Sends CopyData during COPY FROM STDIN or CopyBoth.
@@ -562,11 +537,8 @@ impl Client {
     }
 
     fn set_client_copy_done(&mut self) {
-        match &mut self.copy {
-            Some(Copy::In { client_done, .. }) | Some(Copy::Both { client_done, .. }) => {
-                *client_done = true
-            }
-            _ => {}
+        if let Some(stage) = protocol::next_frontend(self.stage, CopyStream::CopyDone) {
+            self.stage = stage;
         }
     }
 
@@ -675,12 +647,13 @@ impl Client {
     /// Recomputes the row fast path's request after any change of state.
     #[inline]
     fn update_row_request(&mut self) {
-        self.row_request = match (&self.phase, self.copy, &self.error) {
-            (Phase::Ready | Phase::Terminating, None, None) if self.events.is_empty() => self
-                .pipeline
-                .front()
-                .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
-                .map(|p| p.id),
+        self.row_request = match (&self.phase, self.stage, &self.error) {
+            (Phase::Ready | Phase::Terminating, Stage::Start, None) if self.events.is_empty() => {
+                self.pipeline
+                    .front()
+                    .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
+                    .map(|p| p.id)
+            }
             _ => None,
         };
     }
@@ -688,13 +661,9 @@ impl Client {
     fn state_name(&self) -> &'static str {
         match &self.phase {
             Phase::Startup(s) => s.state_name(),
-            Phase::Ready => match self.copy {
-                Some(Copy::In { .. }) => "in COPY FROM STDIN",
-                Some(Copy::Out { .. }) => "in COPY TO STDOUT",
-                Some(Copy::Both { .. }) => "in CopyBoth",
-                None if self.pipeline.is_empty() => "idle",
-                None => "waiting for responses",
-            },
+            Phase::Ready if self.stage.in_copy() => self.stage.name(),
+            Phase::Ready if self.pipeline.is_empty() => "idle",
+            Phase::Ready => "waiting for responses",
             Phase::Terminating => "terminating",
             Phase::Closed => "closed",
         }
@@ -810,69 +779,30 @@ impl Client {
                 other => Err(self.unexpected(&other)),
             };
         };
-        if let Some(copy) = self.copy {
-            return self.handle_copy(copy, front.id, lent);
-        }
-        let deliver = Some((front.id, lent));
-        let Some((_, lent)) = &deliver else {
-            return Ok(None);
-        };
-        match (front.kind, lent) {
-            (kind, BackendLent::Message(B::ErrorResponse(_))) => {
-                if !kind.ends_with_ready() {
-                    self.pipeline.pop();
-                    if kind.is_extended() {
-                        self.discard();
-                    }
+        let next = Answer::of_tag(lent.tag())
+            .and_then(|answer| protocol::next(front.kind, self.stage, answer))
+            .map(|next| next.resolve(front.kind));
+        match next {
+            Some(Next::Stay) => {}
+            Some(Next::Go(stage)) => self.stage = stage,
+            Some(Next::Done) => {
+                self.pipeline.pop();
+                self.stage = Stage::Start;
+                if let BackendLent::Message(B::ReadyForQuery(s)) = &lent {
+                    self.status = Some(*s);
+                    self.pipeline.shrink();
                 }
             }
-            (kind, BackendLent::Message(B::ReadyForQuery(s))) if kind.ends_with_ready() => {
+            Some(Next::Failed) => {
                 self.pipeline.pop();
-                self.pipeline.shrink();
-                self.status = Some(*s);
+                self.stage = Stage::Start;
+                if front.kind.is_extended() {
+                    self.discard();
+                }
             }
-            (Kind::Query | Kind::Execute, BackendLent::DataRow { .. })
-            | (
-                Kind::Query,
-                BackendLent::Message(
-                    B::RowDescription(_) | B::CommandComplete(_) | B::EmptyQueryResponse,
-                ),
-            )
-            | (Kind::DescribeStatement, BackendLent::Message(B::ParameterDescription(_)))
-            | (Kind::FunctionCall, BackendLent::Message(B::FunctionCallResponse(_))) => {}
-            (Kind::Query | Kind::Execute, BackendLent::Message(m))
-                if matches!(
-                    m,
-                    B::CopyInResponse(_) | B::CopyOutResponse(_) | B::CopyBothResponse(_)
-                ) =>
-            {
-                self.copy = Some(match m {
-                    B::CopyInResponse(_) => Copy::In { client_done: false },
-                    B::CopyOutResponse(_) => Copy::Out { server_done: false },
-                    _ => Copy::Both {
-                        client_done: false,
-                        server_done: false,
-                    },
-                });
-            }
-            (Kind::Parse, BackendLent::Message(B::ParseComplete))
-            | (Kind::Bind, BackendLent::Message(B::BindComplete))
-            | (Kind::Close, BackendLent::Message(B::CloseComplete))
-            | (
-                Kind::DescribeStatement | Kind::DescribePortal,
-                BackendLent::Message(B::RowDescription(_) | B::NoData),
-            )
-            | (
-                Kind::Execute,
-                BackendLent::Message(
-                    B::CommandComplete(_) | B::EmptyQueryResponse | B::PortalSuspended,
-                ),
-            ) => {
-                self.pipeline.pop();
-            }
-            (_, m) => return Err(self.unexpected(m)),
+            Some(Next::CopyEnded | Next::CopyFailed) | None => return Err(self.unexpected(&lent)),
         }
-        Ok(deliver)
+        Ok(Some((front.id, lent)))
     }
 
     /// Reports the requests the server discards after an extended-query error.
@@ -881,44 +811,6 @@ impl Client {
         self.pipeline.discard_until_sync(&mut self.scratch);
         for id in self.scratch.drain(..) {
             self.events.push_back(ClientEvent::Skipped { request: id });
-        }
-    }
-
-    fn handle_copy(
-        &mut self,
-        copy: Copy,
-        request: RequestId,
-        lent: BackendLent,
-    ) -> Result<Option<(RequestId, BackendLent)>, Error> {
-        use BackendMessage as B;
-        let server_sending = match copy {
-            Copy::Out { server_done, .. } | Copy::Both { server_done, .. } => !server_done,
-            Copy::In { .. } => false,
-        };
-        let client_done = match copy {
-            Copy::In { client_done, .. } | Copy::Both { client_done, .. } => client_done,
-            Copy::Out { .. } => true,
-        };
-        match lent {
-            BackendLent::CopyData { .. } if server_sending => Ok(Some((request, lent))),
-            BackendLent::Message(B::CopyDone) if server_sending => {
-                if let Some(Copy::Out { server_done, .. } | Copy::Both { server_done, .. }) =
-                    &mut self.copy
-                {
-                    *server_done = true;
-                }
-                Ok(Some((request, lent)))
-            }
-            BackendLent::Message(B::ErrorResponse(_)) => {
-                // The COPY failed; the request continues as after any error.
-                self.copy = None;
-                self.handle_ready(lent)
-            }
-            BackendLent::Message(B::CommandComplete(_)) if !server_sending && client_done => {
-                self.copy = None;
-                self.handle_ready(lent)
-            }
-            m => Err(self.unexpected(&m)),
         }
     }
 }

@@ -28,54 +28,7 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-/// What kind of request is waiting for its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Simple Query: any number of result sets, then ReadyForQuery.
-    Query,
-    /// Parse: ParseComplete.
-    Parse,
-    /// Bind: BindComplete.
-    Bind,
-    /// Describe of a statement: ParameterDescription, then RowDescription or NoData.
-    DescribeStatement,
-    /// Describe of a portal: RowDescription or NoData.
-    DescribePortal,
-    /// Execute: DataRows, then CommandComplete, EmptyQueryResponse or PortalSuspended (or COPY).
-    Execute,
-    /// Close: CloseComplete.
-    Close,
-    /// Sync: ReadyForQuery.
-    Sync,
-    /// FunctionCall: FunctionCallResponse, then ReadyForQuery.
-    FunctionCall,
-}
-
-impl Kind {
-    /// Whether the backend skips this request after an extended-query error (everything but
-    /// Sync).
-    pub(crate) fn skipped_after_error(self) -> bool {
-        self != Self::Sync
-    }
-
-    /// Whether an error in this request makes the backend discard messages until Sync.
-    pub(crate) fn is_extended(self) -> bool {
-        matches!(
-            self,
-            Self::Parse
-                | Self::Bind
-                | Self::DescribeStatement
-                | Self::DescribePortal
-                | Self::Execute
-                | Self::Close
-        )
-    }
-
-    /// Whether ReadyForQuery answers this request.
-    pub(crate) fn ends_with_ready(self) -> bool {
-        matches!(self, Self::Query | Self::Sync | Self::FunctionCall)
-    }
-}
+pub(crate) use crate::protocol::Request as Kind;
 
 /// A request waiting for its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

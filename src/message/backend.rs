@@ -506,6 +506,37 @@ pub enum BackendMessage {
 }
 
 impl BackendMessage {
+    /// The type byte, or `None` for the single-byte answers to SSLRequest and GSSENCRequest.
+    pub fn tag(&self) -> Option<u8> {
+        Some(match self {
+            Self::SslResponse { .. } | Self::GssEncResponse { .. } => return None,
+            Self::Authentication(_) => tag::AUTHENTICATION,
+            Self::BackendKeyData(_) => tag::BACKEND_KEY_DATA,
+            Self::BindComplete => tag::BIND_COMPLETE,
+            Self::CloseComplete => tag::CLOSE_COMPLETE,
+            Self::CommandComplete(_) => tag::COMMAND_COMPLETE,
+            Self::CopyData(_) => tag::COPY_DATA,
+            Self::CopyDone => tag::COPY_DONE,
+            Self::CopyInResponse(_) => tag::COPY_IN_RESPONSE,
+            Self::CopyOutResponse(_) => tag::COPY_OUT_RESPONSE,
+            Self::CopyBothResponse(_) => tag::COPY_BOTH_RESPONSE,
+            Self::DataRow(_) => tag::DATA_ROW,
+            Self::EmptyQueryResponse => tag::EMPTY_QUERY_RESPONSE,
+            Self::ErrorResponse(_) => tag::ERROR_RESPONSE,
+            Self::FunctionCallResponse(_) => tag::FUNCTION_CALL_RESPONSE,
+            Self::NegotiateProtocolVersion(_) => tag::NEGOTIATE_PROTOCOL_VERSION,
+            Self::NoData => tag::NO_DATA,
+            Self::NoticeResponse(_) => tag::NOTICE_RESPONSE,
+            Self::NotificationResponse(_) => tag::NOTIFICATION_RESPONSE,
+            Self::ParameterDescription(_) => tag::PARAMETER_DESCRIPTION,
+            Self::ParameterStatus(_) => tag::PARAMETER_STATUS,
+            Self::ParseComplete => tag::PARSE_COMPLETE,
+            Self::PortalSuspended => tag::PORTAL_SUSPENDED,
+            Self::ReadyForQuery(_) => tag::READY_FOR_QUERY,
+            Self::RowDescription(_) => tag::ROW_DESCRIPTION,
+        })
+    }
+
     /// The message's name as in the PostgreSQL documentation.
     pub fn name(&self) -> &'static str {
         match self {

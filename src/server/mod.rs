@@ -47,6 +47,7 @@ use crate::message::frontend::tag as ftag;
 use crate::message::frontend::{AuthResponseKind, FrontendMessage};
 use crate::message::frontend_ref::FrontendMessageRef;
 use crate::message::startup::{CancelRequest, StartupMessage};
+use crate::protocol::{self, CopyStream, Request, Stage};
 use startup::{ScramStep, State};
 
 /// What the server tells the application.
@@ -128,85 +129,34 @@ enum Step {
     Deliver(FrontendLent),
 }
 
-/// The frontend message being answered.
+/// The frontend message being answered and where its answer is (see [`crate::protocol`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Current {
-    Query,
-    Parse,
-    Bind,
-    DescribeStatement {
-        described_params: bool,
-    },
-    DescribePortal,
-    Execute,
-    Close,
-    Sync,
-    FunctionCall {
-        answered: bool,
-    },
-    /// COPY started by a Query (`extended: false`) or an Execute.
-    CopyIn {
-        extended: bool,
-        client_done: bool,
-    },
-    CopyOut {
-        extended: bool,
-        server_done: bool,
-    },
-    CopyBoth {
-        extended: bool,
-        client_done: bool,
-        server_done: bool,
-    },
+struct Current {
+    request: Request,
+    stage: Stage,
 }
 
 impl Current {
+    fn new(request: Request) -> Self {
+        Self {
+            request,
+            stage: Stage::Start,
+        }
+    }
+
     fn name(self) -> &'static str {
-        match self {
-            Self::Query => "answering Query",
-            Self::Parse => "answering Parse",
-            Self::Bind => "answering Bind",
-            Self::DescribeStatement { .. } | Self::DescribePortal => "answering Describe",
-            Self::Execute => "answering Execute",
-            Self::Close => "answering Close",
-            Self::Sync => "answering Sync",
-            Self::FunctionCall { .. } => "answering FunctionCall",
-            Self::CopyIn { .. } => "in COPY FROM STDIN",
-            Self::CopyOut { .. } => "in COPY TO STDOUT",
-            Self::CopyBoth { .. } => "in CopyBoth",
-        }
-    }
-
-    /// Whether an error here makes the backend discard messages until Sync.
-    fn is_extended(self) -> bool {
-        match self {
-            Self::Parse
-            | Self::Bind
-            | Self::DescribeStatement { .. }
-            | Self::DescribePortal
-            | Self::Execute
-            | Self::Close => true,
-            Self::CopyIn { extended, .. }
-            | Self::CopyOut { extended, .. }
-            | Self::CopyBoth { extended, .. } => extended,
-            Self::Query | Self::Sync | Self::FunctionCall { .. } => false,
-        }
-    }
-
-    /// After an error or the end of a COPY: what is left to answer.
-    fn after_end(self) -> Option<Self> {
-        match self {
-            Self::Query | Self::Sync | Self::FunctionCall { .. } => Some(self),
-            Self::CopyIn {
-                extended: false, ..
-            }
-            | Self::CopyOut {
-                extended: false, ..
-            }
-            | Self::CopyBoth {
-                extended: false, ..
-            } => Some(Self::Query),
-            _ => None,
+        match (self.stage, self.request) {
+            (Stage::CopyIn | Stage::CopyInDone, _) => "in COPY FROM STDIN",
+            (Stage::CopyOut | Stage::CopyOutDone, _) => "in COPY TO STDOUT",
+            (s, _) if s.in_copy() => "in CopyBoth",
+            (_, Request::Query) => "answering Query",
+            (_, Request::Parse) => "answering Parse",
+            (_, Request::Bind) => "answering Bind",
+            (_, Request::DescribeStatement | Request::DescribePortal) => "answering Describe",
+            (_, Request::Execute) => "answering Execute",
+            (_, Request::Close) => "answering Close",
+            (_, Request::Sync) => "answering Sync",
+            (_, Request::FunctionCall) => "answering FunctionCall",
         }
     }
 }
@@ -777,18 +727,7 @@ impl Server {
                 Ok(Step::Again)
             }
             Phase::Ready => {
-                let copy_in = matches!(
-                    self.current,
-                    Some(
-                        Current::CopyIn {
-                            client_done: false,
-                            ..
-                        } | Current::CopyBoth {
-                            client_done: false,
-                            ..
-                        }
-                    )
-                );
+                let copy_in = self.current.is_some_and(|c| c.stage.frontend_sending());
                 if self.current.is_some() && !copy_in {
                     // Waiting for the application to answer.
                     return Ok(Step::Wait);
@@ -961,24 +900,22 @@ impl Server {
 
     fn query_message(&mut self, lent: FrontendLent) -> Result<Step, Error> {
         use FrontendMessage as F;
-        let current = match &lent.layout {
-            Layout::Query(_) => Current::Query,
-            Layout::Parse(_) => Current::Parse,
-            Layout::Bind(_) => Current::Bind,
+        let request = match &lent.layout {
+            Layout::Query(_) => Request::Query,
+            Layout::Parse(_) => Request::Parse,
+            Layout::Bind(_) => Request::Bind,
             Layout::Describe(d) => match d.target {
-                crate::Target::Statement => Current::DescribeStatement {
-                    described_params: false,
-                },
-                crate::Target::Portal => Current::DescribePortal,
+                crate::Target::Statement => Request::DescribeStatement,
+                crate::Target::Portal => Request::DescribePortal,
             },
-            Layout::Execute(_) => Current::Execute,
-            Layout::Close(_) => Current::Close,
+            Layout::Execute(_) => Request::Execute,
+            Layout::Close(_) => Request::Close,
             Layout::Sync => {
                 self.ignore_till_sync = false;
-                Current::Sync
+                Request::Sync
             }
             Layout::Flush => return Ok(Step::Deliver(lent)),
-            Layout::Message(F::FunctionCall(_)) => Current::FunctionCall { answered: false },
+            Layout::Message(F::FunctionCall(_)) => Request::FunctionCall,
             Layout::Message(F::Terminate) => {
                 self.phase = Phase::Closed;
                 self.events.push_back(ServerEvent::Terminate);
@@ -992,7 +929,7 @@ impl Server {
             }
             Layout::Message(m) => return Err(self.unexpected(m)),
         };
-        self.current = Some(current);
+        self.current = Some(Current::new(request));
         Ok(Step::Deliver(lent))
     }
 
@@ -1000,23 +937,17 @@ impl Server {
         use FrontendMessage as F;
         match &lent.layout {
             Layout::CopyData => return Ok(Step::Deliver(lent)),
-            Layout::Message(F::CopyDone | F::CopyFail(_)) => {
-                self.current = match self.current {
-                    Some(Current::CopyIn { extended, .. }) => Some(Current::CopyIn {
-                        extended,
-                        client_done: true,
-                    }),
-                    Some(Current::CopyBoth {
-                        extended,
-                        server_done,
-                        ..
-                    }) => Some(Current::CopyBoth {
-                        extended,
-                        client_done: true,
-                        server_done,
-                    }),
-                    other => other,
+            Layout::Message(m @ (F::CopyDone | F::CopyFail(_))) => {
+                let message = if matches!(m, F::CopyDone) {
+                    CopyStream::CopyDone
+                } else {
+                    CopyStream::CopyFail
                 };
+                if let Some(c) = &mut self.current {
+                    if let Some(stage) = protocol::next_frontend(c.stage, message) {
+                        c.stage = stage;
+                    }
+                }
                 return Ok(Step::Deliver(lent));
             }
             // PostgreSQL ignores Flush and Sync during COPY FROM STDIN.
