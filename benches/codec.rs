@@ -1,24 +1,30 @@
-//! Criterion benchmarks of `pgproto` beside its peer crates, on identical bytes in the same run.
+//! Criterion benchmarks of `pgproto`'s codec beside its peer crates, on identical bytes fed the
+//! same way in the same run.
 //!
-//! * `datarow_stream`: a backend result stream (RowDescription, 10,000 DataRows of 10 short text
-//!   columns, CommandComplete, ReadyForQuery) fed in 8 KiB chunks, decoded by pgproto (the
-//!   `next_data_row` + `next_ref` loop, `next_ref` alone, and `next`), by `postgres-protocol`, and
-//!   by a bare framing loop (the upper bound). Every contender walks every column of every row and
-//!   must produce the same checksum.
-//! * `frontend_stream`: 1,000 batches of Parse/Bind/Describe/Execute/Sync fed in 8 KiB chunks,
-//!   decoded by pgproto (`next_ref` and `next`) and by `pgwire`; every contender reads every name,
-//!   the query, the parameter types, the format counts and every parameter value.
-//! * `encode`: Bind+Execute+Sync (pgproto vs `postgres-protocol`) and DataRow (pgproto vs
-//!   `pgwire`) from the same values into a reused buffer; pgproto also from prebuilt messages and
-//!   by constructing messages first.
+//! * `datarow_stream_narrow` and `datarow_stream_mixed`: a backend result stream
+//!   (RowDescription, 10,000 DataRows of 10 text columns, CommandComplete, ReadyForQuery) cut in
+//!   8 KiB reads, each read appended whole by every contender: pgproto (the `next_data_row` +
+//!   `next_ref` loop, `next_ref` alone, and `next`), `postgres-protocol`, and a bare framing loop
+//!   (the upper bound). Narrow rows hold 5 to 12 byte values; mixed rows hold NULLs (one value in
+//!   8), values of 0 to 47 bytes and, one value in 40, 800 to 1,300 bytes. Every contender walks
+//!   every column of every row and must produce the same checksum.
+//! * `frontend_stream`: 1,000 batches of Parse/Bind/Describe/Execute/Sync in 8 KiB reads,
+//!   decoded by pgproto (`next_ref` and `next`) and by `pgwire`; every contender reads every
+//!   name, the query, the parameter types, the format counts and every parameter value.
+//! * `encode`: 1,000 Bind+Execute+Sync groups (varied parameters, some NULL) into one buffer,
+//!   pgproto vs `postgres-protocol`; 1,000 DataRows (the first rows of the narrow and the mixed
+//!   fixtures) into one buffer, pgproto vs `pgwire`'s `DataRowEncoder`. Outputs must be equal.
 //!
-//! Run with `cargo bench --bench codec -- --noplot`. After the criterion groups, a table of
-//! ratios from interleaved rounds (each contender's fastest) is printed, which is far steadier on
-//! a shared machine than comparing criterion means; `cargo bench --bench codec -- ratios` prints
-//! only that table.
+//! Run with `cargo bench --bench codec`. After the criterion groups, a table of ratios from
+//! interleaved rounds (each contender's fastest) is printed, which is far steadier on a shared
+//! machine than comparing criterion means; `cargo bench --bench codec -- ratios` prints only that
+//! table.
+
+mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use criterion::{Criterion, Throughput};
@@ -28,144 +34,16 @@ use pgproto::{
     FrontendDecoder, FrontendMessage, FrontendMessageRef, Limits, Values,
 };
 
-const CHUNK: usize = 8 * 1024;
-const ROWS: usize = 10_000;
-const COLUMNS: usize = 10;
-const BATCHES: usize = 1_000;
+use common::{
+    backend_stream, bind_params, frontend_stream, interleaved, mixed_rows, narrow_rows, Lcg, Row,
+    Sum, BATCHES, CHUNK,
+};
 
-// ---------------------------------------------------------------------------------------------
-// Fixtures, built by hand (independently of every crate under test).
-
-/// A deterministic generator of short text values.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    /// A text value of 5 to 12 ASCII letters and digits.
-    fn value(&mut self) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        let len = 5 + (self.next() % 8) as usize;
-        (0..len)
-            .map(|_| ALPHABET[(self.next() % ALPHABET.len() as u64) as usize])
-            .collect()
-    }
-}
-
-fn frame(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
-    out.push(tag);
-    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    out.extend_from_slice(body);
-}
-
-/// The rows of the backend stream, as column values.
-fn rows() -> Vec<Vec<Vec<u8>>> {
-    let mut g = Lcg(0x5eed);
-    (0..ROWS)
-        .map(|_| (0..COLUMNS).map(|_| g.value()).collect())
-        .collect()
-}
-
-fn backend_stream(rows: &[Vec<Vec<u8>>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut body = Vec::new();
-    body.extend_from_slice(&(COLUMNS as u16).to_be_bytes());
-    for i in 0..COLUMNS {
-        body.extend_from_slice(format!("column_{i}\0").as_bytes());
-        body.extend_from_slice(&16_384u32.to_be_bytes()); // table OID
-        body.extend_from_slice(&(i as i16 + 1).to_be_bytes()); // column number
-        body.extend_from_slice(&25u32.to_be_bytes()); // text
-        body.extend_from_slice(&(-1i16).to_be_bytes()); // varlena
-        body.extend_from_slice(&(-1i32).to_be_bytes()); // no typmod
-        body.extend_from_slice(&0i16.to_be_bytes()); // text format
-    }
-    frame(&mut out, b'T', &body);
-    for row in rows {
-        body.clear();
-        body.extend_from_slice(&(row.len() as u16).to_be_bytes());
-        for v in row {
-            body.extend_from_slice(&(v.len() as i32).to_be_bytes());
-            body.extend_from_slice(v);
-        }
-        frame(&mut out, b'D', &body);
-    }
-    frame(&mut out, b'C', format!("SELECT {ROWS}\0").as_bytes());
-    frame(&mut out, b'Z', b"I");
-    out
-}
-
-const QUERY: &str =
-    "SELECT id, name, email, created_at FROM accounts WHERE tenant_id = $1 AND status = $2 AND created_at > $3";
-
-fn frontend_stream() -> Vec<u8> {
-    let mut g = Lcg(0xf00d);
-    let mut out = Vec::new();
-    let mut body = Vec::new();
-    for i in 0..BATCHES {
-        let name = format!("stmt_{}", i % 16);
-        // Parse: statement name, query, 3 parameter types (int8, text, timestamptz).
-        body.clear();
-        body.extend_from_slice(name.as_bytes());
-        body.push(0);
-        body.extend_from_slice(QUERY.as_bytes());
-        body.push(0);
-        body.extend_from_slice(&3u16.to_be_bytes());
-        for oid in [20u32, 25, 1184] {
-            body.extend_from_slice(&oid.to_be_bytes());
-        }
-        frame(&mut out, b'P', &body);
-        // Bind: unnamed portal, the statement, text params, 3 text values, text results.
-        let params = [
-            (1_000 + i).to_string().into_bytes(),
-            g.value(),
-            b"2024-01-01 00:00:00+00".to_vec(),
-        ];
-        body.clear();
-        body.push(0);
-        body.extend_from_slice(name.as_bytes());
-        body.push(0);
-        body.extend_from_slice(&0u16.to_be_bytes());
-        body.extend_from_slice(&3u16.to_be_bytes());
-        for p in &params {
-            body.extend_from_slice(&(p.len() as i32).to_be_bytes());
-            body.extend_from_slice(p);
-        }
-        body.extend_from_slice(&0u16.to_be_bytes());
-        frame(&mut out, b'B', &body);
-        frame(&mut out, b'D', b"P\0"); // Describe the unnamed portal
-        frame(&mut out, b'E', b"\0\0\0\0\0"); // Execute it, no row limit
-        frame(&mut out, b'S', b""); // Sync
-    }
-    out
-}
+/// Rows (or Bind+Execute+Sync groups) per timed encoding call.
+const ENCODED: usize = 1_000;
 
 // ---------------------------------------------------------------------------------------------
 // The backend-stream contenders. Each counts messages and walks every column of every row.
-
-/// What every contender must agree on.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Sum {
-    messages: u64,
-    rows: u64,
-    bytes: u64,
-    nulls: u64,
-}
-
-impl Sum {
-    #[inline]
-    fn column(&mut self, value: Option<usize>) {
-        match value {
-            Some(len) => self.bytes += len as u64,
-            None => self.nulls += 1,
-        }
-    }
-}
 
 // The `next_ref` and postgres-protocol contenders are also written with the
 // `while let Some(m) = decoder.next().unwrap()` idiom, which moves the whole result out of its
@@ -313,10 +191,9 @@ fn postgres_protocol_parse_unwrap(chunks: &[&[u8]]) -> Sum {
     s
 }
 
-/// The upper bound: reassemble frames across chunks in a plain `Vec`, read tag and length, walk
-/// the column lengths of DataRows without any validation, and skip. Chunks are appended in
-/// 1 KiB pieces, as pgproto's `receive` does (glibc copies 2 KiB or more with `rep movsb`, which
-/// is slow on this machine), so that this stays a bound on pgproto.
+/// The upper bound: reassemble frames across chunks in a plain `Vec` (each chunk appended
+/// whole), read tag and length, walk the column lengths of DataRows without any validation, and
+/// skip.
 fn framing_only(chunks: &[&[u8]]) -> Sum {
     let mut s = Sum::default();
     let mut buf: Vec<u8> = Vec::new();
@@ -324,9 +201,7 @@ fn framing_only(chunks: &[&[u8]]) -> Sum {
     for chunk in chunks {
         buf.drain(..pos);
         pos = 0;
-        for piece in chunk.chunks(1024) {
-            buf.extend_from_slice(piece);
-        }
+        buf.extend_from_slice(chunk);
         while let Some(h) = buf.get(pos..pos + 5) {
             let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
             let Some(body) = buf.get(pos + 5..pos + 1 + len) else {
@@ -354,52 +229,60 @@ fn framing_only(chunks: &[&[u8]]) -> Sum {
     s
 }
 
-fn datarow_stream(c: &mut Criterion) {
-    let rows = rows();
-    let stream = backend_stream(&rows);
+/// What a contender must report for a stream of `rows`.
+fn expected(rows: &[Row]) -> Sum {
+    Sum {
+        messages: rows.len() as u64 + 3,
+        rows: rows.len() as u64,
+        bytes: rows
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|v| v.len() as u64)
+            .sum(),
+        nulls: rows.iter().flatten().filter(|v| v.is_none()).count() as u64,
+        written: 0,
+    }
+}
+
+type StreamContender = fn(&[&[u8]]) -> Sum;
+
+/// The contenders on both backend streams.
+const DATAROW_CONTENDERS: [(&str, StreamContender); 5] = [
+    ("pgproto_next_data_row", pgproto_next_data_row),
+    ("pgproto_next", pgproto_next),
+    ("pgproto_next_ref", pgproto_next_ref),
+    ("postgres_protocol", postgres_protocol_parse),
+    ("framing_only", framing_only),
+];
+
+/// The contenders on the narrow stream only: the `while let ... unwrap()` idiom.
+const DATAROW_UNWRAP_CONTENDERS: [(&str, StreamContender); 2] = [
+    ("pgproto_next_ref_while_let_unwrap", pgproto_next_ref_unwrap),
+    (
+        "postgres_protocol_while_let_unwrap",
+        postgres_protocol_parse_unwrap,
+    ),
+];
+
+fn datarow_stream(c: &mut Criterion, name: &str, rows: &[Row], unwrap_idiom: bool) {
+    let stream = backend_stream(rows);
     let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
-
-    let expected = Sum {
-        messages: ROWS as u64 + 3,
-        rows: ROWS as u64,
-        bytes: rows.iter().flatten().map(|v| v.len() as u64).sum(),
-        nulls: 0,
+    let expected = expected(rows);
+    let extra: &[(&str, StreamContender)] = if unwrap_idiom {
+        &DATAROW_UNWRAP_CONTENDERS
+    } else {
+        &[]
     };
-    assert_eq!(pgproto_next_data_row(&chunks), expected);
-    assert_eq!(pgproto_next(&chunks), expected);
-    assert_eq!(pgproto_next_ref(&chunks), expected);
-    assert_eq!(postgres_protocol_parse(&chunks), expected);
-    assert_eq!(pgproto_next_ref_unwrap(&chunks), expected);
-    assert_eq!(postgres_protocol_parse_unwrap(&chunks), expected);
-    assert_eq!(framing_only(&chunks), expected);
-
-    let mut g = c.benchmark_group("datarow_stream");
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Bytes(stream.len() as u64));
-    g.bench_function("pgproto_next_data_row", |b| {
-        b.iter(|| pgproto_next_data_row(black_box(&chunks)))
-    });
-    g.bench_function("pgproto_next", |b| {
-        b.iter(|| pgproto_next(black_box(&chunks)))
-    });
-    g.bench_function("pgproto_next_ref", |b| {
-        b.iter(|| pgproto_next_ref(black_box(&chunks)))
-    });
-    g.bench_function("postgres_protocol", |b| {
-        b.iter(|| postgres_protocol_parse(black_box(&chunks)))
-    });
-    g.bench_function("pgproto_next_ref_while_let_unwrap", |b| {
-        b.iter(|| pgproto_next_ref_unwrap(black_box(&chunks)))
-    });
-    g.bench_function("postgres_protocol_while_let_unwrap", |b| {
-        b.iter(|| postgres_protocol_parse_unwrap(black_box(&chunks)))
-    });
-    g.bench_function("framing_only", |b| {
-        b.iter(|| framing_only(black_box(&chunks)))
-    });
+    for (name, f) in DATAROW_CONTENDERS.iter().chain(extra) {
+        assert_eq!(f(&chunks), expected, "{name}");
+        g.bench_function(*name, |b| b.iter(|| f(black_box(&chunks))));
+    }
     g.finish();
 }
 
-// ---------------------------------------------------------------------------------------------
 // The frontend-stream contenders. Each counts messages and reads every name, query and value.
 
 fn pgproto_frontend(chunks: &[&[u8]]) -> Sum {
@@ -467,15 +350,25 @@ fn pgproto_frontend_next_ref(chunks: &[&[u8]]) -> Sum {
     s
 }
 
+/// pgwire's decoding context once start-up is over (no SSLRequest or StartupMessage expected).
+fn pgwire_after_startup() -> pgwire::messages::DecodeContext {
+    use pgwire::messages::{DecodeContext, ProtocolVersion};
+    let mut ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    ctx.awaiting_frontend_ssl = false;
+    ctx.awaiting_frontend_startup = false;
+    ctx
+}
+
 fn pgwire_frontend(chunks: &[&[u8]]) -> Sum {
     use pgwire::messages::PgWireFrontendMessage as M;
     let len = |s: &Option<String>| s.as_ref().map_or(0, String::len) as u64;
     let mut s = Sum::default();
+    let ctx = pgwire_after_startup();
     let mut buf = BytesMut::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
-            let m = M::decode(&mut buf);
+            let m = M::decode(&mut buf, &ctx);
             match &m {
                 Ok(Some(M::Parse(p))) => {
                     s.bytes += len(&p.name) + p.query.len() as u64;
@@ -525,229 +418,270 @@ fn frontend_stream_group(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encoding into a reused buffer.
+// Encoding: `ENCODED` messages into one buffer, reused (cleared) between timed calls.
 
-const STATEMENT: &str = "stmt_7";
-const PARAMS: [Option<&[u8]>; 3] = [
-    Some(b"1007"),
-    Some(b"active"),
-    Some(b"2024-01-01 00:00:00+00"),
-];
+/// A Bind+Execute+Sync group: the statement and its three parameters.
+type BindGroup<'a> = (&'a str, [Option<&'a [u8]>; 3]);
+
+/// The owned fixtures of the encoders.
+struct EncodeFixtures {
+    binds: Vec<(String, [Option<Vec<u8>>; 3])>,
+    narrow: Vec<Row>,
+    mixed: Vec<Row>,
+}
+
+impl EncodeFixtures {
+    /// The frontend stream's statements and parameters (the text one NULL one time in 7), and the
+    /// first `ENCODED` rows of the narrow and the mixed fixtures.
+    fn new() -> Self {
+        let mut g = Lcg(0xf00d);
+        let binds = (0..ENCODED)
+            .map(|i| {
+                let [a, b, c] = bind_params(&mut g, i);
+                (
+                    format!("stmt_{}", i % 16),
+                    [Some(a), (i % 7 != 3).then_some(b), Some(c)],
+                )
+            })
+            .collect();
+        let first = |mut rows: Vec<Row>| {
+            rows.truncate(ENCODED);
+            rows
+        };
+        Self {
+            binds,
+            narrow: first(narrow_rows()),
+            mixed: first(mixed_rows()),
+        }
+    }
+
+    fn bind_groups(&self) -> Vec<BindGroup<'_>> {
+        self.binds
+            .iter()
+            .map(|(s, p)| (s.as_str(), [0, 1, 2].map(|i| p[i].as_deref())))
+            .collect()
+    }
+}
+
+/// Column values as pgproto takes them.
+fn byte_views(rows: &[Row]) -> Vec<Vec<Option<&[u8]>>> {
+    rows.iter()
+        .map(|r| r.iter().map(Option::as_deref).collect())
+        .collect()
+}
+
+/// Column values as pgwire's `DataRowEncoder` takes text (the fixtures are ASCII).
+fn str_views(rows: &[Row]) -> Vec<Vec<Option<&str>>> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.as_deref().map(|v| std::str::from_utf8(v).unwrap()))
+                .collect()
+        })
+        .collect()
+}
 
 /// pgproto from values: the direct encoders, which check like the constructors but build no
 /// message.
-fn pgproto_bind_execute_sync(out: &mut BytesMut, params: &[Option<&[u8]>]) {
-    Bind::encode_values(out, "", STATEMENT, &[], params, &[]).unwrap();
-    Execute::encode_values(out, "", 0).unwrap();
-    FrontendMessage::Sync.encode(out);
+fn pgproto_binds(out: &mut BytesMut, groups: &[BindGroup<'_>]) {
+    for (statement, params) in groups {
+        Bind::encode_values(out, "", statement, &[], params, &[]).unwrap();
+        Execute::encode_values(out, "", 0).unwrap();
+        FrontendMessage::Sync.encode(out);
+    }
 }
 
 /// pgproto by building the messages first (constructors, then `Encode`).
-fn pgproto_bind_execute_sync_construct(out: &mut BytesMut, params: &[Option<&[u8]>]) {
-    Bind::new(
-        "",
-        STATEMENT,
-        FormatCodes::default(),
-        Values::new(params.iter().copied()).unwrap(),
-        FormatCodes::default(),
-    )
-    .unwrap()
-    .encode(out);
-    Execute::new("", 0).unwrap().encode(out);
-    FrontendMessage::Sync.encode(out);
+fn pgproto_binds_construct(out: &mut BytesMut, groups: &[BindGroup<'_>]) {
+    for (statement, params) in groups {
+        Bind::new(
+            "",
+            statement,
+            FormatCodes::default(),
+            Values::new(params.iter().copied()).unwrap(),
+            FormatCodes::default(),
+        )
+        .unwrap()
+        .encode(out);
+        Execute::new("", 0).unwrap().encode(out);
+        FrontendMessage::Sync.encode(out);
+    }
 }
 
-fn postgres_protocol_bind_execute_sync(out: &mut BytesMut, params: &[Option<&[u8]>]) {
+/// pgproto from messages built beforehand.
+fn pgproto_binds_prebuilt(out: &mut BytesMut, prebuilt: &[(Bind, Execute)]) {
+    for (bind, execute) in prebuilt {
+        bind.encode(out);
+        execute.encode(out);
+        FrontendMessage::Sync.encode(out);
+    }
+}
+
+fn postgres_protocol_binds(out: &mut BytesMut, groups: &[BindGroup<'_>]) {
     use postgres_protocol::message::frontend;
     use postgres_protocol::IsNull;
-    frontend::bind(
-        "",
-        STATEMENT,
-        std::iter::empty::<i16>(),
-        params.iter().copied(),
-        |v, out| {
-            Ok(match v {
-                Some(v) => {
-                    out.put_slice(v);
-                    IsNull::No
-                }
-                None => IsNull::Yes,
-            })
-        },
-        std::iter::empty::<i16>(),
-        out,
-    )
-    .map_err(|_| "bind")
-    .unwrap();
-    frontend::execute("", 0, out).unwrap();
-    frontend::sync(out);
+    for (statement, params) in groups {
+        frontend::bind(
+            "",
+            statement,
+            std::iter::empty::<i16>(),
+            params.iter().copied(),
+            |v, out| {
+                Ok(match v {
+                    Some(v) => {
+                        out.put_slice(v);
+                        IsNull::No
+                    }
+                    None => IsNull::Yes,
+                })
+            },
+            std::iter::empty::<i16>(),
+            out,
+        )
+        .map_err(|_| "bind")
+        .unwrap();
+        frontend::execute("", 0, out).unwrap();
+        frontend::sync(out);
+    }
 }
 
-/// pgwire's way to a DataRow from values, as its `DataRowEncoder` does it: a fresh row buffer
-/// (capacity 128) with each value's length word and bytes, then the message.
-fn pgwire_data_row(out: &mut BytesMut, values: &[Option<&[u8]>]) {
-    use pgwire::messages::Message;
-    let mut row = BytesMut::with_capacity(128);
-    for v in values {
-        match v {
-            Some(v) => {
-                row.put_i32(v.len() as i32);
-                row.put_slice(v);
-            }
-            None => row.put_i32(-1),
-        }
+fn pgproto_data_rows(out: &mut BytesMut, rows: &[Vec<Option<&[u8]>>]) {
+    for row in rows {
+        DataRow::encode_values(out, row).unwrap();
     }
-    pgwire::messages::data::DataRow::new(row, values.len() as i16)
-        .encode(out)
-        .unwrap();
+}
+
+fn pgproto_data_rows_construct(out: &mut BytesMut, rows: &[Vec<Option<&[u8]>>]) {
+    for row in rows {
+        DataRow::new(row.iter().copied()).unwrap().encode(out);
+    }
+}
+
+/// pgwire's encoder for rows of `COLUMNS` text columns in text format, as a pgwire server
+/// builds its rows.
+fn pgwire_row_encoder() -> pgwire::api::results::DataRowEncoder {
+    use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
+    use pgwire::api::Type;
+    let fields = (0..common::COLUMNS)
+        .map(|i| {
+            FieldInfo::new(
+                format!("column_{i}"),
+                None,
+                None,
+                Type::TEXT,
+                FieldFormat::Text,
+            )
+        })
+        .collect();
+    DataRowEncoder::new(Arc::new(fields))
+}
+
+/// pgwire's way from values to DataRows: `DataRowEncoder::encode_field` per value, `take_row`,
+/// then the message's `encode`.
+fn pgwire_data_rows(
+    out: &mut BytesMut,
+    encoder: &mut pgwire::api::results::DataRowEncoder,
+    rows: &[Vec<Option<&str>>],
+) {
+    use pgwire::messages::Message;
+    for row in rows {
+        for v in row {
+            encoder.encode_field(v).unwrap();
+        }
+        encoder.take_row().encode(out).unwrap();
+    }
+}
+
+/// Runs `f` into a cleared `out`.
+fn into(out: &mut BytesMut, f: impl FnOnce(&mut BytesMut)) {
+    out.clear();
+    f(out);
+    black_box(&*out);
 }
 
 fn encode(c: &mut Criterion) {
-    let mut out = BytesMut::with_capacity(4096);
-    let mut peer = BytesMut::with_capacity(4096);
-
-    // Bind + Execute + Sync.
-    pgproto_bind_execute_sync(&mut out, &PARAMS);
-    postgres_protocol_bind_execute_sync(&mut peer, &PARAMS);
-    assert_eq!(out, peer);
-    out.clear();
-    pgproto_bind_execute_sync_construct(&mut out, &PARAMS);
-    assert_eq!(out, peer);
-    let prebuilt_bind = Bind::new(
-        "",
-        STATEMENT,
-        FormatCodes::default(),
-        Values::new(PARAMS).unwrap(),
-        FormatCodes::default(),
-    )
-    .unwrap();
-    let prebuilt_execute = Execute::new("", 0).unwrap();
-    let mut g = c.benchmark_group("encode");
-    g.throughput(Throughput::Bytes(out.len() as u64));
-    g.bench_function("bind_execute_sync/pgproto_encode_values", |b| {
-        b.iter(|| {
-            out.clear();
-            pgproto_bind_execute_sync(&mut out, black_box(&PARAMS));
-            black_box(&out);
+    let fx = EncodeFixtures::new();
+    let groups = fx.bind_groups();
+    let prebuilt: Vec<(Bind, Execute)> = groups
+        .iter()
+        .map(|(statement, params)| {
+            let bind = Bind::new(
+                "",
+                statement,
+                FormatCodes::default(),
+                Values::new(params.iter().copied()).unwrap(),
+                FormatCodes::default(),
+            )
+            .unwrap();
+            (bind, Execute::new("", 0).unwrap())
         })
+        .collect();
+    let mut out = BytesMut::new();
+    let mut peer = BytesMut::new();
+
+    into(&mut peer, |o| postgres_protocol_binds(o, &groups));
+    into(&mut out, |o| pgproto_binds(o, &groups));
+    assert_eq!(out, peer);
+    into(&mut out, |o| pgproto_binds_construct(o, &groups));
+    assert_eq!(out, peer);
+    into(&mut out, |o| pgproto_binds_prebuilt(o, &prebuilt));
+    assert_eq!(out, peer);
+
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(ENCODED as u64));
+    g.bench_function("bind_execute_sync/pgproto_encode_values", |b| {
+        b.iter(|| into(&mut out, |o| pgproto_binds(o, black_box(&groups))))
     });
     g.bench_function("bind_execute_sync/pgproto_construct_and_encode", |b| {
-        b.iter(|| {
-            out.clear();
-            pgproto_bind_execute_sync_construct(&mut out, black_box(&PARAMS));
-            black_box(&out);
-        })
+        b.iter(|| into(&mut out, |o| pgproto_binds_construct(o, black_box(&groups))))
     });
     g.bench_function("bind_execute_sync/pgproto_prebuilt_encode", |b| {
         b.iter(|| {
-            out.clear();
-            black_box(&prebuilt_bind).encode(&mut out);
-            black_box(&prebuilt_execute).encode(&mut out);
-            FrontendMessage::Sync.encode(&mut out);
-            black_box(&out);
+            into(&mut out, |o| {
+                pgproto_binds_prebuilt(o, black_box(&prebuilt))
+            })
         })
     });
     g.bench_function("bind_execute_sync/postgres_protocol", |b| {
         b.iter(|| {
-            peer.clear();
-            postgres_protocol_bind_execute_sync(&mut peer, black_box(&PARAMS));
-            black_box(&peer);
+            into(&mut peer, |o| {
+                postgres_protocol_binds(o, black_box(&groups))
+            })
         })
     });
 
-    // DataRow from the first row of the stream fixture.
-    let row = rows().swap_remove(0);
-    let values: Vec<Option<&[u8]>> = row.iter().map(|v| Some(&v[..])).collect();
-    out.clear();
-    peer.clear();
-    DataRow::encode_values(&mut out, &values).unwrap();
-    pgwire_data_row(&mut peer, &values);
-    assert_eq!(out, peer);
-    let prebuilt_row = DataRow::new(values.iter().copied()).unwrap();
-    let prebuilt_pgwire_row = {
-        let mut b = BytesMut::new();
-        pgwire_data_row(&mut b, &values);
-        pgwire::messages::data::DataRow::new(b.split_off(7), values.len() as i16)
-    };
-    peer.clear();
-    pgwire::messages::Message::encode(&prebuilt_pgwire_row, &mut peer).unwrap();
-    assert_eq!(out, peer);
-    g.throughput(Throughput::Bytes(out.len() as u64));
-    g.bench_function("data_row/pgproto_encode_values", |b| {
-        b.iter(|| {
-            out.clear();
-            DataRow::encode_values(&mut out, black_box(&values)).unwrap();
-            black_box(&out);
-        })
-    });
-    g.bench_function("data_row/pgproto_new_and_encode", |b| {
-        b.iter(|| {
-            out.clear();
-            DataRow::new(black_box(&values).iter().copied())
-                .unwrap()
-                .encode(&mut out);
-            black_box(&out);
-        })
-    });
-    g.bench_function("data_row/pgproto_prebuilt_encode", |b| {
-        b.iter(|| {
-            out.clear();
-            black_box(&prebuilt_row).encode(&mut out);
-            black_box(&out);
-        })
-    });
-    g.bench_function("data_row/pgwire_prebuilt_encode", |b| {
-        b.iter(|| {
-            peer.clear();
-            pgwire::messages::Message::encode(black_box(&prebuilt_pgwire_row), &mut peer).unwrap();
-            black_box(&peer);
-        })
-    });
-    g.bench_function("data_row/pgwire_build_and_encode", |b| {
-        b.iter(|| {
-            peer.clear();
-            pgwire_data_row(&mut peer, black_box(&values));
-            black_box(&peer);
-        })
-    });
+    let mut encoder = pgwire_row_encoder();
+    for (name, rows) in [("narrow", &fx.narrow), ("mixed", &fx.mixed)] {
+        let bytes = byte_views(rows);
+        let strs = str_views(rows);
+        into(&mut out, |o| pgproto_data_rows(o, &bytes));
+        into(&mut peer, |o| pgwire_data_rows(o, &mut encoder, &strs));
+        assert_eq!(out, peer);
+        into(&mut out, |o| pgproto_data_rows_construct(o, &bytes));
+        assert_eq!(out, peer);
+        g.bench_function(format!("data_row_{name}/pgproto_encode_values"), |b| {
+            b.iter(|| into(&mut out, |o| pgproto_data_rows(o, black_box(&bytes))))
+        });
+        g.bench_function(format!("data_row_{name}/pgproto_new_and_encode"), |b| {
+            b.iter(|| {
+                into(&mut out, |o| {
+                    pgproto_data_rows_construct(o, black_box(&bytes))
+                })
+            })
+        });
+        g.bench_function(format!("data_row_{name}/pgwire_data_row_encoder"), |b| {
+            b.iter(|| {
+                into(&mut peer, |o| {
+                    pgwire_data_rows(o, &mut encoder, black_box(&strs))
+                })
+            })
+        });
+    }
     g.finish();
 }
 
 // ---------------------------------------------------------------------------------------------
-// A noise-resistant ratio table. On a shared machine criterion's means drift by tens of percent
-// between runs, so after the criterion groups the contenders are also timed in interleaved
-// rounds and each one's fastest round is kept: the minimum is what the code costs when nothing
-// else interferes, and interleaving exposes every contender to the same machine state.
-
-/// Keeps a checksum alive, so the work that produced it cannot be optimised away.
-fn consume(s: Sum) {
-    black_box(s);
-}
-
-/// The fastest of `rounds` timings of `f`.
-fn fastest<R>(rounds: usize, mut f: impl FnMut() -> R) -> Duration {
-    (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(f());
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
-}
-
-/// Times each contender in `passes` interleaved passes of `rounds` rounds, keeping its fastest.
-/// Many short passes spread each contender's rounds over the whole run (about 15 seconds), so
-/// every one of them meets the quiet moments of a machine shared with other builds.
-fn interleaved(passes: usize, rounds: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
-    let mut best = vec![Duration::MAX; fs.len()];
-    for _ in 0..passes {
-        for (b, f) in best.iter_mut().zip(fs.iter_mut()) {
-            *b = (*b).min(fastest(rounds, &mut **f));
-        }
-    }
-    best
-}
+// The ratio table: interleaved rounds, each contender's fastest (see `common::interleaved`).
 
 /// Prints each contender's time per unit (`per` units per timed call) and its ratio to the
 /// contender at `baseline` (above 1: faster than the baseline).
@@ -767,150 +701,134 @@ fn print_ratios(title: &str, names: &[&str], times: &[Duration], per: f64, basel
     }
 }
 
+/// Times stream contenders against each other on `chunks`.
+fn stream_ratios(
+    title: &str,
+    contenders: &[(&str, StreamContender)],
+    chunks: &[&[u8]],
+    base: usize,
+) {
+    let mut fs: Vec<Box<dyn FnMut() + '_>> = contenders
+        .iter()
+        .map(|&(_, f)| {
+            Box::new(move || {
+                black_box(f(black_box(chunks)));
+            }) as Box<dyn FnMut()>
+        })
+        .collect();
+    let mut refs: Vec<&mut dyn FnMut()> = fs.iter_mut().map(|f| &mut **f as _).collect();
+    let t = interleaved(100, 5, &mut refs);
+    let names: Vec<&str> = contenders.iter().map(|c| c.0).collect();
+    print_ratios(title, &names, &t, 1.0, base);
+}
+
 fn ratios() {
-    let rows = rows();
-    let stream = backend_stream(&rows);
+    let narrow = narrow_rows();
+    let stream = backend_stream(&narrow);
     let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
-    let t = interleaved(
-        150,
-        5,
-        &mut [
-            &mut || consume(black_box(pgproto_next_data_row(black_box(&chunks)))),
-            &mut || consume(black_box(pgproto_next(black_box(&chunks)))),
-            &mut || consume(black_box(pgproto_next_ref(black_box(&chunks)))),
-            &mut || consume(black_box(postgres_protocol_parse(black_box(&chunks)))),
-            &mut || consume(black_box(pgproto_next_ref_unwrap(black_box(&chunks)))),
-            &mut || {
-                consume(black_box(postgres_protocol_parse_unwrap(black_box(
-                    &chunks,
-                ))))
-            },
-            &mut || consume(black_box(framing_only(black_box(&chunks)))),
-        ],
-    );
-    print_ratios(
-        "datarow_stream, per stream",
-        &[
-            "pgproto_next_data_row",
-            "pgproto_next",
-            "pgproto_next_ref",
-            "postgres_protocol",
-            "pgproto_next_ref_while_let_unwrap",
-            "postgres_protocol_while_let_unwrap",
-            "framing_only",
-        ],
-        &t,
-        1.0,
+    let all: Vec<(&str, StreamContender)> = DATAROW_CONTENDERS
+        .iter()
+        .chain(&DATAROW_UNWRAP_CONTENDERS)
+        .copied()
+        .collect();
+    stream_ratios("datarow_stream_narrow, per stream", &all, &chunks, 3);
+
+    let mixed = mixed_rows();
+    let stream = backend_stream(&mixed);
+    let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
+    stream_ratios(
+        "datarow_stream_mixed, per stream",
+        &DATAROW_CONTENDERS,
+        &chunks,
         3,
     );
 
     let stream = frontend_stream();
     let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
-    let t = interleaved(
-        150,
-        5,
-        &mut [
-            &mut || consume(black_box(pgproto_frontend_next_ref(black_box(&chunks)))),
-            &mut || consume(black_box(pgproto_frontend(black_box(&chunks)))),
-            &mut || consume(black_box(pgwire_frontend(black_box(&chunks)))),
-        ],
-    );
-    print_ratios(
+    stream_ratios(
         "frontend_stream, per stream",
-        &["pgproto_next_ref", "pgproto_next", "pgwire"],
-        &t,
-        1.0,
+        &[
+            ("pgproto_next_ref", pgproto_frontend_next_ref),
+            ("pgproto_next", pgproto_frontend),
+            ("pgwire", pgwire_frontend),
+        ],
+        &chunks,
         2,
     );
 
-    const BATCH: usize = 1_000;
-    let mut outs: [BytesMut; 6] = std::array::from_fn(|_| BytesMut::with_capacity(4096));
-    let [o1, o2, o3, o4, o5, o6] = &mut outs;
-    let bind = Bind::new(
-        "",
-        STATEMENT,
-        FormatCodes::default(),
-        Values::new(PARAMS).unwrap(),
-        FormatCodes::default(),
-    )
-    .unwrap();
-    let execute = Execute::new("", 0).unwrap();
-    let row = rows.into_iter().next().unwrap_or_default();
-    let values: Vec<Option<&[u8]>> = row.iter().map(|v| Some(&v[..])).collect();
+    let fx = EncodeFixtures::new();
+    let groups = fx.bind_groups();
+    let prebuilt: Vec<(Bind, Execute)> = groups
+        .iter()
+        .map(|(statement, params)| {
+            let bind = Bind::new(
+                "",
+                statement,
+                FormatCodes::default(),
+                Values::new(params.iter().copied()).unwrap(),
+                FormatCodes::default(),
+            )
+            .unwrap();
+            (bind, Execute::new("", 0).unwrap())
+        })
+        .collect();
+    let mut outs: [BytesMut; 4] = std::array::from_fn(|_| BytesMut::new());
+    let [o1, o2, o3, o4] = &mut outs;
     let t = interleaved(
         150,
         10,
         &mut [
-            &mut || {
-                for _ in 0..BATCH {
-                    o1.clear();
-                    pgproto_bind_execute_sync(o1, black_box(&PARAMS));
-                }
-            },
-            &mut || {
-                for _ in 0..BATCH {
-                    o2.clear();
-                    postgres_protocol_bind_execute_sync(o2, black_box(&PARAMS));
-                }
-            },
-            &mut || {
-                for _ in 0..BATCH {
-                    o5.clear();
-                    black_box(&bind).encode(o5);
-                    black_box(&execute).encode(o5);
-                    FrontendMessage::Sync.encode(o5);
-                }
-            },
-            &mut || {
-                for _ in 0..BATCH {
-                    o3.clear();
-                    DataRow::encode_values(o3, black_box(&values)).unwrap();
-                }
-            },
-            &mut || {
-                for _ in 0..BATCH {
-                    o4.clear();
-                    pgwire_data_row(o4, black_box(&values));
-                }
-            },
-            &mut || {
-                for _ in 0..BATCH {
-                    o6.clear();
-                    pgproto_bind_execute_sync_construct(o6, black_box(&PARAMS));
-                }
-            },
+            &mut || into(o1, |o| pgproto_binds(o, black_box(&groups))),
+            &mut || into(o2, |o| postgres_protocol_binds(o, black_box(&groups))),
+            &mut || into(o3, |o| pgproto_binds_prebuilt(o, black_box(&prebuilt))),
+            &mut || into(o4, |o| pgproto_binds_construct(o, black_box(&groups))),
         ],
     );
     print_ratios(
-        "encode Bind+Execute+Sync, per group",
+        "encode 1,000 Bind+Execute+Sync, per group",
         &[
             "bind_execute_sync/pgproto_encode_values",
             "bind_execute_sync/postgres_protocol",
             "bind_execute_sync/pgproto_prebuilt_encode",
             "bind_execute_sync/pgproto_construct",
         ],
-        &[t[0], t[1], t[2], t[5]],
-        BATCH as f64,
+        &t,
+        ENCODED as f64,
         1,
     );
-    print_ratios(
-        "encode DataRow, per row",
-        &[
-            "data_row/pgproto_encode_values",
-            "data_row/pgwire_build_and_encode",
-        ],
-        &t[3..5],
-        BATCH as f64,
-        1,
-    );
+
+    for (name, rows) in [("narrow", &fx.narrow), ("mixed", &fx.mixed)] {
+        let bytes = byte_views(rows);
+        let strs = str_views(rows);
+        let mut encoder = pgwire_row_encoder();
+        let [o1, o2, o3, _] = &mut outs;
+        let t = interleaved(
+            150,
+            10,
+            &mut [
+                &mut || into(o1, |o| pgproto_data_rows(o, black_box(&bytes))),
+                &mut || into(o2, |o| pgwire_data_rows(o, &mut encoder, black_box(&strs))),
+                &mut || into(o3, |o| pgproto_data_rows_construct(o, black_box(&bytes))),
+            ],
+        );
+        print_ratios(
+            &format!("encode 1,000 {name} DataRows, per row"),
+            &[
+                "data_row/pgproto_encode_values",
+                "data_row/pgwire_data_row_encoder",
+                "data_row/pgproto_new_and_encode",
+            ],
+            &t,
+            ENCODED as f64,
+            1,
+        );
+    }
 }
 
 /// Whether to print the ratio table: under `cargo bench` with no filter, or the filter `ratios`.
 fn want_ratios() -> bool {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    args.iter().any(|a| a == "--bench")
-        && (filters.is_empty() || filters.iter().any(|f| f.as_str() == "ratios"))
+    let filters = common::filters();
+    common::is_bench() && (filters.is_empty() || filters.iter().any(|f| f == "ratios"))
 }
 
 fn main() {
@@ -919,7 +837,8 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
         .configure_from_args();
-    datarow_stream(&mut c);
+    datarow_stream(&mut c, "datarow_stream_narrow", &narrow_rows(), true);
+    datarow_stream(&mut c, "datarow_stream_mixed", &mixed_rows(), false);
     frontend_stream_group(&mut c);
     encode(&mut c);
     c.final_summary();
