@@ -1,5 +1,6 @@
-//! The client role against real PostgreSQL 15 and 18 servers, through the blocking driver of
-//! the `client` example (`examples/client/driver.rs`).
+//! The client role against real PostgreSQL 15 and 18 servers, through a blocking test driver
+//! (`tests/support/driver/`, built on the public API), and the `client` example's command line
+//! run as a process beside `psql -At`.
 //!
 //! Every scenario runs against both versions (the `pg15` and `pg18` modules at the end). Most
 //! share one cluster per version; the tests that kill a server start their own. Needs
@@ -7,7 +8,7 @@
 
 mod support;
 
-#[path = "../examples/client/driver.rs"]
+#[path = "support/driver/mod.rs"]
 mod driver;
 
 use std::process::{Command, Stdio};
@@ -289,7 +290,7 @@ fn scram_plus_channel_binding(version: PgVersion) {
     // The channel-binding data is the SHA-256 of the certificate (signed with SHA-256).
     let der = std::fs::read(&cluster.cert_der_path).unwrap();
     assert_eq!(
-        driver::server_end_point_hash(&der),
+        pgproto::auth::tls_server_end_point(&der).ok(),
         Some(sha2::Sha256::digest(&der).to_vec())
     );
 
@@ -1077,15 +1078,27 @@ struct CliRun {
     stderr: String,
 }
 
+/// Runs the `client` example (`cargo run --example client -- ARGS`) with `stdin` as input.
 fn run_cli(args: &[&str], stdin: &[u8]) -> CliRun {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = stdin;
-    let code = driver::run_cli(&args, &mut input, &mut out, &mut err);
+    let mut child = Command::new(support::examples::example("client"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the client example");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    // Written from a thread: the example may answer before reading all of it.
+    let writer = thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut input, &data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
     CliRun {
-        code,
-        stdout: String::from_utf8(out).unwrap(),
-        stderr: String::from_utf8(err).unwrap(),
+        code: out.status.code().expect("the client example was killed"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
     }
 }
 
@@ -1304,6 +1317,11 @@ fn conninfo_parsing() {
     }
 }
 
+/// The library's tls-server-end-point data, which both the test driver and the example use.
+fn end_point(cert: &[u8]) -> Option<Vec<u8>> {
+    pgproto::auth::tls_server_end_point(cert).ok()
+}
+
 #[test]
 fn channel_binding_hash_follows_the_signature_algorithm() {
     // A minimal DER skeleton: SEQUENCE { SEQUENCE {} (tbs), SEQUENCE { OID }, BIT STRING }.
@@ -1329,20 +1347,17 @@ fn channel_binding_hash_follows_the_signature_algorithm() {
         (ecdsa(0x03), 48),
         (ecdsa(0x04), 64),
     ] {
-        let h = driver::server_end_point_hash(&c).expect("hash");
+        let h = end_point(&c).expect("hash");
         assert_eq!(h.len(), len);
         if len == 32 {
             assert_eq!(h, sha2::Sha256::digest(&c).to_vec());
         }
     }
     // RSASSA-PSS and Ed25519 have no single hash; garbage is no certificate.
-    assert_eq!(driver::server_end_point_hash(&rsa(0x0a)), None);
-    assert_eq!(
-        driver::server_end_point_hash(&cert(&[0x2b, 0x65, 0x70])),
-        None
-    );
-    assert_eq!(driver::server_end_point_hash(b"\x30\x05abc"), None);
-    assert_eq!(driver::server_end_point_hash(b""), None);
+    assert_eq!(end_point(&rsa(0x0a)), None);
+    assert_eq!(end_point(&cert(&[0x2b, 0x65, 0x70])), None);
+    assert_eq!(end_point(b"\x30\x05abc"), None);
+    assert_eq!(end_point(b""), None);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,20 +23,174 @@
 //! cancel key 4 bytes
 //! ```
 //!
-//! The driver itself is in `driver.rs`, shared with the live tests.
+//! The modules, one concern each: `conninfo.rs` parses the connection string, `tls.rs` sets up
+//! rustls and checks the server's certificate as libpq's `sslmode` says, `conn.rs` is the
+//! connection and its run loop (`Conn::pump`, the one place that polls the state machine's
+//! events), `results.rs` holds errors and results; this file is the command line and the
+//! output.
 
-mod driver;
+mod conn;
+mod conninfo;
+mod results;
+mod tls;
+
+use std::io::{self, Read, Write};
+
+use conn::connect;
+use results::{io_err, DriverError, Outcome, ServerError, Statement, StatementResult};
 
 fn main() {
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let code = driver::run_cli(
+    let code = run_cli(
         &args,
-        &mut std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut io::stdin().lock(),
+        &mut io::stdout().lock(),
+        &mut io::stderr().lock(),
     );
     std::process::exit(code);
+}
+
+const USAGE: &str = "usage: client [--extended] [--verbose] CONNINFO SQL [SQL ...]";
+
+/// Prints a result as `psql -At` does: rows with `|` between fields and NULL as nothing, the
+/// command tag of a command without rows (and of INSERT/UPDATE/DELETE/MERGE ... RETURNING),
+/// COPY TO STDOUT data as it came.
+fn print_result(r: &StatementResult, out: &mut dyn Write) -> io::Result<()> {
+    if r.is_copy_out {
+        return out.write_all(&r.copy_out);
+    }
+    if r.columns.is_some() {
+        for row in &r.rows {
+            if row.is_empty() {
+                continue;
+            }
+            for (i, v) in row.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b"|")?;
+                }
+                if let Some(v) = v {
+                    out.write_all(v)?;
+                }
+            }
+            out.write_all(b"\n")?;
+        }
+        let returning = r.tag.as_deref().is_some_and(|t| {
+            ["INSERT", "UPDATE", "DELETE", "MERGE"]
+                .iter()
+                .any(|p| t.starts_with(p))
+        });
+        if !returning {
+            return Ok(());
+        }
+    }
+    match r.tag.as_deref() {
+        Some(tag) if !tag.is_empty() => writeln!(out, "{tag}"),
+        _ => Ok(()),
+    }
+}
+
+fn print_outcome(
+    o: &Outcome,
+    notices: Vec<ServerError>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    for n in notices {
+        writeln!(err, "{}:  {}", n.severity, n.message)?;
+    }
+    for r in &o.results {
+        print_result(r, out)?;
+    }
+    if let Some(e) = &o.error {
+        writeln!(err, "{}:  {}: {}", e.severity, e.code, e.message)?;
+    }
+    Ok(())
+}
+
+/// The `client` example: `[--extended] [--verbose] CONNINFO SQL [SQL ...]`. Returns the exit
+/// code: 0, 1 after a server error or a connection failure, 2 for a usage error.
+fn run_cli(
+    args: &[String],
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    let mut extended = false;
+    let mut verbose = false;
+    let mut positional: Vec<&str> = Vec::new();
+    let mut flags_done = false;
+    for a in args {
+        match a.as_str() {
+            "--extended" if !flags_done => extended = true,
+            "--verbose" if !flags_done => verbose = true,
+            "--" if !flags_done => flags_done = true,
+            f if !flags_done && f.starts_with("--") => {
+                let _ = writeln!(stderr, "unknown option {f}\n{USAGE}");
+                return 2;
+            }
+            p => {
+                flags_done = true;
+                positional.push(p);
+            }
+        }
+    }
+    let Some((conninfo, sqls)) = positional.split_first() else {
+        let _ = writeln!(stderr, "{USAGE}");
+        return 2;
+    };
+    if sqls.is_empty() {
+        let _ = writeln!(stderr, "{USAGE}");
+        return 2;
+    }
+    let mut conn = match connect(conninfo) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: connection failed: {e}");
+            return 1;
+        }
+    };
+    if verbose {
+        for line in conn.verbose_lines() {
+            let _ = writeln!(stderr, "{line}");
+        }
+    }
+    let mut failed = false;
+    let mut report = |o: &Outcome, notices, out: &mut dyn Write, err: &mut dyn Write| {
+        failed |= o.error.is_some();
+        print_outcome(o, notices, out, err)
+    };
+    let result: Result<(), DriverError> = (|| {
+        if extended {
+            let statements: Vec<Statement> = sqls.iter().map(|s| Statement::new(*s)).collect();
+            let outcomes = conn.pipeline(&statements)?;
+            let mut notices = conn.take_notices();
+            for o in &outcomes {
+                report(o, std::mem::take(&mut notices), stdout, stderr)
+                    .map_err(io_err("write output"))?;
+            }
+        } else {
+            for sql in sqls {
+                let o = conn.query_with_input(sql, stdin)?;
+                let notices = conn.take_notices();
+                report(&o, notices, stdout, stderr).map_err(io_err("write output"))?;
+            }
+        }
+        conn.terminate()
+    })();
+    let _ = stdout.flush();
+    match result {
+        Err(DriverError::Server(e)) => {
+            let _ = writeln!(stderr, "{e}");
+            1
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            1
+        }
+        Ok(()) if failed => 1,
+        Ok(()) => 0,
+    }
 }

@@ -1,7 +1,7 @@
 //! Decoding one recorded connection: the bytes a client sent and the bytes the server sent.
 //!
-//! Shared by the `inspect` example (`examples/inspect/main.rs`) and by `tests/captures.rs`, which
-//! includes this file with `#[path]`. It uses only the public API of `pgproto` and std.
+//! The `inspect` example's decoding and listing (`main.rs` beside this file runs it). It uses
+//! only the public API of `pgproto` and std.
 //!
 //! # How the two streams interpret each other
 //!

@@ -141,11 +141,30 @@ pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// The message of the 0A000 error for a statement naming `pg_catalog` or `information_schema`.
+pub(crate) const NO_CATALOG: &str = "pg_catalog is not available in this server (SQLite behind \
+     pgproto): psql's \\d and similar commands are not supported";
+
+/// Whether a statement names the `pg_catalog` or `information_schema` schema (psql's `\d`,
+/// drivers' metadata queries): SQLite has neither, and a clear error beats a syntax error
+/// about PostgreSQL-only syntax further on.
+fn touches_catalog(tokens: &[Token]) -> bool {
+    tokens.iter().any(|t| match &t.tok {
+        Tok::Word(w) | Tok::Quoted(w) => {
+            w.eq_ignore_ascii_case("pg_catalog") || w.eq_ignore_ascii_case("information_schema")
+        }
+        _ => false,
+    })
+}
+
 /// What a statement (one of [`split`]'s) asks for; `Err` is a syntax error message.
 pub(crate) fn classify(stmt: &str) -> Result<Command, String> {
     let Ok(tokens) = lex(stmt) else {
         return Ok(Command::Sql);
     };
+    if touches_catalog(&tokens) {
+        return Err(format!("0A000:{NO_CATALOG}"));
+    }
     let mut c = Cur { t: &tokens, i: 0 };
     let Some(Tok::Word(first)) = c.bump().cloned() else {
         return Ok(Command::Sql);

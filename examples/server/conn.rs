@@ -6,19 +6,32 @@
 //! a time), then send every byte it queued to the socket task. Encryption requests are answered
 //! here too: the socket task does the TLS handshake (the state machine has checked that no
 //! plaintext byte is buffered) and reports the certificate hash back for SCRAM channel binding.
+//!
+//! Both queues between the two are bounded ([`INPUT_QUEUE`], [`OUTPUT_QUEUE`]): the socket task
+//! reads from the client only while the backend's input queue has room, and the backend thread
+//! blocks while the socket task's output queue is full. So a client that sends without reading
+//! its results stops being read (as a PostgreSQL backend blocked in a write), instead of making
+//! the server buffer without limit.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use bytes::Bytes;
 use pgproto::{FrontendMessage, Server, ServerEvent, StartupMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, OwnedPermit, Receiver, Sender};
 
 use crate::session::Session;
 use crate::tls::{Prefixed, Stream};
 use crate::{CancelTarget, Shared};
+
+/// Inputs (reads of up to 64 KiB, end of file, wake-ups) queued for a backend thread at most.
+pub(crate) const INPUT_QUEUE: usize = 16;
+
+/// Outputs (what the state machine queued after one input, TLS start) queued for a socket task
+/// at most.
+pub(crate) const OUTPUT_QUEUE: usize = 16;
 
 /// A NOTIFY on its way to a listening backend.
 #[derive(Debug, Clone)]
@@ -63,8 +76,8 @@ pub(crate) enum Output {
 /// Serves one connection until either side ends it.
 pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>) {
     let _ = socket.set_nodelay(true);
-    let (in_tx, in_rx) = mpsc::channel();
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_QUEUE);
     let backend = Backend {
         shared: shared.clone(),
         server: Server::new(shared.config.clone()),
@@ -82,19 +95,26 @@ pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>) {
     let mut stream = Stream::Plain(Prefixed::new(Bytes::new(), socket));
     let mut buf = vec![0u8; 64 * 1024];
     let mut eof = false;
+    // Room in the backend's input queue, reserved before reading: no room, no reading.
+    let mut room: Option<OwnedPermit<Input>> = None;
     loop {
         tokio::select! {
-            read = stream.read(&mut buf), if !eof => match read {
-                Ok(n) if n > 0 => {
-                    if in_tx.send(Input::Bytes(buf[..n].to_vec())).is_err() {
-                        break;
+            reserved = in_tx.clone().reserve_owned(), if room.is_none() && !eof => match reserved {
+                Ok(permit) => room = Some(permit),
+                Err(_) => break,
+            },
+            read = stream.read(&mut buf), if room.is_some() && !eof => {
+                let Some(permit) = room.take() else { break };
+                match read {
+                    Ok(n) if n > 0 => {
+                        permit.send(Input::Bytes(buf[..n].to_vec()));
+                    }
+                    _ => {
+                        eof = true;
+                        permit.send(Input::Eof);
                     }
                 }
-                _ => {
-                    eof = true;
-                    let _ = in_tx.send(Input::Eof);
-                }
-            },
+            }
             out = out_rx.recv() => {
                 let Some(out) = out else { break };
                 if write(&mut stream, out, &mut out_rx, &shared, &in_tx).await.is_err() {
@@ -104,16 +124,19 @@ pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>) {
         }
     }
     let _ = stream.shutdown().await;
-    let _ = in_tx.send(Input::Hangup);
+    // Unblock a backend waiting for room in the output queue, then tell it.
+    drop(out_rx);
+    drop(room);
+    let _ = in_tx.send(Input::Hangup).await;
 }
 
 /// Writes `first` and whatever else is ready, then flushes.
 async fn write(
     stream: &mut Stream,
     first: Output,
-    rx: &mut UnboundedReceiver<Output>,
+    rx: &mut Receiver<Output>,
     shared: &Shared,
-    inbox: &mpsc::Sender<Input>,
+    inbox: &Sender<Input>,
 ) -> std::io::Result<()> {
     let mut next = Some(first);
     while let Some(out) = next.take() {
@@ -130,7 +153,7 @@ async fn write(
                     return Err(std::io::ErrorKind::Unsupported.into());
                 };
                 *stream = tls.accept(plain, direct).await?;
-                let _ = inbox.send(Input::Tls(Some(tls.end_point.clone())));
+                let _ = inbox.send(Input::Tls(tls.end_point.clone())).await;
             }
         }
         next = rx.try_recv().ok();
@@ -142,15 +165,17 @@ async fn write(
 struct Backend {
     shared: Arc<Shared>,
     server: Server,
-    inbox: mpsc::Sender<Input>,
-    out: UnboundedSender<Output>,
+    inbox: Sender<Input>,
+    out: Sender<Output>,
     startup: Option<StartupMessage>,
     session: Option<Session>,
 }
 
 impl Backend {
-    fn run(mut self, rx: mpsc::Receiver<Input>) {
-        while let Ok(input) = rx.recv() {
+    /// The run loop: one input, every event it gives, every byte queued. This function and
+    /// [`Backend::drain`] are the only places that deal with the state machine's events.
+    fn run(mut self, mut rx: Receiver<Input>) {
+        while let Some(input) = rx.blocking_recv() {
             let go = match input {
                 Input::Bytes(b) => {
                     self.server.receive(&b);
@@ -197,7 +222,8 @@ impl Backend {
 
     fn flush(&mut self) {
         while let Some(b) = self.server.poll_transmit() {
-            let _ = self.out.send(Output::Bytes(b));
+            // Blocks while the socket task has OUTPUT_QUEUE outputs unsent.
+            let _ = self.out.blocking_send(Output::Bytes(b));
         }
     }
 
@@ -223,7 +249,7 @@ impl Backend {
                         buffered: Bytes::new(),
                         direct: false,
                     };
-                    return self.out.send(start).is_ok();
+                    return self.out.blocking_send(start).is_ok();
                 }
                 true
             }
@@ -237,7 +263,7 @@ impl Backend {
                     buffered,
                     direct: true,
                 };
-                self.out.send(start).is_ok()
+                self.out.blocking_send(start).is_ok()
             }
             ServerEvent::GssEncRequest => self.server.accept_gssenc(false).is_ok(),
             ServerEvent::CancelRequest(c) => {

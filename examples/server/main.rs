@@ -165,7 +165,7 @@ pub(crate) struct Listener {
     /// Its queue of notifications, read before each ReadyForQuery and when idle.
     pub(crate) notes: mpsc::Sender<Notification>,
     /// Its input, to wake it when idle.
-    pub(crate) wake: mpsc::Sender<Input>,
+    pub(crate) wake: tokio::sync::mpsc::Sender<Input>,
 }
 
 impl Shared {
@@ -236,7 +236,9 @@ impl Shared {
                     channel: channel.into(),
                     payload: payload.into(),
                 });
-                let _ = l.wake.send(Input::Wake);
+                // A full input queue has work in it already, after which the backend reads its
+                // notifications anyway (before ReadyForQuery), so a lost wake-up is harmless.
+                let _ = l.wake.try_send(Input::Wake);
             }
         }
         listeners.contains_key(&from)

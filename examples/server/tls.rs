@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
@@ -18,8 +17,8 @@ use tokio_rustls::TlsAcceptor;
 /// What TLS connections need: the acceptor and the channel-binding data of the certificate.
 pub(crate) struct Tls {
     acceptor: TlsAcceptor,
-    /// tls-server-end-point: SHA-256 of the certificate (ECDSA P-256 with SHA-256).
-    pub(crate) end_point: Vec<u8>,
+    /// The certificate's tls-server-end-point data (`None`: no SCRAM-SHA-256-PLUS).
+    pub(crate) end_point: Option<Vec<u8>>,
 }
 
 impl Tls {
@@ -30,7 +29,8 @@ impl Tls {
         let cert = certified.cert.der().clone();
         let key =
             rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-        let end_point = Sha256::digest(&cert).to_vec();
+        // The digest follows the certificate's signature algorithm (RFC 5929).
+        let end_point = pgproto::auth::tls_server_end_point(&cert).ok();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?

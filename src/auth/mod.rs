@@ -42,12 +42,14 @@ use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+mod end_point;
 pub mod md5;
 mod saslprep;
 mod scram;
 mod scram_server;
 mod verifier;
 
+pub use end_point::{tls_server_end_point, EndPointError};
 pub use saslprep::saslprep;
 pub use scram::{ChannelBinding, ScramClient, DEFAULT_MAX_ITERATIONS};
 pub use scram_server::ScramServer;

@@ -31,41 +31,7 @@ pub(crate) const PASSWORD: &str = "demo";
 /// The example's executable, built on first use.
 pub(crate) fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--example",
-            "server",
-            "--message-format=json",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cargo build --example server");
-        assert!(
-            out.status.success(),
-            "cargo build --example server failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The compiler-artifact line of the example names its executable.
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .find(|l| {
-                l.contains("\"reason\":\"compiler-artifact\"")
-                    && l.contains("\"kind\":[\"example\"]")
-                    && l.contains("\"name\":\"server\"")
-            })
-            .expect("cargo reported no artifact for the server example");
-        let key = "\"executable\":\"";
-        let start = line.find(key).expect("artifact without executable") + key.len();
-        let end = start + line[start..].find('"').expect("unterminated path");
-        PathBuf::from(line[start..end].replace("\\\\", "\\"))
-    })
+    BIN.get_or_init(|| super::examples::example("server"))
 }
 
 /// A running example server.

@@ -5,5 +5,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod capture;
 pub(crate) mod demo_server;
+pub(crate) mod examples;
 pub(crate) mod pg;

@@ -1,0 +1,190 @@
+//! An async client on tokio, driving `pgproto::Client`: connect, run each SQL as a simple
+//! Query, print the results as `psql -X -At` does.
+//!
+//! ```text
+//! cargo run --example async_client -- "CONNINFO" "SQL" ["SQL" ...]
+//! ```
+//!
+//! `CONNINFO` is `key=value` pairs separated by spaces (no quoting): `host` (default
+//! `127.0.0.1`), `port` (5432), `user` (`$USER`), `password`, `dbname`, and `sslmode`, which
+//! must be `disable` (this example has no TLS). Trust, cleartext, MD5 and SCRAM-SHA-256
+//! authentication are done by the state machine with the password given.
+//!
+//! Output: one line per row, fields separated by `|`, NULL as nothing; the command tag of
+//! statements without rows (and of INSERT/UPDATE/DELETE/MERGE ... RETURNING); COPY TO STDOUT
+//! data as it comes. Errors go to stderr as `ERROR:  <SQLSTATE>: <message>` (the blocking
+//! `client` example's format), notices as `NOTICE:  <message>`; the remaining statements still
+//! run and the exit status is 1. COPY FROM STDIN is refused with CopyFail.
+//!
+//! [`Conn::next_event`] is the run loop and the only place that polls the state machine's
+//! events; everything else reacts to the events it returns.
+
+use std::io::Write;
+
+use pgproto::{
+    BackendMessage, Client, ClientConfig, ClientEvent, Encryption, ErrorFields, RequestId,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// A connection: the state machine and its socket.
+struct Conn {
+    client: Client,
+    socket: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Writes every byte the state machine has queued.
+    async fn flush(&mut self) -> Result<(), BoxError> {
+        while let Some(bytes) = self.client.poll_transmit() {
+            self.socket.write_all(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// The run loop: the next event, writing what is queued and reading from the server when
+    /// the state machine has nothing to hand out.
+    async fn next_event(&mut self) -> Result<ClientEvent, BoxError> {
+        loop {
+            if let Some(event) = self.client.poll_event()? {
+                return Ok(event);
+            }
+            self.flush().await?;
+            let n = self.socket.read(&mut self.buf).await?;
+            if n == 0 {
+                self.client.receive_eof();
+            } else {
+                self.client.receive(&self.buf[..n]);
+            }
+        }
+    }
+}
+
+/// The severity, SQLSTATE and message of an ErrorResponse or NoticeResponse.
+fn describe(f: &ErrorFields) -> [String; 3] {
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let severity = text(f.severity_nonlocalized().or(f.severity()));
+    [severity, text(f.code()), text(f.message())]
+}
+
+/// Parses the small connection string this example understands.
+fn config(conninfo: &str) -> Result<(String, ClientConfig), BoxError> {
+    let (mut host, mut port) = ("127.0.0.1".to_string(), "5432".to_string());
+    let mut config = ClientConfig::new(std::env::var("USER").unwrap_or_default());
+    for pair in conninfo.split_whitespace() {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("missing \"=\" in \"{pair}\""))?;
+        match key {
+            "host" => host = value.into(),
+            "port" => port = value.into(),
+            "user" => config.user = value.into(),
+            "password" => config.password = Some(value.as_bytes().to_vec()),
+            "dbname" => config.database = Some(value.into()),
+            "sslmode" if value == "disable" => {}
+            _ => return Err(format!("unsupported connection option \"{pair}\"").into()),
+        }
+    }
+    config.encryption = Encryption::None;
+    Ok((format!("{host}:{port}"), config))
+}
+
+/// Runs one simple Query to its ReadyForQuery, printing as it goes; returns whether it failed.
+async fn run_query(conn: &mut Conn, sql: &str, out: &mut impl Write) -> Result<bool, BoxError> {
+    let id: RequestId = conn.client.query(sql)?;
+    let (mut has_rows, mut failed) = (false, false);
+    loop {
+        let message = match conn.next_event().await? {
+            ClientEvent::Response { request, message } if request == id => message,
+            ClientEvent::Notice(f) => {
+                let [severity, _, message] = describe(&f);
+                eprintln!("{severity}:  {message}");
+                continue;
+            }
+            ClientEvent::Closed => return Err("the server closed the connection".into()),
+            _ => continue,
+        };
+        match message {
+            // Rows follow (psql prints COPY TO STDOUT data without its tag, too).
+            BackendMessage::RowDescription(_) | BackendMessage::CopyOutResponse(_) => {
+                has_rows = true
+            }
+            BackendMessage::DataRow(row) => {
+                let fields: Vec<&[u8]> = row.columns().map(|c| c.unwrap_or_default()).collect();
+                out.write_all(&fields.join(&b'|'))?;
+                out.write_all(b"\n")?;
+            }
+            BackendMessage::CommandComplete(c) => {
+                let tag = String::from_utf8_lossy(c.tag());
+                let returning = ["INSERT", "UPDATE", "DELETE", "MERGE"]
+                    .iter()
+                    .any(|p| tag.starts_with(p));
+                if (!has_rows || returning) && !tag.is_empty() {
+                    writeln!(out, "{tag}")?;
+                }
+                has_rows = false;
+            }
+            BackendMessage::CopyData(d) => out.write_all(d.data())?,
+            BackendMessage::CopyInResponse(_) => conn
+                .client
+                .copy_fail("COPY FROM STDIN is not supported here")?,
+            BackendMessage::ErrorResponse(f) => {
+                let [severity, code, message] = describe(&f);
+                eprintln!("{severity}:  {code}: {message}");
+                failed = true;
+            }
+            BackendMessage::ReadyForQuery(_) => return Ok(failed),
+            _ => {}
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<bool, BoxError> {
+    let (addr, config) = config(&args[0])?;
+    let mut conn = Conn {
+        client: Client::new(config)?,
+        socket: TcpStream::connect(&addr).await?,
+        buf: vec![0; 64 * 1024],
+    };
+    conn.socket.set_nodelay(true)?;
+    // Start-up: the state machine does authentication; wait until it says we are connected.
+    loop {
+        match conn.next_event().await? {
+            ClientEvent::Connected { .. } => break,
+            ClientEvent::AuthenticationRequest(a) => {
+                return Err(format!("unsupported authentication request: {a:?}").into())
+            }
+            _ => {}
+        }
+    }
+    let mut failed = false;
+    let stdout = std::io::stdout();
+    for sql in &args[1..] {
+        let mut out = stdout.lock();
+        failed |= run_query(&mut conn, sql, &mut out).await?;
+        out.flush()?;
+    }
+    conn.client.terminate()?;
+    conn.flush().await?;
+    Ok(failed)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 {
+        eprintln!("usage: async_client CONNINFO SQL [SQL ...]");
+        std::process::exit(2);
+    }
+    match run(&args).await {
+        Ok(false) => {}
+        Ok(true) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The connection: the [`Client`] state machine, its socket, and the run loop.
+//!
+//! [`Conn::pump`] is the run loop of the crate's documentation, and the only place that calls
+//! [`Client::poll_event`]: after every input and every command, drain the events until there
+//! are none, then drain [`Client::poll_transmit`] and write. Everything else here reads the
+//! socket when the queue of events runs dry and folds the events into results.
+//!
+//! Limitations: one host (no lists), no Unix sockets, no GSSAPI, no client certificates, no
+//! environment variables (`PGHOST`...), and writes are blocking, so a pipeline whose answers
+//! exceed the socket buffers while requests are still being written could stall (until the
+//! socket timeout); a few hundred statements are far below that.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use pgproto::{
+    AuthMethod, BackendMessage, Bind, Client, ClientEvent, FormatCodes, RequestId, Target,
+    UsageError, Values,
+};
+
+use super::conninfo::{ConnInfo, DEFAULT_TIMEOUT};
+use super::results::{io_err, DriverError, Outcome, ServerError, Statement, StatementResult};
+use super::tls::{is_disconnect, is_timeout, Stream, TlsSetup};
+
+fn open_tcp(info: &ConnInfo, timeout: Duration) -> Result<(TcpStream, SocketAddr), DriverError> {
+    let addrs: Vec<SocketAddr> = (info.host.as_str(), info.port)
+        .to_socket_addrs()
+        .map_err(io_err("cannot resolve host"))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, info.connect_timeout) {
+            Ok(tcp) => {
+                tcp.set_nodelay(true).map_err(io_err("set_nodelay"))?;
+                tcp.set_read_timeout(Some(timeout))
+                    .map_err(io_err("set_read_timeout"))?;
+                tcp.set_write_timeout(Some(timeout))
+                    .map_err(io_err("set_write_timeout"))?;
+                return Ok((tcp, addr));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(DriverError::Io {
+        context: "cannot connect to the server",
+        source: last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection
+// ---------------------------------------------------------------------------------------------
+
+/// A connection: the [`Client`] state machine and its socket.
+pub(crate) struct Conn {
+    client: Client,
+    stream: Stream,
+    info: ConnInfo,
+    tls: Option<TlsSetup>,
+    addr: SocketAddr,
+    events: VecDeque<ClientEvent>,
+    error: Option<pgproto::Error>,
+    fatal: Option<ServerError>,
+    eof: bool,
+    write_broken: bool,
+    terminated: bool,
+    wbuf: Vec<u8>,
+    rbuf: Box<[u8]>,
+    notices: Vec<ServerError>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("addr", &self.addr)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects with a libpq keyword/value connection string.
+pub(crate) fn connect(conninfo: &str) -> Result<Conn, DriverError> {
+    Conn::connect(ConnInfo::parse(conninfo)?)
+}
+
+impl Conn {
+    /// Connects and runs the start-up to ReadyForQuery.
+    pub(crate) fn connect(info: ConnInfo) -> Result<Self, DriverError> {
+        let client = Client::new(info.client_config())?;
+        let tls = TlsSetup::new(&info)?;
+        let (tcp, addr) = open_tcp(&info, DEFAULT_TIMEOUT)?;
+        let mut conn = Self {
+            client,
+            stream: Stream::Plain(tcp),
+            tls,
+            addr,
+            events: VecDeque::new(),
+            error: None,
+            fatal: None,
+            eof: false,
+            write_broken: false,
+            terminated: false,
+            wbuf: Vec::new(),
+            rbuf: vec![0; 64 * 1024].into_boxed_slice(),
+            notices: Vec::new(),
+            info,
+        };
+        if conn.info.direct_tls {
+            conn.start_tls(true)?;
+        }
+        conn.pump()?;
+        loop {
+            let event = conn.next_event()?;
+            match event {
+                ClientEvent::SslResponse { accepted: true } => conn.start_tls(false)?,
+                ClientEvent::AuthenticationRequest(a) => {
+                    return Err(DriverError::UnsupportedAuth(format!("{a:?}")))
+                }
+                ClientEvent::Notice(n) => conn.notices.push(ServerError::from_fields(&n)),
+                ClientEvent::Connected { .. } => return Ok(conn),
+                _ => {}
+            }
+        }
+    }
+
+    /// The TLS handshake, then `tls_established` with the channel-binding hash.
+    fn start_tls(&mut self, direct: bool) -> Result<(), DriverError> {
+        if let Some(e) = &self.error {
+            return Err(DriverError::Protocol(e.clone()));
+        }
+        let setup = self
+            .tls
+            .clone()
+            .ok_or_else(|| DriverError::Tls("TLS requested without a TLS setup".into()))?;
+        self.flush()?;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+            return Err(DriverError::Tls("TLS started twice".into()));
+        };
+        let tls = setup.handshake(tcp, direct)?;
+        let hash = tls
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| pgproto::auth::tls_server_end_point(c).ok());
+        self.stream = Stream::Tls(Box::new(tls));
+        self.client.tls_established(hash)?;
+        self.pump()
+    }
+
+    // ---- access ----
+
+    /// Takes the notices and warnings received so far.
+    pub(crate) fn take_notices(&mut self) -> Vec<ServerError> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// The lines `--verbose` prints once connected.
+    pub(crate) fn verbose_lines(&self) -> Vec<String> {
+        let auth = self.client.auth_method().unwrap_or(AuthMethod::None);
+        vec![
+            format!("protocol {}", self.client.protocol_version()),
+            format!("auth {}", auth.name()),
+            format!("tls {}", if self.client.is_tls() { "on" } else { "off" }),
+            format!(
+                "cancel key {} bytes",
+                self.client
+                    .backend_key()
+                    .map_or(0, |k| k.secret_key().len())
+            ),
+        ]
+    }
+
+    // ---- the run loop ----
+
+    /// Drains the state machine's events into the queue, then its bytes into the write buffer
+    /// (written out when it grows large, or before the next read). Call after every command.
+    pub(crate) fn pump(&mut self) -> Result<(), DriverError> {
+        if self.error.is_none() {
+            loop {
+                match self.client.poll_event() {
+                    Ok(Some(e)) => self.events.push_back(e),
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        while let Some(b) = self.client.poll_transmit() {
+            self.wbuf.extend_from_slice(&b);
+        }
+        if self.wbuf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered bytes. A server that went away is not an error here: its last
+    /// words (a FATAL error, then end of file) are read next.
+    pub(crate) fn flush(&mut self) -> Result<(), DriverError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        if self.write_broken || self.eof {
+            self.wbuf.clear();
+            return Ok(());
+        }
+        let r = self
+            .stream
+            .write_all(&self.wbuf)
+            .and_then(|()| self.stream.flush());
+        self.wbuf.clear();
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if is_disconnect(&e) => {
+                self.write_broken = true;
+                Ok(())
+            }
+            Err(e) if is_timeout(&e) => Err(DriverError::Timeout),
+            Err(e) => Err(DriverError::Io {
+                context: "write to server",
+                source: e,
+            }),
+        }
+    }
+
+    /// Reads once from the socket and feeds the state machine.
+    fn read_some(&mut self) -> Result<(), DriverError> {
+        let n = match self.stream.read(&mut self.rbuf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) if is_disconnect(&e) => 0,
+            Err(e) if is_timeout(&e) => return Err(DriverError::Timeout),
+            Err(e) => {
+                return Err(DriverError::Io {
+                    context: "read from server",
+                    source: e,
+                })
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            self.client.receive_eof();
+        } else {
+            self.client.receive(&self.rbuf[..n]);
+        }
+        self.pump()
+    }
+
+    fn fail(&self, e: &pgproto::Error) -> DriverError {
+        match (e, &self.fatal) {
+            (pgproto::Error::UnexpectedEof { .. }, Some(f)) => DriverError::Server(f.clone()),
+            _ => DriverError::Protocol(e.clone()),
+        }
+    }
+
+    /// The next event, reading from the server as needed.
+    pub(crate) fn next_event(&mut self) -> Result<ClientEvent, DriverError> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                if let ClientEvent::Response {
+                    message: BackendMessage::ErrorResponse(f),
+                    ..
+                }
+                | ClientEvent::UnsolicitedError(f) = &e
+                {
+                    let err = ServerError::from_fields(f);
+                    if err.is_fatal() {
+                        self.fatal = Some(err);
+                    }
+                }
+                return Ok(e);
+            }
+            if let Some(e) = &self.error {
+                return Err(self.fail(e));
+            }
+            self.pump()?;
+            if !self.events.is_empty() || self.error.is_some() {
+                continue;
+            }
+            if self.eof {
+                return Err(DriverError::Closed);
+            }
+            self.flush()?;
+            self.read_some()?;
+        }
+    }
+
+    /// Keeps the notices for later (notifications are not shown by this command line).
+    fn stash(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Notice(f) => self.notices.push(ServerError::from_fields(&f)),
+            ClientEvent::UnsolicitedError(f) => self.notices.push(ServerError::from_fields(&f)),
+            _ => {}
+        }
+    }
+
+    // ---- queries ----
+
+    /// Like [`Conn::query`], feeding COPY FROM STDIN from `input`.
+    pub(crate) fn query_with_input(
+        &mut self,
+        sql: &str,
+        input: &mut dyn Read,
+    ) -> Result<Outcome, DriverError> {
+        self.run_query(sql, Some(input))
+    }
+
+    fn run_query(
+        &mut self,
+        sql: &str,
+        mut input: Option<&mut dyn Read>,
+    ) -> Result<Outcome, DriverError> {
+        let id = self.client.query(sql)?;
+        self.pump()?;
+        let mut out = Outcome::default();
+        let mut cur: Option<StatementResult> = None;
+        loop {
+            let (request, message) = match self.next_event()? {
+                ClientEvent::Response { request, message } => (request, message),
+                ClientEvent::Skipped { .. } => continue,
+                other => {
+                    self.stash(other);
+                    continue;
+                }
+            };
+            if request != id {
+                continue;
+            }
+            if let BackendMessage::ReadyForQuery(s) = message {
+                out.status = Some(s);
+                return Ok(out);
+            }
+            self.result_message(message, &mut out, &mut cur, &mut input)?;
+        }
+    }
+
+    /// Folds one response message into `out`.
+    fn result_message(
+        &mut self,
+        message: BackendMessage,
+        out: &mut Outcome,
+        cur: &mut Option<StatementResult>,
+        input: &mut Option<&mut dyn Read>,
+    ) -> Result<(), DriverError> {
+        use BackendMessage as B;
+        match message {
+            B::RowDescription(rd) => {
+                cur.get_or_insert_with(Default::default).columns = Some(
+                    rd.fields()
+                        .map(|f| String::from_utf8_lossy(f.name).into_owned())
+                        .collect(),
+                );
+            }
+            B::NoData => {
+                cur.get_or_insert_with(Default::default);
+            }
+            B::DataRow(row) => cur
+                .get_or_insert_with(Default::default)
+                .rows
+                .push(row.columns().map(|c| c.map(<[u8]>::to_vec)).collect()),
+            B::CommandComplete(c) => {
+                let mut r = cur.take().unwrap_or_default();
+                r.tag = Some(String::from_utf8_lossy(c.tag()).into_owned());
+                out.results.push(r);
+            }
+            B::EmptyQueryResponse | B::PortalSuspended => {
+                out.results.push(cur.take().unwrap_or_default());
+            }
+            B::ErrorResponse(f) => {
+                *cur = None;
+                out.error = Some(ServerError::from_fields(&f));
+            }
+            B::CopyInResponse(_) => {
+                *cur = None;
+                self.send_copy(input.take())?;
+            }
+            B::CopyOutResponse(_) | B::CopyBothResponse(_) => {
+                let r = cur.get_or_insert_with(Default::default);
+                r.is_copy_out = true;
+            }
+            B::CopyData(d) => cur
+                .get_or_insert_with(Default::default)
+                .copy_out
+                .extend_from_slice(d.data()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Streams `input` as CopyData, then CopyDone; CopyFail without input or on a read error.
+    fn send_copy(&mut self, input: Option<&mut dyn Read>) -> Result<(), DriverError> {
+        let Some(input) = input else {
+            self.client
+                .copy_fail("COPY FROM STDIN is not supported here")?;
+            return self.pump();
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.client.copy_fail(&format!("cannot read input: {e}"))?;
+                    return self.pump();
+                }
+            };
+            if self.client.copy_data(&buf[..n]).is_err() {
+                // The server ended the COPY already (an error): what it said comes next.
+                return self.pump();
+            }
+            self.pump()?;
+        }
+        if self.client.copy_done().is_ok() {
+            self.pump()?;
+        }
+        Ok(())
+    }
+
+    /// Sends every statement as Parse/Bind/Describe/Execute with its own Sync, all before
+    /// reading, then collects one outcome per statement.
+    pub(crate) fn pipeline(
+        &mut self,
+        statements: &[Statement],
+    ) -> Result<Vec<Outcome>, DriverError> {
+        let mut owner: HashMap<RequestId, usize> = HashMap::new();
+        let mut outcomes = vec![Outcome::default(); statements.len()];
+        for (i, s) in statements.iter().enumerate() {
+            let values = Values::new(s.params.iter().map(|p| p.as_deref().map(str::as_bytes)))
+                .map_err(UsageError::from)?;
+            let bind = Bind::new(
+                "",
+                "",
+                FormatCodes::default(),
+                values,
+                FormatCodes::default(),
+            )
+            .map_err(UsageError::from)?;
+            let ids = [
+                self.client.parse("", &s.sql, &[])?,
+                self.client.bind(&bind)?,
+                self.client.describe(Target::Portal, "")?,
+                self.client.execute("", 0)?,
+                self.client.sync()?,
+            ];
+            for id in ids {
+                owner.insert(id, i);
+            }
+            self.pump()?;
+        }
+        self.flush()?;
+        let mut current: Vec<Option<StatementResult>> = vec![None; statements.len()];
+        let mut remaining = statements.len();
+        let mut no_input: Option<&mut dyn Read> = None;
+        while remaining > 0 {
+            match self.next_event()? {
+                ClientEvent::Response { request, message } => {
+                    let Some(&i) = owner.get(&request) else {
+                        continue;
+                    };
+                    if let BackendMessage::ReadyForQuery(s) = message {
+                        outcomes[i].status = Some(s);
+                        remaining -= 1;
+                        continue;
+                    }
+                    self.result_message(message, &mut outcomes[i], &mut current[i], &mut no_input)?;
+                }
+                ClientEvent::Skipped { request } => {
+                    if let Some(&i) = owner.get(&request) {
+                        outcomes[i].skipped += 1;
+                    }
+                }
+                other => self.stash(other),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Sends Terminate and waits (briefly) for the server to close.
+    pub(crate) fn terminate(&mut self) -> Result<(), DriverError> {
+        if self.terminated {
+            return Ok(());
+        }
+        self.terminated = true;
+        self.client.terminate()?;
+        self.pump()?;
+        self.flush()?;
+        if let Stream::Tls(s) = &mut self.stream {
+            s.conn.send_close_notify();
+            let _ = s.conn.complete_io(&mut s.sock);
+        }
+        loop {
+            match self.next_event() {
+                Ok(ClientEvent::Closed) | Err(DriverError::Closed) => return Ok(()),
+                Ok(other) => self.stash(other),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.terminated && self.client.is_ready() {
+            self.terminated = true;
+            if self.client.terminate().is_ok() {
+                let _ = self.pump();
+                let _ = self.flush();
+            }
+        }
+        if let Stream::Tls(s) = &mut self.stream {
+            s.conn.send_close_notify();
+            let _ = s.conn.write_tls(&mut s.sock);
+        }
+    }
+}
