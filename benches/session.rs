@@ -30,8 +30,8 @@ use bytes::BytesMut;
 use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
-    BackendMessage, Client, ClientConfig, ClientEvent, Format, FrontendMessage, Server, ServerAuth,
-    ServerConfig, ServerEvent, Target, TransactionStatus,
+    BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent, Format,
+    FrontendMessageRef, Server, ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus,
 };
 
 use common::{
@@ -62,19 +62,23 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
             };
             s.messages += 1;
             match message {
-                BackendMessage::DataRow(row) => {
+                BackendMessageRef::DataRow(row) => {
                     s.rows += 1;
                     for c in row.columns() {
                         s.column(c.map(<[u8]>::len));
                     }
                 }
-                BackendMessage::RowDescription(d) => {
+                BackendMessageRef::Message(BackendMessage::RowDescription(d)) => {
                     for f in d.fields() {
                         s.bytes += f.name.len() as u64 + u64::from(f.type_oid);
                     }
                 }
-                BackendMessage::CommandComplete(c) => s.bytes += c.tag().len() as u64,
-                BackendMessage::ReadyForQuery(status) => s.bytes += u64::from(status.byte()),
+                BackendMessageRef::Message(BackendMessage::CommandComplete(c)) => {
+                    s.bytes += c.tag().len() as u64
+                }
+                BackendMessageRef::Message(BackendMessage::ReadyForQuery(status)) => {
+                    s.bytes += u64::from(status.byte())
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -85,7 +89,7 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
 /// One pipeline of Parse/Bind/Describe/Execute/Sync batches through a connected server, every
 /// field read and every message answered; the checksum of what it read and wrote.
 fn pgproto_server_pass(server: &mut Server, reads: &[&[u8]]) -> u64 {
-    use FrontendMessage as M;
+    use FrontendMessageRef as M;
     let mut s = Sum::default();
     for read in reads {
         server.receive(read);

@@ -50,7 +50,7 @@ impl Conn {
     async fn next_event(&mut self) -> Result<ClientEvent, BoxError> {
         loop {
             if let Some(event) = self.client.poll_event()? {
-                return Ok(event);
+                return Ok(event.into_owned());
             }
             self.flush().await?;
             let n = self.socket.read(&mut self.buf).await?;

@@ -59,7 +59,11 @@ fn serve(mut socket: TcpStream) -> std::io::Result<()> {
         let mut open = n > 0;
         loop {
             match server.poll_event() {
-                Ok(Some(event)) => open &= answer(&mut server, event),
+                Ok(Some(event)) => {
+                    // Owned, so that `answer` can use the server while it reads the event.
+                    let event = event.into_owned();
+                    open &= answer(&mut server, event)
+                }
                 Ok(None) => break,
                 // A protocol violation: a FATAL error is queued; send it and close.
                 Err(_) => {

@@ -181,7 +181,7 @@ impl Conn {
         if self.error.is_none() {
             loop {
                 match self.client.poll_event() {
-                    Ok(Some(e)) => self.events.push_back(e),
+                    Ok(Some(e)) => self.events.push_back(e.into_owned()),
                     Ok(None) => break,
                     Err(e) => {
                         self.error = Some(e);
