@@ -81,6 +81,7 @@
 pub mod auth;
 mod client;
 mod codec;
+mod conn;
 mod decoder;
 mod error;
 mod limits;

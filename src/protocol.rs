@@ -270,6 +270,7 @@ impl Answer {
 
 /// A message of the frontend's data stream during COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(clippy::enum_variant_names)] // the messages' own names
 pub(crate) enum CopyStream {
     CopyData,
     CopyDone,

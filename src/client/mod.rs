@@ -18,8 +18,6 @@ mod params;
 mod pipeline;
 mod startup;
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 pub use config::{
@@ -28,6 +26,7 @@ pub use config::{
 pub use pipeline::RequestId;
 
 use crate::codec::Encode;
+use crate::conn::Core;
 use crate::decoder::{BackendDecoder, BackendLent, BackendMessageRef};
 use crate::error::{EncodeError, Error, UsageError};
 use crate::message::auth::Authentication;
@@ -191,15 +190,11 @@ enum Phase {
 /// ```
 #[derive(Debug)]
 pub struct Client {
-    decoder: BackendDecoder,
-    out: BytesMut,
+    core: Core<BackendDecoder, ClientEvent>,
     phase: Phase,
     pipeline: Pipeline,
     /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
     stage: Stage,
-    events: VecDeque<ClientEvent>,
-    error: Option<Error>,
-    eof: bool,
     status: Option<TransactionStatus>,
     version: ProtocolVersion,
     auth_method: Option<AuthMethod>,
@@ -232,18 +227,13 @@ impl Client {
     /// Fails if the configuration cannot be sent: a NUL inside a parameter, or protocol versions
     /// other than 3.0 and 3.2 (or a minimum above the maximum).
     pub fn new(config: ClientConfig) -> Result<Self, UsageError> {
-        let mut decoder = BackendDecoder::with_limits(config.limits);
-        let mut out = BytesMut::new();
-        let startup = Startup::new(config, &mut decoder, &mut out)?;
+        let mut core = Core::new(BackendDecoder::with_limits(config.limits));
+        let startup = Startup::new(config, &mut core.decoder, &mut core.out)?;
         Ok(Self {
-            decoder,
-            out,
+            core,
             phase: Phase::Startup(Box::new(startup)),
             pipeline: Pipeline::default(),
             stage: Stage::Start,
-            events: VecDeque::new(),
-            error: None,
-            eof: false,
             status: None,
             version: ProtocolVersion::V3_0,
             auth_method: None,
@@ -284,7 +274,7 @@ impl Client {
 
     /// Whether start-up has completed and the connection is usable.
     pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready) && self.error.is_none()
+        matches!(self.phase, Phase::Ready) && self.core.error.is_none()
     }
 
     /// Whether the transport is encrypted with TLS (as reported by the I/O layer).
@@ -304,13 +294,13 @@ impl Client {
 
     /// Whether bytes are waiting in [`Client::poll_transmit`].
     pub fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+        !self.core.out.is_empty()
     }
 
     /// Bytes received and not yet decoded (messages are decoded lazily, by `poll_event`): never
     /// more than was given to `receive`. Nothing more is buffered once an error has occurred.
     pub fn buffered_len(&self) -> usize {
-        self.decoder.buffered_len()
+        self.core.decoder.buffered_len()
     }
 
     /// A CancelRequest for this connection, to send on a new connection to the same server; `None`
@@ -325,14 +315,13 @@ impl Client {
     /// Buffers bytes received from the server. Never fails: problems surface from
     /// [`Client::poll_event`].
     pub fn receive(&mut self, data: &[u8]) {
-        if self.error.is_none() && !matches!(self.phase, Phase::Closed) {
-            self.decoder.receive(data);
-        }
+        let closed = matches!(self.phase, Phase::Closed);
+        self.core.receive(data, closed);
     }
 
     /// Records that the server closed the connection.
     pub fn receive_eof(&mut self) {
-        self.eof = true;
+        self.core.eof = true;
     }
 
     /// The I/O layer finished the TLS handshake (after [`ClientEvent::SslResponse`] accepted it,
@@ -346,14 +335,19 @@ impl Client {
                 state: self.state_name(),
             });
         };
-        match s.encryption_established(true, server_end_point, &mut self.decoder, &mut self.out) {
+        match s.encryption_established(
+            true,
+            server_end_point,
+            &mut self.core.decoder,
+            &mut self.core.out,
+        ) {
             Ok(()) => {
                 self.tls = true;
                 Ok(())
             }
             Err(Ok(e)) => Err(e),
             Err(Err(e)) => {
-                self.error = Some(e);
+                self.core.error = Some(e);
                 Ok(())
             }
         }
@@ -367,11 +361,11 @@ impl Client {
                 state: self.state_name(),
             });
         };
-        match s.encryption_established(false, None, &mut self.decoder, &mut self.out) {
+        match s.encryption_established(false, None, &mut self.core.decoder, &mut self.core.out) {
             Ok(()) => Ok(()),
             Err(Ok(e)) => Err(e),
             Err(Err(e)) => {
-                self.error = Some(e);
+                self.core.error = Some(e);
                 Ok(())
             }
         }
@@ -380,7 +374,7 @@ impl Client {
     // ---- (C) commands ----
 
     fn check_command(&self, command: &'static str) -> Result<(), UsageError> {
-        if self.error.is_some() {
+        if self.core.error.is_some() {
             return Err(UsageError::Closed);
         }
         match self.phase {
@@ -403,7 +397,7 @@ impl Client {
     }
 
     fn request(&mut self, kind: Kind, msg: &dyn Encode) -> RequestId {
-        msg.encode(&mut self.out);
+        msg.encode(&mut self.core.out);
         self.register(kind)
     }
 
@@ -414,7 +408,7 @@ impl Client {
         kind: Kind,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
     ) -> Result<RequestId, UsageError> {
-        encode(&mut self.out)?;
+        encode(&mut self.core.out)?;
         Ok(self.register(kind))
     }
 
@@ -422,7 +416,9 @@ impl Client {
     fn register(&mut self, kind: Kind) -> RequestId {
         let id = self.pipeline.allocate();
         if !self.pipeline.push(id, kind) {
-            self.events.push_back(ClientEvent::Skipped { request: id });
+            self.core
+                .events
+                .push_back(ClientEvent::Skipped { request: id });
         }
         self.update_row_request();
         id
@@ -486,7 +482,7 @@ impl Client {
     /// Sends Flush: asks the server to send what it has buffered. No response of its own.
     pub fn flush(&mut self) -> Result<(), UsageError> {
         self.check_command("send Flush")?;
-        FrontendMessage::Flush.encode(&mut self.out);
+        FrontendMessage::Flush.encode(&mut self.core.out);
         Ok(())
     }
 
@@ -497,7 +493,7 @@ impl Client {
     }
 
     fn copy_sending(&self) -> Result<(), UsageError> {
-        if self.error.is_some() {
+        if self.core.error.is_some() {
             return Err(UsageError::Closed);
         }
         if self.stage.frontend_sending() {
@@ -516,14 +512,14 @@ impl Client {
     /// Sends CopyData during COPY FROM STDIN or CopyBoth.
     pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
         self.copy_sending()?;
-        CopyData::new(Bytes::copy_from_slice(data))?.encode(&mut self.out);
+        CopyData::new(Bytes::copy_from_slice(data))?.encode(&mut self.core.out);
         Ok(())
     }
 
     /// Sends CopyDone: the client's data is complete.
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
         self.copy_sending()?;
-        FrontendMessage::CopyDone.encode(&mut self.out);
+        FrontendMessage::CopyDone.encode(&mut self.core.out);
         self.set_client_copy_done();
         Ok(())
     }
@@ -531,7 +527,7 @@ impl Client {
     /// Sends CopyFail: aborts COPY FROM STDIN with `message`.
     pub fn copy_fail(&mut self, message: &str) -> Result<(), UsageError> {
         self.copy_sending()?;
-        CopyFail::new(message)?.encode(&mut self.out);
+        CopyFail::new(message)?.encode(&mut self.core.out);
         self.set_client_copy_done();
         Ok(())
     }
@@ -545,7 +541,7 @@ impl Client {
     /// Answers an [`ClientEvent::AuthenticationRequest`] with a GSSResponse,
     /// SASLInitialResponse or SASLResponse that the application computed.
     pub fn send_auth_response(&mut self, message: &FrontendMessage) -> Result<(), UsageError> {
-        if self.error.is_some() {
+        if self.core.error.is_some() {
             return Err(UsageError::Closed);
         }
         let Phase::Startup(s) = &mut self.phase else {
@@ -554,7 +550,7 @@ impl Client {
                 state: self.state_name(),
             });
         };
-        s.external_response(message, &mut self.out)
+        s.external_response(message, &mut self.core.out)
     }
 
     /// Sends Terminate. The server then closes the connection, which the I/O layer reports with
@@ -563,7 +559,7 @@ impl Client {
         if matches!(self.phase, Phase::Closed | Phase::Terminating) {
             return Err(UsageError::Closed);
         }
-        FrontendMessage::Terminate.encode(&mut self.out);
+        FrontendMessage::Terminate.encode(&mut self.core.out);
         self.phase = Phase::Terminating;
         Ok(())
     }
@@ -572,13 +568,7 @@ impl Client {
     /// more than its parameters and key. Call it when the connection goes idle (for example
     /// in a pooler, after ReadyForQuery); the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
-        self.decoder.release_buffer();
-        if self.out.is_empty() {
-            self.out = BytesMut::new();
-        }
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
-        }
+        self.core.release_buffers();
         self.scratch = Vec::new();
         self.pipeline.shrink();
     }
@@ -590,10 +580,7 @@ impl Client {
     /// it.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
-            return None;
-        }
-        Some(self.out.split().freeze())
+        self.core.poll_transmit()
     }
 
     /// The next event, `Ok(None)` when more input is needed. Events decoded before an error are
@@ -605,10 +592,10 @@ impl Client {
     pub fn poll_event(&mut self) -> Result<Option<ClientEvent<BackendMessageRef<'_>>>, Error> {
         // The row fast path: a whole DataRow for the request in flight, nothing queued.
         if let Some(request) = self.row_request {
-            if let Some((at, end, count)) = self.decoder.take_row() {
+            if let Some((at, end, count)) = self.core.decoder.take_row() {
                 return Ok(Some(ClientEvent::Response {
                     request,
-                    message: BackendMessageRef::DataRow(self.decoder.row_view(at, end, count)),
+                    message: BackendMessageRef::DataRow(self.core.decoder.row_view(at, end, count)),
                 }));
             }
         }
@@ -617,11 +604,11 @@ impl Client {
 
     fn poll_event_general(&mut self) -> Result<Option<ClientEvent<BackendMessageRef<'_>>>, Error> {
         loop {
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = self.core.events.pop_front() {
                 self.update_row_request();
                 return Ok(Some(e.map_message(BackendMessageRef::Message)));
             }
-            if let Some(e) = &self.error {
+            if let Some(e) = &self.core.error {
                 return Err(e.clone());
             }
             let step = self.step();
@@ -632,12 +619,12 @@ impl Client {
                 Ok(Step::Deliver(request, lent)) => {
                     return Ok(Some(ClientEvent::Response {
                         request,
-                        message: self.decoder.view(lent),
+                        message: self.core.decoder.view(lent),
                     }))
                 }
                 Err(e) => {
                     self.phase = Phase::Closed;
-                    self.error = Some(e);
+                    self.core.error = Some(e);
                     self.row_request = None;
                 }
             }
@@ -647,8 +634,10 @@ impl Client {
     /// Recomputes the row fast path's request after any change of state.
     #[inline]
     fn update_row_request(&mut self) {
-        self.row_request = match (&self.phase, self.stage, &self.error) {
-            (Phase::Ready | Phase::Terminating, Stage::Start, None) if self.events.is_empty() => {
+        self.row_request = match (&self.phase, self.stage, &self.core.error) {
+            (Phase::Ready | Phase::Terminating, Stage::Start, None)
+                if self.core.events.is_empty() =>
+            {
                 self.pipeline
                     .front()
                     .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
@@ -673,7 +662,7 @@ impl Client {
     fn step(&mut self) -> Result<Step, Error> {
         if let Phase::Startup(s) = &self.phase {
             if s.blocks_input() {
-                return if self.eof {
+                return if self.core.eof {
                     Err(Error::UnexpectedEof {
                         state: s.state_name(),
                     })
@@ -681,11 +670,11 @@ impl Client {
                     Ok(Step::Wait)
                 };
             }
-            if let Some(r) = s.check_legacy_error(&self.decoder, self.eof) {
+            if let Some(r) = s.check_legacy_error(&self.core.decoder, self.core.eof) {
                 return r.map(|more| if more { Step::Again } else { Step::Wait });
             }
         }
-        let Some(lent) = self.decoder.advance()? else {
+        let Some(lent) = self.core.decoder.advance()? else {
             return self
                 .at_end_of_input()
                 .map(|more| if more { Step::Again } else { Step::Wait });
@@ -694,11 +683,16 @@ impl Client {
             Phase::Startup(_) => {
                 // Rows and COPY data are refused during start-up anyway: owning them costs
                 // nothing that matters.
-                let msg = self.decoder.view(lent).into_owned();
+                let msg = self.core.decoder.view(lent).into_owned();
                 let Phase::Startup(s) = &mut self.phase else {
                     return Ok(Step::Again);
                 };
-                let done = s.handle(msg, &mut self.decoder, &mut self.out, &mut self.events)?;
+                let done = s.handle(
+                    msg,
+                    &mut self.core.decoder,
+                    &mut self.core.out,
+                    &mut self.core.events,
+                )?;
                 if let Some(done) = done {
                     self.version = done.version;
                     self.auth_method = Some(done.method);
@@ -719,10 +713,10 @@ impl Client {
     }
 
     fn at_end_of_input(&mut self) -> Result<bool, Error> {
-        if !self.eof {
+        if !self.core.eof {
             return Ok(false);
         }
-        if self.decoder.buffered_len() > 0 {
+        if self.core.decoder.buffered_len() > 0 {
             return Err(Error::UnexpectedEof {
                 state: "receiving a message",
             });
@@ -730,7 +724,7 @@ impl Client {
         match self.phase {
             Phase::Terminating => {
                 self.phase = Phase::Closed;
-                self.events.push_back(ClientEvent::Closed);
+                self.core.events.push_back(ClientEvent::Closed);
                 Ok(true)
             }
             Phase::Closed => Ok(false),
@@ -756,16 +750,16 @@ impl Client {
         // Asynchronous messages may arrive at any time after start-up.
         let lent = match lent {
             BackendLent::Message(B::NoticeResponse(f)) => {
-                self.events.push_back(ClientEvent::Notice(f));
+                self.core.events.push_back(ClientEvent::Notice(f));
                 return Ok(None);
             }
             BackendLent::Message(B::NotificationResponse(n)) => {
-                self.events.push_back(ClientEvent::Notification(n));
+                self.core.events.push_back(ClientEvent::Notification(n));
                 return Ok(None);
             }
             BackendLent::Message(B::ParameterStatus(p)) => {
                 self.params.set(&p);
-                self.events.push_back(ClientEvent::ParameterStatus(p));
+                self.core.events.push_back(ClientEvent::ParameterStatus(p));
                 return Ok(None);
             }
             other => other,
@@ -773,7 +767,7 @@ impl Client {
         let Some(front) = self.pipeline.front() else {
             return match lent {
                 BackendLent::Message(B::ErrorResponse(f)) => {
-                    self.events.push_back(ClientEvent::UnsolicitedError(f));
+                    self.core.events.push_back(ClientEvent::UnsolicitedError(f));
                     Ok(None)
                 }
                 other => Err(self.unexpected(&other)),
@@ -810,7 +804,9 @@ impl Client {
         self.scratch.clear();
         self.pipeline.discard_until_sync(&mut self.scratch);
         for id in self.scratch.drain(..) {
-            self.events.push_back(ClientEvent::Skipped { request: id });
+            self.core
+                .events
+                .push_back(ClientEvent::Skipped { request: id });
         }
     }
 }

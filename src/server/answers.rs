@@ -18,7 +18,7 @@ impl Server {
     /// What sending `answer` now does to the request being answered, per [`crate::protocol`];
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
     fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
-        if !matches!(self.phase, Phase::Ready) || self.error.is_some() {
+        if !matches!(self.phase, Phase::Ready) || self.core.error.is_some() {
             return Err(self.not_allowed(command));
         }
         let Some(c) = self.current else {
@@ -58,7 +58,7 @@ impl Server {
         m: &BackendMessage,
     ) -> Result<(), UsageError> {
         let next = self.check(command, answer)?;
-        m.encode(&mut self.out);
+        m.encode(&mut self.core.out);
         self.apply(next);
         Ok(())
     }
@@ -94,7 +94,7 @@ impl Server {
     /// than 65,535 types.
     pub fn parameter_description(&mut self, types: &[u32]) -> Result<(), UsageError> {
         let next = self.check("send ParameterDescription", Answer::ParameterDescription)?;
-        ParameterDescription::new(types)?.encode(&mut self.out);
+        ParameterDescription::new(types)?.encode(&mut self.core.out);
         self.apply(next);
         Ok(())
     }
@@ -103,7 +103,7 @@ impl Server {
     /// a result set of a simple Query.
     pub fn row_description(&mut self, description: &RowDescription) -> Result<(), UsageError> {
         let next = self.check("send RowDescription", Answer::RowDescription)?;
-        description.encode(&mut self.out);
+        description.encode(&mut self.core.out);
         self.apply(next);
         Ok(())
     }
@@ -118,7 +118,7 @@ impl Server {
     #[inline]
     pub fn data_row(&mut self, values: &[Option<&[u8]>]) -> Result<(), UsageError> {
         let next = self.check("send DataRow", Answer::DataRow)?;
-        DataRow::encode_values(&mut self.out, values)?;
+        DataRow::encode_values(&mut self.core.out, values)?;
         self.apply(next);
         Ok(())
     }
@@ -127,7 +127,7 @@ impl Server {
     /// the tag contains NUL.
     pub fn command_complete(&mut self, tag: &str) -> Result<(), UsageError> {
         let next = self.check("send CommandComplete", Answer::CommandComplete)?;
-        CommandComplete::encode_str(&mut self.out, tag)?;
+        CommandComplete::encode_str(&mut self.core.out, tag)?;
         self.apply(next);
         Ok(())
     }
@@ -154,14 +154,14 @@ impl Server {
     /// discards what follows until Sync. With no request in flight, it is sent as is (for
     /// example a FATAL before closing).
     pub fn error_response(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
-        if !matches!(self.phase, Phase::Ready) || self.error.is_some() {
+        if !matches!(self.phase, Phase::Ready) || self.core.error.is_some() {
             return Err(self.not_allowed("send ErrorResponse"));
         }
         let next = match self.current {
             Some(_) => Some(self.check("send ErrorResponse", Answer::ErrorResponse)?),
             None => None,
         };
-        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.out);
+        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
         if let Some(next) = next {
             self.apply(next);
         }
@@ -220,7 +220,7 @@ impl Server {
     pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
         let next = self.check("send CopyData", Answer::CopyData)?;
         crate::codec::check_body("CopyData", data.len())?;
-        crate::codec::tagged(&mut self.out, b'd', data.len(), |o| {
+        crate::codec::tagged(&mut self.core.out, b'd', data.len(), |o| {
             bytes::BufMut::put_slice(o, data)
         });
         self.apply(next);
@@ -233,6 +233,6 @@ impl Server {
     }
 
     fn send(&mut self, m: &BackendMessage) {
-        m.encode(&mut self.out);
+        m.encode(&mut self.core.out);
     }
 }

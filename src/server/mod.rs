@@ -28,13 +28,12 @@ mod answers;
 mod config;
 mod startup;
 
-use std::collections::VecDeque;
-
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 pub use config::{ServerAuth, ServerConfig};
 
 use crate::codec::Encode;
+use crate::conn::Core;
 use crate::decoder::{FrontendDecoder, FrontendLent, Layout};
 use crate::error::{AuthError, DecodeError, Error, UsageError};
 use crate::message::auth::Authentication;
@@ -195,12 +194,8 @@ struct StartupData {
 #[derive(Debug)]
 pub struct Server {
     config: std::sync::Arc<ServerConfig>,
-    decoder: FrontendDecoder,
-    out: BytesMut,
+    core: Core<FrontendDecoder, ServerEvent>,
     phase: Phase,
-    events: VecDeque<ServerEvent>,
-    error: Option<Error>,
-    eof: bool,
     version: ProtocolVersion,
     tls: bool,
     end_point: Option<Vec<u8>>,
@@ -237,8 +232,7 @@ impl Server {
         let limits = config.limits;
         Self {
             config,
-            decoder: FrontendDecoder::with_limits(limits),
-            out: BytesMut::new(),
+            core: Core::new(FrontendDecoder::with_limits(limits)),
             phase: Phase::Startup(Box::new(StartupData {
                 state: State::AwaitPacket,
                 first_packet: true,
@@ -246,9 +240,6 @@ impl Server {
                 gss_done: false,
                 startup: None,
             })),
-            events: VecDeque::new(),
-            error: None,
-            eof: false,
             version: ProtocolVersion::V3_0,
             tls: false,
             end_point: None,
@@ -285,7 +276,7 @@ impl Server {
 
     /// Whether start-up is over and queries are being served.
     pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready) && self.error.is_none()
+        matches!(self.phase, Phase::Ready) && self.core.error.is_none()
     }
 
     /// The number of messages discarded after extended-query errors (and Flush or Sync during
@@ -301,33 +292,32 @@ impl Server {
 
     /// Whether bytes are waiting in [`Server::poll_transmit`].
     pub fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+        !self.core.out.is_empty()
     }
 
     /// Bytes received and not yet decoded (messages are decoded lazily, by `poll_event`): never
     /// more than was given to `receive`. Nothing more is buffered once an error has occurred.
     pub fn buffered_len(&self) -> usize {
-        self.decoder.buffered_len()
+        self.core.decoder.buffered_len()
     }
 
     // ---- (B) input ----
 
     /// Buffers bytes received from the client.
     pub fn receive(&mut self, data: &[u8]) {
-        if self.error.is_none() && !matches!(self.phase, Phase::Closed) {
-            self.decoder.receive(data);
-        }
+        let closed = matches!(self.phase, Phase::Closed);
+        self.core.receive(data, closed);
     }
 
     /// Records that the client closed the connection.
     pub fn receive_eof(&mut self) {
-        self.eof = true;
+        self.core.eof = true;
     }
 
     /// Takes bytes received but not yet decoded: after [`ServerEvent::DirectTls`], the start of
     /// the client's TLS handshake, for the TLS library.
     pub fn take_buffered(&mut self) -> Bytes {
-        self.decoder.take_buffered()
+        self.core.decoder.take_buffered()
     }
 
     /// The I/O layer finished the TLS handshake. `server_end_point` is the tls-server-end-point
@@ -355,7 +345,7 @@ impl Server {
         }
         s.state = State::AwaitPacket;
         // CVE-2021-23214: bytes that came before encryption began may have been injected.
-        let len = self.decoder.buffered_len();
+        let len = self.core.decoder.buffered_len();
         if len > 0 {
             let what = if tls { "SSL" } else { "GSSAPI" };
             self.fail(Error::BufferedBeforeEncryption { what, len }, false);
@@ -366,7 +356,7 @@ impl Server {
     // ---- (C) answers: start-up ----
 
     fn not_allowed(&self, command: &'static str) -> UsageError {
-        if self.error.is_some() || matches!(self.phase, Phase::Closed) {
+        if self.core.error.is_some() || matches!(self.phase, Phase::Closed) {
             return UsageError::Closed;
         }
         UsageError::NotAllowed {
@@ -378,7 +368,7 @@ impl Server {
     fn startup_state(&mut self, command: &'static str) -> Result<&mut StartupData, UsageError> {
         let err = self.not_allowed(command);
         match &mut self.phase {
-            Phase::Startup(s) if self.error.is_none() => Ok(s),
+            Phase::Startup(s) if self.core.error.is_none() => Ok(s),
             _ => Err(err),
         }
     }
@@ -415,10 +405,10 @@ impl Server {
             (true, false) => State::AwaitGss,
             _ => State::AwaitPacket,
         };
-        m.encode(&mut self.out);
+        m.encode(&mut self.core.out);
         if accept {
             // CVE-2021-23214: the client must wait for our answer before it starts the handshake.
-            let len = self.decoder.buffered_len();
+            let len = self.core.decoder.buffered_len();
             if len > 0 {
                 let what = if ssl { "SSL" } else { "GSSAPI" };
                 self.fail(Error::BufferedBeforeEncryption { what, len }, false);
@@ -452,18 +442,20 @@ impl Server {
                 None => self.authenticated(),
                 Some(state) => {
                     if let State::Password(_) = &state {
-                        self.decoder
+                        self.core
+                            .decoder
                             .expect_auth_response(Some(AuthResponseKind::Password));
                     } else if let State::Scram { .. } = &state {
-                        self.decoder
+                        self.core
+                            .decoder
                             .expect_auth_response(Some(AuthResponseKind::SaslInitial));
                     } else if let State::External(kind) = &state {
-                        self.decoder.expect_auth_response(Some(*kind));
+                        self.core.decoder.expect_auth_response(Some(*kind));
                     }
                     if let Phase::Startup(s) = &mut self.phase {
                         s.state = state;
                     }
-                    BackendMessage::Authentication(request).encode(&mut self.out);
+                    BackendMessage::Authentication(request).encode(&mut self.core.out);
                 }
             },
             Err(e) => self.fail(Error::Auth(AuthError::Scram(e)), true),
@@ -488,10 +480,11 @@ impl Server {
         }
         if *kind == AuthResponseKind::SaslInitial {
             *kind = AuthResponseKind::Sasl;
-            self.decoder
+            self.core
+                .decoder
                 .expect_auth_response(Some(AuthResponseKind::Sasl));
         }
-        BackendMessage::Authentication(request).encode(&mut self.out);
+        BackendMessage::Authentication(request).encode(&mut self.core.out);
         Ok(())
     }
 
@@ -509,8 +502,8 @@ impl Server {
     /// 3D000), then closes.
     pub fn reject(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         self.startup_state("reject the connection")?;
-        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.out);
-        self.decoder.expect_auth_response(None);
+        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
+        self.core.decoder.expect_auth_response(None);
         self.phase = Phase::Closed;
         Ok(())
     }
@@ -521,8 +514,8 @@ impl Server {
             return;
         };
         let startup = s.startup.take();
-        self.decoder.expect_auth_response(None);
-        BackendMessage::Authentication(Authentication::Ok).encode(&mut self.out);
+        self.core.decoder.expect_auth_response(None);
+        BackendMessage::Authentication(Authentication::Ok).encode(&mut self.core.out);
         let param = |name: &str| {
             startup
                 .as_ref()
@@ -545,7 +538,7 @@ impl Server {
         set_default("session_authorization", Some(self.user.to_string()));
         for (k, v) in &params {
             if let Ok(m) = ParameterStatus::new(k, v) {
-                m.encode(&mut self.out);
+                m.encode(&mut self.core.out);
             }
         }
         let key_len = if self.version >= ProtocolVersion::V3_2 {
@@ -559,18 +552,18 @@ impl Server {
         let _ = getrandom::fill(&mut pid);
         let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
         if let Ok(k) = BackendKeyData::new(pid, &key) {
-            k.encode(&mut self.out);
+            k.encode(&mut self.core.out);
             self.backend_key = Some(k);
         }
-        BackendMessage::ReadyForQuery(TransactionStatus::Idle).encode(&mut self.out);
+        BackendMessage::ReadyForQuery(TransactionStatus::Idle).encode(&mut self.core.out);
         self.phase = Phase::Ready;
-        self.events.push_back(ServerEvent::Authenticated);
+        self.core.events.push_back(ServerEvent::Authenticated);
     }
 
     // ---- (C) answers: any time after start-up ----
 
     fn after_startup(&self, command: &'static str) -> Result<(), UsageError> {
-        if matches!(self.phase, Phase::Ready) && self.error.is_none() {
+        if matches!(self.phase, Phase::Ready) && self.core.error.is_none() {
             Ok(())
         } else {
             Err(self.not_allowed(command))
@@ -580,7 +573,7 @@ impl Server {
     /// NoticeResponse, at any time after start-up.
     pub fn notice(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         self.after_startup("send NoticeResponse")?;
-        BackendMessage::NoticeResponse(fields.clone()).encode(&mut self.out);
+        BackendMessage::NoticeResponse(fields.clone()).encode(&mut self.core.out);
         Ok(())
     }
 
@@ -592,24 +585,24 @@ impl Server {
         payload: &str,
     ) -> Result<(), UsageError> {
         self.after_startup("send NotificationResponse")?;
-        NotificationResponse::new(process_id, channel, payload)?.encode(&mut self.out);
+        NotificationResponse::new(process_id, channel, payload)?.encode(&mut self.core.out);
         Ok(())
     }
 
     /// ParameterStatus, at any time after start-up (for example after `SET`).
     pub fn parameter_status(&mut self, name: &str, value: &str) -> Result<(), UsageError> {
         self.after_startup("send ParameterStatus")?;
-        ParameterStatus::new(name, value)?.encode(&mut self.out);
+        ParameterStatus::new(name, value)?.encode(&mut self.core.out);
         Ok(())
     }
 
     /// Sends a FATAL ErrorResponse and ends the connection (for example on shutdown or after a
     /// cancel that terminates the session).
     pub fn fatal(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
-        if self.error.is_some() || matches!(self.phase, Phase::Closed) {
+        if self.core.error.is_some() || matches!(self.phase, Phase::Closed) {
             return Err(UsageError::Closed);
         }
-        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.out);
+        BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
         self.phase = Phase::Closed;
         Ok(())
     }
@@ -617,13 +610,7 @@ impl Server {
     /// Frees the memory of empty buffers and queues, so that an idle connection holds almost
     /// nothing. Call it when the connection goes idle; the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
-        self.decoder.release_buffer();
-        if self.out.is_empty() {
-            self.out = BytesMut::new();
-        }
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
-        }
+        self.core.release_buffers();
     }
 
     // ---- (D) output ----
@@ -633,10 +620,7 @@ impl Server {
     /// it.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
-            return None;
-        }
-        Some(self.out.split().freeze())
+        self.core.poll_transmit()
     }
 
     /// The next event, `Ok(None)` when the machine needs more input or an answer from the
@@ -647,17 +631,17 @@ impl Server {
     /// what the answer needs from it, then answer. [`ServerEvent::into_owned`] keeps it longer.
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
         loop {
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = self.core.events.pop_front() {
                 return Ok(Some(e.map_message(FrontendMessageRef::Message)));
             }
-            if let Some(e) = &self.error {
+            if let Some(e) = &self.core.error {
                 return Err(e.clone());
             }
             match self.step() {
                 Ok(Step::Again) => {}
                 Ok(Step::Wait) => return Ok(None),
                 Ok(Step::Deliver(lent)) => {
-                    return Ok(Some(ServerEvent::Message(self.decoder.view(lent))))
+                    return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))))
                 }
                 Err(e) => self.fail(e, true),
             }
@@ -678,10 +662,10 @@ impl Server {
                 other => other.to_string(),
             };
             BackendMessage::ErrorResponse(ErrorFields::simple("FATAL", e.sqlstate(), &message))
-                .encode(&mut self.out);
+                .encode(&mut self.core.out);
         }
         self.phase = Phase::Closed;
-        self.error = Some(e);
+        self.core.error = Some(e);
     }
 
     fn state_name(&self) -> &'static str {
@@ -693,16 +677,16 @@ impl Server {
     }
 
     fn at_end_of_input(&mut self) -> Result<bool, Error> {
-        if !self.eof || matches!(self.phase, Phase::Closed) {
+        if !self.core.eof || matches!(self.phase, Phase::Closed) {
             return Ok(false);
         }
-        if self.decoder.buffered_len() > 0 {
+        if self.core.decoder.buffered_len() > 0 {
             return Err(Error::UnexpectedEof {
                 state: "receiving a message",
             });
         }
         self.phase = Phase::Closed;
-        self.events.push_back(ServerEvent::Closed);
+        self.core.events.push_back(ServerEvent::Closed);
         Ok(true)
     }
 
@@ -714,13 +698,13 @@ impl Server {
                 if s.state.blocks_input() {
                     return Ok(Step::Wait);
                 }
-                if s.first_packet && self.decoder.peek().first() == Some(&0x16) {
+                if s.first_packet && self.core.decoder.peek().first() == Some(&0x16) {
                     s.first_packet = false;
                     s.state = State::AwaitDirectTls;
-                    self.events.push_back(ServerEvent::DirectTls);
+                    self.core.events.push_back(ServerEvent::DirectTls);
                     return Ok(Step::Again);
                 }
-                let Some(m) = self.decoder.next()? else {
+                let Some(m) = self.core.decoder.next()? else {
                     return self.at_end_of_input().map(more);
                 };
                 self.startup_message(m)?;
@@ -736,6 +720,7 @@ impl Server {
                     // As a backend after an error: every message up to Sync is skipped by its
                     // header, its body never parsed.
                     if self
+                        .core
                         .decoder
                         .skip_unless(&[ftag::SYNC, ftag::TERMINATE])?
                         .is_some()
@@ -744,7 +729,7 @@ impl Server {
                         return Ok(Step::Again);
                     }
                 }
-                let Some(lent) = self.decoder.advance()? else {
+                let Some(lent) = self.core.decoder.advance()? else {
                     return self.at_end_of_input().map(more);
                 };
                 if copy_in {
@@ -774,18 +759,18 @@ impl Server {
             (State::AwaitPacket, F::SslRequest) if !s.ssl_done => {
                 s.ssl_done = true;
                 s.state = State::AwaitSslDecision;
-                self.events.push_back(ServerEvent::SslRequest);
+                self.core.events.push_back(ServerEvent::SslRequest);
             }
             (State::AwaitPacket, F::GssEncRequest) if !s.gss_done => {
                 s.gss_done = true;
                 s.state = State::AwaitGssDecision;
-                self.events.push_back(ServerEvent::GssEncRequest);
+                self.core.events.push_back(ServerEvent::GssEncRequest);
             }
             (State::AwaitPacket, F::CancelRequest(c)) => {
                 // Not closed yet: the decoder refuses any byte after a CancelRequest
                 // (`DataAfterEnd`), and EOF then ends the connection with `Closed`.
                 s.state = State::Cancelled;
-                self.events.push_back(ServerEvent::CancelRequest(c));
+                self.core.events.push_back(ServerEvent::CancelRequest(c));
             }
             (State::AwaitPacket, F::UnsupportedStartup(u)) => {
                 let v = u.version();
@@ -795,12 +780,13 @@ impl Server {
                 );
                 if v.major < 3 {
                     // A protocol-2 client understands only the old format.
-                    self.out
+                    self.core
+                        .out
                         .extend_from_slice(&startup::legacy_error(&format!("FATAL:  {text}\n")));
                     // The error is recorded here, not returned: returning it would make
                     // `poll_event` queue a protocol-3 ErrorResponse after the old-format one.
                     self.phase = Phase::Closed;
-                    self.error = Some(Error::UnsupportedProtocol { version: v });
+                    self.core.error = Some(Error::UnsupportedProtocol { version: v });
                     return Ok(());
                 }
                 return Err(Error::UnsupportedProtocol { version: v });
@@ -820,7 +806,7 @@ impl Server {
                 if version != requested || !unrecognized.is_empty() {
                     NegotiateProtocolVersion::new(version.code() as i32, unrecognized)
                         .map_err(|_| unexpected.clone())?
-                        .encode(&mut self.out);
+                        .encode(&mut self.core.out);
                 }
                 let Some(user) = msg.param("user").filter(|u| !u.is_empty()) else {
                     return Err(Error::UnexpectedMessage {
@@ -832,7 +818,7 @@ impl Server {
                 self.version = version;
                 s.startup = Some(msg.clone());
                 s.state = State::AwaitAuthDecision;
-                self.events.push_back(ServerEvent::Startup {
+                self.core.events.push_back(ServerEvent::Startup {
                     message: msg,
                     version,
                 });
@@ -865,10 +851,11 @@ impl Server {
                     .handle_client_first(data, mechanism, end_point)
                     .map_err(AuthError::Scram)?;
                 *step = ScramStep::AwaitFinal;
-                self.decoder
+                self.core
+                    .decoder
                     .expect_auth_response(Some(AuthResponseKind::Sasl));
                 BackendMessage::Authentication(Authentication::SaslContinue(Bytes::from(reply)))
-                    .encode(&mut self.out);
+                    .encode(&mut self.core.out);
             }
             (
                 State::Scram {
@@ -882,16 +869,16 @@ impl Server {
                     .handle_client_final(r.data())
                     .map_err(AuthError::Scram)?;
                 BackendMessage::Authentication(Authentication::SaslFinal(Bytes::from(reply)))
-                    .encode(&mut self.out);
+                    .encode(&mut self.core.out);
                 self.authenticated();
             }
             (
                 State::External(_),
                 m @ (F::GssResponse(_) | F::SaslInitialResponse(_) | F::SaslResponse(_)),
-            ) => self.events.push_back(ServerEvent::AuthResponse(m)),
+            ) => self.core.events.push_back(ServerEvent::AuthResponse(m)),
             (_, F::Terminate) => {
                 self.phase = Phase::Closed;
-                self.events.push_back(ServerEvent::Terminate);
+                self.core.events.push_back(ServerEvent::Terminate);
             }
             _ => return Err(unexpected),
         }
@@ -918,7 +905,7 @@ impl Server {
             Layout::Message(F::FunctionCall(_)) => Request::FunctionCall,
             Layout::Message(F::Terminate) => {
                 self.phase = Phase::Closed;
-                self.events.push_back(ServerEvent::Terminate);
+                self.core.events.push_back(ServerEvent::Terminate);
                 return Ok(Step::Again);
             }
             // CopyData, CopyDone or CopyFail outside COPY: PostgreSQL ignores them (a client
@@ -954,7 +941,7 @@ impl Server {
             Layout::Flush | Layout::Sync => self.discarded += 1,
             Layout::Message(F::Terminate) => {
                 self.phase = Phase::Closed;
-                self.events.push_back(ServerEvent::Terminate);
+                self.core.events.push_back(ServerEvent::Terminate);
             }
             Layout::Message(m) => return Err(self.unexpected(m)),
             other => return Err(self.unexpected_layout(other)),
