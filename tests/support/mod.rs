@@ -6,4 +6,5 @@
 #![allow(dead_code)]
 
 pub(crate) mod demo_server;
+pub(crate) mod pair;
 pub(crate) mod pg;
