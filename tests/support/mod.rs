@@ -8,3 +8,4 @@
 pub(crate) mod demo_server;
 pub(crate) mod pair;
 pub(crate) mod pg;
+pub(crate) mod scripted_client;
