@@ -83,6 +83,9 @@ mod client;
 mod codec;
 mod decoder;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod message;
 mod server;
