@@ -84,6 +84,9 @@ mod codec;
 mod conn;
 mod decoder;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod message;
 pub mod protocol;

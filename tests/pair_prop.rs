@@ -1,5 +1,6 @@
-//! Property tests of a `Client` and a `Server` of this crate talking to each other in memory,
-//! through the public API only, with every transfer split at random points (down to one byte).
+//! Property tests of a `Client` and a `Server` of this crate talking to each other in memory (the
+//! shared `Pair` of `tests/support/pair.rs`), through the public API only, with every transfer
+//! split at random points (down to one byte).
 //!
 //! The server side answers through a tiny scripted "database" ([`Db`]): statements are named by
 //! their text (`SELECT n`, `BEGIN`, `COMMIT`, `ROLLBACK`, `FAIL`, `FAIL LATER`, `COPY IN`,
@@ -16,6 +17,8 @@
 //! transaction status; `pending_requests()` returns to 0; neither side fails.
 
 use std::collections::BTreeMap;
+
+mod support;
 
 use pgproto::auth::{md5, ScramVerifier};
 use pgproto::{
@@ -629,9 +632,11 @@ struct Auth {
     ssl: Option<bool>,
 }
 
-struct Pair {
-    c: Client,
-    s: Server,
+/// The pair of machines, with the scripted database answering for the server.
+type Pair = support::pair::Pair<Backend>;
+
+/// The server's application: the database, and asynchronous messages injected at random.
+struct Backend {
     rng: Rng,
     /// The database behind the server.
     db: Db,
@@ -639,174 +644,112 @@ struct Pair {
     inject_rate: u64,
     injected: Vec<Async>,
     auth: Option<Auth>,
-    /// What the client reported.
-    responses: Vec<(RequestId, Resp)>,
-    asyncs: Vec<Async>,
-    other: Vec<ClientEvent>,
-    server_events: Vec<ServerEvent>,
-    cerr: Option<Error>,
-    serr: Option<Error>,
-    /// The tls-server-end-point hash both sides learn from the pretend TLS handshake.
-    end_point: Vec<u8>,
 }
 
-impl Pair {
-    fn new(config: ClientConfig, server: ServerConfig, auth: Auth, seed: u64) -> Self {
-        Self {
-            c: Client::new(config).unwrap(),
-            s: Server::new(server),
-            rng: Rng(seed),
-            db: Db::new(),
-            inject_rate: seed % 3,
-            injected: Vec::new(),
-            auth: Some(auth),
-            responses: Vec::new(),
-            asyncs: Vec::new(),
-            other: Vec::new(),
-            server_events: Vec::new(),
-            cerr: None,
-            serr: None,
-            end_point: b"certificate hash".to_vec(),
-        }
-    }
+/// A pair whose transfers are cut at random points, and whose server answers from a [`Db`].
+fn new_pair(config: ClientConfig, server: ServerConfig, auth: Auth, seed: u64) -> Pair {
+    let backend = Backend {
+        rng: Rng(seed),
+        db: Db::new(),
+        inject_rate: seed % 3,
+        injected: Vec::new(),
+        auth: Some(auth),
+    };
+    let mut p = Pair::new(Client::new(config).unwrap(), Server::new(server), backend);
+    let mut rng = Rng(seed ^ 0x5eed_5eed_5eed_5eed);
+    p.split = Box::new(move |_, len| rng.pieces(len));
+    p
+}
 
-    /// Moves what each side has to send to the other, in random pieces, handling events after
-    /// every piece. Returns whether anything moved.
-    fn pump(&mut self) -> bool {
-        let mut moved = false;
-        while let Some(b) = self.c.poll_transmit() {
-            moved = true;
-            let mut at = 0;
-            for n in self.rng.pieces(b.len()) {
-                self.s.receive(&b[at..at + n]);
-                at += n;
-                self.server_events();
-            }
-        }
-        self.server_events();
-        while let Some(b) = self.s.poll_transmit() {
-            moved = true;
-            let mut at = 0;
-            for n in self.rng.pieces(b.len()) {
-                self.c.receive(&b[at..at + n]);
-                at += n;
-                self.client_events();
-            }
-        }
-        self.client_events();
-        moved
-    }
-
-    fn drive(&mut self) {
-        for _ in 0..10_000 {
-            if !self.pump() {
-                return;
-            }
-        }
-        panic!("the pair did not settle");
-    }
-
-    fn client_events(&mut self) {
-        if self.cerr.is_some() {
-            return;
-        }
-        loop {
-            match self.c.poll_event() {
-                Ok(Some(e)) => {
-                    let e = e.into_owned();
-                    self.client_event(e)
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    assert_eq!(
-                        self.c.poll_event().map(|e| e.map(ClientEvent::into_owned)),
-                        Err(e.clone()),
-                        "sticky client error"
-                    );
-                    self.cerr = Some(e);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn client_event(&mut self, e: ClientEvent) {
-        match e {
+/// What the client reported, sorted: responses (with `Skipped`), asynchronous messages after
+/// start-up, and the other events.
+fn responses(p: &Pair) -> Vec<(RequestId, Resp)> {
+    p.client_events
+        .iter()
+        .filter_map(|e| match e {
             ClientEvent::Response { request, message } => {
-                self.responses.push((request, summarize(message)))
+                Some((*request, summarize(message.clone())))
             }
-            ClientEvent::Skipped { request } => self.responses.push((request, Resp::Skipped)),
-            ClientEvent::Notice(f) => self.asyncs.push(Async::Notice(
-                String::from_utf8(f.message().unwrap().to_vec()).unwrap(),
-            )),
-            ClientEvent::Notification(n) => self.asyncs.push(Async::Notification(
-                n.process_id(),
-                String::from_utf8(n.channel().to_vec()).unwrap(),
-                String::from_utf8(n.payload().to_vec()).unwrap(),
-            )),
-            ClientEvent::ParameterStatus(p) if self.c.is_ready() => self.asyncs.push(
-                Async::Parameter(p.name_str().unwrap().into(), p.value_str().unwrap().into()),
-            ),
-            ClientEvent::SslResponse { accepted: true } => {
-                let hash = self.end_point.clone();
-                self.c.tls_established(Some(hash)).unwrap();
-                self.other.push(e);
-            }
-            other => self.other.push(other),
-        }
-    }
+            ClientEvent::Skipped { request } => Some((*request, Resp::Skipped)),
+            _ => None,
+        })
+        .collect()
+}
 
-    fn server_events(&mut self) {
-        if self.serr.is_some() {
-            return;
-        }
-        loop {
-            match self.s.poll_event() {
-                Ok(Some(e)) => {
-                    let e = e.into_owned();
-                    self.server_event(e)
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    assert_eq!(
-                        self.s.poll_event().map(|e| e.map(ServerEvent::into_owned)),
-                        Err(e.clone()),
-                        "sticky server error"
-                    );
-                    self.serr = Some(e);
-                    return;
-                }
-            }
-        }
+/// Whether `e` is an asynchronous message; ParameterStatus counts once the client is connected.
+fn as_async(e: &ClientEvent, connected: bool) -> Option<Async> {
+    match e {
+        ClientEvent::Notice(f) => Some(Async::Notice(
+            String::from_utf8(f.message().unwrap().to_vec()).unwrap(),
+        )),
+        ClientEvent::Notification(n) => Some(Async::Notification(
+            n.process_id(),
+            String::from_utf8(n.channel().to_vec()).unwrap(),
+            String::from_utf8(n.payload().to_vec()).unwrap(),
+        )),
+        ClientEvent::ParameterStatus(p) if connected => Some(Async::Parameter(
+            p.name_str().unwrap().into(),
+            p.value_str().unwrap().into(),
+        )),
+        _ => None,
     }
+}
 
-    fn server_event(&mut self, e: ServerEvent) {
-        match &e {
+/// The asynchronous messages the client reported, and the events that are neither those nor
+/// responses.
+fn asyncs_and_other(p: &Pair) -> (Vec<Async>, Vec<ClientEvent>) {
+    let (mut asyncs, mut other) = (Vec::new(), Vec::new());
+    let mut connected = false;
+    for e in &p.client_events {
+        if let Some(a) = as_async(e, connected) {
+            asyncs.push(a);
+        } else if !matches!(
+            e,
+            ClientEvent::Response { .. } | ClientEvent::Skipped { .. }
+        ) {
+            other.push(e.clone());
+        }
+        connected |= matches!(e, ClientEvent::Connected { .. });
+    }
+    (asyncs, other)
+}
+
+fn asyncs(p: &Pair) -> Vec<Async> {
+    asyncs_and_other(p).0
+}
+
+fn other(p: &Pair) -> Vec<ClientEvent> {
+    asyncs_and_other(p).1
+}
+
+impl support::pair::Answer for Backend {
+    fn answer(&mut self, s: &mut Server, e: &ServerEvent) {
+        match e {
             ServerEvent::SslRequest => {
                 let accept = self.auth.as_ref().and_then(|a| a.ssl).unwrap_or(false);
-                self.s.accept_ssl(accept).unwrap();
+                s.accept_ssl(accept).unwrap();
                 if accept {
                     // The "TLS handshake" happens here; both sides learn the certificate hash.
-                    self.s
-                        .tls_established(Some(self.end_point.clone()))
+                    s.tls_established(Some(support::pair::END_POINT.to_vec()))
                         .unwrap();
                 }
             }
             ServerEvent::Startup { .. } => {
                 let auth = self.auth.take().expect("one StartupMessage");
-                self.s.authenticate(auth.server).unwrap();
+                s.authenticate(auth.server).unwrap();
             }
             ServerEvent::Message(m) => {
-                let resps = self.answer(m);
-                self.emit(resps);
+                let resps = self.respond(m);
+                self.emit(s, resps);
             }
             _ => {}
         }
-        self.server_events.push(e);
     }
+}
 
+impl Backend {
     /// What the database answers.
-    fn answer(&mut self, m: &FrontendMessage) -> Vec<Resp> {
+    fn respond(&mut self, m: &FrontendMessage) -> Vec<Resp> {
         let text = |b: &[u8]| std::str::from_utf8(b).unwrap().to_string();
         match m {
             FrontendMessage::Query(q) => self.db.query(q.as_str().unwrap()),
@@ -831,16 +774,16 @@ impl Pair {
         }
     }
 
-    fn inject(&mut self, a: Async) {
+    fn inject(&mut self, s: &mut Server, a: Async) {
         match &a {
-            Async::Notice(m) => self.s.notice(&fields("NOTICE", "00000", m)).unwrap(),
-            Async::Notification(p, c, m) => self.s.notification(*p, c, m).unwrap(),
-            Async::Parameter(k, v) => self.s.parameter_status(k, v).unwrap(),
+            Async::Notice(m) => s.notice(&fields("NOTICE", "00000", m)).unwrap(),
+            Async::Notification(p, c, m) => s.notification(*p, c, m).unwrap(),
+            Async::Parameter(k, v) => s.parameter_status(k, v).unwrap(),
         }
         self.injected.push(a);
     }
 
-    fn emit(&mut self, resps: Vec<Resp>) {
+    fn emit(&mut self, s: &mut Server, resps: Vec<Resp>) {
         for r in resps {
             if self.rng.below(8) < self.inject_rate {
                 let n = self.rng.next();
@@ -849,9 +792,8 @@ impl Pair {
                     1 => Async::Notification((n % 100) as i32, "chan".into(), format!("{n}")),
                     _ => Async::Parameter("TimeZone".into(), format!("Zone{}", n % 10)),
                 };
-                self.inject(a);
+                self.inject(s, a);
             }
-            let s = &mut self.s;
             match r {
                 Resp::RowDescription => s.row_description(&row_description()),
                 Resp::DataRow(v) => s.data_row(&[Some(&v)]),
@@ -967,24 +909,50 @@ fn send(c: &mut Client, req: &Req) -> Option<RequestId> {
 }
 
 fn check_settled(p: &Pair, m: &Model, context: &str) {
-    assert!(p.cerr.is_none(), "{context}: client error {:?}", p.cerr);
-    assert!(p.serr.is_none(), "{context}: server error {:?}", p.serr);
-    assert_eq!(p.responses, m.expected, "{context}: responses");
-    assert_eq!(p.asyncs, p.injected, "{context}: asynchronous messages");
-    assert_eq!(p.c.pending_requests(), 0, "{context}: pending requests");
+    assert!(
+        p.client_error.is_none(),
+        "{context}: client error {:?}",
+        p.client_error
+    );
+    assert!(
+        p.server_error.is_none(),
+        "{context}: server error {:?}",
+        p.server_error
+    );
+    assert_eq!(responses(p), m.expected, "{context}: responses");
     assert_eq!(
-        p.c.pending_sync_points(),
+        asyncs(p),
+        p.answer.injected,
+        "{context}: asynchronous messages"
+    );
+    assert_eq!(
+        p.client.pending_requests(),
+        0,
+        "{context}: pending requests"
+    );
+    assert_eq!(
+        p.client.pending_sync_points(),
         0,
         "{context}: pending sync points"
     );
     assert_eq!(
-        p.c.transaction_status(),
-        Some(p.s.transaction_status()),
+        p.client.transaction_status(),
+        Some(p.server.transaction_status()),
         "{context}: transaction status"
     );
-    assert!(p.c.is_ready() && p.s.is_ready(), "{context}: ready");
-    assert_eq!(p.s.discarded(), m.discarded, "{context}: discarded count");
-    assert!(!p.c.wants_write() && !p.s.wants_write(), "{context}: idle");
+    assert!(
+        p.client.is_ready() && p.server.is_ready(),
+        "{context}: ready"
+    );
+    assert_eq!(
+        p.server.discarded(),
+        m.discarded,
+        "{context}: discarded count"
+    );
+    assert!(
+        !p.client.wants_write() && !p.server.wants_write(),
+        "{context}: idle"
+    );
 }
 
 fn run_session(ops: &[Op], seed: u64, v3_2: bool) {
@@ -996,13 +964,15 @@ fn run_session(ops: &[Op], seed: u64, v3_2: bool) {
         server: ServerAuth::Trust,
         ssl: None,
     };
-    let mut p = Pair::new(config, ServerConfig::default(), auth, seed);
+    let mut p = new_pair(config, ServerConfig::default(), auth, seed);
+    // Decides where pipelines are cut (a stream of its own, apart from the pair's).
+    let mut rng = Rng(seed.rotate_left(17));
     p.drive();
     assert!(
-        matches!(p.other.last(), Some(ClientEvent::Connected { .. })),
+        matches!(other(&p).last(), Some(ClientEvent::Connected { .. })),
         "{:?} {:?}",
-        p.other,
-        p.cerr
+        other(&p),
+        p.client_error
     );
     let mut m = Model {
         db: Db::new(),
@@ -1016,38 +986,38 @@ fn run_session(ops: &[Op], seed: u64, v3_2: bool) {
         match op {
             Op::Batch(reqs) => {
                 for r in reqs {
-                    let id = send(&mut p.c, r);
+                    let id = send(&mut p.client, r);
                     m.expect(id, r);
                     // Sometimes let the pair run between requests, so that pipelines are cut at
                     // random places.
-                    if p.rng.below(4) == 0 {
-                        p.pump();
+                    if rng.below(4) == 0 {
+                        p.step();
                     }
                 }
                 p.drive();
             }
             Op::CopyIn { chunks, fail } => {
                 let req = Req::Query(vec![Stmt::CopyIn]);
-                let id = send(&mut p.c, &req).unwrap();
+                let id = send(&mut p.client, &req).unwrap();
                 m.expect(Some(id), &req);
                 p.drive();
                 if m.db.copy_in.is_some() {
                     assert!(
-                        matches!(p.responses.last(), Some((r, Resp::CopyIn)) if *r == id),
+                        matches!(responses(&p).last(), Some((r, Resp::CopyIn)) if *r == id),
                         "op {i}: COPY FROM STDIN did not start"
                     );
-                    assert_eq!(p.c.pending_requests(), 1);
+                    assert_eq!(p.client.pending_requests(), 1);
                     for chunk in chunks {
-                        p.c.copy_data(chunk).unwrap();
+                        p.client.copy_data(chunk).unwrap();
                         m.db.copy_data();
-                        if p.rng.below(2) == 0 {
-                            p.pump();
+                        if rng.below(2) == 0 {
+                            p.step();
                         }
                     }
                     if *fail {
-                        p.c.copy_fail("stopped").unwrap();
+                        p.client.copy_fail("stopped").unwrap();
                     } else {
-                        p.c.copy_done().unwrap();
+                        p.client.copy_done().unwrap();
                     }
                     let resps = m.db.copy_end(*fail);
                     m.expect_resps(id, resps);
@@ -1056,35 +1026,35 @@ fn run_session(ops: &[Op], seed: u64, v3_2: bool) {
             }
             Op::CopyOut(n) => {
                 let req = Req::Query(vec![Stmt::CopyOut(*n)]);
-                let id = send(&mut p.c, &req);
+                let id = send(&mut p.client, &req);
                 m.expect(id, &req);
                 p.drive();
             }
             Op::Inject(a) => {
-                p.inject(a.clone());
+                p.answer.inject(&mut p.server, a.clone());
                 p.drive();
             }
         }
         check_settled(&p, &m, &format!("after op {i} ({op:?})"));
-        if let Some((_, v)) = p.asyncs.iter().rev().find_map(|a| match a {
+        if let Some((_, v)) = asyncs(&p).iter().rev().find_map(|a| match a {
             Async::Parameter(k, v) if k == "TimeZone" => Some((k, v)),
             _ => None,
         }) {
-            assert_eq!(p.c.parameter("TimeZone"), Some(v.as_str()));
+            assert_eq!(p.client.parameter("TimeZone"), Some(v.as_str()));
         }
     }
 
     // Terminate: the server reports it, the client reports the close once the server hangs up.
-    p.c.terminate().unwrap();
+    p.client.terminate().unwrap();
     p.drive();
     assert!(matches!(
         p.server_events.last(),
         Some(ServerEvent::Terminate)
     ));
-    p.c.receive_eof();
-    p.client_events();
-    assert!(p.cerr.is_none(), "{:?}", p.cerr);
-    assert!(matches!(p.other.last(), Some(ClientEvent::Closed)));
+    p.client.receive_eof();
+    p.drain();
+    assert!(p.client_error.is_none(), "{:?}", p.client_error);
+    assert!(matches!(other(&p).last(), Some(ClientEvent::Closed)));
 }
 
 proptest! {
@@ -1169,7 +1139,7 @@ fn run_startup(
         },
         Method::ScramUnknownUser => ServerAuth::Scram { verifier: None },
     };
-    let mut p = Pair::new(config, server_config, Auth { server, ssl }, seed);
+    let mut p = new_pair(config, server_config, Auth { server, ssl }, seed);
     p.drive();
 
     let tls = ssl == Some(true);
@@ -1180,12 +1150,12 @@ fn run_startup(
     };
     if succeeds {
         assert!(
-            p.cerr.is_none() && p.serr.is_none(),
+            p.client_error.is_none() && p.server_error.is_none(),
             "{:?} {:?}",
-            p.cerr,
-            p.serr
+            p.client_error,
+            p.server_error
         );
-        assert!(p.c.is_ready() && p.s.is_ready());
+        assert!(p.client.is_ready() && p.server.is_ready());
         let expected = match method {
             Method::Trust => AuthMethod::None,
             Method::Password => AuthMethod::Password,
@@ -1193,62 +1163,67 @@ fn run_startup(
             Method::Scram if tls => AuthMethod::ScramSha256Plus,
             _ => AuthMethod::ScramSha256,
         };
-        assert_eq!(p.c.auth_method(), Some(expected));
-        assert!(p
-            .other
-            .contains(&ClientEvent::Authenticated { method: expected }));
-        assert_eq!(p.c.is_tls(), tls);
-        assert_eq!(p.s.is_tls(), tls);
+        assert_eq!(p.client.auth_method(), Some(expected));
+        assert!(other(&p).contains(&ClientEvent::Authenticated { method: expected }));
+        assert_eq!(p.client.is_tls(), tls);
+        assert_eq!(p.server.is_tls(), tls);
         let version = if client_3_2 && server_3_2 {
             ProtocolVersion::V3_2
         } else {
             ProtocolVersion::V3_0
         };
-        assert_eq!(p.c.protocol_version(), version);
-        assert_eq!(p.s.protocol_version(), version);
-        let negotiated = p
-            .other
+        assert_eq!(p.client.protocol_version(), version);
+        assert_eq!(p.server.protocol_version(), version);
+        let negotiated = other(&p)
             .iter()
             .any(|e| matches!(e, ClientEvent::ProtocolNegotiated { .. }));
         assert_eq!(negotiated, client_3_2 && !server_3_2);
-        assert_eq!(p.c.backend_key(), p.s.backend_key());
+        assert_eq!(p.client.backend_key(), p.server.backend_key());
         let key_len = if version == ProtocolVersion::V3_2 {
             32
         } else {
             4
         };
-        assert_eq!(p.c.backend_key().unwrap().secret_key().len(), key_len);
-        assert_eq!(p.c.parameter("session_authorization"), Some("alice"));
-        assert_eq!(p.c.transaction_status(), Some(TransactionStatus::Idle));
+        assert_eq!(p.client.backend_key().unwrap().secret_key().len(), key_len);
+        assert_eq!(p.client.parameter("session_authorization"), Some("alice"));
+        assert_eq!(p.client.transaction_status(), Some(TransactionStatus::Idle));
         // And the connection works.
-        let id = p.c.query("SELECT 1").unwrap();
+        let id = p.client.query("SELECT 1").unwrap();
         p.drive();
-        let got: Vec<_> = p.responses.iter().filter(|(r, _)| *r == id).collect();
+        let rs = responses(&p);
+        let got: Vec<_> = rs.iter().filter(|(r, _)| *r == id).collect();
         assert_eq!(got.len(), 4, "{got:?}");
-        assert!(p.cerr.is_none() && p.serr.is_none());
+        assert!(p.client_error.is_none() && p.server_error.is_none());
     } else if pw == Pw::Missing && method != Method::ScramUnknownUser {
         // The client cannot answer; the server still waits.
         assert_eq!(
-            p.cerr,
+            p.client_error,
             Some(Error::Auth(AuthError::MissingPassword)),
             "{:?}",
-            p.cerr
+            p.client_error
         );
-        assert!(p.serr.is_none(), "{:?}", p.serr);
-        assert!(!p.c.is_ready() && !p.s.is_ready());
+        assert!(p.server_error.is_none(), "{:?}", p.server_error);
+        assert!(!p.client.is_ready() && !p.server.is_ready());
     } else if pw == Pw::Missing {
-        assert_eq!(p.cerr, Some(Error::Auth(AuthError::MissingPassword)));
+        assert_eq!(
+            p.client_error,
+            Some(Error::Auth(AuthError::MissingPassword))
+        );
     } else {
         // A wrong password or an unknown user: the server fails with 28P01 and tells the client.
-        let Some(Error::Server(f)) = &p.cerr else {
-            panic!("client: {:?}", p.cerr)
+        let Some(Error::Server(f)) = &p.client_error else {
+            panic!("client: {:?}", p.client_error)
         };
         assert_eq!(f.code(), Some(&b"28P01"[..]));
         assert_eq!(f.severity(), Some(&b"FATAL"[..]));
-        assert!(matches!(p.serr, Some(Error::Auth(_))), "{:?}", p.serr);
-        assert_eq!(p.serr.as_ref().unwrap().sqlstate(), "28P01");
-        assert!(!p.c.is_ready() && !p.s.is_ready());
-        assert!(p.c.query("SELECT 1").is_err());
+        assert!(
+            matches!(p.server_error, Some(Error::Auth(_))),
+            "{:?}",
+            p.server_error
+        );
+        assert_eq!(p.server_error.as_ref().unwrap().sqlstate(), "28P01");
+        assert!(!p.client.is_ready() && !p.server.is_ready());
+        assert!(p.client.query("SELECT 1").is_err());
     }
 }
 

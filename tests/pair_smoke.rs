@@ -1,5 +1,9 @@
-//! A `Client` and a `Server` of this crate talking to each other in memory, through the public
-//! API only: start-up with each authentication method, queries, a pipeline with an error, COPY.
+//! A `Client` and a `Server` of this crate talking to each other in memory (the shared `Pair` of
+//! `tests/support/pair.rs`), through the public API only: start-up with each authentication
+//! method, queries, a pipeline with an error, COPY; reads of any size; frames altered or dropped
+//! in flight.
+
+mod support;
 
 use pgproto::auth::ScramVerifier;
 use pgproto::{
@@ -8,81 +12,50 @@ use pgproto::{
     ServerAuth, ServerConfig, ServerEvent, TransactionStatus, Values,
 };
 
-/// Moves bytes both ways until neither side has anything to send; returns the events of each.
-fn drive(
-    c: &mut Client,
-    s: &mut Server,
-    answer: &mut dyn FnMut(&mut Server, ServerEvent),
-) -> (Vec<ClientEvent>, Option<Error>, Option<Error>) {
-    let mut client_events = Vec::new();
-    let (mut cerr, mut serr) = (None, None);
-    for _ in 0..1000 {
-        let mut moved = false;
-        while let Some(b) = c.poll_transmit() {
-            s.receive(&b);
-            moved = true;
-        }
-        loop {
-            match s.poll_event() {
-                Ok(Some(e)) => {
-                    let e = e.into_owned();
-                    answer(s, e)
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    serr = Some(e);
-                    break;
-                }
-            }
-        }
-        while let Some(b) = s.poll_transmit() {
-            c.receive(&b);
-            moved = true;
-        }
-        loop {
-            match c.poll_event() {
-                Ok(Some(e)) => client_events.push(e.into_owned()),
-                Ok(None) => break,
-                Err(e) => {
-                    cerr = Some(e);
-                    break;
-                }
-            }
-        }
-        if !moved {
-            return (client_events, cerr, serr);
-        }
-    }
-    panic!("did not settle");
+use support::pair::{Altered, Direction};
+
+type Pair = support::pair::Pair;
+
+/// Drives the pair until nothing moves; returns the client's events of this drive and both
+/// sides' errors.
+fn drive(p: &mut Pair) -> (Vec<ClientEvent>, Option<Error>, Option<Error>) {
+    p.drive();
+    (
+        p.take_client_events(),
+        p.client_error.clone(),
+        p.server_error.clone(),
+    )
 }
 
 fn verifier() -> ScramVerifier {
     ScramVerifier::new("pw", b"0123456789abcdef", 4096).unwrap()
 }
 
+/// A pair that authenticates with `auth`, then answers with [`answer`], driven until settled.
 fn startup(
     auth: ServerAuth,
     password: &str,
     max: ProtocolVersion,
-) -> (
-    Client,
-    Server,
-    Vec<ClientEvent>,
-    Option<Error>,
-    Option<Error>,
-) {
+) -> (Pair, Vec<ClientEvent>, Option<Error>, Option<Error>) {
     let mut config = ClientConfig::new("alice");
     config.password = Some(password.as_bytes().to_vec());
     config.max_protocol_version = max;
-    let mut c = Client::new(config).unwrap();
-    let mut s = Server::new(ServerConfig::default());
+    let c = Client::new(config).unwrap();
+    let s = Server::new(ServerConfig::default());
     let mut auth = Some(auth);
-    let (events, cerr, serr) = drive(&mut c, &mut s, &mut |s, e| {
-        if let ServerEvent::Startup { .. } = e {
-            s.authenticate(auth.take().unwrap()).unwrap();
-        }
-    });
-    (c, s, events, cerr, serr)
+    let mut p = Pair::new(
+        c,
+        s,
+        Box::new(move |s: &mut Server, e: &ServerEvent| {
+            if let ServerEvent::Startup { .. } = e {
+                s.authenticate(auth.take().unwrap()).unwrap();
+            } else {
+                answer(s, e);
+            }
+        }),
+    );
+    let (events, cerr, serr) = drive(&mut p);
+    (p, events, cerr, serr)
 }
 
 #[test]
@@ -110,7 +83,8 @@ fn every_password_method_connects_and_wrong_passwords_fail() {
         ),
     ];
     for (auth, method) in cases {
-        let (c, s, events, cerr, serr) = startup(auth.clone(), "pw", ProtocolVersion::V3_0);
+        let (p, events, cerr, serr) = startup(auth.clone(), "pw", ProtocolVersion::V3_0);
+        let (c, s) = (&p.client, &p.server);
         assert!(
             cerr.is_none() && serr.is_none(),
             "{method:?}: {cerr:?} {serr:?}"
@@ -120,7 +94,8 @@ fn every_password_method_connects_and_wrong_passwords_fail() {
         assert_eq!(c.backend_key(), s.backend_key());
         assert_eq!(c.parameter("session_authorization"), Some("alice"));
         if method != AuthMethod::None {
-            let (c, _, _, cerr, serr) = startup(auth, "wrong", ProtocolVersion::V3_0);
+            let (p, _, cerr, serr) = startup(auth, "wrong", ProtocolVersion::V3_0);
+            let c = &p.client;
             let Some(Error::Server(f)) = cerr else {
                 panic!("{method:?}: {cerr:?}")
             };
@@ -130,7 +105,7 @@ fn every_password_method_connects_and_wrong_passwords_fail() {
         }
     }
     // Unknown user: a doomed SCRAM exchange fails like a wrong password.
-    let (_, _, _, cerr, serr) = startup(
+    let (_, _, cerr, serr) = startup(
         ServerAuth::Scram { verifier: None },
         "pw",
         ProtocolVersion::V3_0,
@@ -144,7 +119,8 @@ fn every_password_method_connects_and_wrong_passwords_fail() {
 
 #[test]
 fn protocol_3_2_gets_a_32_byte_key() {
-    let (c, s, _, cerr, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_2);
+    let (p, _, cerr, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_2);
+    let (c, s) = (&p.client, &p.server);
     assert!(cerr.is_none());
     assert_eq!(c.protocol_version(), ProtocolVersion::V3_2);
     assert_eq!(s.protocol_version(), ProtocolVersion::V3_2);
@@ -161,7 +137,7 @@ fn ok_fields(msg: &str) -> ErrorFields {
 }
 
 /// A tiny "database": `SELECT n` returns n; `FAIL` fails; `COPY IN` copies in.
-fn answer(s: &mut Server, e: ServerEvent) {
+fn answer(s: &mut Server, e: &ServerEvent) {
     let ServerEvent::Message(m) = e else { return };
     match m {
         FrontendMessage::Query(q) => {
@@ -202,7 +178,8 @@ fn answer(s: &mut Server, e: ServerEvent) {
 
 #[test]
 fn queries_pipelines_and_copy() {
-    let (mut c, mut s, _, _, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_0);
+    let (mut p, _, _, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_0);
+    let c = &mut p.client;
     let q1 = c.query("SELECT 7").unwrap();
     let q2 = c.query("FAIL").unwrap();
     let mut ids = Vec::new();
@@ -220,7 +197,7 @@ fn queries_pipelines_and_copy() {
         ids.push(c.execute("", 0).unwrap());
         ids.push(c.sync().unwrap());
     }
-    let (events, cerr, serr) = drive(&mut c, &mut s, &mut answer);
+    let (events, cerr, serr) = drive(&mut p);
     assert!(cerr.is_none() && serr.is_none(), "{cerr:?} {serr:?}");
     let responses: Vec<(u64, &str)> = events
         .iter()
@@ -255,11 +232,15 @@ fn queries_pipelines_and_copy() {
             (id(11), "ReadyForQuery"),
         ]
     );
-    assert_eq!(s.discarded(), 2, "the server discarded Bind and Execute");
+    assert_eq!(
+        p.server.discarded(),
+        2,
+        "the server discarded Bind and Execute"
+    );
 
     // COPY FROM STDIN.
-    let q = c.query("COPY IN").unwrap();
-    let (events, _, _) = drive(&mut c, &mut s, &mut answer);
+    let q = p.client.query("COPY IN").unwrap();
+    let (events, _, _) = drive(&mut p);
     assert!(matches!(
         &events[..],
         [ClientEvent::Response {
@@ -267,20 +248,21 @@ fn queries_pipelines_and_copy() {
             ..
         }]
     ));
-    c.copy_data(b"1\n").unwrap();
-    c.copy_done().unwrap();
-    let (events, cerr, serr) = drive(&mut c, &mut s, &mut answer);
+    p.client.copy_data(b"1\n").unwrap();
+    p.client.copy_done().unwrap();
+    let (events, cerr, serr) = drive(&mut p);
     assert!(cerr.is_none() && serr.is_none());
     assert_eq!(events.len(), 2);
     assert!(events
         .iter()
         .all(|e| matches!(e, ClientEvent::Response { request, .. } if *request == q)));
-    assert_eq!(c.transaction_status(), Some(TransactionStatus::Idle));
+    assert_eq!(p.client.transaction_status(), Some(TransactionStatus::Idle));
 }
 
 #[test]
 fn a_malformed_message_gets_a_fatal_08p01() {
-    let (mut c, mut s, _, _, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_0);
+    let (p, _, _, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_0);
+    let (mut c, mut s) = p.into_parts();
     // An unknown message type.
     s.receive(b"?\0\0\0\x04");
     let err = s.poll_event().unwrap_err();
@@ -291,4 +273,106 @@ fn a_malformed_message_gets_a_fatal_08p01() {
     };
     assert_eq!(f.code(), Some(&b"08P01"[..]));
     assert!(matches!(s.poll_event(), Err(Error::Decode(_))), "sticky");
+}
+
+/// A pair that authenticates with SCRAM and answers with [`answer`], not yet driven.
+fn scram_pair() -> Pair {
+    let mut config = ClientConfig::new("alice");
+    config.password = Some(b"pw".to_vec());
+    let mut auth = Some(ServerAuth::Scram {
+        verifier: Some(verifier()),
+    });
+    Pair::new(
+        Client::new(config).unwrap(),
+        Server::new(ServerConfig::default()),
+        Box::new(move |s: &mut Server, e: &ServerEvent| {
+            if let ServerEvent::Startup { .. } = e {
+                s.authenticate(auth.take().unwrap()).unwrap();
+            } else {
+                answer(s, e);
+            }
+        }),
+    )
+}
+
+#[test]
+fn a_scram_proof_altered_in_flight_fails_on_both_sides() {
+    let mut p = scram_pair();
+    let mut altered = 0;
+    for _ in 0..100 {
+        let moved = p.transfer_altered(|dir, frame| {
+            // The client-final-message: a SASLResponse ending with ",p=<proof>".
+            let proof = frame.windows(3).rposition(|w| w == b",p=");
+            match (dir, frame.first(), proof) {
+                (Direction::ToServer, Some(b'p'), Some(at)) => {
+                    altered += 1;
+                    let mut f = frame.to_vec();
+                    let i = at + 3;
+                    f[i] = if f[i] == b'A' { b'B' } else { b'A' };
+                    Altered::Replace(f)
+                }
+                _ => Altered::Keep,
+            }
+        });
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(altered, 1, "the proof went by once");
+    let Some(Error::Server(f)) = &p.client_error else {
+        panic!("{:?}", p.client_error)
+    };
+    assert_eq!(f.code(), Some(&b"28P01"[..]));
+    assert!(
+        matches!(p.server_error, Some(Error::Auth(AuthError::Scram(_)))),
+        "{:?}",
+        p.server_error
+    );
+    assert!(!p.client.is_ready() && !p.server.is_ready());
+}
+
+#[test]
+fn a_dropped_ready_for_query_leaves_the_request_pending() {
+    let (mut p, _, _, _) = startup(ServerAuth::Trust, "", ProtocolVersion::V3_0);
+    let q = p.client.query("SELECT 1").unwrap();
+    let mut dropped = 0;
+    while p.transfer_altered(|dir, frame| match (dir, frame.first()) {
+        (Direction::ToClient, Some(b'Z')) => {
+            dropped += 1;
+            Altered::Drop
+        }
+        _ => Altered::Keep,
+    }) {}
+    assert_eq!(dropped, 1);
+    assert!(p.healthy());
+    assert_eq!(p.client.pending_requests(), 1, "still waiting for {q:?}");
+    assert_eq!(p.take_client_events().len(), 2, "DataRow, CommandComplete");
+}
+
+#[test]
+fn reads_of_any_size_give_the_same_events() {
+    let run = |sizes: &[usize]| {
+        let mut p = scram_pair();
+        while p.transfer_chunked(sizes) {}
+        p.client.query("SELECT 5").unwrap();
+        p.client.parse("", "FAIL", &[]).unwrap();
+        p.client.sync().unwrap();
+        while p.transfer_chunked(sizes) {}
+        assert!(
+            p.healthy(),
+            "{sizes:?}: {:?} {:?}",
+            p.client_error,
+            p.server_error
+        );
+        // The cancel key is random: leave it out.
+        p.take_client_events()
+            .into_iter()
+            .filter(|e| !matches!(e, ClientEvent::BackendKeyData(_)))
+            .collect::<Vec<_>>()
+    };
+    let whole = run(&[]);
+    assert!(whole.len() > 10, "{whole:?}");
+    for sizes in [&[1][..], &[2, 7], &[5, 1, 3]] {
+        assert_eq!(run(sizes), whole, "{sizes:?}");
+    }
 }

@@ -8,4 +8,6 @@
 pub(crate) mod capture;
 pub(crate) mod demo_server;
 pub(crate) mod examples;
+pub(crate) mod pair;
 pub(crate) mod pg;
+pub(crate) mod scripted_client;

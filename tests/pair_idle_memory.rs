@@ -5,9 +5,13 @@
 use std::alloc::System;
 use std::sync::{Arc, Mutex};
 
+mod support;
+
+use support::pair::Pair;
+
 use pgproto::auth::ScramVerifier;
 use pgproto::{
-    Client, ClientConfig, ClientEvent, ProtocolVersion, Server, ServerAuth, ServerConfig,
+    Client, ClientConfig, FrontendMessage, ProtocolVersion, Server, ServerAuth, ServerConfig,
     ServerEvent, TransactionStatus,
 };
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -19,39 +23,6 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const TARGET: isize = 1024;
-
-/// Moves bytes until both sides are quiet, answering the server's events like a tiny database.
-fn drive(c: &mut Client, s: &mut Server, auth: &mut Option<ServerAuth>) {
-    for _ in 0..100 {
-        let mut moved = false;
-        while let Some(b) = c.poll_transmit() {
-            s.receive(&b);
-            moved = true;
-        }
-        while let Some(e) = s.poll_event().unwrap() {
-            match e {
-                ServerEvent::Startup { .. } => s.authenticate(auth.take().unwrap()).unwrap(),
-                ServerEvent::Message(pgproto::FrontendMessageRef::Query(_)) => {
-                    s.data_row(&[Some(b"1"), None]).unwrap();
-                    s.command_complete("SELECT 1").unwrap();
-                    s.ready_for_query(TransactionStatus::Idle).unwrap();
-                }
-                _ => {}
-            }
-        }
-        while let Some(b) = s.poll_transmit() {
-            c.receive(&b);
-            moved = true;
-        }
-        while let Some(e) = c.poll_event().unwrap() {
-            if let ClientEvent::Connected { .. } = e {}
-        }
-        if !moved {
-            return;
-        }
-    }
-    panic!("did not settle");
-}
 
 /// Heap bytes `value` owns: what dropping it frees.
 fn heap_of<T>(value: T) -> isize {
@@ -71,13 +42,27 @@ fn connected_pair(
     cc.database = Some("shop".into());
     cc.application_name = Some("idle_memory".into());
     cc.max_protocol_version = version;
-    let mut c = Client::new(cc).unwrap();
-    let mut s = Server::new(Arc::clone(config));
-    drive(&mut c, &mut s, &mut Some(auth));
-    assert!(c.is_ready() && s.is_ready());
-    c.query("SELECT 1").unwrap();
-    drive(&mut c, &mut s, &mut None);
-    assert_eq!(c.pending_requests(), 0);
+    let c = Client::new(cc).unwrap();
+    let s = Server::new(Arc::clone(config));
+    // A tiny database: authenticates once, answers every Query with one row.
+    let mut auth = Some(auth);
+    let mut p = Pair::new(c, s, move |s: &mut Server, e: &ServerEvent| match e {
+        ServerEvent::Startup { .. } => s.authenticate(auth.take().unwrap()).unwrap(),
+        ServerEvent::Message(FrontendMessage::Query(_)) => {
+            s.data_row(&[Some(b"1"), None]).unwrap();
+            s.command_complete("SELECT 1").unwrap();
+            s.ready_for_query(TransactionStatus::Idle).unwrap();
+        }
+        _ => {}
+    });
+    p.drive_bounded(100).unwrap();
+    assert!(p.healthy(), "{:?} {:?}", p.client_error, p.server_error);
+    assert!(p.client.is_ready() && p.server.is_ready());
+    p.client.query("SELECT 1").unwrap();
+    p.drive_bounded(100).unwrap();
+    assert!(p.healthy(), "{:?} {:?}", p.client_error, p.server_error);
+    assert_eq!(p.client.pending_requests(), 0);
+    let (mut c, mut s) = p.into_parts();
     c.release_buffers();
     s.release_buffers();
     (c, s)

@@ -1,0 +1,1672 @@
+//! The logic of the cargo-fuzz targets in `fuzz/fuzz_targets/`, built only with `--cfg fuzzing`
+//! (which cargo-fuzz sets). Each target is one call to a function here, so the logic is compiled
+//! and checked with the crate (`RUSTFLAGS='--cfg fuzzing' cargo check --lib`), while still using
+//! the public API only. Not a stable API: hidden from the documentation.
+//!
+//! Every function takes the fuzzer's input and panics on a failed check. The input layouts and
+//! the checks are described on each function's module and in `fuzz/README.md`.
+
+/// Arbitrary bytes through `FrontendDecoder`, fed in chunks: every message re-encodes to its
+/// frame, and errors are sticky.
+pub fn decode_frontend(data: &[u8]) {
+    decode_frontend::run(data)
+}
+
+/// Arbitrary bytes through `BackendDecoder`, fed in chunks, read with `next()` and `next_ref()`
+/// in lockstep.
+pub fn decode_backend(data: &[u8]) {
+    decode_backend::run(data)
+}
+
+/// A server's bytes through a `Client` following the run-loop contract.
+pub fn client_session(data: &[u8]) {
+    client_session::run(data)
+}
+
+/// A client's bytes through a `Server` answered by a scripted application.
+pub fn server_session(data: &[u8]) {
+    server_session::run(data)
+}
+
+/// A `Client` and a `Server` driven against each other in memory, both through their borrowed
+/// events, with fuzz-chosen commands, answers and read sizes.
+pub fn pair_borrowed(data: &[u8]) {
+    pair::run(data)
+}
+
+mod decode_frontend {
+    //! Arbitrary bytes through [`FrontendDecoder`], fed in chunks.
+    //!
+    //! Input layout: byte 0 chooses the context (bit 0: start-up phase or already past it; the rest,
+    //! modulo 5: which `AuthResponseKind` a `p` frame is, or none), byte 1 the chunk size (0 means
+    //! everything at once), the rest is the stream a client sent.
+    //!
+    //! Checks, for every message decoded: encoding it gives back exactly the bytes of its frame
+    //! (frames are consumed in order, so the running sum of `encoded_len()` locates each frame in the
+    //! input), and the decoder holds exactly the bytes not yet decoded. After an error: the same error
+    //! again, even after more input arrives (errors are sticky).
+
+    use std::fmt::Debug;
+    use std::hint::black_box;
+
+    use crate::{AuthResponseKind, Encode, FrontendDecoder, FrontendMessage, Limits};
+    use bytes::BytesMut;
+
+    const KINDS: [AuthResponseKind; 4] = [
+        AuthResponseKind::Password,
+        AuthResponseKind::SaslInitial,
+        AuthResponseKind::Sasl,
+        AuthResponseKind::Gss,
+    ];
+
+    pub(super) fn run(data: &[u8]) {
+        let [ctx, chunk, ref input @ ..] = *data else {
+            return;
+        };
+        let mut dec = if ctx & 1 == 0 {
+            FrontendDecoder::new()
+        } else {
+            FrontendDecoder::after_startup(Limits::default())
+        };
+        let kind = match (ctx >> 1) % 5 {
+            0 => None,
+            k => Some(KINDS[k as usize - 1]),
+        };
+        dec.expect_auth_response(kind);
+        let chunk = if chunk == 0 {
+            input.len().max(1)
+        } else {
+            chunk as usize
+        };
+
+        // `fed`: bytes given to the decoder; `done`: bytes of the frames decoded so far.
+        let mut fed = 0;
+        let mut done = 0;
+        for piece in input.chunks(chunk) {
+            dec.receive(black_box(piece));
+            fed += piece.len();
+            loop {
+                match dec.next() {
+                    Ok(Some(msg)) => {
+                        let end = check_frame(&msg, input, done, fed);
+                        // A `p` frame decoded without its kind must re-encode the same way once the
+                        // kind is known.
+                        if let FrontendMessage::UntypedAuthResponse(ref m) = msg {
+                            for k in KINDS {
+                                if let Ok(typed) = m.decode_as(k) {
+                                    assert_eq!(check_frame(&typed, input, done, fed), end);
+                                }
+                            }
+                        }
+                        black_box(msg);
+                        done = end;
+                    }
+                    Ok(None) => {
+                        assert_eq!(
+                            dec.buffered_len(),
+                            fed - done,
+                            "buffered bytes lost or invented"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        assert_eq!(dec.next(), Err(e.clone()), "error is not sticky");
+                        dec.receive(&input[fed..]);
+                        assert_eq!(dec.next(), Err(e), "error is not sticky after more input");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
+    /// far, and returns the end of its frame.
+    fn check_frame<M: Encode + Debug>(msg: &M, input: &[u8], done: usize, fed: usize) -> usize {
+        let len = msg.encoded_len();
+        let end = done + len;
+        assert!(
+            end <= fed,
+            "{msg:?} claims {len} bytes at offset {done}, but only {fed} bytes were fed"
+        );
+        let mut out = BytesMut::new();
+        msg.encode(&mut out);
+        assert_eq!(
+            out.len(),
+            len,
+            "encoded_len() disagrees with encode() for {msg:?}"
+        );
+        assert!(
+            out[..] == input[done..end],
+            "re-encoding {msg:?} does not give its frame back:\n  frame: {:02x?}\n  again: {:02x?}",
+            &input[done..end],
+            &out[..]
+        );
+        end
+    }
+}
+
+mod decode_backend {
+    //! Arbitrary bytes through [`BackendDecoder`], fed in chunks, read both with `next()` and with
+    //! `next_ref()`.
+    //!
+    //! Input layout: byte 0 chooses the context (bits 0-1: 1 expects an SSLRequest answer, 2 a
+    //! GSSENCRequest answer, otherwise tagged messages; bit 2: protocol 3.2 instead of 3.0), byte 1
+    //! the chunk size (0 means everything at once), the rest is the stream a server sent.
+    //!
+    //! Two decoders get the same chunks in lockstep. Checks, for every message: the `next()` one
+    //! re-encodes to exactly the bytes of its frame (the running sum of `encoded_len()` locates each
+    //! frame in the input), `next_ref()` yields the same message (DataRow columns and CopyData bytes
+    //! equal), and both decoders hold exactly the bytes not yet decoded. On an error: both fail the
+    //! same way, and keep failing the same way, even after more input arrives (errors are sticky).
+
+    use std::fmt::Debug;
+    use std::hint::black_box;
+
+    use crate::{
+        BackendDecoder, BackendMessage, BackendMessageRef, DecodeError, Encode, ProtocolVersion,
+    };
+    use bytes::BytesMut;
+
+    fn decoder(ctx: u8) -> BackendDecoder {
+        let mut dec = BackendDecoder::new();
+        match ctx & 3 {
+            1 => dec.expect_ssl_response(),
+            2 => dec.expect_gssenc_response(),
+            _ => {}
+        }
+        if ctx & 4 != 0 {
+            dec.set_protocol_version(ProtocolVersion::V3_2);
+        }
+        dec
+    }
+
+    /// What one lockstep call on both decoders gave.
+    enum Step {
+        Message(usize),
+        NeedMore,
+        Failed(DecodeError),
+    }
+
+    pub(super) fn run(data: &[u8]) {
+        let [ctx, chunk, ref input @ ..] = *data else {
+            return;
+        };
+        let mut owned = decoder(ctx);
+        let mut by_ref = decoder(ctx);
+        let chunk = if chunk == 0 {
+            input.len().max(1)
+        } else {
+            chunk as usize
+        };
+
+        // `fed`: bytes given to the decoders; `done`: bytes of the frames decoded so far.
+        let mut fed = 0;
+        let mut done = 0;
+        for piece in input.chunks(chunk) {
+            owned.receive(black_box(piece));
+            by_ref.receive(black_box(piece));
+            fed += piece.len();
+            loop {
+                let step = match (owned.next(), by_ref.next_ref()) {
+                    (Ok(Some(msg)), Ok(Some(r))) => {
+                        let end = check_frame(&msg, input, done, fed);
+                        same(&msg, &r);
+                        black_box((msg, r));
+                        Step::Message(end)
+                    }
+                    (Ok(None), Ok(None)) => Step::NeedMore,
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a, b, "next() and next_ref() fail differently");
+                        Step::Failed(a)
+                    }
+                    (a, b) => panic!("next() gave {a:?} but next_ref() gave {b:?}"),
+                };
+                match step {
+                    Step::Message(end) => done = end,
+                    Step::NeedMore => {
+                        assert_eq!(
+                            owned.buffered_len(),
+                            fed - done,
+                            "next(): bytes lost or invented"
+                        );
+                        assert_eq!(
+                            by_ref.buffered_len(),
+                            fed - done,
+                            "next_ref(): bytes lost or invented"
+                        );
+                        break;
+                    }
+                    Step::Failed(e) => {
+                        assert_eq!(owned.next(), Err(e.clone()), "next() error is not sticky");
+                        assert_eq!(
+                            by_ref.next_ref().err(),
+                            Some(e.clone()),
+                            "next_ref() error is not sticky"
+                        );
+                        owned.receive(&input[fed..]);
+                        by_ref.receive(&input[fed..]);
+                        assert_eq!(
+                            owned.next(),
+                            Err(e.clone()),
+                            "next() error is not sticky after more input"
+                        );
+                        assert_eq!(
+                            by_ref.next_ref().err(),
+                            Some(e),
+                            "next_ref() error is not sticky after more input"
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks that the borrowed view is the same message as the owned one.
+    fn same(msg: &BackendMessage, r: &BackendMessageRef<'_>) {
+        match (msg, r) {
+            (BackendMessage::DataRow(row), BackendMessageRef::DataRow(view)) => {
+                assert_eq!(row.len(), view.len(), "DataRow column counts differ");
+                assert!(
+                    row.columns().eq(view.columns()),
+                    "DataRow columns differ: {row:?} vs {view:?}"
+                );
+            }
+            (BackendMessage::CopyData(c), BackendMessageRef::CopyData(view)) => {
+                assert_eq!(&c.data()[..], *view, "CopyData bytes differ");
+            }
+            (BackendMessage::DataRow(_) | BackendMessage::CopyData(_), _) => {
+                panic!("next() gave {msg:?} but next_ref() did not lend it: {r:?}")
+            }
+            (_, BackendMessageRef::Message(m)) => {
+                assert_eq!(msg, m, "next() and next_ref() differ")
+            }
+            _ => panic!("next() gave {msg:?} but next_ref() gave {r:?}"),
+        }
+    }
+
+    /// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
+    /// far, and returns the end of its frame.
+    fn check_frame<M: Encode + Debug>(msg: &M, input: &[u8], done: usize, fed: usize) -> usize {
+        let len = msg.encoded_len();
+        let end = done + len;
+        assert!(
+            end <= fed,
+            "{msg:?} claims {len} bytes at offset {done}, but only {fed} bytes were fed"
+        );
+        let mut out = BytesMut::new();
+        msg.encode(&mut out);
+        assert_eq!(
+            out.len(),
+            len,
+            "encoded_len() disagrees with encode() for {msg:?}"
+        );
+        assert!(
+            out[..] == input[done..end],
+            "re-encoding {msg:?} does not give its frame back:\n  frame: {:02x?}\n  again: {:02x?}",
+            &input[done..end],
+            &out[..]
+        );
+        end
+    }
+}
+
+mod client_session {
+    //! Arbitrary bytes from a "server", in chunks, through a [`Client`]: `receive`, then
+    //! `poll_event` until `Ok(None)`, then `poll_transmit`, as the run-loop contract says. The
+    //! application side plays along: it finishes the TLS or GSS "handshake" when the server accepts,
+    //! sends a query once connected and after every ReadyForQuery, copies data when COPY FROM STDIN
+    //! starts, and (with some configurations) tries commands at random moments.
+    //!
+    //! Input layout: byte 0 is the configuration, byte 1 the chunk size (0: everything at once), the
+    //! rest is the stream the server sent.
+    //!
+    //! - bits 0-1: encryption: 0 none, 1 SSLRequest (refusal allowed), 2 GSSENCRequest (refusal
+    //!   allowed), 3 SSLRequest (required);
+    //! - bit 2: ask for protocol 3.2 (else 3.0);
+    //! - bit 3: a password is configured;
+    //! - bit 4: `channel_binding=require` (else prefer);
+    //! - bit 5: the TLS layer hands over a certificate hash (for SCRAM-SHA-256-PLUS);
+    //! - bits 6-7: what the application sends: 0 simple queries, 1 extended-query pipelines, 2 simple
+    //!   queries plus a random command after every chunk, 3 pipelines plus random commands.
+    //!
+    //! Checks: no panic; the client never holds more undecoded bytes than it was given; every byte it
+    //! sends decodes as frontend messages; an error is returned again by every later `poll_event`,
+    //! even after more input, and every command then fails with `UsageError` (never a panic).
+
+    use std::hint::black_box;
+
+    use crate::{
+        BackendMessage, Bind, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption,
+        FormatCodes, FrontendDecoder, FrontendMessage, ProtocolVersion, Target, UsageError, Values,
+    };
+
+    /// The most requests the application starts, so that a long stream of ReadyForQuery cannot make
+    /// the pipeline (and the run) grow without bound.
+    const MAX_REQUESTS: u32 = 64;
+
+    struct App {
+        c: Client,
+        /// Decodes everything the client sends.
+        sent: FrontendDecoder,
+        policy: u8,
+        end_point: Option<Vec<u8>>,
+        requests: u32,
+    }
+
+    impl App {
+        fn new(ctx: u8) -> Self {
+            let mut config = ClientConfig::new("alice");
+            config.database = Some("db".into());
+            config.encryption = match ctx & 3 {
+                0 => Encryption::None,
+                1 => Encryption::Ssl { required: false },
+                2 => Encryption::Gss { required: false },
+                _ => Encryption::Ssl { required: true },
+            };
+            if ctx & 4 != 0 {
+                config.max_protocol_version = ProtocolVersion::V3_2;
+            }
+            if ctx & 8 != 0 {
+                config.password = Some(b"pencil".to_vec());
+            }
+            if ctx & 16 != 0 {
+                config.channel_binding = ChannelBindingPolicy::Require;
+            }
+            // Deterministic runs, and no hostile iteration count that takes seconds.
+            config.scram_nonce = Some("fyko+d2lbbFgONRv9qkxdawL".into());
+            config.max_scram_iterations = 4096;
+            let c = Client::new(config).expect("a valid configuration");
+            let mut app = Self {
+                c,
+                sent: FrontendDecoder::new(),
+                policy: ctx >> 6,
+                end_point: (ctx & 32 != 0).then(|| vec![0xab; 32]),
+                requests: 0,
+            };
+            app.transmit();
+            app
+        }
+
+        /// Drains the bytes to send, which must decode as frontend messages.
+        fn transmit(&mut self) {
+            while let Some(b) = self.c.poll_transmit() {
+                assert!(!b.is_empty(), "poll_transmit returned empty bytes");
+                self.sent.receive(&b);
+            }
+            loop {
+                match self.sent.next() {
+                    Ok(Some(m)) => {
+                        black_box(m);
+                    }
+                    Ok(None) => break,
+                    Err(e) => panic!("the client sent a malformed message: {e}"),
+                }
+            }
+        }
+
+        /// Sends what the application sends when the connection is ready: a query, or a pipeline.
+        fn request(&mut self) {
+            // Events decoded before an error are still delivered; by then commands are refused.
+            if self.requests >= MAX_REQUESTS || !self.c.is_ready() {
+                return;
+            }
+            self.requests += 1;
+            if self.policy & 1 == 0 {
+                self.c.query("SELECT 1").expect("ready for a query");
+                return;
+            }
+            let bind = Bind::new(
+                "",
+                "",
+                FormatCodes::default(),
+                Values::new([Some(&b"1"[..]), None]).expect("two values"),
+                FormatCodes::default(),
+            )
+            .expect("a valid Bind");
+            // The shape pgbench -M extended sends, so that its captures make good seeds.
+            self.c.parse("", "SELECT $1, $2", &[23, 25]).expect("ready");
+            self.c.bind(&bind).expect("ready");
+            self.c.describe(Target::Portal, "").expect("ready");
+            self.c.execute("", 0).expect("ready");
+            self.c.sync().expect("ready");
+        }
+
+        /// Tries a command chosen by `k`: whatever the state, it succeeds or returns a
+        /// `UsageError`, and never panics.
+        fn probe(&mut self, k: usize) {
+            let r: Result<(), UsageError> = match k % 10 {
+                0 => self.c.query("SELECT 2").map(drop),
+                1 => self.c.parse("s", "SELECT 3", &[]).map(drop),
+                2 => self.c.execute("", 1).map(drop),
+                3 => self.c.sync().map(drop),
+                4 => self.c.flush(),
+                5 => self.c.copy_data(b"1\t2\n"),
+                6 => self.c.copy_done(),
+                7 => self.c.copy_fail("stop"),
+                8 => self.c.close(Target::Statement, "s").map(drop),
+                _ => self.c.tls_established(self.end_point.clone()),
+            };
+            black_box(r.ok());
+        }
+
+        fn event(&mut self, e: ClientEvent) {
+            match &e {
+                ClientEvent::SslResponse { accepted: true } => {
+                    // The I/O layer's TLS handshake "succeeds" at once.
+                    let _ = self.c.tls_established(self.end_point.clone());
+                }
+                ClientEvent::GssEncResponse { accepted: true } => {
+                    let _ = self.c.gss_established();
+                }
+                ClientEvent::AuthenticationRequest(_) => {
+                    let token = FrontendMessage::GssResponse(
+                        crate::GssResponse::new(&b"token"[..]).expect("a short token"),
+                    );
+                    let _ = self.c.send_auth_response(&token);
+                }
+                ClientEvent::Connected { .. } => self.request(),
+                ClientEvent::Response { message, .. } => match message {
+                    BackendMessage::ReadyForQuery(_) if self.c.pending_sync_points() == 0 => {
+                        self.request()
+                    }
+                    BackendMessage::CopyInResponse(_) | BackendMessage::CopyBothResponse(_) => {
+                        let _ = self.c.copy_data(b"1\t2\n");
+                        let _ = self.c.copy_done();
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            black_box(e);
+        }
+    }
+
+    pub(super) fn run(data: &[u8]) {
+        let [ctx, chunk, ref input @ ..] = *data else {
+            return;
+        };
+        let mut app = App::new(ctx);
+        let chunk = if chunk == 0 {
+            input.len().max(1)
+        } else {
+            chunk as usize
+        };
+        let mut fed = 0;
+        for (i, piece) in input.chunks(chunk).enumerate() {
+            app.c.receive(black_box(piece));
+            fed += piece.len();
+            loop {
+                match app.c.poll_event() {
+                    Ok(Some(e)) => {
+                        let e = e.into_owned();
+                        app.event(e)
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Sticky, even after more input, and every command is refused.
+                        assert_eq!(
+                            app.c.poll_event().map(|e| e.map(ClientEvent::into_owned)),
+                            Err(e.clone()),
+                            "error is not sticky"
+                        );
+                        app.c.receive(&input[fed..]);
+                        app.c.receive_eof();
+                        assert_eq!(
+                            app.c.poll_event().map(|e| e.map(ClientEvent::into_owned)),
+                            Err(e.clone()),
+                            "error is not sticky after more input"
+                        );
+                        assert!(app.c.query("SELECT 1").is_err());
+                        assert!(app.c.sync().is_err());
+                        assert!(app.c.copy_data(b"x").is_err());
+                        assert!(!app.c.is_ready());
+                        app.transmit();
+                        black_box(e);
+                        return;
+                    }
+                }
+                app.transmit();
+            }
+            assert!(
+                app.c.buffered_len() <= fed,
+                "the client holds {} undecoded bytes but was given {fed}",
+                app.c.buffered_len()
+            );
+            if app.policy & 2 != 0 {
+                app.probe(i + piece.len());
+            }
+            app.transmit();
+        }
+        // The server hangs up.
+        app.c.receive_eof();
+        loop {
+            match app.c.poll_event() {
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    app.event(e)
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    assert_eq!(
+                        app.c.poll_event().map(|e| e.map(ClientEvent::into_owned)),
+                        Err(e),
+                        "error is not sticky after EOF"
+                    );
+                    break;
+                }
+            }
+            app.transmit();
+        }
+        app.transmit();
+    }
+}
+
+mod server_session {
+    //! Arbitrary bytes from a "client", in chunks, through a [`Server`]: `receive`, then
+    //! `poll_event` until `Ok(None)`, then `poll_transmit`, as the run-loop contract says. The
+    //! application answers every event with a scripted policy: it accepts or refuses encryption,
+    //! authenticates, and answers each frontend message generically (Query with CommandComplete and
+    //! ReadyForQuery, Parse with ParseComplete, Bind with BindComplete, Describe with NoData, Execute
+    //! with CommandComplete or PortalSuspended, Close with CloseComplete, Sync with ReadyForQuery,
+    //! FunctionCall with a result and ReadyForQuery, COPY in both directions...). Every one of those
+    //! answers must be accepted: the server hands out a message only when it can be answered.
+    //!
+    //! Input layout: byte 0 is the policy, byte 1 the chunk size (0: everything at once), the rest is
+    //! the stream the client sent.
+    //!
+    //! - bits 0-1: authentication: 0 trust, 1 SCRAM-SHA-256 (-PLUS over TLS), 2 MD5, 3 cleartext;
+    //! - bit 2: newest protocol 3.2 (else 3.0);
+    //! - bit 3: accept SSLRequest (the TLS "handshake" then succeeds at once, with a certificate
+    //!   hash); else refuse it;
+    //! - bit 4: accept GSSENCRequest; else refuse it;
+    //! - bit 5: results carry a row, and Execute with a row limit is suspended;
+    //! - bit 6: a notice and a ParameterStatus after every answer;
+    //! - bit 7: after every chunk, an answer chosen at random (right or wrong: it succeeds or returns
+    //!   a `UsageError`, and never panics).
+    //!
+    //! A Query's text picks its answer: empty: EmptyQueryResponse; holding `/0`: an error; `COPY`
+    //! with `STDIN`: COPY FROM STDIN; other `COPY`: COPY TO STDOUT; `BEGIN` starts a transaction
+    //! (`T`, `E` after an error), `COMMIT`, `ROLLBACK` and `END` end it; anything else: a result. A
+    //! Parse whose query holds `/0` or `no_such` fails, and the server discards what follows until
+    //! Sync. (The captures used as seeds say `SELECT 1/0` and `SELECT no_such_column`.)
+    //!
+    //! Checks: no panic; the server never holds more undecoded bytes than it was given; an error is
+    //! returned again by every later `poll_event`, even after more input, and every answer is then
+    //! refused with `UsageError::Closed`.
+
+    use std::hint::black_box;
+    use std::sync::OnceLock;
+
+    use crate::auth::{md5, ScramVerifier};
+    use crate::{
+        CopyResponse, ErrorFields, FieldCode, FieldDescription, Format, FormatCodes,
+        FrontendMessage, ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig,
+        ServerEvent, Target, TransactionStatus, UsageError,
+    };
+
+    fn verifier() -> ScramVerifier {
+        static V: OnceLock<ScramVerifier> = OnceLock::new();
+        V.get_or_init(|| {
+            ScramVerifier::new("pencil", b"0123456789abcdef", 4096).expect("a valid verifier")
+        })
+        .clone()
+    }
+
+    fn config(max_3_2: bool) -> std::sync::Arc<ServerConfig> {
+        static C: OnceLock<[std::sync::Arc<ServerConfig>; 2]> = OnceLock::new();
+        let c = C.get_or_init(|| {
+            // A fixed secret: doomed exchanges and runs are reproducible.
+            let old = ServerConfig {
+                max_protocol_version: ProtocolVersion::V3_0,
+                mock_auth_secret: [7; 32],
+                ..ServerConfig::default()
+            };
+            let mut new = old.clone();
+            new.max_protocol_version = ProtocolVersion::V3_2;
+            [old.into(), new.into()]
+        });
+        c[usize::from(max_3_2)].clone()
+    }
+
+    fn fields(severity: &str, code: &str) -> ErrorFields {
+        ErrorFields::new([
+            (FieldCode::Severity, severity),
+            (FieldCode::Code, code),
+            (FieldCode::Message, "scripted"),
+        ])
+        .expect("valid fields")
+    }
+
+    fn row_description() -> RowDescription {
+        RowDescription::new(&[FieldDescription {
+            name: b"n",
+            table_oid: 0,
+            column_id: 0,
+            type_oid: 23,
+            type_size: 4,
+            type_modifier: -1,
+            format: Format::Text,
+        }])
+        .expect("a valid description")
+    }
+
+    /// The result of `tls_established` or `gss_established` right after accepting: success, or
+    /// `Closed` when accepting found plaintext bytes already buffered (CVE-2021-23214).
+    fn established(r: Result<(), UsageError>) {
+        match r {
+            Ok(()) | Err(UsageError::Closed) => {}
+            Err(e) => panic!("{OK}: {e}"),
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    struct App {
+        s: Server,
+        policy: u8,
+        status: TransactionStatus,
+    }
+
+    const OK: &str = "the server refused a valid answer";
+
+    impl App {
+        fn auth(&self) -> ServerAuth {
+            match self.policy & 3 {
+                0 => ServerAuth::Trust,
+                1 => ServerAuth::Scram {
+                    verifier: Some(verifier()),
+                },
+                2 => ServerAuth::Md5 {
+                    stored: Some(md5::stored_hash("alice", "pencil")),
+                },
+                _ => ServerAuth::Password {
+                    stored: Some(md5::stored_hash("alice", "pencil")),
+                },
+            }
+        }
+
+        fn event(&mut self, e: ServerEvent) {
+            let s = &mut self.s;
+            match &e {
+                ServerEvent::SslRequest => {
+                    let accept = self.policy & 8 != 0;
+                    s.accept_ssl(accept).expect(OK);
+                    if accept {
+                        // With plaintext buffered behind the request, accepting already failed the
+                        // connection (the error comes from poll_event): then this is refused.
+                        established(s.tls_established(Some(vec![0xab; 32])));
+                    }
+                }
+                ServerEvent::GssEncRequest => {
+                    let accept = self.policy & 16 != 0;
+                    s.accept_gssenc(accept).expect(OK);
+                    if accept {
+                        established(s.gss_established());
+                    }
+                }
+                ServerEvent::DirectTls => {
+                    black_box(s.take_buffered());
+                    s.tls_established(Some(vec![0xab; 32])).expect(OK);
+                }
+                ServerEvent::Startup { .. } => {
+                    let auth = self.auth();
+                    self.s.authenticate(auth).expect(OK);
+                }
+                ServerEvent::AuthResponse(_) => self.s.auth_succeeded().expect(OK),
+                ServerEvent::Message(m) => {
+                    self.answer(m);
+                    if self.policy & 64 != 0 {
+                        self.s.notice(&fields("NOTICE", "00000")).expect(OK);
+                        self.s.parameter_status("TimeZone", "UTC").expect(OK);
+                    }
+                }
+                _ => {}
+            }
+            black_box(e);
+        }
+
+        fn ready(&mut self) {
+            self.s.ready_for_query(self.status).expect(OK);
+        }
+
+        fn fail(&mut self, code: &str) {
+            self.s.error_response(&fields("ERROR", code)).expect(OK);
+            if self.status == TransactionStatus::InTransaction {
+                self.status = TransactionStatus::Failed;
+            }
+        }
+
+        fn answer(&mut self, m: &FrontendMessage) {
+            let rows = self.policy & 32 != 0;
+            match m {
+                FrontendMessage::Query(q) => {
+                    let sql = q.sql();
+                    let copy = CopyResponse::new(Format::Text, FormatCodes::default());
+                    if sql.is_empty() {
+                        self.s.empty_query_response().expect(OK);
+                    } else if contains(sql, b"/0") {
+                        self.fail("22012");
+                    } else if sql.starts_with(b"COPY") && contains(sql, b"STDIN") {
+                        // The Query goes on with the client's CopyData, CopyDone or CopyFail.
+                        self.s.copy_in_response(&copy).expect(OK);
+                        return;
+                    } else if sql.starts_with(b"COPY") {
+                        self.s.copy_out_response(&copy).expect(OK);
+                        self.s.copy_data(b"1\n").expect(OK);
+                        self.s.copy_done().expect(OK);
+                        self.s.command_complete("COPY 1").expect(OK);
+                    } else {
+                        if sql.starts_with(b"BEGIN") {
+                            self.status = TransactionStatus::InTransaction;
+                        } else if [&b"COMMIT"[..], b"ROLLBACK", b"END"]
+                            .iter()
+                            .any(|w| sql.starts_with(w))
+                        {
+                            self.status = TransactionStatus::Idle;
+                        }
+                        if rows {
+                            self.s.row_description(&row_description()).expect(OK);
+                            self.s.data_row(&[Some(b"1")]).expect(OK);
+                        }
+                        self.s.command_complete("SELECT 1").expect(OK);
+                    }
+                    self.ready();
+                }
+                FrontendMessage::Parse(p) => {
+                    if contains(p.query(), b"/0") || contains(p.query(), b"no_such") {
+                        self.fail("42703");
+                    } else {
+                        self.s.parse_complete().expect(OK);
+                    }
+                }
+                FrontendMessage::Bind(_) => self.s.bind_complete().expect(OK),
+                FrontendMessage::Describe(d) => {
+                    if d.target() == Target::Statement {
+                        self.s.parameter_description(&[23]).expect(OK);
+                    }
+                    if rows {
+                        self.s.row_description(&row_description()).expect(OK);
+                    } else {
+                        self.s.no_data().expect(OK);
+                    }
+                }
+                FrontendMessage::Execute(e) => {
+                    if rows {
+                        self.s.data_row(&[Some(b"1"), None]).expect(OK);
+                    }
+                    if rows && e.max_rows() > 0 {
+                        self.s.portal_suspended().expect(OK);
+                    } else {
+                        self.s.command_complete("SELECT 1").expect(OK);
+                    }
+                }
+                FrontendMessage::Close(_) => self.s.close_complete().expect(OK),
+                FrontendMessage::Sync => self.ready(),
+                FrontendMessage::Flush => {}
+                FrontendMessage::FunctionCall(_) => {
+                    self.s.function_call_response(Some(b"42")).expect(OK);
+                    self.ready();
+                }
+                FrontendMessage::CopyData(_) => {}
+                FrontendMessage::CopyDone => {
+                    self.s.command_complete("COPY 1").expect(OK);
+                    self.ready();
+                }
+                FrontendMessage::CopyFail(_) => {
+                    self.fail("57014");
+                    self.ready();
+                }
+                other => panic!("the server handed out {other:?} to answer"),
+            }
+        }
+
+        /// An answer chosen by `k`, right or wrong for the current state.
+        fn probe(&mut self, k: usize) {
+            let s = &mut self.s;
+            let r: Result<(), UsageError> = match k % 12 {
+                0 => s.ready_for_query(TransactionStatus::Idle),
+                1 => s.data_row(&[None]),
+                2 => s.command_complete("SELECT 0"),
+                3 => s.parse_complete(),
+                4 => s.bind_complete(),
+                5 => s.no_data(),
+                6 => s.error_response(&fields("ERROR", "XX000")),
+                7 => s.copy_data(b"x"),
+                8 => s.copy_done(),
+                9 => s.authenticate(ServerAuth::Trust),
+                10 => s.accept_ssl(false),
+                _ => s.notification(1, "c", "p"),
+            };
+            black_box(r.ok());
+        }
+    }
+
+    pub(super) fn run(data: &[u8]) {
+        let [policy, chunk, ref input @ ..] = *data else {
+            return;
+        };
+        let mut app = App {
+            s: Server::new(config(policy & 4 != 0)),
+            policy,
+            status: TransactionStatus::Idle,
+        };
+        let chunk = if chunk == 0 {
+            input.len().max(1)
+        } else {
+            chunk as usize
+        };
+        let mut fed = 0;
+        for (i, piece) in input.chunks(chunk).enumerate() {
+            app.s.receive(black_box(piece));
+            fed += piece.len();
+            loop {
+                match app.s.poll_event() {
+                    Ok(Some(e)) => {
+                        let e = e.into_owned();
+                        app.event(e)
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert_eq!(
+                            app.s.poll_event().map(|e| e.map(ServerEvent::into_owned)),
+                            Err(e.clone()),
+                            "error is not sticky"
+                        );
+                        app.s.receive(&input[fed..]);
+                        app.s.receive_eof();
+                        assert_eq!(
+                            app.s.poll_event().map(|e| e.map(ServerEvent::into_owned)),
+                            Err(e.clone()),
+                            "error is not sticky after more input"
+                        );
+                        assert!(!app.s.is_ready());
+                        let closed = Err(UsageError::Closed);
+                        assert_eq!(app.s.ready_for_query(TransactionStatus::Idle), closed);
+                        assert_eq!(app.s.data_row(&[None]), closed);
+                        assert_eq!(app.s.notice(&fields("NOTICE", "00000")), closed);
+                        assert_eq!(app.s.authenticate(ServerAuth::Trust), closed);
+                        // The FATAL ErrorResponse (if any) can still be flushed.
+                        while let Some(b) = app.s.poll_transmit() {
+                            black_box(b);
+                        }
+                        assert!(app.s.poll_transmit().is_none());
+                        black_box(e);
+                        return;
+                    }
+                }
+            }
+            assert!(
+                app.s.buffered_len() <= fed,
+                "the server holds {} undecoded bytes but was given {fed}",
+                app.s.buffered_len()
+            );
+            if policy & 128 != 0 {
+                app.probe(i + piece.len());
+            }
+            while let Some(b) = app.s.poll_transmit() {
+                assert!(!b.is_empty(), "poll_transmit returned empty bytes");
+                black_box(b);
+            }
+        }
+        // The client hangs up.
+        app.s.receive_eof();
+        loop {
+            match app.s.poll_event() {
+                Ok(Some(e)) => {
+                    let e = e.into_owned();
+                    app.event(e)
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    assert_eq!(
+                        app.s.poll_event().map(|e| e.map(ServerEvent::into_owned)),
+                        Err(e),
+                        "error is not sticky after EOF"
+                    );
+                    break;
+                }
+            }
+        }
+        while let Some(b) = app.s.poll_transmit() {
+            black_box(b);
+        }
+    }
+}
+
+mod pair {
+    //! A `Client` and a `Server` of this crate talking to each other in memory, both read
+    //! through their borrowed events only.
+    //!
+    //! The fuzz input chooses the configuration, the client's commands, the server's answers and
+    //! how the bytes are cut into reads. Every event of both machines is read in its borrowed form
+    //! (`ClientEvent<BackendMessageRef<'_>>`, `ServerEvent<FrontendMessageRef<'_>>`), every field
+    //! of every borrowed message included, and never made owned.
+    //!
+    //! Input layout: byte 0 is the configuration, byte 1 the default read size (0: each transfer
+    //! in one read), the rest a script read one byte at a time (zeros once it runs out).
+    //!
+    //! - bits 0-1: authentication: 0 trust, 1 SCRAM-SHA-256 (-PLUS over TLS), 2 MD5, 3 cleartext,
+    //!   for user `alice` with password `pencil`;
+    //! - bit 2: the client asks for protocol 3.2; bit 3: the server offers 3.2 (else 3.0);
+    //! - bit 4: the client sends SSLRequest; bit 5: the server accepts it;
+    //! - bit 6: the client has the wrong password;
+    //! - bit 7: the server may add a notice, a notification or a ParameterStatus after an answer.
+    //!
+    //! Script: each byte is a client command (Query, Parse, Bind, Describe, Execute, Close, Sync,
+    //! Flush, FunctionCall, CopyData, CopyDone, CopyFail, with arguments from the next bytes), or a
+    //! step of the pair (with a read size from the next byte), or a drive until nothing moves.
+    //! The server answers each message completely, with variations chosen by the next byte
+    //! (success or error, how many rows, PortalSuspended). At the end: CopyDone if a COPY FROM
+    //! STDIN is open, a Sync, and a drive. While a `COPY IN` Query is outstanding, the
+    //! application sends only CopyData, CopyDone or CopyFail (any other command becomes
+    //! CopyDone), as the server ignores a Sync during COPY FROM STDIN.
+    //!
+    //! Checks: no panic; each side's error is returned again by every later `poll_event`, even
+    //! after more input, and the client's commands are then refused; the pair settles; and when
+    //! neither side failed and both are connected: every request the client made was answered or
+    //! skipped, none is pending, and both agree on the transaction status.
+
+    use std::collections::BTreeSet;
+    use std::hint::black_box;
+    use std::sync::OnceLock;
+
+    use crate::auth::{md5, ScramVerifier};
+    use crate::{
+        BackendMessage, BackendMessageRef, Bind, Client, ClientConfig, ClientEvent, CopyResponse,
+        Encryption, Error, ErrorFields, FieldCode, FieldDescription, Format, FormatCodes,
+        FrontendMessage, FrontendMessageRef, FunctionCall, ProtocolVersion, RowDescription, Server,
+        ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus, UsageError, Values,
+    };
+
+    const OK: &str = "the server refused a valid answer";
+    const END_POINT: [u8; 32] = [0xab; 32];
+    /// The statements the client sends; the server answers by their text.
+    const SQL: [&str; 7] = [
+        "SELECT 1", "", "FAIL", "COPY IN", "COPY OUT", "BEGIN", "COMMIT",
+    ];
+
+    fn verifier() -> ScramVerifier {
+        static V: OnceLock<ScramVerifier> = OnceLock::new();
+        V.get_or_init(|| {
+            ScramVerifier::new("pencil", b"0123456789abcdef", 4096).expect("a valid verifier")
+        })
+        .clone()
+    }
+
+    fn fields(severity: &str, code: &str) -> ErrorFields {
+        ErrorFields::new([
+            (FieldCode::Severity, severity),
+            (FieldCode::Code, code),
+            (FieldCode::Message, "scripted"),
+        ])
+        .expect("valid fields")
+    }
+
+    fn row_description() -> RowDescription {
+        RowDescription::new(&[FieldDescription {
+            name: b"n",
+            table_oid: 0,
+            column_id: 0,
+            type_oid: 23,
+            type_size: 4,
+            type_modifier: -1,
+            format: Format::Text,
+        }])
+        .expect("a valid description")
+    }
+
+    /// The script: one byte at a time, zeros once it runs out.
+    struct Script<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl Script<'_> {
+        fn byte(&mut self) -> u8 {
+            let b = self.bytes.get(self.at).copied().unwrap_or(0);
+            self.at += 1;
+            b
+        }
+
+        fn done(&self) -> bool {
+            self.at >= self.bytes.len()
+        }
+    }
+
+    /// A frontend message as the server's application keeps it, once every field of the
+    /// borrowed view has been read.
+    enum Msg {
+        Query(Vec<u8>),
+        Parse { fails: bool },
+        Bind,
+        Describe { statement: bool },
+        Execute { max_rows: i32 },
+        Close,
+        Sync,
+        Flush,
+        FunctionCall,
+        CopyData,
+        CopyDone,
+        CopyFail,
+    }
+
+    /// What a server event asks of the application.
+    enum Todo {
+        Nothing,
+        Ssl,
+        Gss,
+        DirectTls,
+        Startup,
+        AuthResponse,
+        Answer(Msg),
+    }
+
+    /// Reads every field of a borrowed frontend message.
+    fn read_frontend(m: FrontendMessageRef<'_>) -> Msg {
+        black_box(m.name());
+        black_box(m.tag());
+        match m {
+            FrontendMessageRef::Parse(p) => {
+                black_box(p.name());
+                black_box(p.param_types().sum::<u32>());
+                let q = p.query();
+                Msg::Parse {
+                    fails: q == b"FAIL",
+                }
+            }
+            FrontendMessageRef::Bind(b) => {
+                black_box((b.portal(), b.statement()));
+                black_box(b.param_formats().into_iter().count());
+                black_box(
+                    b.params()
+                        .into_iter()
+                        .map(|v| v.map_or(0, <[u8]>::len))
+                        .sum::<usize>(),
+                );
+                black_box(b.result_formats().into_iter().count());
+                Msg::Bind
+            }
+            FrontendMessageRef::Describe(d) => {
+                black_box(d.name());
+                Msg::Describe {
+                    statement: d.target() == Target::Statement,
+                }
+            }
+            FrontendMessageRef::Close(c) => {
+                black_box((c.target(), c.name()));
+                Msg::Close
+            }
+            FrontendMessageRef::Execute(e) => {
+                black_box(e.portal());
+                Msg::Execute {
+                    max_rows: e.max_rows(),
+                }
+            }
+            FrontendMessageRef::Sync => Msg::Sync,
+            FrontendMessageRef::Flush => Msg::Flush,
+            FrontendMessageRef::Query(sql) => Msg::Query(sql.to_vec()),
+            FrontendMessageRef::CopyData(data) => {
+                black_box(data);
+                Msg::CopyData
+            }
+            FrontendMessageRef::Message(m) => match m {
+                FrontendMessage::FunctionCall(f) => {
+                    black_box(f);
+                    Msg::FunctionCall
+                }
+                FrontendMessage::CopyDone => Msg::CopyDone,
+                FrontendMessage::CopyFail(f) => {
+                    black_box(f);
+                    Msg::CopyFail
+                }
+                other => panic!("the server handed out {other:?} to answer"),
+            },
+        }
+    }
+
+    /// What a client event asks of the application.
+    enum Act {
+        Nothing,
+        Tls,
+        Gss,
+        /// A response or a skip for this request; `true` if it starts COPY FROM STDIN.
+        Answered(u64, bool),
+    }
+
+    /// Reads every field of a borrowed backend message; whether it starts COPY FROM STDIN.
+    fn read_backend(m: BackendMessageRef<'_>) -> bool {
+        match m {
+            BackendMessageRef::DataRow(row) => {
+                black_box(row.len());
+                for c in row.columns() {
+                    black_box(c);
+                }
+                false
+            }
+            BackendMessageRef::CopyData(data) => {
+                black_box(data);
+                false
+            }
+            BackendMessageRef::Message(m) => {
+                let copy_in = matches!(m, BackendMessage::CopyInResponse(_));
+                black_box(m);
+                copy_in
+            }
+        }
+    }
+
+    struct Pair {
+        c: Client,
+        s: Server,
+        ctx: u8,
+        /// The server's transaction status, as its application keeps it.
+        status: TransactionStatus,
+        /// COPY FROM STDIN open on the client's side.
+        copy_in: bool,
+        /// A `COPY IN` Query sent and not yet answered. The application sends nothing else
+        /// until its COPY is over: the server ignores a Sync sent during COPY FROM STDIN (as
+        /// PostgreSQL does), which would then never be answered.
+        copy_pending: bool,
+        cerr: Option<Error>,
+        serr: Option<Error>,
+        requests: BTreeSet<u64>,
+        answered: BTreeSet<u64>,
+    }
+
+    impl Pair {
+        fn auth(&self) -> ServerAuth {
+            match self.ctx & 3 {
+                0 => ServerAuth::Trust,
+                1 => ServerAuth::Scram {
+                    verifier: Some(verifier()),
+                },
+                2 => ServerAuth::Md5 {
+                    stored: Some(md5::stored_hash("alice", "pencil")),
+                },
+                _ => ServerAuth::Password {
+                    stored: Some(verifier().to_string()),
+                },
+            }
+        }
+
+        /// Moves the client's bytes to the server, then the server's to the client, in reads of
+        /// `chunk` bytes (0: one read), draining events after each read. Whether bytes moved.
+        fn step(&mut self, chunk: usize, script: &mut Script<'_>) -> bool {
+            let mut moved = false;
+            let mut bytes = Vec::new();
+            while let Some(b) = self.c.poll_transmit() {
+                assert!(!b.is_empty(), "the client transmitted empty bytes");
+                bytes.extend_from_slice(&b);
+            }
+            moved |= !bytes.is_empty();
+            for piece in bytes.chunks(if chunk == 0 {
+                bytes.len().max(1)
+            } else {
+                chunk
+            }) {
+                self.s.receive(piece);
+                self.drain_server(script);
+            }
+            self.drain_server(script);
+            bytes.clear();
+            while let Some(b) = self.s.poll_transmit() {
+                assert!(!b.is_empty(), "the server transmitted empty bytes");
+                bytes.extend_from_slice(&b);
+            }
+            moved |= !bytes.is_empty();
+            for piece in bytes.chunks(if chunk == 0 {
+                bytes.len().max(1)
+            } else {
+                chunk
+            }) {
+                self.c.receive(piece);
+                self.drain_client();
+            }
+            self.drain_client();
+            moved
+        }
+
+        fn drive(&mut self, chunk: usize, script: &mut Script<'_>) {
+            for _ in 0..1000 {
+                if !self.step(chunk, script) {
+                    return;
+                }
+            }
+            panic!("the pair did not settle");
+        }
+
+        fn drain_client(&mut self) {
+            if let Some(e) = &self.cerr {
+                assert_eq!(
+                    self.c.poll_event().err().as_ref(),
+                    Some(e),
+                    "client error not sticky"
+                );
+                return;
+            }
+            loop {
+                let act = match self.c.poll_event() {
+                    Ok(None) => return,
+                    Err(e) => {
+                        assert_eq!(
+                            self.c.poll_event().err().as_ref(),
+                            Some(&e),
+                            "client error not sticky"
+                        );
+                        assert!(self.c.query("SELECT 1").is_err());
+                        assert!(self.c.sync().is_err());
+                        assert!(!self.c.is_ready());
+                        self.cerr = Some(e);
+                        return;
+                    }
+                    Ok(Some(e)) => match e {
+                        ClientEvent::SslResponse { accepted } => {
+                            if accepted {
+                                Act::Tls
+                            } else {
+                                Act::Nothing
+                            }
+                        }
+                        ClientEvent::GssEncResponse { accepted } => {
+                            if accepted {
+                                Act::Gss
+                            } else {
+                                Act::Nothing
+                            }
+                        }
+                        ClientEvent::Response { request, message } => {
+                            Act::Answered(request.get(), read_backend(message))
+                        }
+                        ClientEvent::Skipped { request } => Act::Answered(request.get(), false),
+                        other => {
+                            black_box(other);
+                            Act::Nothing
+                        }
+                    },
+                };
+                match act {
+                    Act::Nothing => {}
+                    Act::Tls => {
+                        let _ = self.c.tls_established(Some(END_POINT.to_vec()));
+                    }
+                    Act::Gss => {
+                        let _ = self.c.gss_established();
+                    }
+                    Act::Answered(id, copy_in) => {
+                        self.answered.insert(id);
+                        if copy_in {
+                            self.copy_in = true;
+                            self.copy_pending = false;
+                        }
+                    }
+                }
+            }
+        }
+
+        fn drain_server(&mut self, script: &mut Script<'_>) {
+            if let Some(e) = &self.serr {
+                assert_eq!(
+                    self.s.poll_event().err().as_ref(),
+                    Some(e),
+                    "server error not sticky"
+                );
+                return;
+            }
+            loop {
+                let todo = match self.s.poll_event() {
+                    Ok(None) => return,
+                    Err(e) => {
+                        assert_eq!(
+                            self.s.poll_event().err().as_ref(),
+                            Some(&e),
+                            "server error not sticky"
+                        );
+                        assert_eq!(
+                            self.s.ready_for_query(TransactionStatus::Idle),
+                            Err(UsageError::Closed)
+                        );
+                        assert!(!self.s.is_ready());
+                        self.serr = Some(e);
+                        return;
+                    }
+                    Ok(Some(e)) => match e {
+                        ServerEvent::SslRequest => Todo::Ssl,
+                        ServerEvent::GssEncRequest => Todo::Gss,
+                        ServerEvent::DirectTls => Todo::DirectTls,
+                        ServerEvent::Startup { message, version } => {
+                            black_box((message, version));
+                            Todo::Startup
+                        }
+                        ServerEvent::AuthResponse(m) => {
+                            black_box(m);
+                            Todo::AuthResponse
+                        }
+                        ServerEvent::Message(m) => Todo::Answer(read_frontend(m)),
+                        other => {
+                            black_box(other);
+                            Todo::Nothing
+                        }
+                    },
+                };
+                let s = &mut self.s;
+                match todo {
+                    Todo::Nothing => {}
+                    Todo::Ssl => {
+                        let accept = self.ctx & 32 != 0;
+                        s.accept_ssl(accept).expect(OK);
+                        if accept {
+                            s.tls_established(Some(END_POINT.to_vec())).expect(OK);
+                        }
+                    }
+                    Todo::Gss => s.accept_gssenc(false).expect(OK),
+                    Todo::DirectTls => {
+                        black_box(s.take_buffered());
+                        s.tls_established(Some(END_POINT.to_vec())).expect(OK);
+                    }
+                    Todo::Startup => {
+                        let auth = self.auth();
+                        self.s.authenticate(auth).expect(OK);
+                    }
+                    Todo::AuthResponse => self.s.auth_succeeded().expect(OK),
+                    Todo::Answer(m) => {
+                        self.answer(m, script.byte());
+                        if self.ctx & 128 != 0 {
+                            self.extra(script.byte());
+                        }
+                    }
+                }
+            }
+        }
+
+        fn ready(&mut self) {
+            self.s.ready_for_query(self.status).expect(OK);
+        }
+
+        fn fail(&mut self, code: &str) {
+            self.s.error_response(&fields("ERROR", code)).expect(OK);
+            if self.status == TransactionStatus::InTransaction {
+                self.status = TransactionStatus::Failed;
+            }
+        }
+
+        /// Answers `m` completely, with variations chosen by `k`.
+        fn answer(&mut self, m: Msg, k: u8) {
+            let s = &mut self.s;
+            match m {
+                Msg::Query(sql) => {
+                    let copy = CopyResponse::new(Format::Text, FormatCodes::default());
+                    match &sql[..] {
+                        b"" => s.empty_query_response().expect(OK),
+                        b"FAIL" => self.fail("42P01"),
+                        b"COPY IN" => {
+                            // The Query goes on with the client's CopyData, CopyDone or CopyFail.
+                            s.copy_in_response(&copy).expect(OK);
+                            return;
+                        }
+                        b"COPY OUT" => {
+                            s.copy_out_response(&copy).expect(OK);
+                            for _ in 0..k % 3 {
+                                s.copy_data(b"1\n").expect(OK);
+                            }
+                            s.copy_done().expect(OK);
+                            s.command_complete("COPY 1").expect(OK);
+                        }
+                        _ if k & 1 == 1 => self.fail("22012"),
+                        _ => {
+                            if sql.starts_with(b"BEGIN") {
+                                self.status = TransactionStatus::InTransaction;
+                            } else if sql.starts_with(b"COMMIT") {
+                                self.status = TransactionStatus::Idle;
+                            }
+                            s.row_description(&row_description()).expect(OK);
+                            for _ in 0..(k >> 1) % 4 {
+                                s.data_row(&[Some(b"1")]).expect(OK);
+                            }
+                            s.command_complete("SELECT 1").expect(OK);
+                        }
+                    }
+                    self.ready();
+                }
+                Msg::Parse { fails } => {
+                    if fails || k.is_multiple_of(8) {
+                        self.fail("42601");
+                    } else {
+                        s.parse_complete().expect(OK);
+                    }
+                }
+                Msg::Bind => {
+                    if k.is_multiple_of(16) {
+                        self.fail("26000");
+                    } else {
+                        s.bind_complete().expect(OK);
+                    }
+                }
+                Msg::Describe { statement } => {
+                    if statement {
+                        s.parameter_description(&[23]).expect(OK);
+                    }
+                    if k & 1 == 0 {
+                        s.row_description(&row_description()).expect(OK);
+                    } else {
+                        s.no_data().expect(OK);
+                    }
+                }
+                Msg::Execute { max_rows } => {
+                    let rows = i32::from(k % 4);
+                    let limited = max_rows > 0 && rows >= max_rows;
+                    for _ in 0..if limited { max_rows } else { rows } {
+                        s.data_row(&[Some(b"1"), None]).expect(OK);
+                    }
+                    if limited {
+                        s.portal_suspended().expect(OK);
+                    } else if k & 64 != 0 {
+                        self.fail("22012");
+                    } else {
+                        s.command_complete("SELECT 1").expect(OK);
+                    }
+                }
+                Msg::Close => s.close_complete().expect(OK),
+                Msg::Sync => self.ready(),
+                Msg::Flush | Msg::CopyData => {}
+                Msg::FunctionCall => {
+                    if k & 1 == 0 {
+                        s.function_call_response(Some(b"42")).expect(OK);
+                    } else {
+                        self.fail("42883");
+                    }
+                    self.ready();
+                }
+                Msg::CopyDone => {
+                    s.command_complete("COPY 1").expect(OK);
+                    self.ready();
+                }
+                Msg::CopyFail => {
+                    self.fail("57014");
+                    self.ready();
+                }
+            }
+        }
+
+        /// Maybe an asynchronous message, chosen by `k`.
+        fn extra(&mut self, k: u8) {
+            match k % 4 {
+                0 => self.s.notice(&fields("NOTICE", "00000")).expect(OK),
+                1 => self.s.notification(7, "chan", "payload").expect(OK),
+                2 => self.s.parameter_status("TimeZone", "UTC").expect(OK),
+                _ => {}
+            }
+        }
+
+        /// A client command chosen by `op`, its arguments from the script. It may be refused
+        /// (with `UsageError`), never panic.
+        fn command(&mut self, op: u8, script: &mut Script<'_>) {
+            if self.copy_pending {
+                // Wait for the COPY to start (or fail) first.
+                self.drive(0, script);
+                self.copy_pending = false;
+            }
+            let op = if self.copy_in && !(9..=11).contains(&op) {
+                10
+            } else {
+                op
+            };
+            let name = |b: u8| if b & 1 == 0 { "" } else { "s" };
+            let target = |b: u8| {
+                if b & 2 == 0 {
+                    Target::Statement
+                } else {
+                    Target::Portal
+                }
+            };
+            let c = &mut self.c;
+            let id = match op {
+                0 => {
+                    let sql = SQL[usize::from(script.byte()) % SQL.len()];
+                    let id = c.query(sql);
+                    self.copy_pending = id.is_ok() && sql == "COPY IN";
+                    id
+                }
+                1 => {
+                    let b = script.byte();
+                    c.parse(name(b), SQL[usize::from(b >> 1) % SQL.len()], &[23])
+                }
+                2 => {
+                    let b = script.byte();
+                    let values = Values::new([Some(&b"1"[..])]).expect("one value");
+                    let bind = Bind::new(
+                        "",
+                        name(b),
+                        FormatCodes::default(),
+                        values,
+                        FormatCodes::default(),
+                    )
+                    .expect("a valid Bind");
+                    c.bind(&bind)
+                }
+                3 => {
+                    let b = script.byte();
+                    c.describe(target(b), name(b))
+                }
+                4 => c.execute("", i32::from(script.byte() % 3)),
+                5 => {
+                    let b = script.byte();
+                    c.close(target(b), name(b))
+                }
+                6 => c.sync(),
+                7 => {
+                    black_box(c.flush().ok());
+                    return;
+                }
+                8 => {
+                    let call = FunctionCall::new(
+                        42,
+                        FormatCodes::default(),
+                        Values::new([Some(&b"7"[..])]).expect("one value"),
+                        Format::Binary,
+                    )
+                    .expect("a valid FunctionCall");
+                    c.function_call(&call)
+                }
+                9 => {
+                    black_box(c.copy_data(b"1\t2\n").ok());
+                    return;
+                }
+                10 | 11 => {
+                    let r = if op == 10 {
+                        c.copy_done()
+                    } else {
+                        c.copy_fail("stopped")
+                    };
+                    if r.is_ok() {
+                        self.copy_in = false;
+                    }
+                    return;
+                }
+                _ => unreachable!(),
+            };
+            if let Ok(id) = id {
+                assert!(self.requests.insert(id.get()), "a request id used twice");
+            }
+        }
+    }
+
+    pub(super) fn run(data: &[u8]) {
+        let [ctx, chunk, ref rest @ ..] = *data else {
+            return;
+        };
+        let mut script = Script { bytes: rest, at: 0 };
+        let mut config = ClientConfig::new("alice");
+        config.database = Some("db".into());
+        if ctx & 4 != 0 {
+            config.max_protocol_version = ProtocolVersion::V3_2;
+        }
+        if ctx & 16 != 0 {
+            config.encryption = Encryption::Ssl { required: false };
+        }
+        let password: &[u8] = if ctx & 64 != 0 { b"Pencil" } else { b"pencil" };
+        config.password = Some(password.to_vec());
+        config.max_scram_iterations = 4096;
+        let server_config = ServerConfig {
+            mock_auth_secret: [7; 32],
+            max_protocol_version: if ctx & 8 != 0 {
+                ProtocolVersion::V3_2
+            } else {
+                ProtocolVersion::V3_0
+            },
+            ..ServerConfig::default()
+        };
+        let mut p = Pair {
+            c: Client::new(config).expect("a valid configuration"),
+            s: Server::new(server_config),
+            ctx,
+            status: TransactionStatus::Idle,
+            copy_in: false,
+            copy_pending: false,
+            cerr: None,
+            serr: None,
+            requests: BTreeSet::new(),
+            answered: BTreeSet::new(),
+        };
+        let chunk = usize::from(chunk);
+        p.drive(chunk, &mut script);
+        while !script.done() {
+            match script.byte() % 16 {
+                op @ 0..=11 => p.command(op, &mut script),
+                12 | 13 => {
+                    let n = usize::from(script.byte());
+                    p.step(n, &mut script);
+                }
+                14 => p.drive(chunk, &mut script),
+                _ => {
+                    p.step(chunk, &mut script);
+                }
+            }
+        }
+        p.drive(chunk, &mut script);
+        if p.copy_in {
+            black_box(p.c.copy_done().ok());
+        }
+        if let Ok(id) = p.c.sync() {
+            p.requests.insert(id.get());
+        }
+        p.drive(chunk, &mut script);
+
+        if p.cerr.is_none() && p.serr.is_none() && p.c.is_ready() && p.s.is_ready() {
+            let unanswered: Vec<_> = p.requests.difference(&p.answered).collect();
+            assert!(
+                unanswered.is_empty(),
+                "requests never answered: {unanswered:?}"
+            );
+            assert_eq!(p.c.pending_requests(), 0, "requests still pending");
+            assert_eq!(
+                p.c.transaction_status(),
+                Some(p.s.transaction_status()),
+                "the two sides disagree on the transaction status"
+            );
+        }
+    }
+}
