@@ -1,6 +1,6 @@
 //! The client role against a scripted server: every byte the "server" sends is written here,
 //! which is how a hostile or broken server is imitated. Honest exchanges use the crate's own
-//! server-side SCRAM; the live tests against real PostgreSQL servers are in `client_live.rs`.
+//! server-side SCRAM; the live tests against real PostgreSQL servers are in `live_client.rs`.
 
 use bytes::{Bytes, BytesMut};
 use pgproto::auth::{ScramServer, ScramVerifier};

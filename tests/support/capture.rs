@@ -1,4 +1,4 @@
-//! Decoding one recorded connection for `tests/captures.rs`: the bytes a client sent and the
+//! Decoding one recorded connection for `tests/codec_captures.rs`: the bytes a client sent and the
 //! bytes the server sent.
 //!
 //! The test's own copy of the decoding half of the `inspect` example (`examples/inspect/`),

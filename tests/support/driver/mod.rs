@@ -1,5 +1,5 @@
 //! A blocking `std::net` driver for [`pgproto::Client`], with TLS from rustls, for the live
-//! tests (`tests/client_live.rs`).
+//! tests (`tests/live_client.rs`).
 //!
 //! It began as the `client` example's driver and keeps what the tests need beyond the example's
 //! command line: statements with parameters, COPY in and out, notifications, cancellation,
