@@ -1,64 +1,188 @@
-//! A sans-IO implementation of the PostgreSQL frontend/backend protocol, versions 3.0 and 3.2.
-//!
-//! Bytes in, messages out; messages in, bytes out. No sockets, no runtime, no clock: the caller
-//! owns the I/O, and the same core serves drivers, servers, poolers, proxies and fuzzers.
-//!
-//! This release provides the foundation: incremental framing with per-message length limits and
-//! a complete codec for every message of both directions. The [`auth`] module holds the password
-//! authentication computations (SCRAM-SHA-256 with and without channel binding, MD5, cleartext)
+//! A sans-IO implementation of the PostgreSQL frontend/backend protocol (versions 3.0 and 3.2)
 //! for both roles.
 //!
-//! # Decoding
+//! Bytes in, events and bytes out: no sockets, no runtime, no clock, no TLS library. The caller
+//! owns the I/O; the crate owns the protocol's rules. The same core serves:
 //!
-//! Feed received bytes to a decoder, then drain it until it returns `Ok(None)`:
+//! - **drivers**, through [`Client`] (the frontend role: start-up, encryption hand-off,
+//!   authentication, simple and extended queries, pipelining, COPY, cancel keys);
+//! - **servers and mock servers**, through [`Server`] (the backend role: encryption requests,
+//!   version negotiation, trust, cleartext, MD5 and SCRAM-SHA-256(-PLUS) authentication, one
+//!   request answered at a time with each answer checked, discard-until-Sync, COPY);
+//! - **poolers and proxies**, through both at once;
+//! - **tools and fuzzers**, through the decoders ([`BackendDecoder`], [`FrontendDecoder`]) and
+//!   the message types, which every state machine is built on.
+//!
+//! # The run loop
+//!
+//! Every state machine follows one contract. After **every input** (`receive`, `receive_eof`,
+//! `tls_established`) and **every command** (`query`, `parse`, ... on a [`Client`];
+//! `authenticate`, `data_row`, `ready_for_query`, ... on a [`Server`]), the application MUST
+//! drain `poll_event` until it returns `Ok(None)`, then drain `poll_transmit` and write those
+//! bytes to the peer. The machines never block, never spawn and never read a clock: `Ok(None)`
+//! means "give me more input" (or, on a server, "answer the message I handed you").
+//!
+//! Events borrow: a row ([`BackendMessageRef::DataRow`]) or a frontend message
+//! ([`FrontendMessageRef`]) points into the machine's receive buffer and stays valid until the
+//! next call that takes `&mut self`, so a result set or a pipeline streams through without an
+//! allocation per message. Read what you need, then answer or poll again; `into_owned()` on an
+//! event ([`ClientEvent::into_owned`], [`ServerEvent::into_owned`]) keeps it longer.
+//!
+//! ## A client
 //!
 //! ```
-//! use pgproto::{BackendDecoder, BackendMessage};
+//! use pgproto::{BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent};
+//!
+//! let mut client = Client::new(ClientConfig::new("alice"))?;
+//! let startup = client.poll_transmit().expect("the StartupMessage"); // write it to the socket
+//! # assert_eq!(&startup[4..8], &[0, 3, 0, 0]);
+//!
+//! // Bytes read from the socket: AuthenticationOk, ReadyForQuery (a trusting server).
+//! client.receive(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I");
+//! while let Some(event) = client.poll_event()? {
+//!     if let ClientEvent::Connected { .. } = event {
+//!         client.query("SELECT 'a'")?;
+//!     }
+//! }
+//! while let Some(bytes) = client.poll_transmit() {
+//!     // write `bytes` to the socket (here: the Query)
+//! #   assert_eq!(bytes[0], b'Q');
+//! }
+//!
+//! // The answer: a DataRow with one column, CommandComplete, ReadyForQuery.
+//! client.receive(b"D\0\0\0\x0b\0\x01\0\0\0\x01aC\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I");
+//! let mut rows = Vec::new();
+//! while let Some(event) = client.poll_event()? {
+//!     match event {
+//!         ClientEvent::Response { message: BackendMessageRef::DataRow(row), .. } => {
+//!             // `row` borrows the receive buffer: read it now.
+//!             rows.push(row.columns().next().flatten().map(<[u8]>::to_vec));
+//!         }
+//!         ClientEvent::Response {
+//!             message: BackendMessageRef::Message(BackendMessage::CommandComplete(c)),
+//!             ..
+//!         } => assert_eq!(c.tag(), b"SELECT 1"),
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(rows, [Some(b"a".to_vec())]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## A server
+//!
+//! ```
+//! use pgproto::{
+//!     FieldDescription, Format, FrontendMessageRef, RowDescription, Server, ServerAuth,
+//!     ServerConfig, ServerEvent, TransactionStatus,
+//! };
+//!
+//! let mut server = Server::new(ServerConfig::default());
+//! // Bytes read from the socket: a StartupMessage for user "alice", then a Query.
+//! server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0");
+//! server.receive(b"Q\0\0\0\x0dSELECT 1\0");
+//! let mut answered = 0;
+//! while let Some(event) = server.poll_event()? {
+//!     match event {
+//!         ServerEvent::Startup { .. } => server.authenticate(ServerAuth::Trust)?,
+//!         ServerEvent::Message(FrontendMessageRef::Query(sql)) => {
+//!             assert_eq!(sql, b"SELECT 1"); // borrowed: read it before answering
+//!             let column = FieldDescription {
+//!                 name: b"?column?",
+//!                 table_oid: 0,
+//!                 column_id: 0,
+//!                 type_oid: 23,
+//!                 type_size: 4,
+//!                 type_modifier: -1,
+//!                 format: Format::Text,
+//!             };
+//!             server.row_description(&RowDescription::new(&[column])?)?;
+//!             server.data_row(&[Some(b"1")])?;
+//!             server.command_complete("SELECT 1")?;
+//!             server.ready_for_query(TransactionStatus::Idle)?;
+//!             answered += 1;
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! while let Some(bytes) = server.poll_transmit() {
+//!     // write `bytes` to the socket: AuthenticationOk, ParameterStatus..., BackendKeyData,
+//!     // ReadyForQuery, then the answer to the Query
+//! #   assert!(bytes.ends_with(b"Z\0\0\0\x05I"));
+//! }
+//! assert_eq!(answered, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The two roles are symmetric: the messages a [`Client`] sends are the events a [`Server`]
+//! reports, and the other way round, so they can be tested against each other in memory.
+//!
+//! # The protocol's rules
+//!
+//! Which response may answer which request, and which one ends it, is one table shared by both
+//! roles: see [`protocol`]. A [`Client`] refuses a response the table does not allow
+//! ([`Error::UnexpectedMessage`]); a [`Server`] refuses an answer the table does not allow
+//! ([`UsageError::NotAllowed`]) and sends nothing.
+//!
+//! # Errors
+//!
+//! - [`Error`], from `poll_event`: the peer broke the protocol, sent a malformed message
+//!   ([`DecodeError`], naming the message and the field), failed authentication
+//!   ([`AuthError`]), or the connection ended early. Errors are **sticky**: every later
+//!   `poll_event` returns the same error, and events decoded before it are delivered first. A
+//!   [`Server`] first queues a FATAL ErrorResponse (SQLSTATE [`Error::sqlstate`], `08P01` for a
+//!   protocol violation) for `poll_transmit`, so the client learns why.
+//! - [`UsageError`], from a command: the application asked for something the protocol does not
+//!   allow now (a query during start-up, an answer to nothing), or gave a value that cannot be
+//!   sent (a NUL inside a string, more than 65,535 values). Nothing is sent and the machine
+//!   stays as it was.
+//! - [`EncodeError`], from a message constructor: the value cannot be encoded.
+//!
+//! # Limits
+//!
+//! Every peer input is bounded: an unknown type byte is refused as soon as it arrives, a length
+//! word over the message type's limit as soon as its four bytes arrive, and no memory is ever
+//! reserved from a length word. The defaults ([`Limits`]) are PostgreSQL's and libpq's own:
+//!
+//! | received by | message | limit (length word) |
+//! | --- | --- | --- |
+//! | server | start-up packets | 10,000 |
+//! | server | Query, Parse, Bind, CopyData, FunctionCall | 1 GiB - 2 |
+//! | server | PasswordMessage, SASL and GSS responses | 65,535 |
+//! | server | every other message | 10,000 |
+//! | client | RowDescription, DataRow, CopyData, FunctionCallResponse, ErrorResponse, NoticeResponse, NotificationResponse, ParameterDescription | 1 GiB - 2 |
+//! | client | every other message | 30,000 |
+//!
+//! No input makes the crate panic (every decoder and both machines are fuzzed). An idle
+//! connection's machine keeps under 1 KiB of heap after `release_buffers`.
+//!
+//! # The codec underneath
+//!
+//! The machines are built on incremental decoders and one type per message, which are public
+//! for tools, proxies and tests. [`BackendDecoder`] reads what a server sends and
+//! [`FrontendDecoder`] what a client sends; `next_ref` lends the hot messages out of the
+//! buffer, `next` returns owned ones:
+//!
+//! ```
+//! use pgproto::{BackendDecoder, BackendMessageRef};
 //!
 //! let mut dec = BackendDecoder::new();
 //! // A DataRow with two columns ("42" and NULL), split across two reads.
 //! let bytes = b"D\0\0\0\x10\0\x02\0\0\0\x0242\xff\xff\xff\xff";
 //! for chunk in bytes.chunks(7) {
 //!     dec.receive(chunk);
-//!     while let Some(msg) = dec.next().unwrap() {
-//!         let BackendMessage::DataRow(row) = msg else { panic!() };
+//!     while let Some(msg) = dec.next_ref().unwrap() {
+//!         let BackendMessageRef::DataRow(row) = msg else { panic!() };
 //!         assert_eq!(row.columns().collect::<Vec<_>>(), [Some(&b"42"[..]), None]);
 //!     }
 //! }
 //! ```
 //!
-//! Decoded messages hold `bytes::Bytes` slices of the received bytes: nothing is copied, and
-//! text stays bytes until asked for (the `as_str`-style accessors check UTF-8 and never replace
-//! characters). For hot loops, [`BackendDecoder::next_ref`] lends DataRow and CopyData straight
-//! out of the buffer with no allocation and no reference count, and
-//! [`BackendDecoder::next_data_row`] drains runs of rows faster still. On the server side,
-//! [`FrontendDecoder::next_ref`] does the same for the extended-query pipeline (Parse, Bind,
-//! Describe, Execute, Sync).
-//!
-//! # Encoding
-//!
 //! Every message type implements [`Encode`], which appends whole messages to a `BytesMut` and
-//! cannot fail: constructors check the values (no NUL inside strings, counts within 16 bits,
-//! lengths within 32 bits). For every valid frame, encoding its decoded message gives back the
-//! same bytes.
-//!
-//! ```
-//! use bytes::BytesMut;
-//! use pgproto::{Bind, Encode, Execute, FormatCodes, FrontendMessage, Values};
-//!
-//! let mut out = BytesMut::new();
-//! Bind::new("", "stmt", FormatCodes::default(), Values::new([Some(&b"7"[..])]).unwrap(), FormatCodes::default())
-//!     .unwrap()
-//!     .encode(&mut out);
-//! Execute::new("", 0).unwrap().encode(&mut out);
-//! FrontendMessage::Sync.encode(&mut out);
-//! assert_eq!(out.len(), 22 + 10 + 5);
-//! ```
-//!
-//! The hot messages can also be written straight from values, with the same checks and nothing
-//! built or allocated: [`Bind::encode_values`], [`Parse::encode_values`],
-//! [`Execute::encode_values`], [`Describe::encode_values`], [`Close::encode_values`],
-//! [`Query::encode_str`] and, for a server, [`DataRow::encode_values`].
+//! cannot fail: constructors check the values. The hot messages can also be written straight
+//! from values, with the same checks and nothing built: [`Bind::encode_values`],
+//! [`Parse::encode_values`], [`Execute::encode_values`], [`Describe::encode_values`],
+//! [`Close::encode_values`], [`Query::encode_str`] and [`DataRow::encode_values`].
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -71,12 +195,15 @@
 //! assert_eq!(out.len(), 22 + 10 + 5);
 //! ```
 //!
-//! # Bad input
+//! The [`auth`] module holds the password computations both roles use (SCRAM-SHA-256 with and
+//! without channel binding, MD5, cleartext, SASLprep, and the tls-server-end-point hash of a
+//! certificate).
 //!
-//! No input makes the crate panic or allocate without bound. An unknown type byte is refused as
-//! soon as it arrives, an out-of-range length as soon as its four bytes arrive, and a malformed
-//! body with a [`DecodeError`] naming the message and field. See [`Limits`] for the defaults,
-//! which are PostgreSQL's own.
+//! # Not here
+//!
+//! Sockets, TLS itself, a runtime, and value types beyond raw bytes are the application's.
+//! GSSAPI, SSPI and OAUTHBEARER tokens pass through as events for the application to compute.
+//! The replication messages inside CopyData and protocol 2.0 are not built yet.
 
 pub mod auth;
 mod client;

@@ -1,11 +1,11 @@
 //! The rules of the query phase, as data.
 //!
-//! Everything that decides which response a request may get next lives in [`TABLE`]: the
+//! Everything that decides which response a request may get next lives in one table: the
 //! requests a frontend sends, the stage each is in while its answer comes, which backend message
 //! moves it on, and which one ends it. The table does not know which role is playing: the
 //! [`Client`](crate::Client) checks the messages it receives against it, the
 //! [`Server`](crate::Server) checks the answers its application gives. Both also follow
-//! [`FRONTEND_TABLE`], the frontend's side of a COPY.
+//! a second, smaller table: the frontend's side of a COPY.
 //!
 //! Two rules of PostgreSQL's `postgres.c` sit around the table:
 //!
@@ -14,7 +14,7 @@
 //! - NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time after
 //!   start-up, whatever is in flight; they belong to no request.
 //!
-//! The table below is generated from the data ([`diagram`]); a test keeps the two equal.
+//! The tables below are generated from that data; a test keeps the two equal.
 //!
 #![doc = include_str!("protocol.md")]
 

@@ -101,7 +101,9 @@ pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>) {
         tokio::select! {
             reserved = in_tx.clone().reserve_owned(), if room.is_none() && !eof => match reserved {
                 Ok(permit) => room = Some(permit),
-                Err(_) => break,
+                // The backend thread is gone: stop reading, but still write out what it
+                // queued before it went (a FATAL ErrorResponse, say) until its queue closes.
+                Err(_) => eof = true,
             },
             read = stream.read(&mut buf), if room.is_some() && !eof => {
                 let Some(permit) = room.take() else { break };

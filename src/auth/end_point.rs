@@ -10,12 +10,8 @@
 //! `be-secure-openssl.c`) and libpq do with OpenSSL 1.1.1 or later, where the digest comes from
 //! `X509_get_signature_info`:
 //!
-//! | signature algorithm | hash |
-//! |---|---|
-//! | `md5WithRSAEncryption`, `sha1WithRSAEncryption`, `ecdsa-with-SHA1`, `id-dsa-with-sha1` | SHA-256 |
-//! | RSA, ECDSA or DSA with SHA-224, SHA-256, SHA-384, SHA-512 | the same |
-//! | RSASSA-PSS | the `hashAlgorithm` of its parameters (SHA-1, the default, gives SHA-256); missing or unreadable parameters are an error |
-//! | Ed25519, Ed448, and anything else without a digest this crate knows | an error |
+//! (see the table on [`tls_server_end_point`]; missing or unreadable RSASSA-PSS parameters are
+//! an error).
 //!
 //! PostgreSQL raises an error in those last cases ("could not find digest for NID ...", or
 //! "could not determine server certificate signature algorithm"), so a connection cannot use
@@ -47,7 +43,14 @@ pub enum EndPointError {
 
 /// The `tls-server-end-point` channel-binding data of a certificate given in DER: its hash with
 /// the digest of its signature algorithm (SHA-256 for MD5 and SHA-1), as RFC 5929 and
-/// PostgreSQL define it. See the [module documentation](self) for every case.
+/// PostgreSQL define it:
+///
+/// | signature algorithm | hash |
+/// |---|---|
+/// | `md5WithRSAEncryption`, `sha1WithRSAEncryption`, `ecdsa-with-SHA1`, `id-dsa-with-sha1` | SHA-256 |
+/// | RSA, ECDSA or DSA with SHA-224, SHA-256, SHA-384, SHA-512 | the same |
+/// | RSASSA-PSS | the `hashAlgorithm` of its parameters (SHA-1, the default, gives SHA-256) |
+/// | Ed25519, Ed448, anything else | an error, as in PostgreSQL (no channel binding) |
 ///
 /// The server role passes the result for its own certificate to `Server::tls_established`, the
 /// client role for the server's certificate (the first of the chain it received) to

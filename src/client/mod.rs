@@ -169,7 +169,29 @@ enum Phase {
     Closed,
 }
 
-/// The frontend state machine. See the [module docs](self) for the run loop.
+/// The frontend state machine: one connection to a server, seen from the client.
+///
+/// Its methods come in four groups, in this order below:
+///
+/// - **getters**: [`transaction_status`](Self::transaction_status),
+///   [`protocol_version`](Self::protocol_version), [`parameter`](Self::parameter),
+///   [`backend_key`](Self::backend_key), [`cancel_request`](Self::cancel_request),
+///   [`pending_requests`](Self::pending_requests), [`is_ready`](Self::is_ready), ...;
+/// - **input**: [`receive`](Self::receive), [`receive_eof`](Self::receive_eof),
+///   [`tls_established`](Self::tls_established), [`gss_established`](Self::gss_established);
+/// - **commands**: [`query`](Self::query), [`parse`](Self::parse), [`bind`](Self::bind),
+///   [`describe`](Self::describe), [`execute`](Self::execute), [`close`](Self::close),
+///   [`sync`](Self::sync), [`flush`](Self::flush), [`function_call`](Self::function_call),
+///   [`copy_data`](Self::copy_data), [`copy_done`](Self::copy_done),
+///   [`copy_fail`](Self::copy_fail), [`send_auth_response`](Self::send_auth_response),
+///   [`terminate`](Self::terminate); each returns the [`RequestId`] its responses will carry
+///   (where the server answers it) or a [`UsageError`], and sends nothing on error;
+/// - **output**: [`poll_event`](Self::poll_event), then [`poll_transmit`](Self::poll_transmit).
+///
+/// After every input and every command, drain `poll_event` until `Ok(None)`, then
+/// `poll_transmit` (see the [crate documentation](crate#the-run-loop)). Requests may be
+/// pipelined: every response names the request it answers, and requests the server skips after
+/// an error (until the next Sync) are reported as [`ClientEvent::Skipped`].
 ///
 /// ```
 /// use pgproto::{Client, ClientConfig, ClientEvent};

@@ -58,8 +58,8 @@ pub struct ServerConfig {
     /// The newest protocol version to accept: 3.2 (default) or 3.0.
     pub max_protocol_version: ProtocolVersion,
     /// The ParameterStatus messages sent after authentication, in order. `application_name`
-    /// and `session_authorization` are filled from the StartupMessage unless set here; a
-    /// `client_encoding` other than UTF8 asked for by the client is reported as asked.
+    /// and `session_authorization` are filled from the StartupMessage unless set here; every
+    /// other value is sent as configured, whatever the client asked for.
     pub parameters: Vec<(String, String)>,
     /// The secret behind doomed SCRAM exchanges for unknown users: it must stay the same for the
     /// life of the server (so the fake salt of a user name does not change between attempts).

@@ -176,7 +176,37 @@ struct StartupData {
     startup: Option<StartupMessage>,
 }
 
-/// The backend state machine. See the [module docs](self).
+/// The backend state machine: one connection from a client, seen from the server.
+///
+/// Its methods come in four groups:
+///
+/// - **getters**: [`user`](Self::user), [`protocol_version`](Self::protocol_version),
+///   [`backend_key`](Self::backend_key), [`transaction_status`](Self::transaction_status),
+///   [`discarded`](Self::discarded), [`is_ready`](Self::is_ready), ...;
+/// - **input**: [`receive`](Self::receive), [`receive_eof`](Self::receive_eof),
+///   [`take_buffered`](Self::take_buffered), [`tls_established`](Self::tls_established),
+///   [`gss_established`](Self::gss_established);
+/// - **answers**: during start-up [`accept_ssl`](Self::accept_ssl),
+///   [`accept_gssenc`](Self::accept_gssenc), [`authenticate`](Self::authenticate),
+///   [`auth_continue`](Self::auth_continue), [`auth_succeeded`](Self::auth_succeeded),
+///   [`reject`](Self::reject); to a request [`parse_complete`](Self::parse_complete),
+///   [`bind_complete`](Self::bind_complete), [`parameter_description`](Self::parameter_description),
+///   [`row_description`](Self::row_description), [`no_data`](Self::no_data),
+///   [`data_row`](Self::data_row), [`command_complete`](Self::command_complete),
+///   [`empty_query_response`](Self::empty_query_response),
+///   [`portal_suspended`](Self::portal_suspended), [`close_complete`](Self::close_complete),
+///   [`error_response`](Self::error_response), [`function_call_response`](Self::function_call_response),
+///   the COPY answers, [`ready_for_query`](Self::ready_for_query); at any time after start-up
+///   [`notice`](Self::notice), [`notification`](Self::notification),
+///   [`parameter_status`](Self::parameter_status), [`fatal`](Self::fatal). Each is checked
+///   against the request being answered ([`crate::protocol`]); a refused one returns a
+///   [`UsageError`] and sends nothing;
+/// - **output**: [`poll_event`](Self::poll_event), then [`poll_transmit`](Self::poll_transmit).
+///
+/// After every input and every answer, drain `poll_event` until `Ok(None)`, then
+/// `poll_transmit` (see the [crate documentation](crate#the-run-loop)). Like a backend, the
+/// machine hands out one request at a time: `poll_event` returns `Ok(None)` until the message
+/// it handed out is answered.
 ///
 /// ```
 /// use pgproto::{Server, ServerAuth, ServerConfig, ServerEvent};

@@ -7,7 +7,7 @@
 //!      │   └────────────────────────────────────────────────────────────────────────────────────────┘
 //!      ├──GSSENCRequest──▶ AwaitGssDecision ──▶ AwaitGss ──gss_established──▶ AwaitPacket
 //!      ├──TLS record first (0x16)──▶ AwaitDirectTls ──tls_established──▶ AwaitPacket
-//!      ├──CancelRequest──▶ (event, then closed)
+//!      ├──CancelRequest──▶ Cancelled (event; nothing is ever sent; any further byte is an error, EOF closes)
 //!      └──StartupMessage──▶ AwaitAuthDecision ──authenticate(..)──▶ Password | Scram | External
 //!                                                  ──▶ AuthenticationOk, ParameterStatus..., BackendKeyData,
 //!                                                      ReadyForQuery ──▶ ready
