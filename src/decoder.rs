@@ -396,6 +396,10 @@ impl BackendDecoder {
 
     /// The next complete tagged frame, undecoded. The single-byte answers to SSLRequest and
     /// GSSENCRequest are not frames: while one is expected, use [`BackendDecoder::next`].
+    ///
+    /// Fails with [`DecodeError::UnknownTag`], [`DecodeError::InvalidLength`] or
+    /// [`DecodeError::TooLong`] when the frame header is bad (a length over the [`Limits`] is
+    /// too long); the error is sticky: every later call returns it again.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
@@ -413,6 +417,11 @@ impl BackendDecoder {
     }
 
     /// The next complete message, or `Ok(None)` when more bytes are needed.
+    ///
+    /// Fails with a [`DecodeError`] when the frame header is bad (as in
+    /// [`BackendDecoder::next_frame`]), the answer to SSLRequest or GSSENCRequest is an
+    /// unexpected byte, or the body does not decode as its message; the error is sticky: every
+    /// later call returns it again.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
         self.inner.release();
@@ -521,6 +530,9 @@ impl BackendDecoder {
     /// decoder's buffer, valid until the next call on the decoder: no allocation, no reference
     /// count, for the row-streaming hot path. [`BackendDecoder::next_data_row`] is faster still
     /// for runs of rows.
+    ///
+    /// Fails with the same errors, at the same points, as [`BackendDecoder::next`]; they are
+    /// sticky too.
     #[inline]
     pub fn next_ref(&mut self) -> Result<Option<BackendMessageRef<'_>>, DecodeError> {
         // The hot path: a whole DataRow right after the bytes lent so far. Only the cursor
@@ -776,6 +788,10 @@ impl FrontendDecoder {
     }
 
     /// The next complete frame, undecoded; `None` while start-up packets are expected.
+    ///
+    /// Fails with [`DecodeError::UnknownTag`], [`DecodeError::InvalidLength`] or
+    /// [`DecodeError::TooLong`] when the frame header is bad (a length over the [`Limits`] is
+    /// too long); the error is sticky: every later call returns it again.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
@@ -963,6 +979,11 @@ impl FrontendDecoder {
     }
 
     /// The next complete message, or `Ok(None)` when more bytes are needed.
+    ///
+    /// Fails with a [`DecodeError`] when a start-up packet or frame header is bad, a body does
+    /// not decode as its message, or bytes follow a CancelRequest or an unsupported start-up
+    /// packet ([`DecodeError::DataAfterEnd`]); the error is sticky: every later call returns it
+    /// again.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
         self.inner.release();

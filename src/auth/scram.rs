@@ -205,6 +205,9 @@ impl ScramClient {
 
     /// Step 1: the client-first-message, `<gs2 header>n=<user>,r=<nonce>`, to send as the
     /// SASLInitialResponse data.
+    ///
+    /// Fails with [`ScramError::OutOfOrder`] if called twice or after a later step, or with
+    /// [`ScramError::Random`] when no nonce was given and the random number generator fails.
     pub fn client_first(&mut self) -> Result<Vec<u8>, ScramError> {
         if !matches!(self.state, State::Initial) {
             return Err(out_of_order("client_first", self.state.name()));
@@ -229,6 +232,12 @@ impl ScramClient {
     /// Refuses a mandatory extension (`m=`), a nonce that does not start with the client's or
     /// adds nothing to it, a salt that is not base64, and an iteration count of 0 or above the
     /// bound; extensions after the iteration count are ignored, as the RFC requires.
+    ///
+    /// Fails with [`ScramError::OutOfOrder`] unless [`client_first`](Self::client_first) came
+    /// just before, and otherwise with [`ScramError::UnsupportedExtension`],
+    /// [`ScramError::NonceMismatch`], [`ScramError::IterationCount`] or
+    /// [`ScramError::Malformed`] for the refusals above; after any of these but the first, the
+    /// exchange is over.
     pub fn handle_server_first(&mut self, data: &[u8]) -> Result<Vec<u8>, ScramError> {
         // From here on, any error leaves the exchange failed.
         let (client_first_bare, nonce) = match std::mem::replace(&mut self.state, State::Failed) {

@@ -45,7 +45,8 @@ impl ScramVerifier {
     /// for `CREATE ROLE ... PASSWORD` with `password_encryption = scram-sha-256`, given the same
     /// salt. The password goes through [`crate::auth::saslprep`] first, as on the client side.
     ///
-    /// The salt must not be empty and the count must be between 1 and 2^31 - 1.
+    /// The salt must not be empty and the count must be between 1 and 2^31 - 1: fails with
+    /// [`ScramError::InvalidVerifier`] otherwise.
     pub fn new(
         password: impl AsRef<[u8]>,
         salt: &[u8],

@@ -350,6 +350,10 @@ impl Client {
     /// or first of all with [`Encryption::DirectSsl`]). `server_end_point` is the
     /// tls-server-end-point channel-binding data: the hash of the server's certificate (RFC 5929),
     /// or `None` if it is not available.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless the client is waiting for this handshake;
+    /// unencrypted bytes already received are not reported here but end the connection with
+    /// [`Error::BufferedBeforeEncryption`], returned by [`Client::poll_event`].
     pub fn tls_established(&mut self, server_end_point: Option<Vec<u8>>) -> Result<(), UsageError> {
         let Phase::Startup(s) = &mut self.phase else {
             return Err(UsageError::NotAllowed {
@@ -376,6 +380,10 @@ impl Client {
     }
 
     /// The I/O layer established GSSAPI encryption after [`ClientEvent::GssEncResponse`].
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless the client is waiting for GSSAPI encryption;
+    /// unencrypted bytes already received end the connection as in
+    /// [`Client::tls_established`].
     pub fn gss_established(&mut self) -> Result<(), UsageError> {
         let Phase::Startup(s) = &mut self.phase else {
             return Err(UsageError::NotAllowed {
@@ -447,12 +455,21 @@ impl Client {
     }
 
     /// Sends a simple Query (one or more statements).
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server, or
+    /// with [`UsageError::Encode`] when `sql` contains NUL or is too long for one message.
     pub fn query(&mut self, sql: &str) -> Result<RequestId, UsageError> {
         self.check_command("send Query")?;
         self.request_encoded(Kind::Query, |out| Query::encode_str(out, sql))
     }
 
     /// Sends Parse: prepares `sql` as statement `name` (empty for the unnamed statement).
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server, or
+    /// with [`UsageError::Encode`] when `name` or `sql` contains NUL, `param_types` has more
+    /// than 65,535 entries, or the message is too long.
     pub fn parse(
         &mut self,
         name: &str,
@@ -466,12 +483,20 @@ impl Client {
     }
 
     /// Sends Bind.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, or with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server (the
+    /// message itself was checked when it was built).
     pub fn bind(&mut self, bind: &Bind) -> Result<RequestId, UsageError> {
         self.check_command("send Bind")?;
         Ok(self.request(Kind::Bind, bind))
     }
 
     /// Sends Describe of a statement or portal.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server, or
+    /// with [`UsageError::Encode`] when `name` contains NUL or is too long for one message.
     pub fn describe(&mut self, target: Target, name: &str) -> Result<RequestId, UsageError> {
         self.check_command("send Describe")?;
         let kind = match target {
@@ -482,6 +507,10 @@ impl Client {
     }
 
     /// Sends Execute: runs `portal`, returning at most `max_rows` rows (0 for all).
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server, or
+    /// with [`UsageError::Encode`] when `portal` contains NUL or is too long for one message.
     pub fn execute(&mut self, portal: &str, max_rows: i32) -> Result<RequestId, UsageError> {
         self.check_command("send Execute")?;
         self.request_encoded(Kind::Execute, |out| {
@@ -490,18 +519,28 @@ impl Client {
     }
 
     /// Sends Close of a statement or portal.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server, or
+    /// with [`UsageError::Encode`] when `name` contains NUL or is too long for one message.
     pub fn close(&mut self, target: Target, name: &str) -> Result<RequestId, UsageError> {
         self.check_command("send Close")?;
         self.request_encoded(Kind::Close, |out| Close::encode_values(out, target, name))
     }
 
     /// Sends Sync: ends an extended-query pipeline segment; answered by ReadyForQuery.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, or with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server.
     pub fn sync(&mut self) -> Result<RequestId, UsageError> {
         self.check_command("send Sync")?;
         Ok(self.request(Kind::Sync, &FrontendMessage::Sync))
     }
 
     /// Sends Flush: asks the server to send what it has buffered. No response of its own.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, or with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server.
     pub fn flush(&mut self) -> Result<(), UsageError> {
         self.check_command("send Flush")?;
         FrontendMessage::Flush.encode(&mut self.core.out);
@@ -509,6 +548,10 @@ impl Client {
     }
 
     /// Sends a FunctionCall.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error or Terminate, or with
+    /// [`UsageError::NotAllowed`] during start-up or while copying data to the server (the
+    /// message itself was checked when it was built).
     pub fn function_call(&mut self, call: &FunctionCall) -> Result<RequestId, UsageError> {
         self.check_command("send FunctionCall")?;
         Ok(self.request(Kind::FunctionCall, call))
@@ -532,6 +575,11 @@ impl Client {
     }
 
     /// Sends CopyData during COPY FROM STDIN or CopyBoth.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error, or with
+    /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
+    /// client has not yet ended its data stream; or with [`UsageError::Encode`] when
+    /// `data` is too long for one message.
     pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
         self.copy_sending()?;
         CopyData::new(Bytes::copy_from_slice(data))?.encode(&mut self.core.out);
@@ -539,6 +587,10 @@ impl Client {
     }
 
     /// Sends CopyDone: the client's data is complete.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error, or with
+    /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
+    /// client has not yet ended its data stream (with CopyDone or CopyFail).
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
         self.copy_sending()?;
         FrontendMessage::CopyDone.encode(&mut self.core.out);
@@ -547,6 +599,11 @@ impl Client {
     }
 
     /// Sends CopyFail: aborts COPY FROM STDIN with `message`.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error, or with
+    /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
+    /// client has not yet ended its data stream; or with [`UsageError::Encode`] when
+    /// `message` contains NUL or is too long for one message.
     pub fn copy_fail(&mut self, message: &str) -> Result<(), UsageError> {
         self.copy_sending()?;
         CopyFail::new(message)?.encode(&mut self.core.out);
@@ -562,6 +619,10 @@ impl Client {
 
     /// Answers an [`ClientEvent::AuthenticationRequest`] with a GSSResponse,
     /// SASLInitialResponse or SASLResponse that the application computed.
+    ///
+    /// Fails with [`UsageError::Closed`] after a connection error, or with
+    /// [`UsageError::NotAllowed`] unless the client is waiting for the application's answer to
+    /// an [`ClientEvent::AuthenticationRequest`] and `message` is one of those three kinds.
     pub fn send_auth_response(&mut self, message: &FrontendMessage) -> Result<(), UsageError> {
         if self.core.error.is_some() {
             return Err(UsageError::Closed);
@@ -577,6 +638,9 @@ impl Client {
 
     /// Sends Terminate. The server then closes the connection, which the I/O layer reports with
     /// [`Client::receive_eof`].
+    ///
+    /// Fails with [`UsageError::Closed`] once Terminate was sent or [`Client::poll_event`] has
+    /// returned an error; it is allowed in every other state, start-up and COPY included.
     pub fn terminate(&mut self) -> Result<(), UsageError> {
         if matches!(self.phase, Phase::Closed | Phase::Terminating) {
             return Err(UsageError::Closed);

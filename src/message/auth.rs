@@ -151,6 +151,10 @@ pub struct SaslMechanisms {
 impl SaslMechanisms {
     /// A list of mechanism names; each must be non-empty and free of NUL.
     ///
+    /// Fails with [`EncodeError::InteriorNul`] for a name with NUL,
+    /// [`EncodeError::OutOfRange`] for an empty name, or [`EncodeError::TooLong`] when the list
+    /// does not fit one message.
+    ///
     /// ```
     /// use pgproto::SaslMechanisms;
     /// let m = SaslMechanisms::new(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]).unwrap();

@@ -90,6 +90,9 @@ pub struct BackendKeyData {
 
 impl BackendKeyData {
     /// BackendKeyData; the key must be 4 bytes for protocol 3.0 peers and 4 to 256 for 3.2.
+    ///
+    /// Fails with [`EncodeError::OutOfRange`] when the key is shorter than 4 or longer than 256
+    /// bytes (a 3.0 peer's 4-byte rule is not checked here).
     pub fn new(process_id: i32, secret_key: impl AsRef<[u8]>) -> Result<Self, EncodeError> {
         let key = secret_key.as_ref();
         check_key(key)?;
@@ -158,6 +161,9 @@ pub struct ParameterStatus {
 
 impl ParameterStatus {
     /// A ParameterStatus; neither string may contain NUL.
+    ///
+    /// Fails with [`EncodeError::InteriorNul`] when one does, or [`EncodeError::TooLong`] when
+    /// they do not fit one message.
     pub fn new(name: &str, value: &str) -> Result<Self, EncodeError> {
         check_cstr("name", name.as_bytes())?;
         check_cstr("value", value.as_bytes())?;
@@ -178,12 +184,12 @@ impl ParameterStatus {
         &self.value
     }
 
-    /// The name as UTF-8.
+    /// The name as UTF-8; fails with [`DecodeError::InvalidUtf8`] if it is not.
     pub fn name_str(&self) -> Result<&str, DecodeError> {
         utf8("name", &self.name)
     }
 
-    /// The value as UTF-8.
+    /// The value as UTF-8; fails with [`DecodeError::InvalidUtf8`] if it is not.
     pub fn value_str(&self) -> Result<&str, DecodeError> {
         utf8("value", &self.value)
     }
@@ -225,6 +231,9 @@ pub struct NotificationResponse {
 
 impl NotificationResponse {
     /// A NotificationResponse; neither string may contain NUL.
+    ///
+    /// Fails with [`EncodeError::InteriorNul`] when one does, or [`EncodeError::TooLong`] when
+    /// they do not fit one message.
     pub fn new(process_id: i32, channel: &str, payload: &str) -> Result<Self, EncodeError> {
         check_cstr("channel", channel.as_bytes())?;
         check_cstr("payload", payload.as_bytes())?;
@@ -300,6 +309,9 @@ pub struct NegotiateProtocolVersion {
 impl NegotiateProtocolVersion {
     /// A NegotiateProtocolVersion message; `newest_version` is the version word
     /// (`ProtocolVersion::code`), as PostgreSQL sends it.
+    ///
+    /// Fails with [`EncodeError::InteriorNul`] when an option name contains NUL, or
+    /// [`EncodeError::TooLong`] when the names do not fit one message.
     pub fn new<I, S>(newest_version: i32, unrecognized: I) -> Result<Self, EncodeError>
     where
         I: IntoIterator<Item = S>,
@@ -571,6 +583,9 @@ impl BackendMessage {
 
     /// Decodes a tagged frame's body. `version` is the protocol version in force, which decides
     /// how long a BackendKeyData key may be.
+    ///
+    /// Fails with [`DecodeError::UnknownTag`] for a type byte no backend message has, or with
+    /// the [`DecodeError`] of the body that does not decode as its message.
     pub fn decode(
         tag_byte: u8,
         body: &Bytes,

@@ -146,7 +146,7 @@ pub struct FormatCodes {
 }
 
 impl FormatCodes {
-    /// Builds a list from formats.
+    /// Builds a list from formats; fails with [`EncodeError::TooMany`] on more than 65,535.
     pub fn new(formats: &[Format]) -> Result<Self, EncodeError> {
         check_count("formats", formats.len())?;
         let mut b = BytesMut::with_capacity(formats.len() * 2);
@@ -244,6 +244,9 @@ pub struct Values {
 
 impl Values {
     /// Builds a list from values, `None` meaning NULL.
+    ///
+    /// Fails with [`EncodeError::OutOfRange`] when a value, or all of them together, would not
+    /// fit one message, or with [`EncodeError::TooMany`] on more than 65,535 values.
     pub fn new<'v, I>(values: I) -> Result<Self, EncodeError>
     where
         I: IntoIterator<Item = Option<&'v [u8]>>,

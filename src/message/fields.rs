@@ -234,7 +234,8 @@ impl ErrorFields {
         self.get(FieldCode::Message)
     }
 
-    /// `M` as UTF-8, or an empty string when absent.
+    /// `M` as UTF-8, or an empty string when absent; fails with [`DecodeError::InvalidUtf8`]
+    /// when it is not UTF-8.
     pub fn message_str(&self) -> Result<&str, DecodeError> {
         utf8("message", self.message().unwrap_or_default())
     }

@@ -98,7 +98,9 @@ raw_message!(
 );
 
 impl UntypedAuthResponse {
-    /// Decodes the body as the given kind of authentication response.
+    /// Decodes the body as the given kind of authentication response; fails with the
+    /// [`DecodeError`] of a PasswordMessage or SASLInitialResponse body that is malformed
+    /// (SASLResponse and GSSResponse bodies are raw bytes and always decode).
     pub fn decode_as(&self, kind: AuthResponseKind) -> Result<FrontendMessage, DecodeError> {
         decode_auth(kind, &self.data)
     }
@@ -113,6 +115,9 @@ pub struct SaslInitialResponse {
 
 impl SaslInitialResponse {
     /// A SASLInitialResponse; `data` is `None` when the mechanism sends no initial response.
+    ///
+    /// Fails with [`EncodeError::InteriorNul`] when `mechanism` contains NUL, or
+    /// [`EncodeError::TooLong`] when the message would not fit its length word.
     pub fn new(mechanism: &str, data: Option<Bytes>) -> Result<Self, EncodeError> {
         check_cstr("mechanism", mechanism.as_bytes())?;
         check_body(
@@ -173,6 +178,10 @@ pub struct Parse {
 
 impl Parse {
     /// A Parse message; `param_types` are type OIDs (0 leaves a type unspecified).
+    ///
+    /// Fails with [`EncodeError::InteriorNul`] when `name` or `query` contains NUL,
+    /// [`EncodeError::TooMany`] on more than 65,535 types, or [`EncodeError::TooLong`] when the
+    /// message would not fit its length word.
     ///
     /// ```
     /// use pgproto::Parse;
@@ -286,7 +295,8 @@ pub struct Bind {
 }
 
 impl Bind {
-    /// A Bind message.
+    /// A Bind message. Fails with [`EncodeError::InteriorNul`] when `portal` or `statement`
+    /// contains NUL, or [`EncodeError::TooLong`] when the message would not fit its length word.
     ///
     /// ```
     /// use pgproto::{Bind, Format, FormatCodes, Values};
@@ -460,6 +470,9 @@ macro_rules! target_message {
 
         impl $name {
             #[doc = concat!("A ", $label, " of a prepared statement or portal.")]
+            ///
+            /// Fails with [`EncodeError::InteriorNul`] when `name` contains NUL, or
+            /// [`EncodeError::TooLong`] when the message would not fit its length word.
             pub fn new(target: Target, name: &str) -> Result<Self, EncodeError> {
                 check_cstr("name", name.as_bytes())?;
                 check_body($label, name.len() + 2)?;
@@ -527,7 +540,8 @@ pub struct Execute {
 }
 
 impl Execute {
-    /// An Execute message.
+    /// An Execute message. Fails with [`EncodeError::InteriorNul`] when `portal` contains NUL,
+    /// or [`EncodeError::TooLong`] when the message would not fit its length word.
     pub fn new(portal: &str, max_rows: i32) -> Result<Self, EncodeError> {
         check_cstr("portal name", portal.as_bytes())?;
         check_body("Execute", portal.len() + 5)?;
@@ -596,7 +610,8 @@ pub struct FunctionCall {
 }
 
 impl FunctionCall {
-    /// A FunctionCall message.
+    /// A FunctionCall message; fails with [`EncodeError::TooLong`] when the arguments do not fit
+    /// one message.
     pub fn new(
         function: u32,
         arg_formats: FormatCodes,
@@ -783,6 +798,9 @@ impl FrontendMessage {
 
     /// Decodes a tagged frame's body. `auth` says which message a `p` frame is; with `None` it
     /// becomes [`FrontendMessage::UntypedAuthResponse`].
+    ///
+    /// Fails with [`DecodeError::UnknownTag`] for a type byte no frontend message has, or with
+    /// the [`DecodeError`] of a body that does not decode as its message.
     pub fn decode(
         tag_byte: u8,
         body: &Bytes,
@@ -812,6 +830,11 @@ impl FrontendMessage {
     }
 
     /// Decodes a whole untagged start-up packet, length word included.
+    ///
+    /// Fails with [`DecodeError::InvalidLength`] when the packet is shorter than 8 bytes or an
+    /// SSLRequest or GSSENCRequest is not exactly 8, or with the [`DecodeError`] of a malformed
+    /// CancelRequest or 3.x StartupMessage; other versions decode as
+    /// [`FrontendMessage::UnsupportedStartup`].
     pub fn decode_startup(packet: &Bytes) -> Result<Self, DecodeError> {
         if packet.len() < 8 {
             return Err(DecodeError::InvalidLength {

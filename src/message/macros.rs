@@ -25,7 +25,9 @@ macro_rules! text_message {
         }
 
         impl $name {
-            #[doc = concat!("A ", $label, " message; fails if the text contains NUL.")]
+            #[doc = concat!("A ", $label, " message; fails with")]
+            /// [`EncodeError::InteriorNul`] if the text contains NUL, or
+            /// [`EncodeError::TooLong`] if it does not fit one message.
             pub fn new(text: impl AsRef<[u8]>) -> Result<Self, $crate::error::EncodeError> {
                 let t = text.as_ref();
                 $crate::codec::check_cstr($field_label, t)?;
@@ -38,7 +40,8 @@ macro_rules! text_message {
                 &self.$field
             }
 
-            #[doc = concat!("The ", $field_label, " as UTF-8.")]
+            #[doc = concat!("The ", $field_label, " as UTF-8; fails with")]
+            /// [`DecodeError::InvalidUtf8`] if it is not.
             pub fn as_str(&self) -> Result<&str, $crate::error::DecodeError> {
                 $crate::message::common::utf8($field_label, &self.$field)
             }
@@ -88,7 +91,8 @@ macro_rules! raw_message {
         }
 
         impl $name {
-            #[doc = concat!("A ", $label, " message carrying `data`.")]
+            #[doc = concat!("A ", $label, " message carrying `data`; fails with")]
+            /// [`EncodeError::TooLong`] if it does not fit one message.
             pub fn new(data: impl Into<::bytes::Bytes>) -> Result<Self, $crate::error::EncodeError> {
                 let data = data.into();
                 $crate::codec::check_body($label, data.len())?;

@@ -46,6 +46,10 @@ impl RowDescription {
 
     /// A RowDescription of the given fields.
     ///
+    /// Fails with [`EncodeError::TooMany`] on more than 65,535 fields,
+    /// [`EncodeError::InteriorNul`] when a name contains NUL, or [`EncodeError::TooLong`] when
+    /// the message would not fit its length word.
+    ///
     /// ```
     /// use pgproto::{FieldDescription, Format, RowDescription};
     /// let d = RowDescription::new(&[FieldDescription {
@@ -186,7 +190,8 @@ impl DataRow {
     /// The backend type byte.
     pub const TAG: u8 = b'D';
 
-    /// A row of the given values.
+    /// A row of the given values; fails as [`Values::new`] does, or with
+    /// [`EncodeError::TooLong`] when the row would not fit its length word.
     ///
     /// ```
     /// use pgproto::DataRow;
@@ -204,6 +209,10 @@ impl DataRow {
 
     /// Appends a DataRow of `values` to `out` directly, without building a [`DataRow`] first:
     /// the fast path for a server producing rows.
+    ///
+    /// Fails with [`EncodeError::TooMany`] on more than 65,535 values, or
+    /// [`EncodeError::TooLong`] when the row would not fit its length word; on error nothing is
+    /// written.
     pub fn encode_values(out: &mut BytesMut, values: &[Option<&[u8]>]) -> Result<(), EncodeError> {
         let count = check_count("values", values.len())?;
         let body = 2 + values
@@ -287,6 +296,10 @@ pub struct DataRowRef<'a> {
 
 impl<'a> DataRowRef<'a> {
     /// Checks a DataRow body (the bytes after the length word) in place.
+    ///
+    /// Fails with [`DecodeError::Truncated`] or [`DecodeError::InvalidCount`] when the column
+    /// count or a value's length does not match the bytes, or [`DecodeError::TrailingBytes`]
+    /// when bytes are left after the last value.
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let count = Self::check(body)?;
         Ok(Self::from_checked(count, &body[2..]))
@@ -350,7 +363,8 @@ impl ParameterDescription {
     /// The backend type byte.
     pub const TAG: u8 = b't';
 
-    /// A ParameterDescription of the given type OIDs.
+    /// A ParameterDescription of the given type OIDs; fails with [`EncodeError::TooMany`] on
+    /// more than 65,535.
     pub fn new(types: &[u32]) -> Result<Self, EncodeError> {
         check_count("parameter types", types.len())?;
         let mut b = BytesMut::with_capacity(types.len() * 4);

@@ -33,6 +33,10 @@ impl StartupMessage {
     /// A StartupMessage for `version` with the parameters in order. Names must be non-empty;
     /// neither names nor values may contain NUL.
     ///
+    /// Fails with [`EncodeError::OutOfRange`] for a major version other than 3 or an empty
+    /// name, [`EncodeError::InteriorNul`] for a NUL, or [`EncodeError::TooLong`] when the
+    /// packet would not fit its length word.
+    ///
     /// ```
     /// use pgproto::{ProtocolVersion, StartupMessage};
     /// let m = StartupMessage::new(ProtocolVersion::V3_2, [("user", "alice"), ("database", "shop")]).unwrap();
@@ -150,7 +154,8 @@ pub struct CancelRequest {
 }
 
 impl CancelRequest {
-    /// A CancelRequest; the key must be 4 to 256 bytes long.
+    /// A CancelRequest; the key must be 4 to 256 bytes long ([`EncodeError::OutOfRange`]
+    /// otherwise).
     ///
     /// ```
     /// use pgproto::CancelRequest;
@@ -247,7 +252,9 @@ impl UnsupportedStartup {
 
     /// A packet with `version` and the given bytes after the version word.
     ///
-    /// `version` must not be a 3.x version or a request code (those are other packets).
+    /// `version` must not be a 3.x version or a request code (those are other packets):
+    /// [`EncodeError::OutOfRange`] otherwise, and [`EncodeError::TooLong`] when `rest` does
+    /// not fit the length word.
     pub fn new(version: ProtocolVersion, rest: &[u8]) -> Result<Self, EncodeError> {
         let code = version.code();
         if version.major == 3

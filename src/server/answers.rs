@@ -64,6 +64,10 @@ impl Server {
     }
 
     /// ParseComplete: answers Parse.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn parse_complete(&mut self) -> Result<(), UsageError> {
         self.answer_empty(
             "send ParseComplete",
@@ -73,6 +77,10 @@ impl Server {
     }
 
     /// BindComplete: answers Bind.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn bind_complete(&mut self) -> Result<(), UsageError> {
         self.answer_empty(
             "send BindComplete",
@@ -82,6 +90,10 @@ impl Server {
     }
 
     /// CloseComplete: answers Close.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn close_complete(&mut self) -> Result<(), UsageError> {
         self.answer_empty(
             "send CloseComplete",
@@ -90,8 +102,12 @@ impl Server {
         )
     }
 
-    /// ParameterDescription: first half of the answer to Describe of a statement. Fails on more
-    /// than 65,535 types.
+    /// ParameterDescription: first half of the answer to Describe of a statement.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed; with
+    /// [`UsageError::Encode`] when there are more than 65,535 types.
     pub fn parameter_description(&mut self, types: &[u32]) -> Result<(), UsageError> {
         let next = self.check("send ParameterDescription", Answer::ParameterDescription)?;
         ParameterDescription::new(types)?.encode(&mut self.core.out);
@@ -101,6 +117,10 @@ impl Server {
 
     /// RowDescription: answers Describe (after ParameterDescription for a statement), or starts
     /// a result set of a simple Query.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn row_description(&mut self, description: &RowDescription) -> Result<(), UsageError> {
         let next = self.check("send RowDescription", Answer::RowDescription)?;
         description.encode(&mut self.core.out);
@@ -109,12 +129,21 @@ impl Server {
     }
 
     /// NoData: answers Describe of something that returns no rows.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn no_data(&mut self) -> Result<(), UsageError> {
         self.answer_empty("send NoData", Answer::NoData, &BackendMessage::NoData)
     }
 
-    /// DataRow: one row of a Query's or an Execute's result. `None` is NULL. Fails on more
-    /// than 65,535 values or a value over 1 GiB.
+    /// DataRow: one row of a Query's or an Execute's result. `None` is NULL.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed; with
+    /// [`UsageError::Encode`] when there are more than 65,535 values or the row is longer than
+    /// a message's 32-bit length word allows.
     #[inline]
     pub fn data_row(&mut self, values: &[Option<&[u8]>]) -> Result<(), UsageError> {
         let next = self.check("send DataRow", Answer::DataRow)?;
@@ -123,8 +152,12 @@ impl Server {
         Ok(())
     }
 
-    /// CommandComplete: ends a statement of a Query, answers Execute, or ends a COPY. Fails if
-    /// the tag contains NUL.
+    /// CommandComplete: ends a statement of a Query, answers Execute, or ends a COPY.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed; with
+    /// [`UsageError::Encode`] when `tag` contains NUL or is too long for one message.
     pub fn command_complete(&mut self, tag: &str) -> Result<(), UsageError> {
         let next = self.check("send CommandComplete", Answer::CommandComplete)?;
         CommandComplete::encode_str(&mut self.core.out, tag)?;
@@ -133,6 +166,10 @@ impl Server {
     }
 
     /// EmptyQueryResponse: the query string (or portal) was empty.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn empty_query_response(&mut self) -> Result<(), UsageError> {
         self.answer_empty(
             "send EmptyQueryResponse",
@@ -142,6 +179,10 @@ impl Server {
     }
 
     /// PortalSuspended: Execute's row limit was reached.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn portal_suspended(&mut self) -> Result<(), UsageError> {
         self.answer_empty(
             "send PortalSuspended",
@@ -153,6 +194,10 @@ impl Server {
     /// ErrorResponse: the current request failed. After an extended-query message, the machine
     /// discards what follows until Sync. With no request in flight, it is sent as is (for
     /// example a FATAL before closing).
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up or when [`crate::protocol`] does
+    /// not allow an error in the request's current stage, and with [`UsageError::Closed`] once
+    /// the connection has failed or been closed.
     pub fn error_response(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         if !matches!(self.phase, Phase::Ready) || self.core.error.is_some() {
             return Err(self.not_allowed("send ErrorResponse"));
@@ -169,6 +214,10 @@ impl Server {
     }
 
     /// ReadyForQuery: answers Query, Sync or FunctionCall.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn ready_for_query(&mut self, status: TransactionStatus) -> Result<(), UsageError> {
         let next = self.check("send ReadyForQuery", Answer::ReadyForQuery)?;
         self.send(&BackendMessage::ReadyForQuery(status));
@@ -178,7 +227,12 @@ impl Server {
     }
 
     /// FunctionCallResponse: the result of a FunctionCall (`None` for NULL); ReadyForQuery
-    /// follows. Fails on a value over 1 GiB.
+    /// follows.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed; with
+    /// [`UsageError::Encode`] when `value` is longer than an Int32 length allows.
     pub fn function_call_response(&mut self, value: Option<&[u8]>) -> Result<(), UsageError> {
         let next = self.check("send FunctionCallResponse", Answer::FunctionCallResponse)?;
         if let Some(v) = value {
@@ -192,6 +246,10 @@ impl Server {
     }
 
     /// CopyInResponse: starts COPY FROM STDIN; CopyData, CopyDone or CopyFail events follow.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_in_response(&mut self, response: &CopyResponse) -> Result<(), UsageError> {
         let next = self.check("start COPY", Answer::CopyInResponse)?;
         self.send(&BackendMessage::CopyInResponse(response.clone()));
@@ -201,6 +259,10 @@ impl Server {
 
     /// CopyOutResponse: starts COPY TO STDOUT; send [`Server::copy_data`], then
     /// [`Server::copy_done`] and [`Server::command_complete`].
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_out_response(&mut self, response: &CopyResponse) -> Result<(), UsageError> {
         let next = self.check("start COPY", Answer::CopyOutResponse)?;
         self.send(&BackendMessage::CopyOutResponse(response.clone()));
@@ -209,6 +271,10 @@ impl Server {
     }
 
     /// CopyBothResponse: starts a two-way copy (streaming replication).
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_both_response(&mut self, response: &CopyResponse) -> Result<(), UsageError> {
         let next = self.check("start COPY", Answer::CopyBothResponse)?;
         self.send(&BackendMessage::CopyBothResponse(response.clone()));
@@ -216,7 +282,12 @@ impl Server {
         Ok(())
     }
 
-    /// CopyData from the server, during COPY TO STDOUT or CopyBoth. Fails on data over 1 GiB.
+    /// CopyData from the server, during COPY TO STDOUT or CopyBoth.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed; with
+    /// [`UsageError::Encode`] when `data` is too long for one message.
     pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
         let next = self.check("send CopyData", Answer::CopyData)?;
         crate::codec::check_body("CopyData", data.len())?;
@@ -228,6 +299,10 @@ impl Server {
     }
 
     /// CopyDone from the server.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
+    /// answered, or when [`crate::protocol`] does not allow this answer now, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
         self.answer_empty("send CopyDone", Answer::CopyDone, &BackendMessage::CopyDone)
     }

@@ -353,6 +353,11 @@ impl Server {
     /// The I/O layer finished the TLS handshake. `server_end_point` is the tls-server-end-point
     /// channel-binding data (the hash of the server's certificate); with it, SCRAM-SHA-256-PLUS is
     /// offered.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless the server is waiting for the TLS handshake,
+    /// and with [`UsageError::Closed`] once the connection has failed or been closed;
+    /// unencrypted bytes already received are not reported here but end the connection with
+    /// [`Error::BufferedBeforeEncryption`], returned by [`Server::poll_event`].
     pub fn tls_established(&mut self, server_end_point: Option<Vec<u8>>) -> Result<(), UsageError> {
         self.encryption_established(true)?;
         self.tls = true;
@@ -361,6 +366,10 @@ impl Server {
     }
 
     /// The I/O layer established GSSAPI encryption.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless the server is waiting for GSSAPI
+    /// encryption, and with [`UsageError::Closed`] once the connection has failed or been closed;
+    /// unencrypted bytes already received end the connection as in [`Server::tls_established`].
     pub fn gss_established(&mut self) -> Result<(), UsageError> {
         self.encryption_established(false)
     }
@@ -405,12 +414,21 @@ impl Server {
 
     /// Answers SSLRequest: `S` (the I/O layer then does TLS and calls
     /// [`Server::tls_established`]) or `N`.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless an SSLRequest awaits its answer, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed. If `accept` and bytes
+    /// already follow the request, the connection ends with [`Error::BufferedBeforeEncryption`],
+    /// returned by [`Server::poll_event`].
     pub fn accept_ssl(&mut self, accept: bool) -> Result<(), UsageError> {
         self.accept_encryption(accept, true)
     }
 
     /// Answers GSSENCRequest: `G` (the I/O layer then sets up GSSAPI encryption and calls
     /// [`Server::gss_established`]) or `N`.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless a GSSENCRequest awaits its answer, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed; bytes that already
+    /// follow an accepted request end the connection as in [`Server::accept_ssl`].
     pub fn accept_gssenc(&mut self, accept: bool) -> Result<(), UsageError> {
         self.accept_encryption(accept, false)
     }
@@ -448,6 +466,11 @@ impl Server {
     }
 
     /// Answers the StartupMessage with an authentication method.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless the StartupMessage awaits this answer, and
+    /// with [`UsageError::Closed`] once the connection has failed or been closed. If the random
+    /// number generator fails, the connection ends with [`Error::Auth`] instead, returned by
+    /// [`Server::poll_event`].
     pub fn authenticate(&mut self, auth: ServerAuth) -> Result<(), UsageError> {
         let end_point = if self.tls {
             self.end_point.clone()
@@ -495,6 +518,10 @@ impl Server {
 
     /// Continues an external (GSS, SSPI, SASL) exchange with the next challenge:
     /// AuthenticationGSSContinue, AuthenticationSASLContinue or AuthenticationSASLFinal.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless an external exchange (begun by
+    /// [`Server::authenticate`] with GSS, SSPI or SASL) is under way and `request` is one of
+    /// those three, and with [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn auth_continue(&mut self, request: Authentication) -> Result<(), UsageError> {
         let s = self.startup_state("continue authentication")?;
         let State::External(kind) = &mut s.state else {
@@ -519,6 +546,9 @@ impl Server {
     }
 
     /// Ends an external exchange successfully.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless an external exchange is under way, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn auth_succeeded(&mut self) -> Result<(), UsageError> {
         let s = self.startup_state("finish authentication")?;
         if !matches!(s.state, State::External(_)) {
@@ -530,6 +560,9 @@ impl Server {
 
     /// Refuses the connection during start-up with a FATAL ErrorResponse (for example 28000,
     /// 3D000), then closes.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] after start-up (use [`Server::fatal`] then), and
+    /// with [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn reject(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         self.startup_state("reject the connection")?;
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
@@ -601,6 +634,9 @@ impl Server {
     }
 
     /// NoticeResponse, at any time after start-up.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn notice(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         self.after_startup("send NoticeResponse")?;
         BackendMessage::NoticeResponse(fields.clone()).encode(&mut self.core.out);
@@ -608,6 +644,11 @@ impl Server {
     }
 
     /// NotificationResponse, at any time after start-up.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed;
+    /// with [`UsageError::Encode`] when `channel` or `payload` contains NUL or the message is
+    /// too long.
     pub fn notification(
         &mut self,
         process_id: i32,
@@ -620,6 +661,11 @@ impl Server {
     }
 
     /// ParameterStatus, at any time after start-up (for example after `SET`).
+    ///
+    /// Fails with [`UsageError::NotAllowed`] during start-up, and with
+    /// [`UsageError::Closed`] once the connection has failed or been closed;
+    /// with [`UsageError::Encode`] when `name` or `value` contains NUL or the message is too
+    /// long.
     pub fn parameter_status(&mut self, name: &str, value: &str) -> Result<(), UsageError> {
         self.after_startup("send ParameterStatus")?;
         ParameterStatus::new(name, value)?.encode(&mut self.core.out);
@@ -628,6 +674,9 @@ impl Server {
 
     /// Sends a FATAL ErrorResponse and ends the connection (for example on shutdown or after a
     /// cancel that terminates the session).
+    ///
+    /// Fails with [`UsageError::Closed`] once the connection has failed or been closed; it is
+    /// allowed in every other state.
     pub fn fatal(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         if self.core.error.is_some() || matches!(self.phase, Phase::Closed) {
             return Err(UsageError::Closed);
