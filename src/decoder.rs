@@ -634,8 +634,11 @@ pub(crate) enum Layout {
     Flush,
     Query(Span),
     CopyData,
+    CopyDone,
+    CopyFail(Span),
+    Terminate,
     /// Any other message, decoded.
-    Message(FrontendMessage),
+    Message(Box<FrontendMessage>),
 }
 
 impl Layout {
@@ -651,6 +654,9 @@ impl Layout {
             Self::Flush => "Flush",
             Self::Query(_) => "Query",
             Self::CopyData => "CopyData",
+            Self::CopyDone => "CopyDone",
+            Self::CopyFail(_) => "CopyFail",
+            Self::Terminate => "Terminate",
             Self::Message(m) => m.name(),
         }
     }
@@ -865,6 +871,9 @@ impl FrontendDecoder {
             Layout::Flush => FrontendMessageRef::Flush,
             Layout::Query(l) => FrontendMessageRef::Query(l.of(body())),
             Layout::CopyData => FrontendMessageRef::CopyData(body()),
+            Layout::CopyDone => FrontendMessageRef::CopyDone,
+            Layout::CopyFail(l) => FrontendMessageRef::CopyFail(l.of(body())),
+            Layout::Terminate => FrontendMessageRef::Terminate,
             Layout::Message(m) => FrontendMessageRef::Message(m),
         }
     }
@@ -968,13 +977,31 @@ impl FrontendDecoder {
                         Layout::CopyData
                     })
                 }
+                Some(&ftag::COPY_DONE) => lend!(
+                    at,
+                    ftag::COPY_DONE,
+                    |b| empty_layout(b, "CopyDone"),
+                    |()| Layout::CopyDone
+                ),
+                Some(&ftag::COPY_FAIL) => lend!(
+                    at,
+                    ftag::COPY_FAIL,
+                    |b| text_layout(b, "CopyFail", "error message"),
+                    Layout::CopyFail
+                ),
+                Some(&ftag::TERMINATE) => lend!(
+                    at,
+                    ftag::TERMINATE,
+                    |b| empty_layout(b, "Terminate"),
+                    |()| Layout::Terminate
+                ),
                 _ => {}
             }
         }
         Ok(self.next()?.map(|m| FrontendLent {
             at: 0,
             end: 0,
-            layout: Layout::Message(m),
+            layout: Layout::Message(Box::new(m)),
         }))
     }
 

@@ -205,7 +205,7 @@ fn owned_of_ref(r: FrontendMessageRef<'_>) -> FrontendMessage {
     if let FrontendMessageRef::Message(m) = &r {
         assert!(
             !matches!(
-                m,
+                **m,
                 FrontendMessage::Parse(_)
                     | FrontendMessage::Bind(_)
                     | FrontendMessage::Describe(_)
@@ -215,6 +215,9 @@ fn owned_of_ref(r: FrontendMessageRef<'_>) -> FrontendMessage {
                     | FrontendMessage::Flush
                     | FrontendMessage::Query(_)
                     | FrontendMessage::CopyData(_)
+                    | FrontendMessage::CopyDone
+                    | FrontendMessage::CopyFail(_)
+                    | FrontendMessage::Terminate
             ),
             "not lent: {m:?}"
         );

@@ -152,11 +152,60 @@ impl Encode for BackendKeyData {
     }
 }
 
+/// A body that ends with two NUL-terminated strings, after a fixed-size prefix of `P` bytes: the
+/// body as on the wire and the position of the first NUL, one shared buffer instead of one per
+/// field, so the messages that hold it stay small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TwoStrings<const P: usize> {
+    raw: Bytes,
+    split: u32,
+}
+
+impl<const P: usize> TwoStrings<P> {
+    fn new(prefix: [u8; P], first: &[u8], second: &[u8]) -> Self {
+        let mut raw = BytesMut::with_capacity(P + first.len() + second.len() + 2);
+        raw.put_slice(&prefix);
+        put_cstr(&mut raw, first);
+        put_cstr(&mut raw, second);
+        Self {
+            raw: raw.freeze(),
+            split: (P + first.len()) as u32,
+        }
+    }
+
+    /// Reads the two strings after the prefix (already read from `r`); they must end the body.
+    fn read(
+        mut r: Reader<'_>,
+        body: &Bytes,
+        first: &'static str,
+        second: &'static str,
+    ) -> Result<Self, DecodeError> {
+        let a = r.cstr(first)?;
+        r.cstr(second)?;
+        r.finish()?;
+        Ok(Self {
+            raw: body.clone(),
+            split: (P + a.len()) as u32,
+        })
+    }
+
+    fn prefix(&self) -> &[u8] {
+        &self.raw[..P]
+    }
+
+    fn first(&self) -> &[u8] {
+        &self.raw[P..self.split as usize]
+    }
+
+    fn second(&self) -> &[u8] {
+        &self.raw[self.split as usize + 1..self.raw.len() - 1]
+    }
+}
+
 /// ParameterStatus (`S`): the current value of a run-time parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterStatus {
-    name: Bytes,
-    value: Bytes,
+    strings: TwoStrings<0>,
 }
 
 impl ParameterStatus {
@@ -169,64 +218,54 @@ impl ParameterStatus {
         check_cstr("value", value.as_bytes())?;
         check_body("ParameterStatus", name.len() + value.len() + 2)?;
         Ok(Self {
-            name: Bytes::copy_from_slice(name.as_bytes()),
-            value: Bytes::copy_from_slice(value.as_bytes()),
+            strings: TwoStrings::new([], name.as_bytes(), value.as_bytes()),
         })
     }
 
     /// The parameter's name.
     pub fn name(&self) -> &[u8] {
-        &self.name
+        self.strings.first()
     }
 
     /// Its value.
     pub fn value(&self) -> &[u8] {
-        &self.value
+        self.strings.second()
     }
 
     /// The name as UTF-8; fails with [`DecodeError::InvalidUtf8`] if it is not.
     pub fn name_str(&self) -> Result<&str, DecodeError> {
-        utf8("name", &self.name)
+        utf8("name", self.name())
     }
 
     /// The value as UTF-8; fails with [`DecodeError::InvalidUtf8`] if it is not.
     pub fn value_str(&self) -> Result<&str, DecodeError> {
-        utf8("value", &self.value)
+        utf8("value", self.value())
     }
 
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "ParameterStatus");
-        let name = r.cstr("name")?;
-        let value = r.cstr("value")?;
-        r.finish()?;
-        Ok(Self { name, value })
+        let r = Reader::new(body, "ParameterStatus");
+        let strings = TwoStrings::read(r, body, "name", "value")?;
+        Ok(Self { strings })
     }
 }
 
 impl Encode for ParameterStatus {
     fn encode(&self, out: &mut BytesMut) {
-        tagged(
-            out,
-            tag::PARAMETER_STATUS,
-            self.name.len() + self.value.len() + 2,
-            |out| {
-                put_cstr(out, &self.name);
-                put_cstr(out, &self.value);
-            },
-        );
+        tagged(out, tag::PARAMETER_STATUS, self.strings.raw.len(), |out| {
+            out.put_slice(&self.strings.raw);
+        });
     }
 
     fn encoded_len(&self) -> usize {
-        self.name.len() + self.value.len() + 7
+        self.strings.raw.len() + 5
     }
 }
 
 /// NotificationResponse (`A`): a NOTIFY on a channel this session listens to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationResponse {
-    process_id: i32,
-    channel: Bytes,
-    payload: Bytes,
+    /// The process ID, then the channel and the payload.
+    strings: TwoStrings<4>,
 }
 
 impl NotificationResponse {
@@ -239,57 +278,47 @@ impl NotificationResponse {
         check_cstr("payload", payload.as_bytes())?;
         check_body("NotificationResponse", channel.len() + payload.len() + 6)?;
         Ok(Self {
-            process_id,
-            channel: Bytes::copy_from_slice(channel.as_bytes()),
-            payload: Bytes::copy_from_slice(payload.as_bytes()),
+            strings: TwoStrings::new(
+                process_id.to_be_bytes(),
+                channel.as_bytes(),
+                payload.as_bytes(),
+            ),
         })
     }
 
     /// The notifying backend's process ID.
     pub fn process_id(&self) -> i32 {
-        self.process_id
+        let p = self.strings.prefix();
+        i32::from_be_bytes([p[0], p[1], p[2], p[3]])
     }
 
     /// The channel name.
     pub fn channel(&self) -> &[u8] {
-        &self.channel
+        self.strings.first()
     }
 
     /// The payload.
     pub fn payload(&self) -> &[u8] {
-        &self.payload
+        self.strings.second()
     }
 
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, "NotificationResponse");
-        let process_id = r.i32("process ID")?;
-        let channel = r.cstr("channel")?;
-        let payload = r.cstr("payload")?;
-        r.finish()?;
-        Ok(Self {
-            process_id,
-            channel,
-            payload,
-        })
+        r.i32("process ID")?;
+        let strings = TwoStrings::read(r, body, "channel", "payload")?;
+        Ok(Self { strings })
     }
 }
 
 impl Encode for NotificationResponse {
     fn encode(&self, out: &mut BytesMut) {
-        tagged(
-            out,
-            tag::NOTIFICATION_RESPONSE,
-            self.encoded_len() - 5,
-            |out| {
-                out.put_i32(self.process_id);
-                put_cstr(out, &self.channel);
-                put_cstr(out, &self.payload);
-            },
-        );
+        tagged(out, tag::NOTIFICATION_RESPONSE, self.strings.raw.len(), |out| {
+            out.put_slice(&self.strings.raw);
+        });
     }
 
     fn encoded_len(&self) -> usize {
-        5 + 4 + self.channel.len() + self.payload.len() + 2
+        5 + self.strings.raw.len()
     }
 }
 

@@ -12,7 +12,7 @@ use crate::codec::reader::{SliceReader, Span};
 use crate::error::DecodeError;
 use crate::message::common::{FormatCodes, FormatCodesRef, Target, Values, ValuesRef};
 use crate::message::frontend::{
-    tag, Bind, Close, CopyData, Describe, Execute, FrontendMessage, Parse, Query,
+    tag, Bind, Close, CopyData, CopyFail, Describe, Execute, FrontendMessage, Parse, Query,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -161,8 +161,15 @@ pub enum FrontendMessageRef<'a> {
     Query(&'a [u8]),
     /// CopyData: the payload.
     CopyData(&'a [u8]),
-    /// Any other message, owned.
-    Message(FrontendMessage),
+    /// CopyDone.
+    CopyDone,
+    /// CopyFail: the error message, without its NUL.
+    CopyFail(&'a [u8]),
+    /// Terminate.
+    Terminate,
+    /// Any other message (start-up packets, authentication responses, FunctionCall), owned and
+    /// boxed: these are rare, and the box keeps this type small.
+    Message(Box<FrontendMessage>),
 }
 
 impl FrontendMessageRef<'_> {
@@ -185,7 +192,12 @@ impl FrontendMessageRef<'_> {
             Self::CopyData(data) => {
                 FrontendMessage::CopyData(CopyData::from_checked(Bytes::copy_from_slice(data)))
             }
-            Self::Message(m) => m.clone(),
+            Self::CopyDone => FrontendMessage::CopyDone,
+            Self::CopyFail(text) => {
+                FrontendMessage::CopyFail(CopyFail::from_checked(Bytes::copy_from_slice(text)))
+            }
+            Self::Terminate => FrontendMessage::Terminate,
+            Self::Message(m) => (**m).clone(),
         }
     }
 
@@ -194,7 +206,7 @@ impl FrontendMessageRef<'_> {
     /// [`FrontendDecoder::next`]: crate::FrontendDecoder::next
     pub fn into_owned(self) -> FrontendMessage {
         match self {
-            Self::Message(m) => m,
+            Self::Message(m) => *m,
             other => other.to_owned(),
         }
     }
@@ -211,6 +223,9 @@ impl FrontendMessageRef<'_> {
             Self::Flush => "Flush",
             Self::Query(_) => "Query",
             Self::CopyData(_) => "CopyData",
+            Self::CopyDone => "CopyDone",
+            Self::CopyFail(_) => "CopyFail",
+            Self::Terminate => "Terminate",
             Self::Message(m) => m.name(),
         }
     }
@@ -227,6 +242,9 @@ impl FrontendMessageRef<'_> {
             Self::Flush => tag::FLUSH,
             Self::Query(_) => tag::QUERY,
             Self::CopyData(_) => tag::COPY_DATA,
+            Self::CopyDone => tag::COPY_DONE,
+            Self::CopyFail(_) => tag::COPY_FAIL,
+            Self::Terminate => tag::TERMINATE,
             Self::Message(m) => return m.tag(),
         })
     }

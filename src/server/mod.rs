@@ -80,7 +80,7 @@ pub enum ServerEvent<M = FrontendMessage> {
     },
     /// A GSS, SSPI or external SASL token for the application to check; it answers with
     /// [`Server::auth_continue`], [`Server::auth_succeeded`] or [`Server::reject`].
-    AuthResponse(FrontendMessage),
+    AuthResponse(Box<FrontendMessage>),
     /// Authentication succeeded; the parameters, cancel key and first ReadyForQuery are queued.
     Authenticated,
     /// A frontend message to answer (Query, Parse, Bind, Describe, Execute, Close, Sync, Flush,
@@ -711,7 +711,7 @@ impl Server {
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
-                return Ok(Some(e.map_message(FrontendMessageRef::Message)));
+                return Ok(Some(e.map_message(|m| FrontendMessageRef::Message(Box::new(m)))));
             }
             if let Some(e) = &self.core.error {
                 return Err(e.clone());
@@ -954,7 +954,10 @@ impl Server {
             (
                 State::External(_),
                 m @ (F::GssResponse(_) | F::SaslInitialResponse(_) | F::SaslResponse(_)),
-            ) => self.core.events.push_back(ServerEvent::AuthResponse(m)),
+            ) => self
+                .core
+                .events
+                .push_back(ServerEvent::AuthResponse(Box::new(m))),
             (_, F::Terminate) => {
                 self.phase = Phase::Closed;
                 self.core.events.push_back(ServerEvent::Terminate);
@@ -981,15 +984,15 @@ impl Server {
                 Request::Sync
             }
             Layout::Flush => return Ok(Step::Deliver(lent)),
-            Layout::Message(F::FunctionCall(_)) => Request::FunctionCall,
-            Layout::Message(F::Terminate) => {
+            Layout::Message(m) if matches!(**m, F::FunctionCall(_)) => Request::FunctionCall,
+            Layout::Terminate => {
                 self.phase = Phase::Closed;
                 self.core.events.push_back(ServerEvent::Terminate);
                 return Ok(Step::Again);
             }
             // CopyData, CopyDone or CopyFail outside COPY: PostgreSQL ignores them (a client
             // may send them after the server ended a COPY with an error).
-            Layout::CopyData | Layout::Message(F::CopyDone | F::CopyFail(_)) => {
+            Layout::CopyData | Layout::CopyDone | Layout::CopyFail(_) => {
                 self.discarded += 1;
                 return Ok(Step::Again);
             }
@@ -1000,11 +1003,10 @@ impl Server {
     }
 
     fn copy_message(&mut self, lent: FrontendLent) -> Result<Step, Error> {
-        use FrontendMessage as F;
         match &lent.layout {
             Layout::CopyData => return Ok(Step::Deliver(lent)),
-            Layout::Message(m @ (F::CopyDone | F::CopyFail(_))) => {
-                let message = if matches!(m, F::CopyDone) {
+            Layout::CopyDone | Layout::CopyFail(_) => {
+                let message = if matches!(lent.layout, Layout::CopyDone) {
                     CopyStream::CopyDone
                 } else {
                     CopyStream::CopyFail
@@ -1018,7 +1020,7 @@ impl Server {
             }
             // PostgreSQL ignores Flush and Sync during COPY FROM STDIN.
             Layout::Flush | Layout::Sync => self.discarded += 1,
-            Layout::Message(F::Terminate) => {
+            Layout::Terminate => {
                 self.phase = Phase::Closed;
                 self.core.events.push_back(ServerEvent::Terminate);
             }
