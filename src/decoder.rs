@@ -977,12 +977,11 @@ impl FrontendDecoder {
                         Layout::CopyData
                     })
                 }
-                Some(&ftag::COPY_DONE) => lend!(
-                    at,
-                    ftag::COPY_DONE,
-                    |b| empty_layout(b, "CopyDone"),
-                    |()| Layout::CopyDone
-                ),
+                Some(&ftag::COPY_DONE) => {
+                    lend!(at, ftag::COPY_DONE, |b| empty_layout(b, "CopyDone"), |()| {
+                        Layout::CopyDone
+                    })
+                }
                 Some(&ftag::COPY_FAIL) => lend!(
                     at,
                     ftag::COPY_FAIL,

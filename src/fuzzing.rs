@@ -1113,15 +1113,16 @@ mod pair {
                 black_box(data);
                 Msg::CopyData
             }
-            FrontendMessageRef::Message(m) => match m {
+            FrontendMessageRef::CopyDone => Msg::CopyDone,
+            FrontendMessageRef::Terminate => panic!("the server handed out Terminate to answer"),
+            FrontendMessageRef::CopyFail(text) => {
+                black_box(text);
+                Msg::CopyFail
+            }
+            FrontendMessageRef::Message(m) => match *m {
                 FrontendMessage::FunctionCall(f) => {
                     black_box(f);
                     Msg::FunctionCall
-                }
-                FrontendMessage::CopyDone => Msg::CopyDone,
-                FrontendMessage::CopyFail(f) => {
-                    black_box(f);
-                    Msg::CopyFail
                 }
                 other => panic!("the server handed out {other:?} to answer"),
             },

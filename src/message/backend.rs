@@ -312,9 +312,14 @@ impl NotificationResponse {
 
 impl Encode for NotificationResponse {
     fn encode(&self, out: &mut BytesMut) {
-        tagged(out, tag::NOTIFICATION_RESPONSE, self.strings.raw.len(), |out| {
-            out.put_slice(&self.strings.raw);
-        });
+        tagged(
+            out,
+            tag::NOTIFICATION_RESPONSE,
+            self.strings.raw.len(),
+            |out| {
+                out.put_slice(&self.strings.raw);
+            },
+        );
     }
 
     fn encoded_len(&self) -> usize {

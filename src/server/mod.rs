@@ -711,7 +711,9 @@ impl Server {
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
-                return Ok(Some(e.map_message(|m| FrontendMessageRef::Message(Box::new(m)))));
+                return Ok(Some(
+                    e.map_message(|m| FrontendMessageRef::Message(Box::new(m))),
+                ));
             }
             if let Some(e) = &self.core.error {
                 return Err(e.clone());
