@@ -15,68 +15,20 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::codec::reader::Span;
 use crate::error::{DecodeError, Tag};
-use crate::limits::{Class, Limits, BACKEND_CLASS, FRONTEND_CLASS};
+use crate::limits::{Class, Limits};
+use crate::message::backend::{name as backend_name, CLASS as BACKEND_CLASS};
 use crate::message::backend::{tag as btag, BackendMessage};
 use crate::message::common::ProtocolVersion;
 use crate::message::frontend::CopyData;
+use crate::message::frontend::{name as frontend_name, CLASS as FRONTEND_CLASS};
 use crate::message::frontend::{tag as ftag, AuthResponseKind, FrontendMessage};
 use crate::message::frontend_ref::{
-    empty_layout, text_layout, BindLayout, BindRef, CloseRef, DescribeRef, ExecuteLayout,
-    ExecuteRef, FrontendMessageRef, ParseLayout, ParseRef, TargetLayout,
+    BindRef, CloseRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef,
+};
+use crate::message::layout::{
+    empty_layout, text_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout,
 };
 use crate::message::rows::{DataRow, DataRowRef};
-
-/// The name of a backend message by type byte, for error reports.
-pub(crate) fn backend_name(t: u8) -> &'static str {
-    match t {
-        btag::AUTHENTICATION => "Authentication",
-        btag::BACKEND_KEY_DATA => "BackendKeyData",
-        btag::BIND_COMPLETE => "BindComplete",
-        btag::CLOSE_COMPLETE => "CloseComplete",
-        btag::COMMAND_COMPLETE => "CommandComplete",
-        btag::COPY_DATA => "CopyData",
-        btag::COPY_DONE => "CopyDone",
-        btag::COPY_IN_RESPONSE => "CopyInResponse",
-        btag::COPY_OUT_RESPONSE => "CopyOutResponse",
-        btag::COPY_BOTH_RESPONSE => "CopyBothResponse",
-        btag::DATA_ROW => "DataRow",
-        btag::EMPTY_QUERY_RESPONSE => "EmptyQueryResponse",
-        btag::ERROR_RESPONSE => "ErrorResponse",
-        btag::FUNCTION_CALL_RESPONSE => "FunctionCallResponse",
-        btag::NEGOTIATE_PROTOCOL_VERSION => "NegotiateProtocolVersion",
-        btag::NO_DATA => "NoData",
-        btag::NOTICE_RESPONSE => "NoticeResponse",
-        btag::NOTIFICATION_RESPONSE => "NotificationResponse",
-        btag::PARAMETER_DESCRIPTION => "ParameterDescription",
-        btag::PARAMETER_STATUS => "ParameterStatus",
-        btag::PARSE_COMPLETE => "ParseComplete",
-        btag::PORTAL_SUSPENDED => "PortalSuspended",
-        btag::READY_FOR_QUERY => "ReadyForQuery",
-        btag::ROW_DESCRIPTION => "RowDescription",
-        _ => "message",
-    }
-}
-
-/// The name of a frontend message by type byte, for error reports.
-pub(crate) fn frontend_name(t: u8) -> &'static str {
-    match t {
-        ftag::BIND => "Bind",
-        ftag::CLOSE => "Close",
-        ftag::COPY_DATA => "CopyData",
-        ftag::COPY_DONE => "CopyDone",
-        ftag::COPY_FAIL => "CopyFail",
-        ftag::DESCRIBE => "Describe",
-        ftag::EXECUTE => "Execute",
-        ftag::FLUSH => "Flush",
-        ftag::FUNCTION_CALL => "FunctionCall",
-        ftag::PARSE => "Parse",
-        ftag::PASSWORD => "authentication response",
-        ftag::QUERY => "Query",
-        ftag::SYNC => "Sync",
-        ftag::TERMINATE => "Terminate",
-        _ => "message",
-    }
-}
 
 /// A complete tagged frame: the type byte and the body after the length word.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,6 @@
 //! synchronisation unless it is RowDescription, DataRow, CopyData, FunctionCallResponse,
 //! ErrorResponse, NoticeResponse or NotificationResponse.
 
-use crate::message::{backend, frontend};
-
 /// Length limits, in bytes of the length word (which counts itself but not the type byte).
 ///
 /// ```
@@ -58,75 +56,6 @@ pub(crate) enum Class {
     Large,
     Auth,
 }
-
-/// The class of every frontend type byte.
-pub(crate) const FRONTEND_CLASS: [Class; 256] = {
-    let mut t = [Class::Unknown; 256];
-    use frontend::tag::*;
-    let small = [
-        CLOSE, COPY_DONE, COPY_FAIL, DESCRIBE, EXECUTE, FLUSH, SYNC, TERMINATE,
-    ];
-    let mut i = 0;
-    while i < small.len() {
-        t[small[i] as usize] = Class::Small;
-        i += 1;
-    }
-    let large = [QUERY, PARSE, BIND, COPY_DATA, FUNCTION_CALL];
-    let mut i = 0;
-    while i < large.len() {
-        t[large[i] as usize] = Class::Large;
-        i += 1;
-    }
-    t[PASSWORD as usize] = Class::Auth;
-    t
-};
-
-/// The class of every backend type byte.
-pub(crate) const BACKEND_CLASS: [Class; 256] = {
-    let mut t = [Class::Unknown; 256];
-    use backend::tag::*;
-    let small = [
-        AUTHENTICATION,
-        BACKEND_KEY_DATA,
-        BIND_COMPLETE,
-        CLOSE_COMPLETE,
-        COMMAND_COMPLETE,
-        COPY_DONE,
-        COPY_IN_RESPONSE,
-        COPY_OUT_RESPONSE,
-        COPY_BOTH_RESPONSE,
-        EMPTY_QUERY_RESPONSE,
-        NEGOTIATE_PROTOCOL_VERSION,
-        NO_DATA,
-        PARAMETER_STATUS,
-        PARSE_COMPLETE,
-        PORTAL_SUSPENDED,
-        READY_FOR_QUERY,
-    ];
-    let mut i = 0;
-    while i < small.len() {
-        t[small[i] as usize] = Class::Small;
-        i += 1;
-    }
-    // ParameterDescription is not long in libpq, but a statement may have 65,535 parameters
-    // (262,142 bytes), so it is treated as long here.
-    let large = [
-        PARAMETER_DESCRIPTION,
-        ROW_DESCRIPTION,
-        DATA_ROW,
-        COPY_DATA,
-        FUNCTION_CALL_RESPONSE,
-        ERROR_RESPONSE,
-        NOTICE_RESPONSE,
-        NOTIFICATION_RESPONSE,
-    ];
-    let mut i = 0;
-    while i < large.len() {
-        t[large[i] as usize] = Class::Large;
-        i += 1;
-    }
-    t
-};
 
 impl Limits {
     #[inline]

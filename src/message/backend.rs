@@ -12,56 +12,60 @@ use crate::message::frontend::CopyData;
 use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
 use crate::message::startup::{check_key, MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN};
 
-/// Type bytes of backend messages, named as in the PostgreSQL documentation.
-pub mod tag {
+type_bytes! {
+    /// Type bytes of backend messages, named as in the PostgreSQL documentation, with the size
+    /// class of each (the length limits of [`Limits`](crate::Limits)). ParameterDescription is
+    /// not long in libpq, but a statement may have 65,535 parameters (262,142 bytes), so it is
+    /// long here.
+    mod tag;
     /// Every Authentication message.
-    pub const AUTHENTICATION: u8 = b'R';
+    AUTHENTICATION = b'R', "Authentication", Small;
     /// BackendKeyData.
-    pub const BACKEND_KEY_DATA: u8 = b'K';
+    BACKEND_KEY_DATA = b'K', "BackendKeyData", Small;
     /// BindComplete.
-    pub const BIND_COMPLETE: u8 = b'2';
+    BIND_COMPLETE = b'2', "BindComplete", Small;
     /// CloseComplete.
-    pub const CLOSE_COMPLETE: u8 = b'3';
+    CLOSE_COMPLETE = b'3', "CloseComplete", Small;
     /// CommandComplete.
-    pub const COMMAND_COMPLETE: u8 = b'C';
+    COMMAND_COMPLETE = b'C', "CommandComplete", Small;
     /// CopyData.
-    pub const COPY_DATA: u8 = b'd';
+    COPY_DATA = b'd', "CopyData", Large;
     /// CopyDone.
-    pub const COPY_DONE: u8 = b'c';
+    COPY_DONE = b'c', "CopyDone", Small;
     /// CopyInResponse.
-    pub const COPY_IN_RESPONSE: u8 = b'G';
+    COPY_IN_RESPONSE = b'G', "CopyInResponse", Small;
     /// CopyOutResponse.
-    pub const COPY_OUT_RESPONSE: u8 = b'H';
+    COPY_OUT_RESPONSE = b'H', "CopyOutResponse", Small;
     /// CopyBothResponse.
-    pub const COPY_BOTH_RESPONSE: u8 = b'W';
+    COPY_BOTH_RESPONSE = b'W', "CopyBothResponse", Small;
     /// DataRow.
-    pub const DATA_ROW: u8 = b'D';
+    DATA_ROW = b'D', "DataRow", Large;
     /// EmptyQueryResponse.
-    pub const EMPTY_QUERY_RESPONSE: u8 = b'I';
+    EMPTY_QUERY_RESPONSE = b'I', "EmptyQueryResponse", Small;
     /// ErrorResponse.
-    pub const ERROR_RESPONSE: u8 = b'E';
+    ERROR_RESPONSE = b'E', "ErrorResponse", Large;
     /// FunctionCallResponse.
-    pub const FUNCTION_CALL_RESPONSE: u8 = b'V';
+    FUNCTION_CALL_RESPONSE = b'V', "FunctionCallResponse", Large;
     /// NegotiateProtocolVersion.
-    pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
+    NEGOTIATE_PROTOCOL_VERSION = b'v', "NegotiateProtocolVersion", Small;
     /// NoData.
-    pub const NO_DATA: u8 = b'n';
+    NO_DATA = b'n', "NoData", Small;
     /// NoticeResponse.
-    pub const NOTICE_RESPONSE: u8 = b'N';
+    NOTICE_RESPONSE = b'N', "NoticeResponse", Large;
     /// NotificationResponse.
-    pub const NOTIFICATION_RESPONSE: u8 = b'A';
+    NOTIFICATION_RESPONSE = b'A', "NotificationResponse", Large;
     /// ParameterDescription.
-    pub const PARAMETER_DESCRIPTION: u8 = b't';
+    PARAMETER_DESCRIPTION = b't', "ParameterDescription", Large;
     /// ParameterStatus.
-    pub const PARAMETER_STATUS: u8 = b'S';
+    PARAMETER_STATUS = b'S', "ParameterStatus", Small;
     /// ParseComplete.
-    pub const PARSE_COMPLETE: u8 = b'1';
+    PARSE_COMPLETE = b'1', "ParseComplete", Small;
     /// PortalSuspended.
-    pub const PORTAL_SUSPENDED: u8 = b's';
+    PORTAL_SUSPENDED = b's', "PortalSuspended", Small;
     /// ReadyForQuery.
-    pub const READY_FOR_QUERY: u8 = b'Z';
+    READY_FOR_QUERY = b'Z', "ReadyForQuery", Small;
     /// RowDescription.
-    pub const ROW_DESCRIPTION: u8 = b'T';
+    ROW_DESCRIPTION = b'T', "RowDescription", Large;
 }
 
 text_message!(
@@ -589,29 +593,8 @@ impl BackendMessage {
             Self::SslResponse { .. } => "SSLResponse",
             Self::GssEncResponse { .. } => "GSSENCResponse",
             Self::Authentication(a) => a.name(),
-            Self::BackendKeyData(_) => "BackendKeyData",
-            Self::BindComplete => "BindComplete",
-            Self::CloseComplete => "CloseComplete",
-            Self::CommandComplete(_) => "CommandComplete",
-            Self::CopyData(_) => "CopyData",
-            Self::CopyDone => "CopyDone",
-            Self::CopyInResponse(_) => "CopyInResponse",
-            Self::CopyOutResponse(_) => "CopyOutResponse",
-            Self::CopyBothResponse(_) => "CopyBothResponse",
-            Self::DataRow(_) => "DataRow",
-            Self::EmptyQueryResponse => "EmptyQueryResponse",
-            Self::ErrorResponse(_) => "ErrorResponse",
-            Self::FunctionCallResponse(_) => "FunctionCallResponse",
-            Self::NegotiateProtocolVersion(_) => "NegotiateProtocolVersion",
-            Self::NoData => "NoData",
-            Self::NoticeResponse(_) => "NoticeResponse",
-            Self::NotificationResponse(_) => "NotificationResponse",
-            Self::ParameterDescription(_) => "ParameterDescription",
-            Self::ParameterStatus(_) => "ParameterStatus",
-            Self::ParseComplete => "ParseComplete",
-            Self::PortalSuspended => "PortalSuspended",
-            Self::ReadyForQuery(_) => "ReadyForQuery",
-            Self::RowDescription(_) => "RowDescription",
+            // Every other message is named by its type byte, as declared in `tag`.
+            other => name(other.tag().unwrap_or(0)),
         }
     }
 

@@ -8,47 +8,50 @@ use crate::codec::{
 };
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::common::{Format, FormatCodes, ProtocolVersion, Target, Values};
-use crate::message::frontend_ref::{
-    empty_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout,
-};
+use crate::message::layout::{empty_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout};
 use crate::message::startup::{
     encode_request, CancelRequest, StartupMessage, UnsupportedStartup, GSSENC_REQUEST_CODE,
     SSL_REQUEST_CODE,
 };
 
-/// Type bytes of frontend messages, named as in the PostgreSQL documentation.
-///
-/// The same byte can mean a different message in the other direction (`D` is Describe here and
-/// DataRow from the backend), so these live apart from [`crate::backend_tag`].
-pub mod tag {
+type_bytes! {
+    /// Type bytes of frontend messages, named as in the PostgreSQL documentation, with the size
+    /// class of each (the length limits of [`Limits`](crate::Limits): PostgreSQL's
+    /// `PQ_LARGE_MESSAGE_LIMIT` for Query, Parse, Bind, CopyData and FunctionCall,
+    /// `PG_MAX_AUTH_TOKEN_LENGTH` for the authentication responses, `PQ_SMALL_MESSAGE_LIMIT` for
+    /// the rest).
+    ///
+    /// The same byte can mean a different message in the other direction (`D` is Describe here and
+    /// DataRow from the backend), so these live apart from [`crate::backend_tag`].
+    mod tag;
     /// Bind.
-    pub const BIND: u8 = b'B';
+    BIND = b'B', "Bind", Large;
     /// Close.
-    pub const CLOSE: u8 = b'C';
+    CLOSE = b'C', "Close", Small;
     /// CopyData.
-    pub const COPY_DATA: u8 = b'd';
+    COPY_DATA = b'd', "CopyData", Large;
     /// CopyDone.
-    pub const COPY_DONE: u8 = b'c';
+    COPY_DONE = b'c', "CopyDone", Small;
     /// CopyFail.
-    pub const COPY_FAIL: u8 = b'f';
+    COPY_FAIL = b'f', "CopyFail", Small;
     /// Describe.
-    pub const DESCRIBE: u8 = b'D';
+    DESCRIBE = b'D', "Describe", Small;
     /// Execute.
-    pub const EXECUTE: u8 = b'E';
+    EXECUTE = b'E', "Execute", Small;
     /// Flush.
-    pub const FLUSH: u8 = b'H';
+    FLUSH = b'H', "Flush", Small;
     /// FunctionCall.
-    pub const FUNCTION_CALL: u8 = b'F';
+    FUNCTION_CALL = b'F', "FunctionCall", Large;
     /// Parse.
-    pub const PARSE: u8 = b'P';
+    PARSE = b'P', "Parse", Large;
     /// PasswordMessage, SASLInitialResponse, SASLResponse and GSSResponse.
-    pub const PASSWORD: u8 = b'p';
+    PASSWORD = b'p', "authentication response", Auth;
     /// Query.
-    pub const QUERY: u8 = b'Q';
+    QUERY = b'Q', "Query", Large;
     /// Sync.
-    pub const SYNC: u8 = b'S';
+    SYNC = b'S', "Sync", Small;
     /// Terminate.
-    pub const TERMINATE: u8 = b'X';
+    TERMINATE = b'X', "Terminate", Small;
 }
 
 /// Which message a `p` frame is. The wire does not say: it depends on the authentication request
@@ -751,19 +754,8 @@ impl FrontendMessage {
             Self::SaslResponse(_) => "SASLResponse",
             Self::GssResponse(_) => "GSSResponse",
             Self::UntypedAuthResponse(_) => "AuthenticationResponse",
-            Self::Query(_) => "Query",
-            Self::Parse(_) => "Parse",
-            Self::Bind(_) => "Bind",
-            Self::Describe(_) => "Describe",
-            Self::Execute(_) => "Execute",
-            Self::Close(_) => "Close",
-            Self::Sync => "Sync",
-            Self::Flush => "Flush",
-            Self::FunctionCall(_) => "FunctionCall",
-            Self::CopyData(_) => "CopyData",
-            Self::CopyDone => "CopyDone",
-            Self::CopyFail(_) => "CopyFail",
-            Self::Terminate => "Terminate",
+            // Every other message is named by its type byte, as declared in `tag`.
+            other => name(other.tag().unwrap_or(0)),
         }
     }
 

@@ -1,5 +1,38 @@
-//! Macros that write the repetitive message types: a body that is one string, or one run of
-//! raw bytes.
+//! Macros that write the repetitive parts: the type bytes of one direction (declared once), and
+//! the message types whose body is one string or one run of raw bytes.
+
+/// Declares the type bytes of one direction once, in a table of `CONST = byte, "Name", Class;`
+/// rows, and writes from it everything that depends on them: the public `tag` module of
+/// constants, `name(byte)` (the message's name for error reports) and `CLASS` (each byte's size
+/// class for the length limits, [`Class::Unknown`](crate::limits::Class) for bytes that start no
+/// message).
+macro_rules! type_bytes {
+    (
+        $(#[$module_doc:meta])*
+        mod tag;
+        $( $(#[$doc:meta])* $constant:ident = $byte:literal, $name:literal, $class:ident; )*
+    ) => {
+        $(#[$module_doc])*
+        pub mod tag {
+            $( $(#[$doc])* pub const $constant: u8 = $byte; )*
+        }
+
+        /// The name of the message a type byte starts, for error reports.
+        pub(crate) fn name(t: u8) -> &'static str {
+            match t {
+                $( $byte => $name, )*
+                _ => "message",
+            }
+        }
+
+        /// The size class of every type byte.
+        pub(crate) const CLASS: [$crate::limits::Class; 256] = {
+            let mut t = [$crate::limits::Class::Unknown; 256];
+            $( t[$byte as usize] = $crate::limits::Class::$class; )*
+            t
+        };
+    };
+}
 
 /// Writes a tagged frame of `body_len` bytes whose body the block writes, field by field, into
 /// `$w` (an `impl BufMut`): a small frame through [`tagged_exact`](crate::codec::tagged_exact)
@@ -65,7 +98,7 @@ macro_rules! text_message {
             }
 
             pub(crate) fn decode(body: &::bytes::Bytes) -> Result<Self, $crate::error::DecodeError> {
-                let text = $crate::message::frontend_ref::text_layout(body, $label, $field_label)?;
+                let text = $crate::message::layout::text_layout(body, $label, $field_label)?;
                 Ok(Self { $field: text.share(body) })
             }
         }

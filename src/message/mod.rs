@@ -9,5 +9,6 @@ pub(crate) mod common;
 pub(crate) mod fields;
 pub(crate) mod frontend;
 pub(crate) mod frontend_ref;
+pub(crate) mod layout;
 pub(crate) mod rows;
 pub(crate) mod startup;

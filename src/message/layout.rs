@@ -1,0 +1,122 @@
+//! Where the fields of a frontend message body lie: the one check of each body that both the
+//! owned messages of [`crate::message::frontend`] and the borrowed views of
+//! [`crate::message::frontend_ref`] are cut from.
+
+use crate::codec::reader::{SliceReader, Span};
+use crate::error::DecodeError;
+use crate::message::common::{FormatCodes, Target, Values};
+
+/// Where the fields of a Parse body lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ParseLayout {
+    pub(crate) name: Span,
+    pub(crate) query: Span,
+    pub(crate) param_types: Span,
+}
+
+impl ParseLayout {
+    #[inline]
+    pub(crate) fn read(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = SliceReader::new(body, "Parse");
+        let name = r.cstr_span("statement name")?;
+        let query = r.cstr_span("query string")?;
+        let n = r.u16("parameter type count")? as usize;
+        r.ensure_count(n, 4, "parameter types")?;
+        let param_types = r.take_span(n * 4, "parameter types")?;
+        r.finish()?;
+        Ok(Self {
+            name,
+            query,
+            param_types,
+        })
+    }
+}
+
+/// Where the fields of a Bind body lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BindLayout {
+    pub(crate) portal: Span,
+    pub(crate) statement: Span,
+    pub(crate) param_formats: Span,
+    pub(crate) param_count: u16,
+    pub(crate) params: Span,
+    pub(crate) result_formats: Span,
+}
+
+impl BindLayout {
+    #[inline]
+    pub(crate) fn read(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = SliceReader::new(body, "Bind");
+        let portal = r.cstr_span("portal name")?;
+        let statement = r.cstr_span("statement name")?;
+        let param_formats = FormatCodes::check(&mut r, "Bind", "parameter formats")?;
+        let param_count = r.u16("parameter count")?;
+        let params = Values::check_counted(&mut r, param_count, "Bind", "parameter values")?;
+        let result_formats = FormatCodes::check(&mut r, "Bind", "result formats")?;
+        r.finish()?;
+        Ok(Self {
+            portal,
+            statement,
+            param_formats,
+            param_count,
+            params,
+            result_formats,
+        })
+    }
+}
+
+/// Where the fields of a Describe or Close body lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TargetLayout {
+    pub(crate) target: Target,
+    pub(crate) name: Span,
+}
+
+impl TargetLayout {
+    #[inline]
+    pub(crate) fn read(body: &[u8], message: &'static str) -> Result<Self, DecodeError> {
+        let mut r = SliceReader::new(body, message);
+        let target = Target::decode(&mut r, message)?;
+        let name = r.cstr_span("name")?;
+        r.finish()?;
+        Ok(Self { target, name })
+    }
+}
+
+/// Where the fields of an Execute body lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExecuteLayout {
+    pub(crate) portal: Span,
+    pub(crate) max_rows: i32,
+}
+
+impl ExecuteLayout {
+    #[inline]
+    pub(crate) fn read(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = SliceReader::new(body, "Execute");
+        let portal = r.cstr_span("portal name")?;
+        let max_rows = r.i32("row limit")?;
+        r.finish()?;
+        Ok(Self { portal, max_rows })
+    }
+}
+
+/// Where the text of a body that is one NUL-terminated string lies (Query, CopyFail,
+/// PasswordMessage).
+#[inline]
+pub(crate) fn text_layout(
+    body: &[u8],
+    message: &'static str,
+    field: &'static str,
+) -> Result<Span, DecodeError> {
+    let mut r = SliceReader::new(body, message);
+    let text = r.cstr_span(field)?;
+    r.finish()?;
+    Ok(text)
+}
+
+/// Checks that a body is empty, as Sync, Flush, CopyDone and Terminate require.
+#[inline]
+pub(crate) fn empty_layout(body: &[u8], message: &'static str) -> Result<(), DecodeError> {
+    SliceReader::new(body, message).finish()
+}
