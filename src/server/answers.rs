@@ -18,10 +18,13 @@ impl Server {
     /// What sending `answer` now does to the request being answered, per [`crate::protocol`];
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
     fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
-        if !matches!(self.phase, Phase::Ready) || self.core.error.is_some() {
+        let Phase::Ready(q) = &self.phase else {
+            return Err(self.not_allowed(command));
+        };
+        if self.core.error.is_some() {
             return Err(self.not_allowed(command));
         }
-        let Some(c) = self.current else {
+        let Some(c) = q.current else {
             return Err(UsageError::NotAllowed {
                 command,
                 state: "idle (no request to answer)",
@@ -34,18 +37,21 @@ impl Server {
 
     /// Moves the request being answered on, after its answer was written.
     fn apply(&mut self, next: Next) {
-        let Some(c) = &mut self.current else {
+        let Phase::Ready(q) = &mut self.phase else {
+            return;
+        };
+        let Some(c) = &mut q.current else {
             return;
         };
         match next {
             Next::Stay => {}
             Next::Go(stage) => c.stage = stage,
-            Next::Done | Next::CopyEnded => self.current = None,
+            Next::Done | Next::CopyEnded => q.current = None,
             Next::Failed | Next::CopyFailed => {
                 if c.request.is_extended() {
-                    self.ignore_till_sync = true;
+                    q.ignore_till_sync = true;
                 }
-                self.current = None;
+                q.current = None;
             }
         }
     }
@@ -199,12 +205,20 @@ impl Server {
     /// not allow an error in the request's current stage, and with [`UsageError::Closed`] once
     /// the connection has failed or been closed.
     pub fn error_response(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
-        if !matches!(self.phase, Phase::Ready) || self.core.error.is_some() {
+        if !matches!(self.phase, Phase::Ready(_)) || self.core.error.is_some() {
             return Err(self.not_allowed("send ErrorResponse"));
         }
-        let next = match self.current {
-            Some(_) => Some(self.check("send ErrorResponse", Answer::ErrorResponse)?),
-            None => None,
+        let in_flight = matches!(
+            self.phase,
+            Phase::Ready(super::Serving {
+                current: Some(_),
+                ..
+            })
+        );
+        let next = if in_flight {
+            Some(self.check("send ErrorResponse", Answer::ErrorResponse)?)
+        } else {
+            None
         };
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
         if let Some(next) = next {

@@ -160,11 +160,24 @@ impl Current {
     }
 }
 
+/// Where the connection is; each phase carries the state only it has.
 #[derive(Debug)]
 enum Phase {
+    /// Encryption, the StartupMessage and authentication.
     Startup(Box<StartupData>),
-    Ready,
+    /// Serving requests.
+    Ready(Serving),
+    /// Over.
     Closed,
+}
+
+/// The state of the query phase.
+#[derive(Debug, Default)]
+struct Serving {
+    /// The request being answered, if any.
+    current: Option<Current>,
+    /// After an error in an extended-query request: messages are discarded until Sync.
+    ignore_till_sync: bool,
 }
 
 #[derive(Debug)]
@@ -231,8 +244,6 @@ pub struct Server {
     end_point: Option<Vec<u8>>,
     user: Box<str>,
     backend_key: Option<BackendKeyData>,
-    current: Option<Current>,
-    ignore_till_sync: bool,
     discarded: u64,
     status: TransactionStatus,
 }
@@ -275,8 +286,6 @@ impl Server {
             end_point: None,
             user: "".into(),
             backend_key: None,
-            current: None,
-            ignore_till_sync: false,
             discarded: 0,
             status: TransactionStatus::Idle,
         }
@@ -306,7 +315,7 @@ impl Server {
 
     /// Whether start-up is over and queries are being served.
     pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready) && self.core.error.is_none()
+        matches!(self.phase, Phase::Ready(_)) && self.core.error.is_none()
     }
 
     /// The number of messages discarded after extended-query errors (and Flush or Sync during
@@ -619,14 +628,14 @@ impl Server {
             self.backend_key = Some(k);
         }
         BackendMessage::ReadyForQuery(TransactionStatus::Idle).encode(&mut self.core.out);
-        self.phase = Phase::Ready;
+        self.phase = Phase::Ready(Serving::default());
         self.core.events.push_back(ServerEvent::Authenticated);
     }
 
     // ---- (C) answers: any time after start-up ----
 
     fn after_startup(&self, command: &'static str) -> Result<(), UsageError> {
-        if matches!(self.phase, Phase::Ready) && self.core.error.is_none() {
+        if matches!(self.phase, Phase::Ready(_)) && self.core.error.is_none() {
             Ok(())
         } else {
             Err(self.not_allowed(command))
@@ -752,7 +761,7 @@ impl Server {
     fn state_name(&self) -> &'static str {
         match &self.phase {
             Phase::Startup(s) => s.state.name(),
-            Phase::Ready => self.current.map_or("idle", Current::name),
+            Phase::Ready(q) => q.current.map_or("idle", Current::name),
             Phase::Closed => "closed",
         }
     }
@@ -791,13 +800,13 @@ impl Server {
                 self.startup_message(m)?;
                 Ok(Step::Again)
             }
-            Phase::Ready => {
-                let copy_in = self.current.is_some_and(|c| c.stage.frontend_sending());
-                if self.current.is_some() && !copy_in {
+            Phase::Ready(q) => {
+                let copy_in = q.current.is_some_and(|c| c.stage.frontend_sending());
+                if q.current.is_some() && !copy_in {
                     // Waiting for the application to answer.
                     return Ok(Step::Wait);
                 }
-                if self.ignore_till_sync && !copy_in {
+                if q.ignore_till_sync && !copy_in {
                     // As a backend after an error: every message up to Sync is skipped by its
                     // header, its body never parsed.
                     if self
@@ -981,10 +990,7 @@ impl Server {
             },
             Layout::Execute(_) => Request::Execute,
             Layout::Close(_) => Request::Close,
-            Layout::Sync => {
-                self.ignore_till_sync = false;
-                Request::Sync
-            }
+            Layout::Sync => Request::Sync,
             Layout::Flush => return Ok(Step::Deliver(lent)),
             Layout::Message(m) if matches!(**m, F::FunctionCall(_)) => Request::FunctionCall,
             Layout::Terminate => {
@@ -1000,7 +1006,12 @@ impl Server {
             }
             Layout::Message(m) => return Err(self.unexpected(m)),
         };
-        self.current = Some(Current::new(request));
+        if let Phase::Ready(q) = &mut self.phase {
+            if request == Request::Sync {
+                q.ignore_till_sync = false;
+            }
+            q.current = Some(Current::new(request));
+        }
         Ok(Step::Deliver(lent))
     }
 
@@ -1013,7 +1024,10 @@ impl Server {
                 } else {
                     CopyStream::CopyFail
                 };
-                if let Some(c) = &mut self.current {
+                if let Phase::Ready(Serving {
+                    current: Some(c), ..
+                }) = &mut self.phase
+                {
                     if let Some(stage) = protocol::next_frontend(c.stage, message) {
                         c.stage = stage;
                     }
