@@ -96,10 +96,11 @@ impl Request {
 }
 
 /// Where a request is while its answer comes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
 pub(crate) enum Stage {
     /// Nothing answered yet (for Query: between result sets).
+    #[default]
     Start,
     /// Describe (statement): ParameterDescription sent, RowDescription or NoData to come.
     Described,

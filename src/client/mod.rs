@@ -156,17 +156,63 @@ impl ClientEvent<BackendMessageRef<'_>> {
     }
 }
 
-/// Where the connection is.
+/// Where the connection is; each phase carries the state only it has.
 #[derive(Debug)]
 enum Phase {
     /// Start-up: encryption, authentication, and waiting for the first ReadyForQuery.
     Startup(Box<Startup>),
     /// Connected.
-    Ready,
-    /// Terminate was sent; the server will close.
-    Terminating,
+    Ready(Session),
+    /// Terminate was sent; the server will close (responses to earlier requests may still come).
+    Terminating(Session),
     /// The connection is over.
     Closed,
+}
+
+impl Phase {
+    fn session(&self) -> Option<&Session> {
+        match self {
+            Self::Ready(s) | Self::Terminating(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn session_mut(&mut self) -> Option<&mut Session> {
+        match self {
+            Self::Ready(s) | Self::Terminating(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The state of a connected session: the requests in flight.
+#[derive(Debug, Default)]
+struct Session {
+    pipeline: Pipeline,
+    /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
+    stage: Stage,
+    scratch: Vec<RequestId>,
+}
+
+impl Session {
+    fn state_name(&self) -> &'static str {
+        if self.stage.in_copy() {
+            self.stage.name()
+        } else if self.pipeline.is_empty() {
+            "idle"
+        } else {
+            "waiting for responses"
+        }
+    }
+
+    /// Reports the requests the server discards after an extended-query error.
+    fn discard(&mut self, events: &mut std::collections::VecDeque<ClientEvent>) {
+        self.scratch.clear();
+        self.pipeline.discard_until_sync(&mut self.scratch);
+        for id in self.scratch.drain(..) {
+            events.push_back(ClientEvent::Skipped { request: id });
+        }
+    }
 }
 
 /// The frontend state machine: one connection to a server, seen from the client.
@@ -214,9 +260,6 @@ enum Phase {
 pub struct Client {
     core: Core<BackendDecoder, ClientEvent>,
     phase: Phase,
-    pipeline: Pipeline,
-    /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
-    stage: Stage,
     status: Option<TransactionStatus>,
     version: ProtocolVersion,
     auth_method: Option<AuthMethod>,
@@ -224,7 +267,6 @@ pub struct Client {
     /// Parameter names and values, stored compactly (they outlive the frames they came in).
     params: params::Params,
     tls: bool,
-    scratch: Vec<RequestId>,
     /// The request that a DataRow arriving now would answer, when nothing else (a queued event,
     /// an error, COPY, start-up) stands in the way: the row fast path of `poll_event`. Kept up to
     /// date by every change of the pipeline's front and of the phase.
@@ -254,15 +296,12 @@ impl Client {
         Ok(Self {
             core,
             phase: Phase::Startup(Box::new(startup)),
-            pipeline: Pipeline::default(),
-            stage: Stage::Start,
             status: None,
             version: ProtocolVersion::V3_0,
             auth_method: None,
             backend_key: None,
             params: params::Params::default(),
             tls: false,
-            scratch: Vec::new(),
             row_request: None,
         })
     }
@@ -296,7 +335,7 @@ impl Client {
 
     /// Whether start-up has completed and the connection is usable.
     pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready) && self.core.error.is_none()
+        matches!(self.phase, Phase::Ready(_)) && self.core.error.is_none()
     }
 
     /// Whether the transport is encrypted with TLS (as reported by the I/O layer).
@@ -306,12 +345,12 @@ impl Client {
 
     /// The number of requests waiting for their answer.
     pub fn pending_requests(&self) -> usize {
-        self.pipeline.len()
+        self.phase.session().map_or(0, |s| s.pipeline.len())
     }
 
     /// The number of ReadyForQuery messages still expected.
     pub fn pending_sync_points(&self) -> usize {
-        self.pipeline.sync_points()
+        self.phase.session().map_or(0, |s| s.pipeline.sync_points())
     }
 
     /// Whether bytes are waiting in [`Client::poll_transmit`].
@@ -408,8 +447,8 @@ impl Client {
             return Err(UsageError::Closed);
         }
         match self.phase {
-            Phase::Ready => {}
-            Phase::Closed | Phase::Terminating => return Err(UsageError::Closed),
+            Phase::Ready(_) => {}
+            Phase::Closed | Phase::Terminating(_) => return Err(UsageError::Closed),
             Phase::Startup(_) => {
                 return Err(UsageError::NotAllowed {
                     command,
@@ -417,7 +456,7 @@ impl Client {
                 })
             }
         }
-        if self.stage.frontend_sending() {
+        if self.stage().frontend_sending() {
             return Err(UsageError::NotAllowed {
                 command,
                 state: "copying data to the server",
@@ -444,8 +483,12 @@ impl Client {
 
     /// Allocates the id of a request just written and queues what it expects.
     fn register(&mut self, kind: Kind) -> RequestId {
-        let id = self.pipeline.allocate();
-        if !self.pipeline.push(id, kind) {
+        let Some(session) = self.phase.session_mut() else {
+            // `check_command` let it through: only a connected session gets here.
+            return RequestId(0);
+        };
+        let id = session.pipeline.allocate();
+        if !session.pipeline.push(id, kind) {
             self.core
                 .events
                 .push_back(ClientEvent::Skipped { request: id });
@@ -561,12 +604,12 @@ impl Client {
         if self.core.error.is_some() {
             return Err(UsageError::Closed);
         }
-        if self.stage.frontend_sending() {
+        if self.stage().frontend_sending() {
             return Ok(());
         }
         Err(UsageError::NotAllowed {
             command: "send COPY data",
-            state: if self.stage.in_copy() {
+            state: if self.stage().in_copy() {
                 "in COPY without a client data stream"
             } else {
                 "not in COPY"
@@ -612,8 +655,10 @@ impl Client {
     }
 
     fn set_client_copy_done(&mut self) {
-        if let Some(stage) = protocol::next_frontend(self.stage, CopyStream::CopyDone) {
-            self.stage = stage;
+        if let Some(session) = self.phase.session_mut() {
+            if let Some(stage) = protocol::next_frontend(session.stage, CopyStream::CopyDone) {
+                session.stage = stage;
+            }
         }
     }
 
@@ -642,11 +687,16 @@ impl Client {
     /// Fails with [`UsageError::Closed`] once Terminate was sent or [`Client::poll_event`] has
     /// returned an error; it is allowed in every other state, start-up and COPY included.
     pub fn terminate(&mut self) -> Result<(), UsageError> {
-        if matches!(self.phase, Phase::Closed | Phase::Terminating) {
+        if matches!(self.phase, Phase::Closed | Phase::Terminating(_)) {
             return Err(UsageError::Closed);
         }
         FrontendMessage::Terminate.encode(&mut self.core.out);
-        self.phase = Phase::Terminating;
+        let session = match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Ready(s) => s,
+            // During start-up nothing is in flight.
+            _ => Session::default(),
+        };
+        self.phase = Phase::Terminating(session);
         Ok(())
     }
 
@@ -655,8 +705,10 @@ impl Client {
     /// in a pooler, after ReadyForQuery); the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
         self.core.release_buffers();
-        self.scratch = Vec::new();
-        self.pipeline.shrink();
+        if let Some(session) = self.phase.session_mut() {
+            session.scratch = Vec::new();
+            session.pipeline.shrink();
+        }
     }
 
     // ---- (D) output ----
@@ -717,14 +769,20 @@ impl Client {
         }
     }
 
+    /// Where the request at the front of the pipeline is; `Start` outside a session.
+    fn stage(&self) -> Stage {
+        self.phase.session().map_or(Stage::Start, |s| s.stage)
+    }
+
     /// Recomputes the row fast path's request after any change of state.
     #[inline]
     fn update_row_request(&mut self) {
-        self.row_request = match (&self.phase, self.stage, &self.core.error) {
-            (Phase::Ready | Phase::Terminating, Stage::Start, None)
-                if self.core.events.is_empty() =>
+        self.row_request = match (self.phase.session(), &self.core.error) {
+            (Some(session), None)
+                if session.stage == Stage::Start && self.core.events.is_empty() =>
             {
-                self.pipeline
+                session
+                    .pipeline
                     .front()
                     .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
                     .map(|p| p.id)
@@ -736,10 +794,8 @@ impl Client {
     fn state_name(&self) -> &'static str {
         match &self.phase {
             Phase::Startup(s) => s.state_name(),
-            Phase::Ready if self.stage.in_copy() => self.stage.name(),
-            Phase::Ready if self.pipeline.is_empty() => "idle",
-            Phase::Ready => "waiting for responses",
-            Phase::Terminating => "terminating",
+            Phase::Ready(session) => session.state_name(),
+            Phase::Terminating(_) => "terminating",
             Phase::Closed => "closed",
         }
     }
@@ -786,11 +842,11 @@ impl Client {
                     self.params = done.params;
                     self.status = Some(done.status);
                     self.tls = done.tls;
-                    self.phase = Phase::Ready;
+                    self.phase = Phase::Ready(Session::default());
                 }
                 Ok(Step::Again)
             }
-            Phase::Ready | Phase::Terminating => Ok(match self.handle_ready(lent)? {
+            Phase::Ready(_) | Phase::Terminating(_) => Ok(match self.handle_ready(lent)? {
                 Some((request, lent)) => Step::Deliver(request, lent),
                 None => Step::Again,
             }),
@@ -808,7 +864,7 @@ impl Client {
             });
         }
         match self.phase {
-            Phase::Terminating => {
+            Phase::Terminating(_) => {
                 self.phase = Phase::Closed;
                 self.core.events.push_back(ClientEvent::Closed);
                 Ok(true)
@@ -817,13 +873,6 @@ impl Client {
             _ => Err(Error::UnexpectedEof {
                 state: self.state_name(),
             }),
-        }
-    }
-
-    fn unexpected(&self, msg: &BackendLent) -> Error {
-        Error::UnexpectedMessage {
-            state: self.state_name(),
-            message: msg.name(),
         }
     }
 
@@ -850,49 +899,46 @@ impl Client {
             }
             other => other,
         };
-        let Some(front) = self.pipeline.front() else {
+        let state = self.state_name();
+        let unexpected = |lent: &BackendLent| Error::UnexpectedMessage {
+            state,
+            message: lent.name(),
+        };
+        let Some(session) = self.phase.session_mut() else {
+            return Err(unexpected(&lent));
+        };
+        let Some(front) = session.pipeline.front() else {
             return match lent {
                 BackendLent::Message(B::ErrorResponse(f)) => {
                     self.core.events.push_back(ClientEvent::UnsolicitedError(f));
                     Ok(None)
                 }
-                other => Err(self.unexpected(&other)),
+                other => Err(unexpected(&other)),
             };
         };
         let next = Answer::of_tag(lent.tag())
-            .and_then(|answer| protocol::next(front.kind, self.stage, answer))
+            .and_then(|answer| protocol::next(front.kind, session.stage, answer))
             .map(|next| next.resolve(front.kind));
         match next {
             Some(Next::Stay) => {}
-            Some(Next::Go(stage)) => self.stage = stage,
+            Some(Next::Go(stage)) => session.stage = stage,
             Some(Next::Done) => {
-                self.pipeline.pop();
-                self.stage = Stage::Start;
+                session.pipeline.pop();
+                session.stage = Stage::Start;
                 if let BackendLent::Message(B::ReadyForQuery(s)) = &lent {
                     self.status = Some(*s);
-                    self.pipeline.shrink();
+                    session.pipeline.shrink();
                 }
             }
             Some(Next::Failed) => {
-                self.pipeline.pop();
-                self.stage = Stage::Start;
+                session.pipeline.pop();
+                session.stage = Stage::Start;
                 if front.kind.is_extended() {
-                    self.discard();
+                    session.discard(&mut self.core.events);
                 }
             }
-            Some(Next::CopyEnded | Next::CopyFailed) | None => return Err(self.unexpected(&lent)),
+            Some(Next::CopyEnded | Next::CopyFailed) | None => return Err(unexpected(&lent)),
         }
         Ok(Some((front.id, lent)))
-    }
-
-    /// Reports the requests the server discards after an extended-query error.
-    fn discard(&mut self) {
-        self.scratch.clear();
-        self.pipeline.discard_until_sync(&mut self.scratch);
-        for id in self.scratch.drain(..) {
-            self.core
-                .events
-                .push_back(ClientEvent::Skipped { request: id });
-        }
     }
 }
