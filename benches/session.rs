@@ -58,7 +58,7 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
         client.receive(read);
         while let Some(event) = client.poll_event().unwrap() {
             let ClientEvent::Response { message, .. } = event else {
-                panic!("unexpected {event:?}");
+                panic!("unexpected event");
             };
             s.messages += 1;
             match message {
@@ -79,7 +79,7 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
                 BackendMessageRef::Message(BackendMessage::ReadyForQuery(status)) => {
                     s.bytes += u64::from(status.byte())
                 }
-                other => panic!("unexpected {other:?}"),
+                _ => panic!("unexpected message"),
             }
         }
     }
@@ -95,7 +95,7 @@ fn pgproto_server_pass(server: &mut Server, reads: &[&[u8]]) -> u64 {
         server.receive(read);
         while let Some(event) = server.poll_event().unwrap() {
             let ServerEvent::Message(message) = event else {
-                panic!("unexpected {event:?}");
+                panic!("unexpected event");
             };
             s.messages += 1;
             match message {
@@ -125,7 +125,7 @@ fn pgproto_server_pass(server: &mut Server, reads: &[&[u8]]) -> u64 {
                     server.command_complete(TAG).unwrap();
                 }
                 M::Sync => server.ready_for_query(TransactionStatus::Idle).unwrap(),
-                other => panic!("unexpected {other:?}"),
+                _ => panic!("unexpected message"),
             }
         }
         while let Some(bytes) = server.poll_transmit() {
@@ -241,7 +241,7 @@ fn pgwire_server_pass(buf: &mut BytesMut, out: &mut BytesMut, reads: &[&[u8]]) -
                     B::CommandComplete(CommandComplete::new(TAG.to_owned()))
                 }
                 M::Sync(_) => B::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle)),
-                other => panic!("unexpected {other:?}"),
+                _ => panic!("unexpected message"),
             };
             answer.encode(out).unwrap();
         }

@@ -909,3 +909,88 @@ fn invalid_configurations_are_refused() {
     ));
     let _ = Limits::default();
 }
+
+#[test]
+fn responses_follow_the_protocol_table() {
+    use pgproto::{FieldDescription, ParameterDescription, RowDescription};
+    let row_description = || {
+        BackendMessage::RowDescription(
+            RowDescription::new(&[FieldDescription {
+                name: b"a",
+                table_oid: 0,
+                column_id: 0,
+                type_oid: 25,
+                type_size: -1,
+                type_modifier: -1,
+                format: Format::Text,
+            }])
+            .unwrap(),
+        )
+    };
+    // A statement Describe is answered by ParameterDescription, then RowDescription or NoData,
+    // as PostgreSQL always does (src/protocol.rs); RowDescription first breaks the protocol.
+    let (mut c, _) = connected();
+    c.describe(Target::Statement, "s").unwrap();
+    c.sync().unwrap();
+    c.receive(&encode(&[row_description()]));
+    let (_, err) = drain(&mut c);
+    assert!(
+        matches!(
+            err,
+            Some(Error::UnexpectedMessage {
+                message: "RowDescription",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
+    let (mut c, _) = connected();
+    let d2 = c.describe(Target::Statement, "s").unwrap();
+    c.sync().unwrap();
+    c.receive(&encode(&[
+        BackendMessage::ParameterDescription(ParameterDescription::new(&[23]).unwrap()),
+        row_description(),
+        ready(TransactionStatus::Idle),
+    ]));
+    let (events, err) = drain(&mut c);
+    assert!(err.is_none(), "{err:?}");
+    let answered: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Response { request, message } => Some((*request, message.name())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answered[..2],
+        [(d2, "ParameterDescription"), (d2, "RowDescription")]
+    );
+
+    // A FunctionCall gets one result (or one error), then ReadyForQuery; a second result is a
+    // protocol violation.
+    let (mut c, _) = connected();
+    let call = pgproto::FunctionCall::new(
+        1,
+        FormatCodes::default(),
+        pgproto::Values::new([Some(&b"x"[..])]).unwrap(),
+        Format::Text,
+    )
+    .unwrap();
+    c.function_call(&call).unwrap();
+    c.receive(&encode(&[
+        BackendMessage::FunctionCallResponse(Some(Bytes::from_static(b"1"))),
+        BackendMessage::FunctionCallResponse(Some(Bytes::from_static(b"2"))),
+    ]));
+    let (_, err) = drain(&mut c);
+    assert!(
+        matches!(
+            err,
+            Some(Error::UnexpectedMessage {
+                message: "FunctionCallResponse",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}

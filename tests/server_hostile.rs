@@ -545,3 +545,56 @@ fn misuse_returns_usage_error_and_changes_nothing() {
     assert!(!s.wants_write());
     s.command_complete("SELECT 0").unwrap();
 }
+
+#[test]
+fn answers_follow_the_protocol_table() {
+    use pgproto::{FieldDescription, RowDescription};
+    let description = RowDescription::new(&[FieldDescription {
+        name: b"a",
+        table_oid: 0,
+        column_id: 0,
+        type_oid: 25,
+        type_size: -1,
+        type_modifier: -1,
+        format: Format::Text,
+    }])
+    .unwrap();
+    // Describe of a statement: ParameterDescription first (as PostgreSQL), then RowDescription.
+    let mut s = ready();
+    s.receive(&frame(b'D', b"Ss\0"));
+    let (events, err) = drain(&mut s);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.len(), 1);
+    let before = s.wants_write();
+    assert!(matches!(
+        s.row_description(&description),
+        Err(UsageError::NotAllowed { .. })
+    ));
+    assert!(matches!(s.no_data(), Err(UsageError::NotAllowed { .. })));
+    assert_eq!(s.wants_write(), before, "a refused answer sends nothing");
+    s.parameter_description(&[23]).unwrap();
+    assert!(matches!(
+        s.parameter_description(&[23]),
+        Err(UsageError::NotAllowed { .. })
+    ));
+    s.row_description(&description).unwrap();
+    // Answered: nothing more is allowed until the next message.
+    assert!(matches!(s.no_data(), Err(UsageError::NotAllowed { .. })));
+
+    // FunctionCall: one result, then ReadyForQuery; not two results, not ReadyForQuery first.
+    let mut s = ready();
+    s.receive(&frame(b'F', b"\0\0\0\x01\0\0\0\0\0\0"));
+    let (events, err) = drain(&mut s);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.len(), 1);
+    assert!(matches!(
+        s.ready_for_query(TransactionStatus::Idle),
+        Err(UsageError::NotAllowed { .. })
+    ));
+    s.function_call_response(Some(b"1")).unwrap();
+    assert!(matches!(
+        s.function_call_response(Some(b"2")),
+        Err(UsageError::NotAllowed { .. })
+    ));
+    s.ready_for_query(TransactionStatus::Idle).unwrap();
+}
