@@ -98,6 +98,8 @@ fn answer(server: &mut Server, event: ServerEvent) -> bool {
         ServerEvent::Message(FrontendMessage::Sync) => {
             server.ready_for_query(TransactionStatus::Idle)
         }
+        // Flush asks for nothing but the bytes already queued.
+        ServerEvent::Message(FrontendMessage::Flush) => Ok(()),
         ServerEvent::Message(_) => server.error_response(&error(
             "0A000",
             "only simple queries are supported by this server",

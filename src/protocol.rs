@@ -104,7 +104,8 @@ pub(crate) enum Stage {
     Start,
     /// Describe (statement): ParameterDescription sent, RowDescription or NoData to come.
     Described,
-    /// FunctionCall: the result (or an error) sent, ReadyForQuery to come.
+    /// FunctionCall: the result (or an error) sent, ReadyForQuery to come. Query or Sync: an
+    /// error ended it, only ReadyForQuery may follow (the rest of a query string is skipped).
     Answered,
     /// COPY FROM STDIN: the frontend sends data.
     CopyIn,
@@ -144,7 +145,7 @@ impl Stage {
         match self {
             Self::Start => "start",
             Self::Described => "parameters described",
-            Self::Answered => "answered",
+            Self::Answered => "answered, ReadyForQuery to come",
             Self::CopyIn => "COPY FROM STDIN",
             Self::CopyInDone => "COPY FROM STDIN, frontend done",
             Self::CopyOut => "COPY TO STDOUT",
@@ -304,7 +305,8 @@ pub(crate) enum Next {
     /// The COPY is over: a simple Query goes on (more statements may follow, then
     /// ReadyForQuery); an Execute is answered.
     CopyEnded,
-    /// The COPY failed: a simple Query goes on to its ReadyForQuery; an Execute failed.
+    /// The COPY failed: a simple Query has only its ReadyForQuery to come (the rest of the query
+    /// string is skipped); an Execute failed.
     CopyFailed,
 }
 
@@ -313,7 +315,8 @@ impl Next {
     #[inline]
     pub(crate) fn resolve(self, request: Request) -> Self {
         match (self, request) {
-            (Self::CopyEnded | Self::CopyFailed, Request::Query) => Self::Go(Stage::Start),
+            (Self::CopyEnded, Request::Query) => Self::Go(Stage::Start),
+            (Self::CopyFailed, Request::Query) => Self::Go(Stage::Answered),
             (Self::CopyEnded, _) => Self::Done,
             (Self::CopyFailed, _) => Self::Failed,
             (other, _) => other,
@@ -364,8 +367,9 @@ pub(crate) const TABLE: &[(Requests, Stage, Answer, Next)] = &[
     (QUERY, S::Start, A::DataRow, N::Stay),
     (QUERY, S::Start, A::CommandComplete, N::Stay),
     (QUERY, S::Start, A::EmptyQueryResponse, N::Stay),
-    (QUERY, S::Start, A::ErrorResponse, N::Stay),
+    (QUERY, S::Start, A::ErrorResponse, N::Go(S::Answered)),
     (QUERY, S::Start, A::ReadyForQuery, N::Done),
+    (QUERY, S::Answered, A::ReadyForQuery, N::Done),
     // The extended-query requests.
     (bit(R::Parse), S::Start, A::ParseComplete, N::Done),
     (bit(R::Bind), S::Start, A::BindComplete, N::Done),
@@ -397,7 +401,8 @@ pub(crate) const TABLE: &[(Requests, Stage, Answer, Next)] = &[
     (EXECUTE, S::Start, A::PortalSuspended, N::Done),
     (EXTENDED, S::Start, A::ErrorResponse, N::Failed),
     // Sync: ReadyForQuery (after an error, for example a failed commit).
-    (bit(R::Sync), S::Start, A::ErrorResponse, N::Stay),
+    (bit(R::Sync), S::Start, A::ErrorResponse, N::Go(S::Answered)),
+    (bit(R::Sync), S::Answered, A::ReadyForQuery, N::Done),
     (bit(R::Sync), S::Start, A::ReadyForQuery, N::Done),
     // FunctionCall: one result or one error, then ReadyForQuery.
     (
@@ -550,9 +555,10 @@ pub(crate) fn diagram() -> String {
         out.push_str(&format!("| {} | {} | {} |\n", s.name(), m.name(), n.name()));
     }
     out.push_str(
-        "\nA COPY that ends or fails returns a simple Query to its start (more statements may \
-         follow, then ReadyForQuery) and ends or fails an Execute. After a failed \
-         extended-query request, the backend discards every message until Sync.\n",
+        "\nA COPY that ends returns a simple Query to its start (more statements may follow, \
+         then ReadyForQuery) and ends an Execute; a COPY that fails leaves a simple Query only \
+         its ReadyForQuery and fails an Execute. After a failed extended-query request, the \
+         backend discards every message until Sync.\n",
     );
     out
 }

@@ -967,6 +967,26 @@ fn responses_follow_the_protocol_table() {
         [(d2, "ParameterDescription"), (d2, "RowDescription")]
     );
 
+    // After an error in a simple Query only ReadyForQuery may follow: a CopyInResponse there
+    // is a protocol violation (PostgreSQL skips the rest of the query string).
+    let (mut c, _) = connected();
+    c.query("SELECT 1/0; COPY t FROM STDIN").unwrap();
+    c.receive(&encode(&[
+        error("22012", "ERROR"),
+        BackendMessage::CopyInResponse(CopyResponse::new(Format::Text, FormatCodes::default())),
+    ]));
+    let (_, err) = drain(&mut c);
+    assert!(
+        matches!(
+            err,
+            Some(Error::UnexpectedMessage {
+                message: "CopyInResponse",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
     // A FunctionCall gets one result (or one error), then ReadyForQuery; a second result is a
     // protocol violation.
     let (mut c, _) = connected();

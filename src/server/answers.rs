@@ -198,12 +198,13 @@ impl Server {
     }
 
     /// ErrorResponse: the current request failed. After an extended-query message, the machine
-    /// discards what follows until Sync. With no request in flight, it is sent as is (for
-    /// example a FATAL before closing).
+    /// discards what follows until Sync. With no request in flight only a FATAL (or PANIC) is
+    /// sent, as is (for example before closing): PostgreSQL never sends a plain ERROR then.
     ///
-    /// Fails with [`UsageError::NotAllowed`] during start-up or when [`crate::protocol`] does
-    /// not allow an error in the request's current stage, and with [`UsageError::Closed`] once
-    /// the connection has failed or been closed.
+    /// Fails with [`UsageError::NotAllowed`] during start-up, when [`crate::protocol`] does
+    /// not allow an error in the request's current stage, or when no request is in flight and
+    /// the severity is not FATAL or PANIC; and with [`UsageError::Closed`] once the connection
+    /// has failed or been closed.
     pub fn error_response(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         if !matches!(self.phase, Phase::Ready(_)) || self.core.error.is_some() {
             return Err(self.not_allowed("send ErrorResponse"));
@@ -218,6 +219,15 @@ impl Server {
         let next = if in_flight {
             Some(self.check("send ErrorResponse", Answer::ErrorResponse)?)
         } else {
+            // PostgreSQL sends an ERROR only in answer to a request; a client would pin one
+            // sent while idle on its next request. A FATAL (before closing) is fine.
+            let severity = fields.severity_nonlocalized().or(fields.severity());
+            if !matches!(severity, Some(b"FATAL" | b"PANIC")) {
+                return Err(UsageError::NotAllowed {
+                    command: "send ErrorResponse",
+                    state: "idle (no request to answer: only a FATAL may be sent)",
+                });
+            }
             None
         };
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
