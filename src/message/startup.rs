@@ -86,10 +86,20 @@ impl StartupMessage {
         self.params.iter().map(|(k, v)| (&k[..], &v[..]))
     }
 
-    /// The value of the first parameter called `name`.
+    /// The value of the parameter called `name`; if it is sent more than once, the last one,
+    /// which is the one PostgreSQL uses (a proxy that authenticates one value and forwards the
+    /// packet must not disagree with the server about who logs in).
+    ///
+    /// ```
+    /// use pgproto::{ProtocolVersion, StartupMessage};
+    /// let m = StartupMessage::new(ProtocolVersion::V3_0, [("user", "mallory"), ("user", "alice")])
+    ///     .unwrap();
+    /// assert_eq!(m.param("user"), Some(&b"alice"[..]));
+    /// ```
     pub fn param(&self, name: &str) -> Option<&[u8]> {
         self.params
             .iter()
+            .rev()
             .find(|(k, _)| k == name.as_bytes())
             .map(|(_, v)| &v[..])
     }
