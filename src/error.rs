@@ -219,6 +219,13 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// The system's random source failed while the server generated something secret (the
+    /// cancel key): the connection cannot go on safely (server role; SQLSTATE XX000).
+    #[error("could not generate random {what}: the system's random source failed")]
+    Entropy {
+        /// What was being generated.
+        what: &'static str,
+    },
     /// The client asked for a protocol version this crate does not speak (2.0, or a major
     /// version other than 3).
     #[error("unsupported frontend protocol {version}")]
@@ -260,6 +267,9 @@ pub enum AuthError {
     /// The client's password did not match (server role).
     #[error("password does not match")]
     PasswordMismatch,
+    /// The StartupMessage names no user (server role; PostgreSQL's text and SQLSTATE 28000).
+    #[error("no PostgreSQL user name specified in startup packet")]
+    MissingUser,
     /// The server asked for a password and none is configured.
     #[error("server requested a password, but none was given")]
     MissingPassword,

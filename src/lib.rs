@@ -252,7 +252,7 @@ pub use message::startup::{
     CancelRequest, StartupMessage, UnsupportedStartup, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,
     MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN, SSL_REQUEST_CODE,
 };
-pub use server::{Server, ServerAuth, ServerConfig, ServerEvent};
+pub use server::{os_random, Server, ServerAuth, ServerConfig, ServerEvent};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

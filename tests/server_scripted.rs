@@ -51,8 +51,10 @@ fn a_tls_record_first_is_direct_tls() {
 
 #[test]
 fn newer_minor_versions_and_unknown_options_are_negotiated() {
+    // The newest version not above the request, as PostgreSQL 18 sends it: a 3.1 request goes
+    // on as 3.1 (which behaves as 3.0).
     for (minor, newest, version) in [
-        (1, 0, ProtocolVersion::V3_0),
+        (1, 1, ProtocolVersion::V3_0),
         (3, 2, ProtocolVersion::V3_2),
         (9999, 2, ProtocolVersion::V3_2),
     ] {
@@ -101,8 +103,9 @@ fn newer_minor_versions_and_unknown_options_are_negotiated() {
         assert!(s.is_ready());
     }
 
-    // 3.0 or 3.2 without options: no negotiation.
-    for minor in [0, 2] {
+    // 3.0, 3.1 or 3.2 without options: no negotiation (PostgreSQL 18 answers 3.1 with no
+    // NegotiateProtocolVersion and a 4-byte key).
+    for minor in [0, 1, 2] {
         let mut s = Server::new(ServerConfig::default());
         s.receive(&startup(3, minor, &[("user", "alice")]));
         assert!(drain(&mut s).1.is_none());
@@ -111,6 +114,14 @@ fn newer_minor_versions_and_unknown_options_are_negotiated() {
         dec.set_protocol_version(ProtocolVersion::V3_2);
         let msgs = sent_with(&mut s, dec);
         assert_eq!(msgs[0], BackendMessage::Authentication(Authentication::Ok));
+        let BackendMessage::BackendKeyData(k) = &msgs[msgs.len() - 2] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(
+            k.secret_key().len(),
+            if minor == 2 { 32 } else { 4 },
+            "3.{minor}"
+        );
     }
 
     // A server configured for 3.0 negotiates a 3.2 client down.

@@ -70,6 +70,16 @@ pub struct ServerConfig {
     /// The length of the cancel key sent to 3.2 clients (4 to 256; PostgreSQL sends 32). 3.0
     /// clients always get 4 bytes.
     pub cancel_key_len: usize,
+    /// The source of the cancel keys and process IDs: fills the buffer with random bytes and
+    /// returns `false` if it could not, which fails the connection (FATAL XX000) rather than
+    /// handing out a guessable key. The operating system's source ([`os_random`]) by default;
+    /// tests inject their own.
+    pub random: fn(&mut [u8]) -> bool,
+}
+
+/// The operating system's random source (`getrandom`): the default [`ServerConfig::random`].
+pub fn os_random(buf: &mut [u8]) -> bool {
+    getrandom::fill(buf).is_ok()
 }
 
 impl Default for ServerConfig {
@@ -102,6 +112,7 @@ impl Default for ServerConfig {
             mock_auth_secret: secret,
             mock_auth_iterations: crate::auth::DEFAULT_ITERATIONS,
             cancel_key_len: 32,
+            random: os_random,
         }
     }
 }

@@ -30,7 +30,7 @@ mod startup;
 
 use bytes::Bytes;
 
-pub use config::{ServerAuth, ServerConfig};
+pub use config::{os_random, ServerAuth, ServerConfig};
 
 use crate::codec::Encode;
 use crate::conn::Core;
@@ -260,6 +260,7 @@ impl Error {
             Self::Auth(_) => "28000",
             Self::UnexpectedEof { .. } => "08006",
             Self::UnsupportedProtocol { .. } => "0A000",
+            Self::Entropy { .. } => "XX000",
             _ => "08P01",
         }
     }
@@ -582,6 +583,20 @@ impl Server {
 
     /// Authentication succeeded: AuthenticationOk, the parameters, the key, ReadyForQuery.
     fn authenticated(&mut self) {
+        // The cancel key first: without entropy, anyone could cancel this session's queries, so
+        // the connection fails before anything is sent.
+        let key_len = if self.version >= ProtocolVersion::V3_2 {
+            self.config.cancel_key_len.clamp(4, 256)
+        } else {
+            4
+        };
+        let mut key = vec![0u8; key_len];
+        let mut pid = [0u8; 4];
+        if !(self.config.random)(&mut key) || !(self.config.random)(&mut pid) {
+            self.fail(Error::Entropy { what: "cancel key" }, true);
+            return;
+        }
+        let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
         let Phase::Startup(s) = &mut self.phase else {
             return;
         };
@@ -613,16 +628,6 @@ impl Server {
                 m.encode(&mut self.core.out);
             }
         }
-        let key_len = if self.version >= ProtocolVersion::V3_2 {
-            self.config.cancel_key_len.clamp(4, 256)
-        } else {
-            4
-        };
-        let mut key = vec![0u8; key_len];
-        let mut pid = [0u8; 4];
-        let _ = getrandom::fill(&mut key);
-        let _ = getrandom::fill(&mut pid);
-        let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
         if let Ok(k) = BackendKeyData::new(pid, &key) {
             k.encode(&mut self.core.out);
             self.backend_key = Some(k);
@@ -746,6 +751,7 @@ impl Server {
             matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled));
         if tell && !cancelled && !matches!(e, Error::UnexpectedEof { .. }) {
             let message = match &e {
+                Error::Auth(a @ AuthError::MissingUser) => a.to_string(),
                 Error::Auth(_) => {
                     format!("password authentication failed for user \"{}\"", self.user)
                 }
@@ -893,16 +899,21 @@ impl Server {
                     ProtocolVersion::V3_0
                 };
                 let unrecognized: Vec<&[u8]> = msg.protocol_options().map(|(k, _)| k).collect();
-                if version != requested || !unrecognized.is_empty() {
-                    NegotiateProtocolVersion::new(version.code() as i32, unrecognized)
+                // As PostgreSQL 18: NegotiateProtocolVersion only for a minor version above ours
+                // or unrecognised options, carrying the newest version not above the request
+                // (a 3.1 request goes on as 3.1, which behaves as 3.0: a 4-byte key).
+                if requested.minor > max.minor || !unrecognized.is_empty() {
+                    let newest = if requested.minor > max.minor {
+                        max
+                    } else {
+                        requested
+                    };
+                    NegotiateProtocolVersion::new(newest.code() as i32, unrecognized)
                         .map_err(|_| unexpected.clone())?
                         .encode(&mut self.core.out);
                 }
                 let Some(user) = msg.param("user").filter(|u| !u.is_empty()) else {
-                    return Err(Error::UnexpectedMessage {
-                        state: "reading the StartupMessage",
-                        message: "a StartupMessage without a user name",
-                    });
+                    return Err(AuthError::MissingUser.into());
                 };
                 self.user = String::from_utf8_lossy(user).into();
                 self.version = version;
