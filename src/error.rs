@@ -219,6 +219,16 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A message this side had to send could not be encoded (for example a StartupMessage built
+    /// from a configuration that cannot be sent, or a NegotiateProtocolVersion listing too
+    /// many options).
+    #[error("could not send {message}: {reason}")]
+    CannotSend {
+        /// The message.
+        message: &'static str,
+        /// Why.
+        reason: EncodeError,
+    },
     /// The system's random source failed while the server generated something secret (the
     /// cancel key): the connection cannot go on safely (server role; SQLSTATE XX000).
     #[error("could not generate random {what}: the system's random source failed")]

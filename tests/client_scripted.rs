@@ -236,6 +236,75 @@ fn absurd_iteration_count_is_refused() {
     );
 }
 
+/// A scripted SCRAM server's first message with iteration count `i`, against a client built
+/// from `config`: the error (if any) and the messages the client sent after its initial
+/// response.
+fn scram_iterations(config: ClientConfig, i: u32) -> (Option<Error>, Vec<FrontendMessage>) {
+    let mut c = Client::new(config).unwrap();
+    let mut dec = FrontendDecoder::new();
+    sent(&mut c, &mut dec); // StartupMessage
+    let mechs = SaslMechanisms::new(["SCRAM-SHA-256"]).unwrap();
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::Sasl(mechs),
+    )]));
+    assert!(drain(&mut c).1.is_none());
+    dec.expect_auth_response(Some(pgproto::AuthResponseKind::SaslInitial));
+    let FrontendMessage::SaslInitialResponse(first) = &sent(&mut c, &mut dec)[0] else {
+        panic!("no SASLInitialResponse")
+    };
+    let first = String::from_utf8(first.data().unwrap().to_vec()).unwrap();
+    let nonce = first.split("r=").nth(1).unwrap().to_string();
+    let server_first = format!("r={nonce}server,s=MDEyMzQ1Njc4OWFiY2RlZg==,i={i}");
+    c.receive(&encode(&[BackendMessage::Authentication(
+        Authentication::SaslContinue(Bytes::from(server_first)),
+    )]));
+    let err = drain(&mut c).1;
+    dec.expect_auth_response(Some(pgproto::AuthResponseKind::Sasl));
+    (err, sent(&mut c, &mut dec))
+}
+
+#[test]
+fn a_cheap_iteration_count_is_refused_before_the_proof_is_sent() {
+    // i=1 would make the proof cheap to brute-force offline: refused, nothing sent (libpq
+    // would send the proof).
+    let (err, after) = scram_iterations(scram_config(), 1);
+    assert!(
+        matches!(
+            err,
+            Some(Error::Auth(AuthError::Scram(
+                pgproto::auth::ScramError::IterationCount {
+                    count: 1,
+                    min: 4096,
+                    ..
+                }
+            )))
+        ),
+        "{err:?}"
+    );
+    assert!(after.is_empty(), "{after:?}");
+    // RFC 7677's minimum, PostgreSQL's default, is accepted: the proof goes out.
+    let (err, after) = scram_iterations(scram_config(), 4096);
+    assert!(err.is_none(), "{err:?}");
+    assert!(
+        matches!(after[..], [FrontendMessage::SaslResponse(_)]),
+        "{after:?}"
+    );
+    // A lower bound set by the application lets a low count through.
+    let mut config = scram_config();
+    config.min_scram_iterations = 1000;
+    let (err, after) = scram_iterations(config, 1000);
+    assert!(err.is_none(), "{err:?}");
+    assert!(
+        matches!(after[..], [FrontendMessage::SaslResponse(_)]),
+        "{after:?}"
+    );
+    // The one default cap, in both places.
+    assert_eq!(
+        ClientConfig::new("a").max_scram_iterations,
+        pgproto::auth::DEFAULT_MAX_ITERATIONS
+    );
+}
+
 #[test]
 fn bytes_after_ssl_accept_are_refused() {
     let mut config = ClientConfig::new("alice");

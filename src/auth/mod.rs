@@ -51,7 +51,7 @@ mod verifier;
 
 pub use end_point::{tls_server_end_point, EndPointError};
 pub use saslprep::saslprep;
-pub use scram::{ChannelBinding, ScramClient, DEFAULT_MAX_ITERATIONS};
+pub use scram::{ChannelBinding, ScramClient, DEFAULT_MAX_ITERATIONS, DEFAULT_MIN_ITERATIONS};
 pub use scram_server::ScramServer;
 pub use verifier::{ScramVerifier, DEFAULT_ITERATIONS, DEFAULT_SALT_LEN};
 
@@ -131,11 +131,13 @@ pub enum ScramError {
         /// The SCRAM message with the wrong nonce.
         message: &'static str,
     },
-    /// The server asked for an iteration count of zero or above the client's bound.
-    #[error("SCRAM iteration count {count} is outside the accepted range 1 to {max}")]
+    /// The server asked for an iteration count outside the client's bounds.
+    #[error("SCRAM iteration count {count} is outside the accepted range {min} to {max}")]
     IterationCount {
         /// The count the server sent (saturated at `u64::MAX`).
         count: u64,
+        /// The smallest count the client accepts.
+        min: u32,
         /// The largest count the client accepts.
         max: u32,
     },
@@ -538,7 +540,9 @@ mod tests {
                 (ChannelBinding::SupportedButNotUsed, None),
                 (ChannelBinding::TlsServerEndPoint(hash.to_vec()), Some(hash)),
             ] {
-                let mut c = ScramClient::new("pw", cb.clone()).with_max_iterations(16);
+                let mut c = ScramClient::new("pw", cb.clone())
+                    .with_min_iterations(1)
+                    .with_max_iterations(16);
                 let mut s = ScramServer::new(verifier.clone());
                 let first = c.client_first().unwrap();
                 let _ = s.handle_client_first(&junk, c.mechanism(), hash);

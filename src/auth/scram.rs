@@ -22,6 +22,16 @@ use super::{
 /// [`ScramClient::with_max_iterations`].
 pub const DEFAULT_MAX_ITERATIONS: u32 = 600_000;
 
+/// The smallest iteration count a [`ScramClient`] accepts by default: 4,096, the minimum RFC 7677
+/// asks for and PostgreSQL's default.
+///
+/// The count comes from the server, and the client's proof is computed with it: a hostile server
+/// that asks for `i=1` gets a proof it can brute-force offline for the password at almost no
+/// cost. libpq accepts any count; this crate refuses counts below the bound before it sends the
+/// proof. A server whose `scram_iterations` is set lower needs
+/// [`ScramClient::with_min_iterations`] (or `ClientConfig::min_scram_iterations`).
+pub const DEFAULT_MIN_ITERATIONS: u32 = 4_096;
+
 /// What the client says about channel binding, chosen from what the server offered and whether
 /// the connection uses TLS.
 ///
@@ -116,6 +126,7 @@ pub struct ScramClient {
     nonce: Option<String>,
     /// The user name, already escaped as a `saslname`.
     user: String,
+    min_iterations: u32,
     max_iterations: u32,
     state: State,
 }
@@ -166,6 +177,7 @@ impl ScramClient {
             channel_binding,
             nonce: None,
             user: String::new(),
+            min_iterations: DEFAULT_MIN_ITERATIONS,
             max_iterations: DEFAULT_MAX_ITERATIONS,
             state: State::Initial,
         }
@@ -190,6 +202,12 @@ impl ScramClient {
     /// Accepts iteration counts up to `max` instead of [`DEFAULT_MAX_ITERATIONS`].
     pub fn with_max_iterations(mut self, max: u32) -> Self {
         self.max_iterations = max;
+        self
+    }
+
+    /// Accepts iteration counts from `min` (at least 1) instead of [`DEFAULT_MIN_ITERATIONS`].
+    pub fn with_min_iterations(mut self, min: u32) -> Self {
+        self.min_iterations = min.max(1);
         self
     }
 
@@ -274,9 +292,14 @@ impl ScramClient {
         let count = attrs.expect(b'i', "expected iteration count (i=)")?;
         let iterations =
             parse_count(count).ok_or_else(|| attrs.malformed("invalid iteration count"))?;
-        if iterations == 0 || iterations > u64::from(self.max_iterations) {
+        // Checked before anything is derived or sent: a count below the bound would make the
+        // proof cheap to brute-force, one above it would make the client spin.
+        if iterations < u64::from(self.min_iterations.max(1))
+            || iterations > u64::from(self.max_iterations)
+        {
             return Err(ScramError::IterationCount {
                 count: iterations,
+                min: self.min_iterations.max(1),
                 max: self.max_iterations,
             });
         }
@@ -532,6 +555,7 @@ mod tests {
                     e,
                     ScramError::IterationCount {
                         count: 0,
+                        min: 4096,
                         max: 600_000
                     }
                 )
@@ -620,11 +644,32 @@ mod tests {
             c.handle_server_first(msg).unwrap_err(),
             ScramError::IterationCount {
                 count: 4096,
+                min: 4096,
                 max: 4095
             }
         );
         let mut c = started(ChannelBinding::None);
         assert!(c.handle_server_first(msg).is_ok());
+
+        // Below the lower bound: refused before any proof is computed or sent. RFC 7677's
+        // minimum (4,096, PostgreSQL's default) is accepted by default; lower counts only when
+        // allowed.
+        let low = b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095";
+        let mut c = started(ChannelBinding::None);
+        assert_eq!(
+            c.handle_server_first(low).unwrap_err(),
+            ScramError::IterationCount {
+                count: 4095,
+                min: 4096,
+                max: 600_000
+            }
+        );
+        let mut c = ScramClient::new("pencil", ChannelBinding::None)
+            .with_nonce(NONCE)
+            .unwrap()
+            .with_min_iterations(1);
+        c.client_first().unwrap();
+        assert!(c.handle_server_first(low).is_ok());
     }
 
     #[test]

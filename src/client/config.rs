@@ -216,8 +216,14 @@ pub struct ClientConfig {
     /// Which authentication methods the server may use.
     pub require_auth: RequireAuth,
     /// The highest SCRAM iteration count to accept from a server, so that a hostile server cannot
-    /// make the client spin. Default 1,000,000 (PostgreSQL's default is 4,096).
+    /// make the client spin. Default [`DEFAULT_MAX_ITERATIONS`](crate::auth::DEFAULT_MAX_ITERATIONS)
+    /// (600,000; PostgreSQL's default count is 4,096).
     pub max_scram_iterations: u32,
+    /// The lowest SCRAM iteration count to accept, checked before the proof is sent, so that a
+    /// hostile server cannot get a proof that is cheap to brute-force. Default
+    /// [`DEFAULT_MIN_ITERATIONS`](crate::auth::DEFAULT_MIN_ITERATIONS) (4,096, RFC 7677's
+    /// minimum); lower it for a server whose `scram_iterations` is set lower.
+    pub min_scram_iterations: u32,
     /// Limits on received message sizes.
     pub limits: Limits,
     /// A fixed SCRAM client nonce, for deterministic tests. `None` (the default) draws 18 random
@@ -241,7 +247,8 @@ impl ClientConfig {
             encryption: Encryption::None,
             channel_binding: ChannelBindingPolicy::Prefer,
             require_auth: RequireAuth::any(),
-            max_scram_iterations: 1_000_000,
+            max_scram_iterations: crate::auth::DEFAULT_MAX_ITERATIONS,
+            min_scram_iterations: crate::auth::DEFAULT_MIN_ITERATIONS,
             limits: Limits::default(),
             scram_nonce: None,
         }

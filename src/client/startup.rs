@@ -29,7 +29,7 @@ use crate::auth::md5;
 use crate::auth::{ChannelBinding, ScramClient};
 use crate::codec::Encode;
 use crate::decoder::BackendDecoder;
-use crate::error::{AuthError, Error, UsageError};
+use crate::error::{AuthError, EncodeError, Error, UsageError};
 use crate::message::auth::Authentication;
 use crate::message::backend::{BackendKeyData, BackendMessage, NegotiateProtocolVersion};
 use crate::message::common::{ProtocolVersion, TransactionStatus};
@@ -306,8 +306,16 @@ impl Startup {
                 } else if required {
                     return Err(Error::EncryptionRefused { what });
                 } else {
-                    self.send_startup(out)
-                        .map_err(|_| unexpected(self, &B::NoData))?;
+                    self.send_startup(out).map_err(|e| Error::CannotSend {
+                        message: "StartupMessage",
+                        reason: match e {
+                            UsageError::Encode(e) => e,
+                            _ => EncodeError::OutOfRange {
+                                field: "StartupMessage",
+                                reason: "the configuration cannot be sent",
+                            },
+                        },
+                    })?;
                 }
                 events.push_back(if ssl {
                     ClientEvent::SslResponse { accepted }
@@ -610,6 +618,7 @@ impl Startup {
     ) -> Result<(), Error> {
         let password = self.password()?.to_vec();
         let mut scram = ScramClient::new(&password, binding)
+            .with_min_iterations(self.config.min_scram_iterations)
             .with_max_iterations(self.config.max_scram_iterations);
         if let Some(n) = &self.config.scram_nonce {
             scram = scram.with_nonce(n).map_err(AuthError::Scram)?;

@@ -909,7 +909,10 @@ impl Server {
                         requested
                     };
                     NegotiateProtocolVersion::new(newest.code() as i32, unrecognized)
-                        .map_err(|_| unexpected.clone())?
+                        .map_err(|reason| Error::CannotSend {
+                            message: "NegotiateProtocolVersion",
+                            reason,
+                        })?
                         .encode(&mut self.core.out);
                 }
                 let Some(user) = msg.param("user").filter(|u| !u.is_empty()) else {
