@@ -463,6 +463,12 @@ impl Server {
             (true, false) => State::AwaitGss,
             _ => State::AwaitPacket,
         };
+        // Once encryption began one way, the other is no longer on offer (PostgreSQL's
+        // ssl_done/gss_done).
+        if accept {
+            s.ssl_done = true;
+            s.gss_done = true;
+        }
         m.encode(&mut self.core.out);
         if accept {
             // CVE-2021-23214: the client must wait for our answer before it starts the handshake.
@@ -747,8 +753,16 @@ impl Server {
     fn fail(&mut self, e: Error, tell: bool) {
         // A cancel connection gets no answer, whatever follows the CancelRequest: PostgreSQL
         // just closes it.
-        let cancelled =
-            matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled));
+        let cancelled = matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled))
+                // A CancelRequest with a key of the wrong length: PostgreSQL never writes to a
+                // cancel connection, it just closes it.
+                || matches!(
+                    &e,
+                    Error::Decode(DecodeError::InvalidLength {
+                        message: "CancelRequest",
+                        ..
+                    })
+                );
         if tell && !cancelled && !matches!(e, Error::UnexpectedEof { .. }) {
             let message = match &e {
                 Error::Auth(a @ AuthError::MissingUser) => a.to_string(),
@@ -852,15 +866,41 @@ impl Server {
         s.first_packet = false;
         use FrontendMessage as F;
         match (&mut s.state, m) {
-            (State::AwaitPacket, F::SslRequest) if !s.ssl_done => {
-                s.ssl_done = true;
-                s.state = State::AwaitSslDecision;
-                self.core.events.push_back(ServerEvent::SslRequest);
-            }
-            (State::AwaitPacket, F::GssEncRequest) if !s.gss_done => {
-                s.gss_done = true;
-                s.state = State::AwaitGssDecision;
-                self.core.events.push_back(ServerEvent::GssEncRequest);
+            // As PostgreSQL: each encryption request is allowed once, none after encryption
+            // began through the other, and inside direct TLS the request is answered `N` here
+            // (the connection is encrypted already) without asking the application.
+            (State::AwaitPacket, m @ (F::SslRequest | F::GssEncRequest)) => {
+                let ssl = matches!(m, F::SslRequest);
+                let done = if ssl { s.ssl_done } else { s.gss_done };
+                if done {
+                    // PostgreSQL reads the request code as a protocol version it does not
+                    // speak: FATAL 0A000.
+                    let code = if ssl {
+                        crate::message::startup::SSL_REQUEST_CODE
+                    } else {
+                        crate::message::startup::GSSENC_REQUEST_CODE
+                    };
+                    return Err(Error::UnsupportedProtocol {
+                        version: ProtocolVersion {
+                            major: (code >> 16) as u16,
+                            minor: (code & 0xffff) as u16,
+                        },
+                    });
+                }
+                if ssl {
+                    s.ssl_done = true;
+                } else {
+                    s.gss_done = true;
+                }
+                if self.tls {
+                    BackendMessage::SslResponse { accepted: false }.encode(&mut self.core.out);
+                } else if ssl {
+                    s.state = State::AwaitSslDecision;
+                    self.core.events.push_back(ServerEvent::SslRequest);
+                } else {
+                    s.state = State::AwaitGssDecision;
+                    self.core.events.push_back(ServerEvent::GssEncRequest);
+                }
             }
             (State::AwaitPacket, F::CancelRequest(c)) => {
                 // Not closed yet: the decoder refuses any byte after a CancelRequest
