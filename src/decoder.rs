@@ -594,6 +594,25 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
+    /// The type byte (0 for the untagged start-up packets).
+    pub(crate) fn tag(&self) -> u8 {
+        match self {
+            Self::Parse(_) => ftag::PARSE,
+            Self::Bind(_) => ftag::BIND,
+            Self::Describe(_) => ftag::DESCRIBE,
+            Self::Close(_) => ftag::CLOSE,
+            Self::Execute(_) => ftag::EXECUTE,
+            Self::Sync => ftag::SYNC,
+            Self::Flush => ftag::FLUSH,
+            Self::Query(_) => ftag::QUERY,
+            Self::CopyData => ftag::COPY_DATA,
+            Self::CopyDone => ftag::COPY_DONE,
+            Self::CopyFail(_) => ftag::COPY_FAIL,
+            Self::Terminate => ftag::TERMINATE,
+            Self::Message(m) => m.tag().unwrap_or(0),
+        }
+    }
+
     /// The message's name as in the PostgreSQL documentation.
     pub(crate) fn name(&self) -> &'static str {
         match self {

@@ -732,3 +732,53 @@ fn encryption_requests_are_allowed_once_and_never_inside_encryption() {
         assert!(s.poll_transmit().is_none(), "{key_len}: nothing sent");
     }
 }
+
+#[test]
+fn another_message_during_copy_in_is_an_error_then_fatal() {
+    // PostgreSQL 18 has read only the type byte: ERROR 08P01 for the message, then FATAL 08P01
+    // (protocol synchronization lost), and the connection ends.
+    let mut s = ready();
+    s.receive(&query("COPY t FROM STDIN"));
+    drain(&mut s);
+    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+        .unwrap();
+    sent(&mut s);
+    let mut bytes = frame(b'd', b"1\n");
+    bytes.extend(query("SELECT 1"));
+    s.receive(&bytes);
+    let (events, err) = drain(&mut s);
+    assert_eq!(
+        events.len(),
+        1,
+        "the CopyData before it still arrives: {events:?}"
+    );
+    assert!(
+        matches!(
+            err,
+            Some(Error::UnexpectedMessage {
+                message: "Query",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let msgs = sent(&mut s);
+    let severities_and_codes: Vec<_> = msgs
+        .iter()
+        .map(|m| match m {
+            BackendMessage::ErrorResponse(f) => (
+                f.severity().unwrap_or_default().to_vec(),
+                f.code().unwrap_or_default().to_vec(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        severities_and_codes,
+        [
+            (b"ERROR".to_vec(), b"08P01".to_vec()),
+            (b"FATAL".to_vec(), b"08P01".to_vec())
+        ]
+    );
+    assert!(!s.is_ready());
+}

@@ -1094,8 +1094,18 @@ impl Server {
                 self.phase = Phase::Closed;
                 self.core.events.push_back(ServerEvent::Terminate);
             }
-            Layout::Message(m) => return Err(self.unexpected(m)),
-            other => return Err(self.unexpected_layout(other)),
+            other => {
+                // As PostgreSQL 18: an ERROR for the message, then, since only its type byte
+                // was read and the stream cannot be resynchronised, FATAL 08P01 and the end.
+                let tag = other.tag();
+                let text = format!("unexpected message type 0x{tag:02X} during COPY from stdin");
+                BackendMessage::ErrorResponse(ErrorFields::simple("ERROR", "08P01", &text))
+                    .encode(&mut self.core.out);
+                return Err(match other {
+                    Layout::Message(m) => self.unexpected(m),
+                    other => self.unexpected_layout(other),
+                });
+            }
         }
         Ok(Step::Again)
     }
