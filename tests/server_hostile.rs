@@ -216,20 +216,50 @@ fn plaintext_buffered_behind_sslrequest_is_refused_when_tls_is_accepted() {
         "the injected StartupMessage never becomes an event"
     );
 
-    // Refusing is fine: the client continues in plaintext.
+    // Refused, the bytes are still unencrypted data after the SSL request: as PostgreSQL, `N`
+    // then FATAL 08P01 ("received unencrypted data after SSL request"), and the injected
+    // StartupMessage never becomes an event.
     let mut s = Server::new(ServerConfig::default());
     s.receive(&bytes);
     assert_eq!(drain(&mut s).0, [ServerEvent::SslRequest]);
     s.accept_ssl(false).unwrap();
     let (events, err) = drain(&mut s);
-    assert!(err.is_none());
-    assert!(matches!(events[..], [ServerEvent::Startup { .. }]));
+    assert!(events.is_empty(), "{events:?}");
+    assert!(
+        matches!(
+            err,
+            Some(Error::BufferedBeforeEncryption { what: "SSL", .. })
+        ),
+        "{err:?}"
+    );
+    let mut dec = BackendDecoder::new();
+    dec.expect_ssl_response();
+    let msgs = sent_with(&mut s, dec);
+    assert_eq!(msgs[0], BackendMessage::SslResponse { accepted: false });
+    let BackendMessage::ErrorResponse(f) = &msgs[1] else {
+        panic!("{msgs:?}")
+    };
+    assert_eq!(
+        (f.severity(), f.code()),
+        (Some(&b"FATAL"[..]), Some(&b"08P01"[..]))
+    );
+
+    // A TLS ClientHello sent after the `N` arrived is read as a start-up packet whose length
+    // is out of range: PostgreSQL only logs it and closes, sending nothing.
+    let mut s = Server::new(ServerConfig::default());
+    s.receive(&SSL_REQUEST);
+    drain(&mut s);
+    s.accept_ssl(false).unwrap();
     let mut dec = BackendDecoder::new();
     dec.expect_ssl_response();
     assert_eq!(
         sent_with(&mut s, dec),
         [BackendMessage::SslResponse { accepted: false }]
     );
+    s.receive(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]);
+    let (_, err) = drain(&mut s);
+    assert!(matches!(err, Some(Error::Decode(_))), "{err:?}");
+    assert!(s.poll_transmit().is_none(), "nothing is sent");
 
     // Bytes that arrive after 'S' but before the handshake completes are refused as well.
     let mut s = Server::new(ServerConfig::default());

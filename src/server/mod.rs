@@ -470,13 +470,14 @@ impl Server {
             s.gss_done = true;
         }
         m.encode(&mut self.core.out);
-        if accept {
-            // CVE-2021-23214: the client must wait for our answer before it starts the handshake.
-            let len = self.core.decoder.buffered_len();
-            if len > 0 {
-                let what = if ssl { "SSL" } else { "GSSAPI" };
-                self.fail(Error::BufferedBeforeEncryption { what, len }, false);
-            }
+        // CVE-2021-23214: the client must wait for our answer before it sends anything more.
+        // Bytes already here were not encrypted (and may have been injected). As PostgreSQL:
+        // after `N` they get FATAL 08P01 in plaintext; after `S` or `G` the client expects a
+        // handshake, so the connection just ends.
+        let len = self.core.decoder.buffered_len();
+        if len > 0 {
+            let what = if ssl { "SSL" } else { "GSSAPI" };
+            self.fail(Error::BufferedBeforeEncryption { what, len }, !accept);
         }
         Ok(())
     }
@@ -762,6 +763,21 @@ impl Server {
                         message: "CancelRequest",
                         ..
                     })
+                )
+                // A start-up packet whose length word is out of range (for example a TLS
+                // ClientHello sent after an `N`): PostgreSQL only logs "invalid length of
+                // startup packet" and closes.
+                || matches!(
+                    &e,
+                    Error::Decode(
+                        DecodeError::InvalidLength {
+                            message: "start-up packet",
+                            ..
+                        } | DecodeError::TooLong {
+                            message: "start-up packet",
+                            ..
+                        }
+                    )
                 );
         if tell && !cancelled && !matches!(e, Error::UnexpectedEof { .. }) {
             let message = match &e {
