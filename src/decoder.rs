@@ -246,9 +246,8 @@ impl BackendLent {
     /// The message's name as in the PostgreSQL documentation.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Self::DataRow { .. } => "DataRow",
-            Self::CopyData { .. } => "CopyData",
             Self::Message(m) => m.name(),
+            lent => backend_name(lent.tag()),
         }
     }
 }
@@ -616,19 +615,8 @@ impl Layout {
     /// The message's name as in the PostgreSQL documentation.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Self::Parse(_) => "Parse",
-            Self::Bind(_) => "Bind",
-            Self::Describe(_) => "Describe",
-            Self::Close(_) => "Close",
-            Self::Execute(_) => "Execute",
-            Self::Sync => "Sync",
-            Self::Flush => "Flush",
-            Self::Query(_) => "Query",
-            Self::CopyData => "CopyData",
-            Self::CopyDone => "CopyDone",
-            Self::CopyFail(_) => "CopyFail",
-            Self::Terminate => "Terminate",
             Self::Message(m) => m.name(),
+            lent => frontend_name(lent.tag()),
         }
     }
 }

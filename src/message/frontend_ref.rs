@@ -94,19 +94,9 @@ impl FrontendMessageRef<'_> {
     /// The message's name as in the PostgreSQL documentation.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Parse(_) => "Parse",
-            Self::Bind(_) => "Bind",
-            Self::Describe(_) => "Describe",
-            Self::Close(_) => "Close",
-            Self::Execute(_) => "Execute",
-            Self::Sync => "Sync",
-            Self::Flush => "Flush",
-            Self::Query(_) => "Query",
-            Self::CopyData(_) => "CopyData",
-            Self::CopyDone => "CopyDone",
-            Self::CopyFail(_) => "CopyFail",
-            Self::Terminate => "Terminate",
             Self::Message(m) => m.name(),
+            // Named by the type byte, as declared once in `tag`.
+            lent => crate::message::frontend::name(lent.tag().unwrap_or(0)),
         }
     }
 

@@ -1074,7 +1074,7 @@ impl Server {
                 self.discarded += 1;
                 return Ok(Step::Again);
             }
-            Layout::Message(m) => return Err(self.unexpected(m)),
+            other => return Err(self.unexpected_layout(other)),
         };
         if let Phase::Ready(q) = &mut self.phase {
             if request == Request::Sync {
@@ -1117,10 +1117,7 @@ impl Server {
                 let text = format!("unexpected message type 0x{tag:02X} during COPY from stdin");
                 BackendMessage::ErrorResponse(ErrorFields::simple("ERROR", "08P01", &text))
                     .encode(&mut self.core.out);
-                return Err(match other {
-                    Layout::Message(m) => self.unexpected(m),
-                    other => self.unexpected_layout(other),
-                });
+                return Err(self.unexpected_layout(other));
             }
         }
         Ok(Step::Again)
