@@ -62,7 +62,7 @@ fn pgproto_next(chunks: &[&[u8]]) -> Sum {
                     s.messages += 1;
                     s.rows += 1;
                     for c in row.columns() {
-                        s.column(c.map(<[u8]>::len));
+                        s.column(c.unwrap().map(<[u8]>::len));
                     }
                 }
                 Ok(Some(_)) => s.messages += 1,
@@ -85,7 +85,7 @@ fn pgproto_next_ref(chunks: &[&[u8]]) -> Sum {
                     s.messages += 1;
                     s.rows += 1;
                     for c in row.columns() {
-                        s.column(c.map(<[u8]>::len));
+                        s.column(c.unwrap().map(<[u8]>::len));
                     }
                 }
                 Ok(Some(_)) => s.messages += 1,
@@ -108,7 +108,7 @@ fn pgproto_next_data_row(chunks: &[&[u8]]) -> Sum {
                 s.messages += 1;
                 s.rows += 1;
                 for c in row.columns() {
-                    s.column(c.map(<[u8]>::len));
+                    s.column(c.unwrap().map(<[u8]>::len));
                 }
             }
             match dec.next_ref() {
@@ -116,7 +116,7 @@ fn pgproto_next_data_row(chunks: &[&[u8]]) -> Sum {
                     s.messages += 1;
                     s.rows += 1;
                     for c in row.columns() {
-                        s.column(c.map(<[u8]>::len));
+                        s.column(c.unwrap().map(<[u8]>::len));
                     }
                 }
                 Ok(Some(_)) => s.messages += 1,
@@ -163,7 +163,7 @@ fn pgproto_next_ref_unwrap(chunks: &[&[u8]]) -> Sum {
             if let BackendMessageRef::DataRow(row) = m {
                 s.rows += 1;
                 for c in row.columns() {
-                    s.column(c.map(<[u8]>::len));
+                    s.column(c.unwrap().map(<[u8]>::len));
                 }
             }
         }

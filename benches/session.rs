@@ -65,7 +65,7 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
                 BackendMessageRef::DataRow(row) => {
                     s.rows += 1;
                     for c in row.columns() {
-                        s.column(c.map(<[u8]>::len));
+                        s.column(c.unwrap().map(<[u8]>::len));
                     }
                 }
                 BackendMessageRef::Message(BackendMessage::RowDescription(d)) => {
@@ -410,11 +410,53 @@ fn ratios(fx: &Fixtures) {
     print_ratio("server session vs pgwire", ["pgproto Server", "pgwire"], &t);
 }
 
+/// Runs one contender alone, `PASSES` times (default 200), for an instruction profiler:
+/// `valgrind --tool=callgrind target/release/deps/session-* only=client` (or `only=postgres-protocol`,
+/// `only=server`, `only=pgwire`).
+fn only(fx: &Fixtures, who: &str) {
+    let passes: usize = std::env::var("PASSES").map_or(200, |p| p.parse().unwrap());
+    let client_reads = chunks(&fx.client_stream);
+    let server_reads = chunks(&fx.server_stream);
+    let mut sum = 0;
+    match who {
+        "client" => {
+            let mut client = connected_client();
+            for _ in 0..passes {
+                sum += pgproto_client_pass(&mut client, black_box(&client_reads));
+            }
+        }
+        "postgres-protocol" => {
+            let mut buf = BytesMut::new();
+            for _ in 0..passes {
+                sum += postgres_protocol_client_pass(&mut buf, black_box(&client_reads));
+            }
+        }
+        "server" => {
+            let mut server = connected_server();
+            for _ in 0..passes {
+                sum += pgproto_server_pass(&mut server, black_box(&server_reads));
+            }
+        }
+        "pgwire" => {
+            let (mut buf, mut out) = (BytesMut::new(), BytesMut::new());
+            for _ in 0..passes {
+                sum += pgwire_server_pass(&mut buf, &mut out, black_box(&server_reads));
+            }
+        }
+        _ => panic!("only=client|postgres-protocol|server|pgwire"),
+    }
+    println!("{who}: {passes} passes, checksum {sum}");
+}
+
 fn main() {
     let fx = Fixtures::new();
     check(&fx);
     let filters = common::filters();
     let ratios_only = filters.iter().any(|f| f == "ratios");
+    if let Some(who) = filters.iter().find_map(|f| f.strip_prefix("only=")) {
+        only(&fx, who);
+        return;
+    }
     if !ratios_only {
         let mut c = Criterion::default()
             .warm_up_time(Duration::from_secs(1))

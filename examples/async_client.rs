@@ -113,7 +113,10 @@ async fn run_query(conn: &mut Conn, sql: &str, out: &mut impl Write) -> Result<b
                 has_rows = true
             }
             BackendMessage::DataRow(row) => {
-                let fields: Vec<&[u8]> = row.columns().map(|c| c.unwrap_or_default()).collect();
+                // Each value is checked as it is read; NULL prints as nothing, as psql -At does.
+                let fields = row.columns().collect::<Result<Vec<_>, _>>()?;
+                let fields: Vec<&[u8]> =
+                    fields.into_iter().map(Option::unwrap_or_default).collect();
                 out.write_all(&fields.join(&b'|'))?;
                 out.write_all(b"\n")?;
             }

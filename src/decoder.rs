@@ -392,9 +392,9 @@ impl BackendDecoder {
             Err(e) => return Err(self.inner.fail(e)),
         };
         if self.inner.buf[0] == btag::DATA_ROW {
-            // The hot path: check the row in place (the same checks, in the same order, as
-            // `DataRow::decode`), then share its column bytes as one slice: one reference
-            // count per row, no decoding through a body reader.
+            // The hot path: check the row's count in place (as `DataRow::decode` does; the
+            // values are checked as they are read), then share its column bytes as one slice:
+            // one reference count per row, no decoding through a body reader.
             let count = match DataRowRef::check(&self.inner.buf[5..total]) {
                 Ok(count) => count,
                 Err(e) => return Err(self.inner.fail(e)),
@@ -411,7 +411,7 @@ impl BackendDecoder {
             .map_err(|e| self.inner.fail(e))
     }
 
-    /// The next message if it is a whole, valid DataRow, as a view into the decoder's buffer
+    /// The next message if it is a whole DataRow (its frame and column count checked), as a view into the decoder's buffer
     /// valid until the next call on the decoder; otherwise `None`, and nothing is consumed.
     ///
     /// This is the fastest way through a result set: consecutive rows only move a cursor (no
@@ -434,7 +434,7 @@ impl BackendDecoder {
     ///     dec.receive(chunk);
     ///     loop {
     ///         while let Some(row) = dec.next_data_row() {
-    ///             rows.push(row.columns().next().flatten().unwrap().to_vec());
+    ///             rows.push(row.columns().next().unwrap().unwrap().unwrap().to_vec());
     ///         }
     ///         match dec.next_ref().unwrap() {
     ///             None => break, // wait for more bytes
@@ -454,7 +454,7 @@ impl BackendDecoder {
         Some(self.row_view(at, end, count))
     }
 
-    /// Lends the next message if it is a whole, valid DataRow right after the bytes lent so far:
+    /// Lends the next message if it is a whole DataRow (its count checked) right after the bytes lent so far:
     /// returns where its columns lie and their count, and moves the cursor past it. `None` in
     /// every other case, for the general path to decide (and report any error exactly as it
     /// would have).
@@ -465,10 +465,18 @@ impl BackendDecoder {
         }
         let at = self.inner.lent;
         let max = self.limits.backend(BACKEND_CLASS[btag::DATA_ROW as usize]);
-        let total = self.inner.whole_frame_at(at, btag::DATA_ROW, max)?;
-        let count = DataRowRef::check(self.inner.buf.get(at + 5..at + total)?).ok()?;
-        self.inner.lent = at + total;
-        Some((at + 7, at + total, count))
+        let (head, rest) = self.inner.buf.get(at..)?.split_first_chunk::<5>()?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        // A length below 6 (no room for the column count) or above the limit, another tag,
+        // or a row not yet whole: the general path decides.
+        if head[0] != btag::DATA_ROW || len > max || len < 6 {
+            return None;
+        }
+        let body = rest.get(..len as usize - 4)?;
+        let count = DataRowRef::check(body).ok()?;
+        let end = at + 1 + len as usize;
+        self.inner.lent = end;
+        Some((at + 7, end, count))
     }
 
     /// The row [`BackendDecoder::take_row`] lent.

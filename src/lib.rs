@@ -55,8 +55,11 @@
 //! while let Some(event) = client.poll_event()? {
 //!     match event {
 //!         ClientEvent::Response { message: BackendMessageRef::DataRow(row), .. } => {
-//!             // `row` borrows the receive buffer: read it now.
-//!             rows.push(row.columns().next().flatten().map(<[u8]>::to_vec));
+//!             // `row` borrows the receive buffer: read it now. Each value is checked as it
+//!             // is read (an error: the server sent a malformed row).
+//!             for value in row.columns() {
+//!                 rows.push(value?.map(<[u8]>::to_vec)); // `None`: NULL
+//!             }
 //!         }
 //!         ClientEvent::Response {
 //!             message: BackendMessageRef::Message(BackendMessage::CommandComplete(c)),
@@ -173,7 +176,8 @@
 //!     dec.receive(chunk);
 //!     while let Some(msg) = dec.next_ref().unwrap() {
 //!         let BackendMessageRef::DataRow(row) = msg else { panic!() };
-//!         assert_eq!(row.columns().collect::<Vec<_>>(), [Some(&b"42"[..]), None]);
+//!         let values = row.columns().collect::<Result<Vec<_>, _>>().unwrap();
+//!         assert_eq!(values, [Some(&b"42"[..]), None]);
 //!     }
 //! }
 //! ```
@@ -246,7 +250,7 @@ pub use message::frontend_ref::{
     BindRef, CloseRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef,
 };
 pub use message::rows::{
-    DataRow, DataRowRef, FieldDescription, Fields, ParameterDescription, RowDescription,
+    Columns, DataRow, DataRowRef, FieldDescription, Fields, ParameterDescription, RowDescription,
 };
 pub use message::startup::{
     CancelRequest, StartupMessage, UnsupportedStartup, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,

@@ -5,11 +5,11 @@
 use bytes::{Bytes, BytesMut};
 use pgproto::auth::{ScramServer, ScramVerifier};
 use pgproto::{
-    AuthError, AuthMethod, Authentication, BackendKeyData, BackendMessage, ChannelBindingPolicy,
-    Client, ClientConfig, ClientEvent, CommandComplete, CopyResponse, DataRow, DecodeError, Encode,
-    Encryption, Error, ErrorFields, FieldCode, Format, FormatCodes, FrontendDecoder,
-    FrontendMessage, Limits, NegotiateProtocolVersion, ParameterStatus, ProtocolVersion,
-    RequireAuth, SaslMechanisms, Target, TransactionStatus, UsageError,
+    AuthError, AuthMethod, Authentication, BackendKeyData, BackendMessage, BackendMessageRef,
+    ChannelBindingPolicy, Client, ClientConfig, ClientEvent, CommandComplete, CopyResponse,
+    DataRow, DecodeError, Encode, Encryption, Error, ErrorFields, FieldCode, Format, FormatCodes,
+    FrontendDecoder, FrontendMessage, Limits, NegotiateProtocolVersion, ParameterStatus,
+    ProtocolVersion, RequireAuth, SaslMechanisms, Target, TransactionStatus, UsageError,
 };
 
 fn encode(msgs: &[BackendMessage]) -> Vec<u8> {
@@ -1082,4 +1082,56 @@ fn responses_follow_the_protocol_table() {
         ),
         "{err:?}"
     );
+}
+
+/// A DataRow whose values do not match its frame is handed out like any other: reading its
+/// columns gives the error (values are checked as they are read), and since the frame itself
+/// was whole the session carries on, as libpq (which fails that result) does.
+#[test]
+fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
+    let (mut c, _) = connected();
+    let q = c.query("SELECT v FROM t").unwrap();
+    let mut bytes = Vec::new();
+    // One column announced; its length (9) runs past the frame's 3 bytes.
+    bytes.extend_from_slice(b"D\0\0\0\x0d\0\x01\0\0\0\x09abc");
+    bytes.extend_from_slice(b"D\0\0\0\x0b\0\x01\0\0\0\x01b");
+    bytes.extend_from_slice(&encode(&[
+        BackendMessage::CommandComplete(CommandComplete::new("SELECT 2").unwrap()),
+        ready(TransactionStatus::Idle),
+    ]));
+    c.receive(&bytes);
+    let mut rows = Vec::new();
+    let mut done = false;
+    while let Some(event) = c.poll_event().unwrap() {
+        match event {
+            ClientEvent::Response {
+                request,
+                message: BackendMessageRef::DataRow(row),
+            } => {
+                assert_eq!(request, q);
+                rows.push(row.columns().collect::<Result<Vec<_>, _>>().map(|v| {
+                    v.into_iter()
+                        .map(|c| c.map(<[u8]>::to_vec))
+                        .collect::<Vec<_>>()
+                }));
+            }
+            ClientEvent::Response {
+                message: BackendMessageRef::Message(BackendMessage::ReadyForQuery(_)),
+                ..
+            } => done = true,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        rows,
+        [
+            Err(DecodeError::Truncated {
+                message: "DataRow",
+                field: "column value"
+            }),
+            Ok(vec![Some(b"b".to_vec())]),
+        ]
+    );
+    assert!(done);
+    assert!(c.is_ready());
 }

@@ -86,7 +86,7 @@ fn next_ref_allocates_nothing_per_row() {
                 rows += 1;
                 bytes += row
                     .columns()
-                    .map(|c| c.map_or(0, <[u8]>::len))
+                    .map(|c| c.unwrap().map_or(0, <[u8]>::len))
                     .sum::<usize>();
             }
         }
@@ -127,7 +127,7 @@ fn next_allocates_nothing_per_row() {
                 rows += 1;
                 bytes += row
                     .columns()
-                    .map(|c| c.map_or(0, <[u8]>::len))
+                    .map(|c| c.unwrap().map_or(0, <[u8]>::len))
                     .sum::<usize>();
             }
         }
@@ -168,7 +168,7 @@ fn next_data_row_allocates_nothing_per_row() {
                 rows += 1;
                 bytes += row
                     .columns()
-                    .map(|c| c.map_or(0, <[u8]>::len))
+                    .map(|c| c.unwrap().map_or(0, <[u8]>::len))
                     .sum::<usize>();
             }
             match dec.next_ref().unwrap() {
@@ -285,7 +285,10 @@ fn client_allocates_nothing_per_row() {
                 } => {
                     assert_eq!(request, q);
                     rows += 1;
-                    bytes += row.columns().flatten().map(<[u8]>::len).sum::<usize>();
+                    bytes += row
+                        .columns()
+                        .map(|c| c.unwrap().map_or(0, <[u8]>::len))
+                        .sum::<usize>();
                 }
                 ClientEvent::Response {
                     message: BackendMessageRef::Message(BackendMessage::ReadyForQuery(_)),

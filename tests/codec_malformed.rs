@@ -8,9 +8,9 @@ mod common;
 use bytes::Bytes;
 use common::{frame, startup_packet, Body};
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, BindRef, DataRowRef, DecodeError,
-    DescribeRef, ExecuteRef, FrontendDecoder, FrontendMessage, Limits, ParseRef, ProtocolVersion,
-    Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
+    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, BindRef, Columns,
+    DataRowRef, DecodeError, DescribeRef, ExecuteRef, FrontendDecoder, FrontendMessage, Limits,
+    ParseRef, ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
 };
 
 /// Where the bytes are fed.
@@ -913,7 +913,8 @@ fn frontend(ctx: Ctx) -> FrontendDecoder {
 }
 
 /// Feeds `chunks`, draining after each. Returns how many messages came before the first error
-/// and the error; checks the error is sticky.
+/// and the error; checks the error is sticky (a decoder's) or that decoding carries on (a
+/// DataRow value's, found as it was read).
 fn drain<M>(
     chunks: &[&[u8]],
     mut feed: impl FnMut(&[u8]),
@@ -926,6 +927,11 @@ fn drain<M>(
             match next() {
                 Ok(Some(_)) => n += 1,
                 Ok(None) => break,
+                Err(e) if read_as_values(&e) => {
+                    // The row's frame was whole: the decoder carries on after it.
+                    assert_eq!(next().err(), None, "a bad value stopped the decoder");
+                    return (n, Some(e));
+                }
                 Err(e) => {
                     assert_eq!(next().err(), Some(e.clone()), "not sticky");
                     feed(b"more");
@@ -936,6 +942,25 @@ fn drain<M>(
         }
     }
     (n, None)
+}
+
+/// Reads every value of a row, as an application does: DataRow values are checked as they are
+/// read, so a malformed value is reported here, with the same error a decoder would give.
+fn read_values(mut columns: Columns<'_>) -> Result<(), DecodeError> {
+    columns.try_for_each(|c| c.map(drop))
+}
+
+/// Whether `e` is the error of a DataRow value, found as the values are read rather than by the
+/// decoder (so not sticky).
+fn read_as_values(e: &DecodeError) -> bool {
+    match *e {
+        DecodeError::Truncated { message, field } => {
+            (message, field) == ("DataRow", "column value")
+        }
+        DecodeError::TrailingBytes { message, .. } => message == "DataRow",
+        DecodeError::InvalidCount { message, count, .. } => message == "DataRow" && count < 0,
+        _ => false,
+    }
 }
 
 /// How many whole messages precede the bad one in a case.
@@ -959,13 +984,23 @@ fn malformed_inputs_fail_with_the_exact_error() {
                     let owned = drain(
                         chunks,
                         |b| d.borrow_mut().receive(b),
-                        || d.borrow_mut().next(),
+                        || match d.borrow_mut().next()? {
+                            Some(BackendMessage::DataRow(row)) => {
+                                read_values(row.columns()).map(Some)
+                            }
+                            other => Ok(other.map(drop)),
+                        },
                     );
                     let d = std::cell::RefCell::new(backend(c.ctx));
                     let borrowed = drain(
                         chunks,
                         |b| d.borrow_mut().receive(b),
-                        || d.borrow_mut().next_ref().map(|r| r.map(|_| ())),
+                        || match d.borrow_mut().next_ref()? {
+                            Some(BackendMessageRef::DataRow(row)) => {
+                                read_values(row.columns()).map(Some)
+                            }
+                            other => Ok(other.map(drop)),
+                        },
                     );
                     // The row loop: `next_data_row` first; it must leave a bad row in place
                     // for `next_ref` to report.
@@ -975,10 +1010,15 @@ fn malformed_inputs_fail_with_the_exact_error() {
                         |b| d.borrow_mut().receive(b),
                         || {
                             let mut d = d.borrow_mut();
-                            if d.next_data_row().is_some() {
-                                return Ok(Some(()));
+                            if let Some(row) = d.next_data_row() {
+                                return read_values(row.columns()).map(Some);
                             }
-                            d.next_ref().map(|r| r.map(|_| ()))
+                            match d.next_ref()? {
+                                Some(BackendMessageRef::DataRow(row)) => {
+                                    read_values(row.columns()).map(Some)
+                                }
+                                other => Ok(other.map(drop)),
+                            }
                         },
                     );
                     vec![
@@ -1031,14 +1071,14 @@ fn frame_decoders_agree_with_stream_decoders() {
                     _ => ProtocolVersion::V3_0,
                 };
                 if c.bytes[0] == b'D' {
-                    assert_eq!(
-                        DataRowRef::decode(&c.bytes[5..]).err(),
-                        Some(c.want.clone()),
-                        "{}",
-                        c.name
-                    );
+                    let by_ref = DataRowRef::decode(&c.bytes[5..]);
+                    let by_ref = by_ref.and_then(|row| read_values(row.columns()));
+                    assert_eq!(by_ref.err(), Some(c.want.clone()), "{}", c.name);
                 }
-                BackendMessage::decode(c.bytes[0], &body(), version).err()
+                match BackendMessage::decode(c.bytes[0], &body(), version) {
+                    Ok(BackendMessage::DataRow(row)) => read_values(row.columns()).err(),
+                    other => other.err(),
+                }
             }
             Fe(kind) if c.bytes.len() >= 5 && !matches!(c.want, DecodeError::UnknownTag { .. }) => {
                 let b = &c.bytes[5..];

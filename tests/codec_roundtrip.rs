@@ -562,7 +562,7 @@ proptest! {
         DataRow::encode_values(&mut out, &cols).unwrap();
         prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
         prop_assert_eq!(&out[prefix.len()..], &encode(&row)[..]);
-        prop_assert_eq!(row.columns().collect::<Vec<_>>(), cols);
+        prop_assert_eq!(row.columns().collect::<Result<Vec<_>, _>>().unwrap(), cols);
         check_be(&BackendMessage::DataRow(row), Be::V30, &[])?;
     }
 }

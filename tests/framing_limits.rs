@@ -418,7 +418,7 @@ fn per_class_limits_with_whole_messages() {
     let Ok(Some(BackendMessage::DataRow(row))) = d.next() else {
         panic!("DataRow of 40,000 bytes refused");
     };
-    assert_eq!(row.get(0), Some(&v[..]));
+    assert_eq!(row.get(0), Some(Ok(Some(&v[..]))));
 
     // 'p' up to 65,535.
     let mut d = fe();

@@ -7,8 +7,8 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, DecodeError, Encode,
-    FrontendDecoder, FrontendMessage, FrontendMessageRef, ProtocolVersion, Tag,
+    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Columns, DecodeError,
+    Encode, FrontendDecoder, FrontendMessage, FrontendMessageRef, ProtocolVersion, Tag,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -83,16 +83,24 @@ trait Pull {
 /// What `next_ref` returns, made owned so that it can be compared after the next call.
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
-    Row(Vec<Option<Vec<u8>>>),
+    /// The columns, or the error that reading them gave (values are checked as they are read).
+    Row(Result<Vec<Option<Vec<u8>>>, DecodeError>),
     Copy(Vec<u8>),
     Other(BackendMessage),
 }
 
+/// Reads every column of a row, as an application would.
+fn columns(cols: Columns<'_>, announced: usize) -> Result<Vec<Option<Vec<u8>>>, DecodeError> {
+    let cols: Vec<_> = cols
+        .map(|c| c.map(|c| c.map(<[u8]>::to_vec)))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(cols.len(), announced);
+    Ok(cols)
+}
+
 fn item_of(m: BackendMessage) -> Item {
     match m {
-        BackendMessage::DataRow(r) => {
-            Item::Row(r.columns().map(|c| c.map(<[u8]>::to_vec)).collect())
-        }
+        BackendMessage::DataRow(r) => Item::Row(columns(r.columns(), r.len())),
         BackendMessage::CopyData(c) => Item::Copy(c.data().to_vec()),
         other => Item::Other(other),
     }
@@ -100,11 +108,7 @@ fn item_of(m: BackendMessage) -> Item {
 
 fn item_of_ref(r: BackendMessageRef<'_>) -> Item {
     match r {
-        BackendMessageRef::DataRow(r) => {
-            let cols: Vec<_> = r.columns().map(|c| c.map(<[u8]>::to_vec)).collect();
-            assert_eq!(cols.len(), r.len());
-            Item::Row(cols)
-        }
+        BackendMessageRef::DataRow(r) => Item::Row(columns(r.columns(), r.len())),
         BackendMessageRef::CopyData(c) => Item::Copy(c.to_vec()),
         BackendMessageRef::Message(m) => {
             assert!(!matches!(
@@ -156,9 +160,7 @@ impl Pull for Rows {
     }
     fn pull(&mut self) -> Result<Option<Item>, DecodeError> {
         if let Some(r) = self.0.next_data_row() {
-            let cols: Vec<_> = r.columns().map(|c| c.map(<[u8]>::to_vec)).collect();
-            assert_eq!(cols.len(), r.len());
-            return Ok(Some(Item::Row(cols)));
+            return Ok(Some(Item::Row(columns(r.columns(), r.len()))));
         }
         let before = self.0.buffered_len();
         let r = self.0.next_ref();

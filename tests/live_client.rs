@@ -748,7 +748,7 @@ fn extended_pipeline(version: PgVersion) {
             ClientEvent::Skipped { request } => skipped.push(request),
             ClientEvent::Response { request, message } => match message {
                 BackendMessage::DataRow(r) if request == after => {
-                    after_row = r.get(0).map(<[u8]>::to_vec)
+                    after_row = r.get(0).and_then(Result::ok).flatten().map(<[u8]>::to_vec)
                 }
                 BackendMessage::DataRow(_) => rows.push(request),
                 BackendMessage::ErrorResponse(_) => {

@@ -603,7 +603,9 @@ fn row_description() -> RowDescription {
 fn summarize(m: BackendMessage) -> Resp {
     match m {
         BackendMessage::RowDescription(_) => Resp::RowDescription,
-        BackendMessage::DataRow(r) => Resp::DataRow(r.get(0).unwrap_or_default().to_vec()),
+        BackendMessage::DataRow(r) => {
+            Resp::DataRow(r.get(0).unwrap().unwrap().unwrap_or_default().to_vec())
+        }
         BackendMessage::CommandComplete(c) => Resp::Command(c.as_str().unwrap().into()),
         BackendMessage::EmptyQueryResponse => Resp::EmptyQuery,
         BackendMessage::ErrorResponse(f) => {

@@ -208,7 +208,13 @@ impl Pull for BackendDecoder {
         self.receive(data);
     }
     fn pull(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
-        self.next()
+        let m = self.next()?;
+        // A DataRow's values are checked as they are read: read them all, so that a damaged
+        // row is a decoding failure like any other.
+        if let Some(BackendMessage::DataRow(row)) = &m {
+            row.columns().try_for_each(|c| c.map(drop))?;
+        }
+        Ok(m)
     }
     fn buffered(&self) -> usize {
         self.buffered_len()
@@ -730,6 +736,7 @@ impl Message for BackendMessage {
                 let mut items: Vec<String> = m
                     .columns()
                     .take(6)
+                    .map_while(Result::ok) // checked when decoded
                     .map(|v| v.map_or_else(|| "NULL".to_owned(), |b| quote(b, 20)))
                     .collect();
                 if m.len() > 6 {

@@ -1,14 +1,15 @@
 //! Row-shaped backend messages: RowDescription, DataRow and ParameterDescription.
 //!
-//! Each is checked once when decoded; afterwards the columns and fields are read through
-//! borrowing iterators that allocate nothing.
+//! RowDescription and ParameterDescription are checked once when decoded; a DataRow's frame
+//! and column count are checked when it is decoded and its values as they are read. Everything
+//! is read through borrowing iterators that allocate nothing.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::reader::Reader;
 use crate::codec::{check_body, check_count, check_cstr, put_cstr, tagged, Encode};
 use crate::error::{DecodeError, EncodeError};
-use crate::message::common::{check_values, Format, Values, ValuesIter};
+use crate::message::common::{Format, Values};
 
 /// The bytes of each field after its name: table OID, column number, type OID, type size,
 /// type modifier, format code.
@@ -181,9 +182,15 @@ impl<'a> Iterator for Fields<'a> {
 impl ExactSizeIterator for Fields<'_> {}
 
 /// DataRow (`D`): one row of column values, `None` for NULL.
+///
+/// A DataRow is checked when it is decoded only as far as its frame and column count; each
+/// column value is checked as [`DataRow::columns`] hands it out (see [`Columns`]), so a row is
+/// validated once, by the one pass that reads it, and a proxy that forwards rows unread pays
+/// nothing for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataRow {
-    values: Values,
+    count: u16,
+    raw: Bytes,
 }
 
 impl DataRow {
@@ -196,7 +203,8 @@ impl DataRow {
     /// ```
     /// use pgproto::DataRow;
     /// let row = DataRow::new([Some(&b"1"[..]), None]).unwrap();
-    /// assert_eq!(row.columns().collect::<Vec<_>>(), [Some(&b"1"[..]), None]);
+    /// let columns: Result<Vec<_>, _> = row.columns().collect();
+    /// assert_eq!(columns.unwrap(), [Some(&b"1"[..]), None]);
     /// ```
     pub fn new<'v, I>(values: I) -> Result<Self, EncodeError>
     where
@@ -204,7 +212,10 @@ impl DataRow {
     {
         let values = Values::new(values)?;
         check_body("DataRow", values.wire_len())?;
-        Ok(Self { values })
+        Ok(Self {
+            count: values.len() as u16,
+            raw: values.raw().clone(),
+        })
     }
 
     /// Appends a DataRow of `values` to `out` directly, without building a [`DataRow`] first:
@@ -235,59 +246,66 @@ impl DataRow {
         Ok(())
     }
 
-    /// The number of columns.
+    /// The number of columns the row announces.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.count as usize
     }
 
-    /// Whether the row has no columns.
+    /// Whether the row announces no columns.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.count == 0
     }
 
-    /// The column values in order; `None` is NULL.
-    pub fn columns(&self) -> ValuesIter<'_> {
-        self.values.iter()
+    /// The column values in order (`None` is NULL), each checked as it is handed out: see
+    /// [`Columns`].
+    pub fn columns(&self) -> Columns<'_> {
+        Columns::new(&self.raw, self.count)
     }
 
-    /// The value of column `index`, `None` if it is NULL or out of range.
-    pub fn get(&self, index: usize) -> Option<&[u8]> {
-        self.values.iter().nth(index).flatten()
+    /// The value of column `index` (`None` inside is NULL); `None` when the row has fewer
+    /// columns, and an error when a value up to it is malformed.
+    pub fn get(&self, index: usize) -> Option<Result<Option<&[u8]>, DecodeError>> {
+        self.columns().nth(index)
     }
 
-    /// A row of `count` values whose bytes `raw` (after the column count) were already checked
-    /// by [`DataRowRef::check`].
+    /// The bytes after the column count: each value's length word and bytes, as received.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// A row of `count` values in `raw` (the bytes after the column count), which
+    /// [`DataRowRef::check`] has accepted.
     #[inline]
     pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
-        Self {
-            values: Values::from_checked(count, raw),
-        }
+        Self { count, raw }
     }
 
     pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "DataRow");
-        let count = r.u16("column count")?;
-        let values = Values::decode_counted(&mut r, count, "DataRow", "column value")?;
-        r.finish()?;
-        Ok(Self { values })
+        let count = DataRowRef::check(body)?;
+        Ok(Self {
+            count,
+            raw: body.slice(2..),
+        })
     }
 }
 
 impl Encode for DataRow {
     fn encode(&self, out: &mut BytesMut) {
-        tagged(out, Self::TAG, self.values.wire_len(), |out| {
-            self.values.put(out)
+        tagged(out, Self::TAG, 2 + self.raw.len(), |out| {
+            out.put_u16(self.count);
+            out.put_slice(&self.raw);
         });
     }
 
     fn encoded_len(&self) -> usize {
-        self.values.wire_len() + 5
+        self.raw.len() + 7
     }
 }
 
 /// A DataRow read in place from a decoder's buffer, valid until the decoder's next call: the
 /// allocation-free, refcount-free view for hot loops. See
-/// [`BackendDecoder::next_data_row`](crate::BackendDecoder::next_data_row).
+/// [`BackendDecoder::next_data_row`](crate::BackendDecoder::next_data_row). Its column values
+/// are checked as [`DataRowRef::columns`] hands them out, as [`DataRow`]'s are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataRowRef<'a> {
     count: u16,
@@ -295,23 +313,38 @@ pub struct DataRowRef<'a> {
 }
 
 impl<'a> DataRowRef<'a> {
-    /// Checks a DataRow body (the bytes after the length word) in place.
+    /// A view of a DataRow body (the bytes after the length word), checked as far as its
+    /// column count.
     ///
-    /// Fails with [`DecodeError::Truncated`] or [`DecodeError::InvalidCount`] when the column
-    /// count or a value's length does not match the bytes, or [`DecodeError::TrailingBytes`]
-    /// when bytes are left after the last value.
+    /// Fails with [`DecodeError::Truncated`] when the body is shorter than the column count,
+    /// or [`DecodeError::InvalidCount`] when the count needs more bytes than the body has
+    /// (four per value at least). The values are checked by [`DataRowRef::columns`].
+    ///
+    /// ```
+    /// use pgproto::{DataRowRef, DecodeError};
+    ///
+    /// let row = DataRowRef::decode(b"\0\x02\0\0\0\x011\xff\xff\xff\xff").unwrap();
+    /// let columns: Vec<_> = row.columns().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(columns, [Some(&b"1"[..]), None]);
+    ///
+    /// // One value announced, whose length runs past the end: the column says so.
+    /// let row = DataRowRef::decode(b"\0\x01\0\0\0\x09abc").unwrap();
+    /// assert!(matches!(row.columns().next(), Some(Err(DecodeError::Truncated { .. }))));
+    /// ```
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let count = Self::check(body)?;
         Ok(Self::from_checked(count, &body[2..]))
     }
 
-    /// A view of column bytes already validated by [`DataRowRef::check`].
+    /// A view of the bytes after the column count, which [`DataRowRef::check`] has accepted.
     #[inline]
     pub(crate) fn from_checked(count: u16, raw: &'a [u8]) -> Self {
         Self { count, raw }
     }
 
-    /// Checks a DataRow body and returns its column count.
+    /// Checks a DataRow body as far as its column count and returns the count: the count is
+    /// there and its values could fit (a count that cannot is refused before anything is read,
+    /// as pgwire's `ensure_count`).
     #[inline]
     pub(crate) fn check(body: &[u8]) -> Result<u16, DecodeError> {
         let Some((head, raw)) = body.split_first_chunk::<2>() else {
@@ -321,37 +354,147 @@ impl<'a> DataRowRef<'a> {
             });
         };
         let count = u16::from_be_bytes(*head);
-        let len = check_values(raw, count, "DataRow", "column value")?;
-        if len != raw.len() {
-            return Err(DecodeError::TrailingBytes {
+        if count as usize * 4 > raw.len() {
+            return Err(DecodeError::InvalidCount {
                 message: "DataRow",
-                extra: raw.len() - len,
+                field: "column value",
+                count: count.into(),
             });
         }
         Ok(count)
     }
 
-    /// The number of columns.
+    /// The number of columns the row announces.
+    #[inline]
     pub fn len(&self) -> usize {
         self.count as usize
     }
 
-    /// Whether the row has no columns.
+    /// Whether the row announces no columns.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    /// The column values in order; `None` is NULL.
+    /// The column values in order (`None` is NULL), each checked as it is handed out: see
+    /// [`Columns`].
     #[inline]
-    pub fn columns(&self) -> ValuesIter<'a> {
-        ValuesIter::new(self.raw, self.count)
+    pub fn columns(&self) -> Columns<'a> {
+        Columns::new(self.raw, self.count)
     }
 
-    /// The row, owned (its column bytes copied).
+    /// The value of column `index` (`None` inside is NULL); `None` when the row has fewer
+    /// columns, and an error when a value up to it is malformed.
+    pub fn get(&self, index: usize) -> Option<Result<Option<&'a [u8]>, DecodeError>> {
+        self.columns().nth(index)
+    }
+
+    /// The bytes after the column count: each value's length word and bytes, as received.
+    #[inline]
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The row, owned (its column bytes copied, unchecked as they were).
     pub fn into_owned(self) -> DataRow {
         DataRow::from_checked(self.count, Bytes::copy_from_slice(self.raw))
     }
 }
+
+/// The column values of a [`DataRow`] or [`DataRowRef`], checked as they are handed out: each
+/// item is a value (`None` for NULL) or the error that makes the row malformed, after which
+/// the iterator ends. A value's length word must be -1 (NULL) or fit the bytes left
+/// ([`DecodeError::Truncated`], [`DecodeError::InvalidCount`] for a negative length other
+/// than -1); bytes left after the announced columns are one last item,
+/// [`DecodeError::TrailingBytes`]. Reading every column of a row is thus the whole check of
+/// it, done once, in the pass that reads it (libpq fails the result for such a row and keeps
+/// the connection; so can the application, since the row's frame was whole).
+///
+/// ```
+/// use pgproto::{DataRow, DecodeError};
+///
+/// let row = DataRow::new([Some(&b"42"[..]), None]).unwrap();
+/// for column in row.columns() {
+///     match column? {
+///         Some(value) => assert_eq!(value, b"42"),
+///         None => {} // NULL
+///     }
+/// }
+/// # Ok::<(), DecodeError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Columns<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Columns<'a> {
+    #[inline]
+    fn new(raw: &'a [u8], count: u16) -> Self {
+        Self {
+            rest: raw,
+            left: count,
+        }
+    }
+
+    /// Names what is wrong at the current value, and ends the iteration.
+    #[cold]
+    fn malformed(&mut self) -> DecodeError {
+        let (message, field) = ("DataRow", "column value");
+        let e = match self.rest.first_chunk::<4>().map(|h| i32::from_be_bytes(*h)) {
+            Some(len) if len < -1 => DecodeError::InvalidCount {
+                message,
+                field,
+                count: len.into(),
+            },
+            _ => DecodeError::Truncated { message, field },
+        };
+        self.rest = &[];
+        self.left = 0;
+        e
+    }
+}
+
+impl<'a> Iterator for Columns<'a> {
+    type Item = Result<Option<&'a [u8]>, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let extra = self.rest.len();
+            self.rest = &[];
+            return Some(Err(DecodeError::TrailingBytes {
+                message: "DataRow",
+                extra,
+            }));
+        }
+        if let Some((head, tail)) = self.rest.split_first_chunk::<4>() {
+            let len = i32::from_be_bytes(*head);
+            // A negative length, read as unsigned, never fits: NULL takes the second branch.
+            if let Some((value, rest)) = tail.split_at_checked(len as u32 as usize) {
+                self.rest = rest;
+                self.left -= 1;
+                return Some(Ok(Some(value)));
+            }
+            if len == -1 {
+                self.rest = tail;
+                self.left -= 1;
+                return Some(Ok(None));
+            }
+        }
+        Some(Err(self.malformed()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.left as usize;
+        (left.min(1), Some(left + 1))
+    }
+}
+
+impl std::iter::FusedIterator for Columns<'_> {}
 
 /// ParameterDescription (`t`): the type OIDs of a prepared statement's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -205,7 +205,13 @@ impl Pull for BackendDecoder {
         self.receive(data);
     }
     fn pull(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
-        self.next()
+        let m = self.next()?;
+        // A DataRow's values are checked as they are read: read them all, so that a damaged
+        // row is a decoding failure like any other.
+        if let Some(BackendMessage::DataRow(row)) = &m {
+            row.columns().try_for_each(|c| c.map(drop))?;
+        }
+        Ok(m)
     }
     fn buffered(&self) -> usize {
         self.buffered_len()

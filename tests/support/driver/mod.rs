@@ -459,10 +459,15 @@ impl Conn {
             B::NoData => {
                 cur.get_or_insert_with(Default::default);
             }
-            B::DataRow(row) => cur
-                .get_or_insert_with(Default::default)
-                .rows
-                .push(row.columns().map(|c| c.map(<[u8]>::to_vec)).collect()),
+            B::DataRow(row) => {
+                // Values are checked as they are read: a malformed one fails the statement.
+                let values = row
+                    .columns()
+                    .map(|c| c.map(|c| c.map(<[u8]>::to_vec)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| DriverError::Protocol(e.into()))?;
+                cur.get_or_insert_with(Default::default).rows.push(values)
+            }
             B::CommandComplete(c) => {
                 let mut r = cur.take().unwrap_or_default();
                 r.tag = Some(String::from_utf8_lossy(c.tag()).into_owned());
