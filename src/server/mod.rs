@@ -754,32 +754,17 @@ impl Server {
     fn fail(&mut self, e: Error, tell: bool) {
         // A cancel connection gets no answer, whatever follows the CancelRequest: PostgreSQL
         // just closes it.
-        let cancelled = matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled))
-                // A CancelRequest with a key of the wrong length: PostgreSQL never writes to a
-                // cancel connection, it just closes it.
+        let silent = matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled))
+                // A length out of range: of a CancelRequest (a key of the wrong length;
+                // PostgreSQL never writes to a cancel connection), of a start-up packet (for
+                // example a TLS ClientHello sent after an `N`), or of any message: PostgreSQL
+                // only logs "invalid length of startup packet" or "invalid message length" and
+                // closes.
                 || matches!(
                     &e,
-                    Error::Decode(DecodeError::InvalidLength {
-                        message: "CancelRequest",
-                        ..
-                    })
-                )
-                // A start-up packet whose length word is out of range (for example a TLS
-                // ClientHello sent after an `N`): PostgreSQL only logs "invalid length of
-                // startup packet" and closes.
-                || matches!(
-                    &e,
-                    Error::Decode(
-                        DecodeError::InvalidLength {
-                            message: "start-up packet",
-                            ..
-                        } | DecodeError::TooLong {
-                            message: "start-up packet",
-                            ..
-                        }
-                    )
+                    Error::Decode(DecodeError::InvalidLength { .. } | DecodeError::TooLong { .. })
                 );
-        if tell && !cancelled && !matches!(e, Error::UnexpectedEof { .. }) {
+        if tell && !silent && !matches!(e, Error::UnexpectedEof { .. }) {
             let message = match &e {
                 Error::Auth(a @ AuthError::MissingUser) => a.to_string(),
                 Error::Auth(_) => {
