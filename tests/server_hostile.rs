@@ -814,3 +814,55 @@ fn another_message_during_copy_in_is_an_error_then_fatal() {
     );
     assert!(!s.is_ready());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Malformed bodies in the query phase
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_malformed_extended_query_message_is_an_error_then_discard_until_sync() {
+    // As PostgreSQL 18: a Parse whose body does not decode gets ERROR 08P01 (not FATAL), and
+    // everything up to Sync is skipped unparsed, malformed or not; the session goes on.
+    for bad in [frame(b'P', b"abc"), frame(b'B', b"\0"), frame(b'H', b"x")] {
+        let mut s = ready();
+        let mut bytes = bad.clone();
+        bytes.extend(frame(b'P', b"no nul here"));
+        bytes.extend(execute());
+        bytes.extend(sync());
+        bytes.extend(query("SELECT 1"));
+        s.receive(&bytes);
+        let (events, err) = drain(&mut s);
+        assert!(err.is_none(), "{bad:?}: {err:?}");
+        assert_eq!(
+            events,
+            [ServerEvent::Message(FrontendMessage::Sync)],
+            "{bad:?}"
+        );
+        assert_eq!(s.discarded(), 3, "{bad:?}");
+        s.ready_for_query(TransactionStatus::Idle).unwrap();
+        let (events, err) = drain(&mut s);
+        assert!(err.is_none());
+        assert!(matches!(message(&events[0]), FrontendMessage::Query(_)));
+        let msgs = sent(&mut s);
+        let BackendMessage::ErrorResponse(f) = &msgs[0] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(f.severity(), Some(&b"ERROR"[..]));
+        assert_eq!(f.code(), Some(&b"08P01"[..]));
+        assert_eq!(
+            msgs[1..],
+            [BackendMessage::ReadyForQuery(TransactionStatus::Idle)]
+        );
+    }
+
+    // A malformed simple Query or Sync still ends the connection (PostgreSQL answers ERROR and
+    // ReadyForQuery; the transaction status is the application's, so the Server does not).
+    for bad in [frame(b'Q', b"no nul"), frame(b'S', b"x")] {
+        let mut s = ready();
+        s.receive(&bad);
+        let err = s.poll_event().unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err:?}");
+        fatal(&mut s, "08P01");
+        assert_sticky(&mut s, &err);
+    }
+}
