@@ -655,6 +655,9 @@ pub struct FrontendDecoder {
     limits: Limits,
     phase: Phase,
     auth: Option<AuthResponseKind>,
+    /// A tagged frame whose body does not decode is consumed and its error returned once,
+    /// not kept (the `Server`, which recovers from it as PostgreSQL does).
+    skip_malformed: bool,
 }
 
 impl Default for FrontendDecoder {
@@ -676,6 +679,7 @@ impl FrontendDecoder {
             limits,
             phase: Phase::Startup,
             auth: None,
+            skip_malformed: false,
         }
     }
 
@@ -691,6 +695,28 @@ impl FrontendDecoder {
     /// [`FrontendMessage::UntypedAuthResponse`].
     pub fn expect_auth_response(&mut self, kind: Option<AuthResponseKind>) {
         self.auth = kind;
+    }
+
+    /// From now on, a tagged frame with a valid header whose body does not decode is skipped
+    /// whole and its error returned without being kept: the next call goes on with the next
+    /// frame. (Header errors stay sticky.)
+    pub(crate) fn skip_malformed_bodies(&mut self) {
+        self.skip_malformed = true;
+    }
+
+    /// Whether an error is kept (every later call returns it).
+    pub(crate) fn is_failed(&self) -> bool {
+        self.inner.error.is_some()
+    }
+
+    /// The error of a body that did not decode, the frame ending at `end` in the buffer.
+    fn malformed_body(&mut self, end: usize, e: DecodeError) -> DecodeError {
+        if self.skip_malformed {
+            self.inner.lent = end;
+            e
+        } else {
+            self.inner.fail(e)
+        }
     }
 
     /// Whether the decoder still expects untagged start-up packets.
@@ -902,7 +928,7 @@ impl FrontendDecoder {
                                 layout: $layout(layout),
                             }))
                         }
-                        Err(e) => Err(self.inner.fail(e)),
+                        Err(e) => Err(self.malformed_body(end, e)),
                     };
                 }
             }};
@@ -996,9 +1022,10 @@ impl FrontendDecoder {
                 let Some(f) = self.next_frame()? else {
                     return Ok(None);
                 };
+                // The frame is split off the buffer already.
                 FrontendMessage::decode(f.tag, &f.body, self.auth)
                     .map(Some)
-                    .map_err(|e| self.inner.fail(e))
+                    .map_err(|e| self.malformed_body(0, e))
             }
         }
     }

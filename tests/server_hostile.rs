@@ -70,7 +70,7 @@ fn an_unknown_type_byte_fails_before_its_length_arrives() {
 }
 
 #[test]
-fn a_length_over_the_limit_is_54000_before_the_body_arrives() {
+fn a_length_over_the_limit_is_54000_before_the_body_arrives_and_closes_silently() {
     // Query may be up to 1 GiB - 2: one more is refused from the header alone.
     let mut s = ready();
     let mut header = vec![b'Q'];
@@ -88,7 +88,8 @@ fn a_length_over_the_limit_is_54000_before_the_body_arrives() {
         "{err:?}"
     );
     assert_eq!(err.sqlstate(), "54000");
-    fatal(&mut s, "54000");
+    // As PostgreSQL 18 ("invalid message length", logged only): nothing is sent.
+    assert_eq!(sent(&mut s), []);
     assert_sticky(&mut s, &err);
     assert!(s.take_buffered().is_empty(), "nothing kept");
 
@@ -105,13 +106,13 @@ fn a_length_over_the_limit_is_54000_before_the_body_arrives() {
     sent(&mut s);
     s.receive(b"Q\0\0\0\x65"); // 101
     assert_eq!(s.poll_event().unwrap_err().sqlstate(), "54000");
-    fatal(&mut s, "54000");
+    assert_eq!(sent(&mut s), []);
 
     let mut s = ready();
     s.receive(b"S\0\0\x27\x11"); // 10,001
     assert_eq!(s.poll_event().unwrap_err().sqlstate(), "54000");
 
-    // A length below 4 is a protocol violation.
+    // A length below 4 is a protocol violation, closed without a message too.
     let mut s = ready();
     s.receive(b"S\0\0\0\x03");
     let err = s.poll_event().unwrap_err();
@@ -119,7 +120,8 @@ fn a_length_over_the_limit_is_54000_before_the_body_arrives() {
         err,
         Error::Decode(DecodeError::InvalidLength { .. })
     ));
-    fatal(&mut s, "08P01");
+    assert_eq!(err.sqlstate(), "08P01");
+    assert_eq!(sent(&mut s), []);
 }
 
 #[test]
@@ -811,4 +813,56 @@ fn another_message_during_copy_in_is_an_error_then_fatal() {
         ]
     );
     assert!(!s.is_ready());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed bodies in the query phase
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_malformed_extended_query_message_is_an_error_then_discard_until_sync() {
+    // As PostgreSQL 18: a Parse whose body does not decode gets ERROR 08P01 (not FATAL), and
+    // everything up to Sync is skipped unparsed, malformed or not; the session goes on.
+    for bad in [frame(b'P', b"abc"), frame(b'B', b"\0"), frame(b'H', b"x")] {
+        let mut s = ready();
+        let mut bytes = bad.clone();
+        bytes.extend(frame(b'P', b"no nul here"));
+        bytes.extend(execute());
+        bytes.extend(sync());
+        bytes.extend(query("SELECT 1"));
+        s.receive(&bytes);
+        let (events, err) = drain(&mut s);
+        assert!(err.is_none(), "{bad:?}: {err:?}");
+        assert_eq!(
+            events,
+            [ServerEvent::Message(FrontendMessage::Sync)],
+            "{bad:?}"
+        );
+        assert_eq!(s.discarded(), 3, "{bad:?}");
+        s.ready_for_query(TransactionStatus::Idle).unwrap();
+        let (events, err) = drain(&mut s);
+        assert!(err.is_none());
+        assert!(matches!(message(&events[0]), FrontendMessage::Query(_)));
+        let msgs = sent(&mut s);
+        let BackendMessage::ErrorResponse(f) = &msgs[0] else {
+            panic!("{msgs:?}")
+        };
+        assert_eq!(f.severity(), Some(&b"ERROR"[..]));
+        assert_eq!(f.code(), Some(&b"08P01"[..]));
+        assert_eq!(
+            msgs[1..],
+            [BackendMessage::ReadyForQuery(TransactionStatus::Idle)]
+        );
+    }
+
+    // A malformed simple Query or Sync still ends the connection (PostgreSQL answers ERROR and
+    // ReadyForQuery; the transaction status is the application's, so the Server does not).
+    for bad in [frame(b'Q', b"no nul"), frame(b'S', b"x")] {
+        let mut s = ready();
+        s.receive(&bad);
+        let err = s.poll_event().unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err:?}");
+        fatal(&mut s, "08P01");
+        assert_sticky(&mut s, &err);
+    }
 }

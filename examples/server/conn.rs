@@ -244,6 +244,12 @@ impl Backend {
                 if self.server.accept_ssl(tls).is_err() {
                     return false;
                 }
+                // Bytes that came with the SSLRequest were not encrypted: the state machine has
+                // then failed the connection (CVE-2021-23214). Send the `S` and close, without a
+                // handshake, as PostgreSQL (whose handshake fails on those bytes) does.
+                if tls && self.server.poll_event().is_err() {
+                    return false;
+                }
                 if tls {
                     let reply = self.take_output();
                     let start = Output::StartTls {

@@ -749,10 +749,24 @@ mod tests {
             None,
         )
         .unwrap();
-        // The documented gap: PostgreSQL normalizes the ligature to NFKC ("fix"); this crate
-        // does not.
+        // NFKC: PostgreSQL stored the ligature's normalized form ("fix"); the raw ligature
+        // and its normalized form both verify, and the SCRAM exchange succeeds.
         let v = ScramVerifier::parse(PG15_LIGATURE).unwrap();
         assert!(v.verify_password("fix"));
-        assert!(!v.verify_password("\u{fb01}x"));
+        assert!(v.verify_password("\u{fb01}x"));
+        assert!(!v.verify_password("\u{fb01}y"));
+        assert_eq!(
+            ScramVerifier::new("\u{fb01}x", v.salt(), 4096)
+                .unwrap()
+                .to_string(),
+            PG15_LIGATURE
+        );
+        exchange(
+            &mut client("\u{fb01}x", ChannelBinding::None),
+            &mut ScramServer::new(v),
+            ScramMechanism::ScramSha256,
+            None,
+        )
+        .unwrap();
     }
 }

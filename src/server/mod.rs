@@ -274,7 +274,11 @@ impl Server {
         let limits = config.limits;
         Self {
             config,
-            core: Core::new(FrontendDecoder::with_limits(limits)),
+            core: Core::new({
+                let mut d = FrontendDecoder::with_limits(limits);
+                d.skip_malformed_bodies();
+                d
+            }),
             phase: Phase::Startup(Box::new(StartupData {
                 state: State::AwaitPacket,
                 first_packet: true,
@@ -754,32 +758,17 @@ impl Server {
     fn fail(&mut self, e: Error, tell: bool) {
         // A cancel connection gets no answer, whatever follows the CancelRequest: PostgreSQL
         // just closes it.
-        let cancelled = matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled))
-                // A CancelRequest with a key of the wrong length: PostgreSQL never writes to a
-                // cancel connection, it just closes it.
+        let silent = matches!(&self.phase, Phase::Startup(s) if matches!(s.state, State::Cancelled))
+                // A length out of range: of a CancelRequest (a key of the wrong length;
+                // PostgreSQL never writes to a cancel connection), of a start-up packet (for
+                // example a TLS ClientHello sent after an `N`), or of any message: PostgreSQL
+                // only logs "invalid length of startup packet" or "invalid message length" and
+                // closes.
                 || matches!(
                     &e,
-                    Error::Decode(DecodeError::InvalidLength {
-                        message: "CancelRequest",
-                        ..
-                    })
-                )
-                // A start-up packet whose length word is out of range (for example a TLS
-                // ClientHello sent after an `N`): PostgreSQL only logs "invalid length of
-                // startup packet" and closes.
-                || matches!(
-                    &e,
-                    Error::Decode(
-                        DecodeError::InvalidLength {
-                            message: "start-up packet",
-                            ..
-                        } | DecodeError::TooLong {
-                            message: "start-up packet",
-                            ..
-                        }
-                    )
+                    Error::Decode(DecodeError::InvalidLength { .. } | DecodeError::TooLong { .. })
                 );
-        if tell && !cancelled && !matches!(e, Error::UnexpectedEof { .. }) {
+        if tell && !silent && !matches!(e, Error::UnexpectedEof { .. }) {
             let message = match &e {
                 Error::Auth(a @ AuthError::MissingUser) => a.to_string(),
                 Error::Auth(_) => {
@@ -855,8 +844,11 @@ impl Server {
                         return Ok(Step::Again);
                     }
                 }
-                let Some(lent) = self.core.decoder.advance()? else {
-                    return self.at_end_of_input().map(more);
+                let tag = self.core.decoder.peek().first().copied();
+                let lent = match self.core.decoder.advance() {
+                    Ok(Some(lent)) => lent,
+                    Ok(None) => return self.at_end_of_input().map(more),
+                    Err(e) => return self.malformed(tag, copy_in, e),
                 };
                 if copy_in {
                     self.copy_message(lent)
@@ -865,6 +857,34 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// A message that did not decode. As PostgreSQL 18: an extended-query message whose body
+    /// is malformed gets ERROR 08P01 and starts the discard until Sync (the decoder skipped its
+    /// frame whole); anything else (a bad header, or another message) ends the connection.
+    fn malformed(&mut self, tag: Option<u8>, copy_in: bool, e: DecodeError) -> Result<Step, Error> {
+        let extended = matches!(
+            tag,
+            Some(
+                ftag::PARSE
+                    | ftag::BIND
+                    | ftag::DESCRIBE
+                    | ftag::CLOSE
+                    | ftag::EXECUTE
+                    | ftag::FLUSH
+            )
+        );
+        let Phase::Ready(q) = &mut self.phase else {
+            return Err(e.into());
+        };
+        if !extended || copy_in || self.core.decoder.is_failed() {
+            return Err(e.into());
+        }
+        BackendMessage::ErrorResponse(ErrorFields::simple("ERROR", "08P01", &e.to_string()))
+            .encode(&mut self.core.out);
+        q.ignore_till_sync = true;
+        self.discarded += 1;
+        Ok(Step::Again)
     }
 
     fn unexpected(&self, m: &FrontendMessage) -> Error {
