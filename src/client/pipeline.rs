@@ -35,6 +35,9 @@ pub(crate) use crate::protocol::Request as Kind;
 pub(crate) struct Pending {
     pub(crate) id: RequestId,
     pub(crate) kind: Kind,
+    /// An Execute sent right after a Describe of the same portal: that Describe's answer
+    /// announces its rows (see `columns.rs`).
+    pub(crate) described: bool,
 }
 
 /// The queue of requests in flight.
@@ -56,14 +59,14 @@ impl Pipeline {
     /// Records a request just sent. Returns `false` when the backend is known to discard it
     /// (an extended-query error is pending and no Sync has been sent since): the caller reports
     /// it as skipped at once.
-    pub(crate) fn push(&mut self, id: RequestId, kind: Kind) -> bool {
-        if self.discarding && kind.skipped_after_error() {
+    pub(crate) fn push(&mut self, p: Pending) -> bool {
+        if self.discarding && p.kind.skipped_after_error() {
             return false;
         }
-        if kind == Kind::Sync {
+        if p.kind == Kind::Sync {
             self.discarding = false;
         }
-        self.queue.push_back(Pending { id, kind });
+        self.queue.push_back(p);
         true
     }
 
@@ -120,6 +123,14 @@ impl Pipeline {
 mod tests {
     use super::*;
 
+    fn pending(id: RequestId, kind: Kind) -> Pending {
+        Pending {
+            id,
+            kind,
+            described: false,
+        }
+    }
+
     #[test]
     fn error_discards_until_sync_and_later_requests() {
         let mut p = Pipeline::default();
@@ -133,7 +144,7 @@ mod tests {
         .into_iter()
         .map(|k| {
             let id = p.allocate();
-            assert!(p.push(id, k));
+            assert!(p.push(pending(id, k)));
             id
         })
         .collect();
@@ -147,15 +158,15 @@ mod tests {
         // An error with no Sync behind it: later requests are discarded until one is sent.
         let mut p = Pipeline::default();
         let a = p.allocate();
-        p.push(a, Kind::Parse);
+        p.push(pending(a, Kind::Parse));
         p.pop();
         p.discard_until_sync(&mut skipped);
         let b = p.allocate();
-        assert!(!p.push(b, Kind::Bind));
+        assert!(!p.push(pending(b, Kind::Bind)));
         let c = p.allocate();
-        assert!(p.push(c, Kind::Sync));
+        assert!(p.push(pending(c, Kind::Sync)));
         let d = p.allocate();
-        assert!(p.push(d, Kind::Parse));
+        assert!(p.push(pending(d, Kind::Parse)));
         assert_eq!(p.len(), 2);
     }
 }
