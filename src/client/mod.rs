@@ -242,6 +242,12 @@ impl Session {
 /// pipelined: every response names the request it answers, and requests the server skips after
 /// an error (until the next Sync) are reported as [`ClientEvent::Skipped`].
 ///
+/// A request that may turn into COPY FROM STDIN (a Query or an Execute) MUST NOT have requests
+/// other than Sync pipelined behind it: PostgreSQL reads nothing but COPY data during the copy,
+/// ignores Sync (the client sends those Syncs again when the copy ends, see
+/// [`Client::copy_done`]) and ends the session on anything else, with ERROR then FATAL 08P01.
+/// libpq refuses COPY in pipeline mode for that reason.
+///
 /// Every DataRow is checked against what announced it, as libpq does: the RowDescription of its
 /// result set (or of the Describe of the portal sent right before its Execute), or else the
 /// first row of the result. A row of another column count, or one that nothing announced, fails
@@ -662,6 +668,14 @@ impl Client {
 
     /// Sends CopyDone: the client's data is complete.
     ///
+    /// After COPY FROM STDIN, it also sends again every Sync queued right behind the request that
+    /// started the COPY: the server ignored them during the copy (drivers send Parse, Bind,
+    /// Execute and Sync before they know the statement is a COPY), and each is then answered by
+    /// its ReadyForQuery as usual. libpq sends a Sync after CopyDone in that case too. When the
+    /// server fails the COPY while the client is still sending, the client sends those Syncs as
+    /// soon as [`Client::poll_event`] hands out the ErrorResponse, and the COPY is over: no more
+    /// COPY data may be sent.
+    ///
     /// Fails with [`UsageError::Closed`] after a connection error, or with
     /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
     /// client has not yet ended its data stream (with CopyDone or CopyFail).
@@ -672,7 +686,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends CopyFail: aborts COPY FROM STDIN with `message`.
+    /// Sends CopyFail: aborts COPY FROM STDIN with `message`. The Syncs the server ignored
+    /// during the copy are sent again, as after [`Client::copy_done`].
     ///
     /// Fails with [`UsageError::Closed`] after a connection error, or with
     /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
@@ -687,6 +702,9 @@ impl Client {
 
     fn set_client_copy_done(&mut self) {
         if let Some(session) = self.phase.session_mut() {
+            if session.stage == Stage::CopyIn {
+                session.pipeline.resend_ignored_syncs(&mut self.core.out);
+            }
             if let Some(stage) = protocol::next_frontend(session.stage, CopyStream::CopyDone) {
                 session.stage = stage;
             }
@@ -972,6 +990,11 @@ impl Client {
             match &lent {
                 BackendLent::DataRow { count, .. } => session.columns.check_row(front, *count)?,
                 other => session.columns.answered(front, other),
+            }
+            if session.stage == Stage::CopyIn {
+                // The server ended COPY FROM STDIN (with an error) while the client was still
+                // sending: the client's data stream is over too.
+                session.pipeline.resend_ignored_syncs(&mut self.core.out);
             }
         }
         match next {
