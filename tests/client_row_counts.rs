@@ -2,11 +2,21 @@
 //! RowDescription, or with a column count other than the RowDescription's (or than the first
 //! row's, for an Execute nothing described), fails the connection with
 //! `Error::UnexpectedFieldCount`, which names both counts, as libpq refuses them. On the row fast
-//! path and the general path alike.
+//! path and the general path alike; and the `client` example, run as a process against a
+//! scripted server on a loopback socket, prints nothing of that result.
 
 mod support;
 
-use pgproto::{BackendMessage, Client, ClientEvent, Error, RequestId, Target};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::thread;
+
+use bytes::BytesMut;
+use pgproto::{
+    Authentication, BackendMessage, Client, ClientEvent, Encode, Error, FrontendDecoder,
+    FrontendMessage, RequestId, Target,
+};
+use support::client_cli::run_cli;
 use support::scripted_server::{
     complete, connected, data_row, drain, encode, extended, idle, responses, row_description,
 };
@@ -208,4 +218,117 @@ fn matching_rows_pass_and_the_count_is_per_request() {
         2
     );
     assert_eq!(c.pending_requests(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `client` example against a scripted server
+// ---------------------------------------------------------------------------------------------
+
+/// Serves one connection on a loopback port: trusts the start-up, then answers each statement
+/// (a simple Query, or Parse/Bind/Describe/Execute/Sync) from `answers`, in order: a
+/// RowDescription of `columns` (none if `None`) and the rows, each of the given column count.
+/// Returns the conninfo to reach it.
+fn scripted_server(answers: Vec<(Option<usize>, Vec<usize>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let Ok((mut sock, _)) = listener.accept() else {
+            return;
+        };
+        let mut dec = FrontendDecoder::new();
+        let mut answers = answers.into_iter();
+        let mut current = None;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match sock.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            dec.receive(&buf[..n]);
+            let mut out = BytesMut::new();
+            while let Ok(Some(m)) = dec.next() {
+                let mut send =
+                    |msgs: &[BackendMessage]| msgs.iter().for_each(|m| m.encode(&mut out));
+                let describe = |a: &(Option<usize>, Vec<usize>)| a.0.map(row_description);
+                let rows = |a: &(Option<usize>, Vec<usize>)| {
+                    let mut v: Vec<BackendMessage> =
+                        a.1.iter().map(|&n| data_row(n, b"v")).collect();
+                    v.push(complete(&format!("SELECT {}", a.1.len())));
+                    v
+                };
+                match m {
+                    FrontendMessage::Startup(_) => {
+                        send(&[BackendMessage::Authentication(Authentication::Ok), idle()])
+                    }
+                    FrontendMessage::Query(_) => {
+                        let a = answers.next().expect("a scripted answer");
+                        send(&describe(&a).into_iter().collect::<Vec<_>>());
+                        send(&rows(&a));
+                        send(&[idle()]);
+                    }
+                    FrontendMessage::Parse(_) => {
+                        current = answers.next();
+                        send(&[BackendMessage::ParseComplete]);
+                    }
+                    FrontendMessage::Bind(_) => send(&[BackendMessage::BindComplete]),
+                    FrontendMessage::Describe(_) => {
+                        let a = current.as_ref().expect("Parse first");
+                        send(&[describe(a).unwrap_or(BackendMessage::NoData)]);
+                    }
+                    FrontendMessage::Execute(_) => {
+                        send(&rows(current.as_ref().expect("Parse first")));
+                    }
+                    FrontendMessage::Sync => send(&[idle()]),
+                    FrontendMessage::Terminate => return,
+                    _ => {}
+                }
+            }
+            if sock.write_all(&out).is_err() {
+                return;
+            }
+        }
+    });
+    format!("host=127.0.0.1 port={port} user=alice sslmode=disable")
+}
+
+#[test]
+fn the_example_prints_nothing_of_a_result_with_a_bad_row() {
+    for extended in [false, true] {
+        // A good result, then one whose third row has three columns where two were described.
+        let info = scripted_server(vec![(Some(1), vec![1]), (Some(2), vec![2, 2, 3, 2])]);
+        let mut args = vec![];
+        if extended {
+            args.push("--extended");
+        }
+        args.extend([info.as_str(), "SELECT 1", "SELECT a, b FROM t"]);
+        let ours = run_cli(&args, b"");
+        assert_eq!(
+            (ours.code, ours.stdout.as_str(), ours.stderr.as_str()),
+            (
+                1,
+                "v\n",
+                "error: unexpected field count in DataRow: 3, expected 2\n"
+            ),
+            "extended {extended}"
+        );
+
+        // Rows without a RowDescription.
+        let info = scripted_server(vec![(None, vec![1])]);
+        let mut args = vec![];
+        if extended {
+            args.push("--extended");
+        }
+        args.extend([info.as_str(), "SELECT 1"]);
+        let ours = run_cli(&args, b"");
+        assert_eq!(
+            (ours.code, ours.stdout.as_str(), ours.stderr.as_str()),
+            (
+                1,
+                "",
+                "error: unexpected field count in DataRow: 1, expected none (no RowDescription \
+                 before it)\n"
+            ),
+            "extended {extended}"
+        );
+    }
 }

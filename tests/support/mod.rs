@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod capture;
+pub(crate) mod client_cli;
 pub(crate) mod demo_server;
 pub(crate) mod examples;
 pub(crate) mod pair;
