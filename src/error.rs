@@ -177,6 +177,19 @@ pub enum Error {
         /// The message's name.
         message: &'static str,
     },
+    /// The server sent a DataRow whose column count is not the announced one (client role):
+    /// announced by the RowDescription of the result set, by the answer to a Describe of the
+    /// portal sent right before the Execute, or else by the result's first row. `expected` is
+    /// `None` when nothing announced rows: a DataRow before any RowDescription, or after NoData.
+    /// libpq's "unexpected field count in "D" message" and "server sent data ("D" message)
+    /// without prior row description".
+    #[error("unexpected field count in DataRow: {received}, expected {}", expected_columns(.expected))]
+    UnexpectedFieldCount {
+        /// The announced column count; `None` if no RowDescription announced rows.
+        expected: Option<u16>,
+        /// The DataRow's column count.
+        received: u16,
+    },
     /// The peer closed the connection at a point where the protocol does not allow it.
     #[error("connection closed by peer while {state}")]
     UnexpectedEof {
@@ -333,4 +346,12 @@ pub(crate) fn summary(f: &crate::ErrorFields) -> String {
     let msg = String::from_utf8_lossy(f.message().unwrap_or_default());
     let sev = String::from_utf8_lossy(f.severity_nonlocalized().unwrap_or(b"ERROR"));
     format!("{sev} {code}: {msg}")
+}
+
+/// The expected column count of [`Error::UnexpectedFieldCount`], as text.
+fn expected_columns(expected: &Option<u16>) -> String {
+    match expected {
+        Some(n) => n.to_string(),
+        None => "none (no RowDescription before it)".into(),
+    }
 }

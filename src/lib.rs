@@ -49,7 +49,9 @@
 //! #   assert_eq!(bytes[0], b'Q');
 //! }
 //!
-//! // The answer: a DataRow with one column, CommandComplete, ReadyForQuery.
+//! // The answer: RowDescription (one text column, "a"), a DataRow with that one column,
+//! // CommandComplete, ReadyForQuery.
+//! client.receive(b"T\0\0\0\x1a\0\x01a\0\0\0\0\0\0\0\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0");
 //! client.receive(b"D\0\0\0\x0b\0\x01\0\0\0\x01aC\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I");
 //! let mut rows = Vec::new();
 //! while let Some(event) = client.poll_event()? {

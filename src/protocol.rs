@@ -13,6 +13,11 @@
 //!   backend discards every message until the next Sync.
 //! - NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time after
 //!   start-up, whatever is in flight; they belong to no request.
+//! - During COPY FROM STDIN the backend ignores Sync and Flush (a driver sends Parse, Bind,
+//!   Execute, Sync before it knows the statement is a COPY). The client therefore sends again the
+//!   Syncs queued right behind the request that started the COPY once its own data stream is over
+//!   (after CopyDone or CopyFail, or when the backend's error ends the COPY first), as libpq
+//!   does; the server side counts the ignored ones among its discarded messages.
 //!
 //! The tables below are generated from that data; a test keeps the two equal.
 //!

@@ -1091,7 +1091,18 @@ fn responses_follow_the_protocol_table() {
 fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
     let (mut c, _) = connected();
     let q = c.query("SELECT v FROM t").unwrap();
-    let mut bytes = Vec::new();
+    let v = pgproto::FieldDescription {
+        name: b"v",
+        table_oid: 0,
+        column_id: 0,
+        type_oid: 25,
+        type_size: -1,
+        type_modifier: -1,
+        format: Format::Text,
+    };
+    let mut bytes = encode(&[BackendMessage::RowDescription(
+        pgproto::RowDescription::new(&[v]).unwrap(),
+    )]);
     // One column announced; its length (9) runs past the frame's 3 bytes.
     bytes.extend_from_slice(b"D\0\0\0\x0d\0\x01\0\0\0\x09abc");
     bytes.extend_from_slice(b"D\0\0\0\x0b\0\x01\0\0\0\x01b");

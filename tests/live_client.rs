@@ -22,6 +22,7 @@ use pgproto::{
     TransactionStatus,
 };
 use sha2::Digest;
+use support::client_cli::{psql_at, run_cli};
 use support::pg::{
     self, Cluster, PgVersion, User, MD5_USER, PASSWORD_USER, SCRAM_USER, SSL_USER, TRUST_USER,
 };
@@ -1072,58 +1073,6 @@ fn killed_backend(version: PgVersion) {
 // The example's command line against psql -At
 // ---------------------------------------------------------------------------------------------
 
-struct CliRun {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the `client` example (`cargo run --example client -- ARGS`) with `stdin` as input.
-fn run_cli(args: &[&str], stdin: &[u8]) -> CliRun {
-    let mut child = Command::new(support::examples::example("client"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the client example");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    // Written from a thread: the example may answer before reading all of it.
-    let writer = thread::spawn(move || {
-        let _ = std::io::Write::write_all(&mut input, &data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    CliRun {
-        code: out.status.code().expect("the client example was killed"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn psql_at(version: PgVersion, conninfo: &str, sqls: &[&str], stdin: &[u8]) -> String {
-    let mut cmd = Command::new(pg::psql(version));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.args(["-X", "-A", "-t", "-w", "-d", conninfo]);
-    for sql in sqls {
-        cmd.arg("-c").arg(sql);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run psql");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn cli_matches_psql(version: PgVersion) {
     let cluster = shared(version);
     let info = conninfo(cluster, TRUST_USER, "sslmode=disable");
@@ -1165,7 +1114,8 @@ fn cli_matches_psql(version: PgVersion) {
         ours.stdout
     );
 
-    // --extended: one statement per argument, pipelined.
+    // --extended: one statement per argument, pipelined (COPY FROM STDIN too; more in
+    // live_client_copy.rs).
     let extended = [
         "SELECT 1, NULL, 'a|b', ''",
         "CREATE TEMP TABLE t (a int, b text)",
@@ -1173,6 +1123,7 @@ fn cli_matches_psql(version: PgVersion) {
         "INSERT INTO t VALUES (3, 'y') RETURNING *",
         "SELECT * FROM t ORDER BY a",
         "SELECT 1 WHERE false",
+        "COPY t FROM STDIN",
         "COPY t TO STDOUT",
         "SELECT 1/0",
         "SELECT 'after the error'",
@@ -1183,8 +1134,8 @@ fn cli_matches_psql(version: PgVersion) {
         .chain(&extended)
         .copied()
         .collect();
-    let ours = run_cli(&args, b"");
-    let theirs = psql_at(version, &info, &extended, b"");
+    let ours = run_cli(&args, stdin);
+    let theirs = psql_at(version, &info, &extended, stdin);
     assert_eq!(ours.stdout, theirs, "stderr: {}", ours.stderr);
     assert_eq!(ours.code, 1);
     assert_eq!(ours.stderr, "ERROR:  22012: division by zero\n");

@@ -8,8 +8,9 @@ mod support;
 use pgproto::auth::ScramVerifier;
 use pgproto::{
     AuthError, AuthMethod, BackendMessage, Bind, Client, ClientConfig, ClientEvent, CopyResponse,
-    Error, ErrorFields, FieldCode, Format, FormatCodes, FrontendMessage, ProtocolVersion, Server,
-    ServerAuth, ServerConfig, ServerEvent, TransactionStatus, Values,
+    Error, ErrorFields, FieldCode, FieldDescription, Format, FormatCodes, FrontendMessage,
+    ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent,
+    TransactionStatus, Values,
 };
 
 use support::pair::{Altered, Direction};
@@ -136,6 +137,20 @@ fn ok_fields(msg: &str) -> ErrorFields {
     .unwrap()
 }
 
+/// The RowDescription of a one-column text result.
+fn one_column() -> RowDescription {
+    RowDescription::new(&[FieldDescription {
+        name: b"n",
+        table_oid: 0,
+        column_id: 0,
+        type_oid: 25,
+        type_size: -1,
+        type_modifier: -1,
+        format: Format::Text,
+    }])
+    .unwrap()
+}
+
 /// A tiny "database": `SELECT n` returns n; `FAIL` fails; `COPY IN` copies in.
 fn answer(s: &mut Server, e: &ServerEvent) {
     let ServerEvent::Message(m) = e else { return };
@@ -149,6 +164,7 @@ fn answer(s: &mut Server, e: &ServerEvent) {
                     .unwrap();
                 return;
             } else {
+                s.row_description(&one_column()).unwrap();
                 s.data_row(&[Some(sql.as_bytes())]).unwrap();
                 s.command_complete("SELECT 1").unwrap();
             }
@@ -211,6 +227,7 @@ fn queries_pipelines_and_copy() {
     assert_eq!(
         responses,
         [
+            (q1.get(), "RowDescription"),
             (q1.get(), "DataRow"),
             (q1.get(), "CommandComplete"),
             (q1.get(), "ReadyForQuery"),
@@ -346,7 +363,11 @@ fn a_dropped_ready_for_query_leaves_the_request_pending() {
     assert_eq!(dropped, 1);
     assert!(p.healthy());
     assert_eq!(p.client.pending_requests(), 1, "still waiting for {q:?}");
-    assert_eq!(p.take_client_events().len(), 2, "DataRow, CommandComplete");
+    assert_eq!(
+        p.take_client_events().len(),
+        3,
+        "RowDescription, DataRow, CommandComplete"
+    );
 }
 
 #[test]

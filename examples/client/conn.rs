@@ -427,14 +427,41 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends every statement as Parse/Bind/Describe/Execute with its own Sync, all before
-    /// reading, then collects one outcome per statement.
+    /// Sends every statement as Parse/Bind/Describe/Execute with its own Sync and hands each
+    /// statement's outcome to `done`, in order, as soon as its ReadyForQuery arrives. COPY FROM
+    /// STDIN reads `input`.
+    ///
+    /// The statements are pipelined: written before their answers are read, in batches. A batch
+    /// ends after a statement that may be a COPY ([`may_be_copy`]): during COPY FROM STDIN the
+    /// server reads nothing but the copy's data (it ignores Sync, and ends the session on any
+    /// other message), so nothing may follow such a statement on the wire until its COPY is over.
     pub(crate) fn pipeline(
         &mut self,
         statements: &[Statement],
-    ) -> Result<Vec<Outcome>, DriverError> {
+        input: &mut dyn Read,
+        done: &mut dyn FnMut(Outcome, Vec<ServerError>) -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
+        let mut rest = statements;
+        while !rest.is_empty() {
+            let n = rest
+                .iter()
+                .position(|s| may_be_copy(&s.sql))
+                .map_or(rest.len(), |i| i + 1);
+            let (batch, tail) = rest.split_at(n);
+            self.pipeline_batch(batch, input, done)?;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// One batch of [`Conn::pipeline`]: everything is written, then the answers are read.
+    fn pipeline_batch(
+        &mut self,
+        statements: &[Statement],
+        input: &mut dyn Read,
+        done: &mut dyn FnMut(Outcome, Vec<ServerError>) -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
         let mut owner: HashMap<RequestId, usize> = HashMap::new();
-        let mut outcomes = vec![Outcome::default(); statements.len()];
         for (i, s) in statements.iter().enumerate() {
             let values = Values::new(s.params.iter().map(|p| p.as_deref().map(str::as_bytes)))
                 .map_err(UsageError::from)?;
@@ -459,31 +486,36 @@ impl Conn {
             self.pump()?;
         }
         self.flush()?;
-        let mut current: Vec<Option<StatementResult>> = vec![None; statements.len()];
-        let mut remaining = statements.len();
-        let mut no_input: Option<&mut dyn Read> = None;
-        while remaining > 0 {
+        // Statements end in order: `outcome` is the one whose answers come now.
+        let mut next = 0;
+        let mut outcome = Outcome::default();
+        let mut current: Option<StatementResult> = None;
+        while next < statements.len() {
             match self.next_event()? {
                 ClientEvent::Response { request, message } => {
-                    let Some(&i) = owner.get(&request) else {
-                        continue;
-                    };
-                    if let BackendMessage::ReadyForQuery(s) = message {
-                        outcomes[i].status = Some(s);
-                        remaining -= 1;
+                    if owner.get(&request) != Some(&next) {
                         continue;
                     }
-                    self.result_message(message, &mut outcomes[i], &mut current[i], &mut no_input)?;
+                    if let BackendMessage::ReadyForQuery(s) = message {
+                        outcome.status = Some(s);
+                        current = None;
+                        next += 1;
+                        let notices = self.take_notices();
+                        done(std::mem::take(&mut outcome), notices)?;
+                        continue;
+                    }
+                    let mut input: Option<&mut dyn Read> = Some(&mut *input);
+                    self.result_message(message, &mut outcome, &mut current, &mut input)?;
                 }
                 ClientEvent::Skipped { request } => {
-                    if let Some(&i) = owner.get(&request) {
-                        outcomes[i].skipped += 1;
+                    if owner.get(&request) == Some(&next) {
+                        outcome.skipped += 1;
                     }
                 }
                 other => self.stash(other),
             }
         }
-        Ok(outcomes)
+        Ok(())
     }
 
     /// Sends Terminate and waits (briefly) for the server to close.
@@ -509,6 +541,50 @@ impl Conn {
     }
 }
 
+/// Whether `sql` may be a COPY: its first keyword, after white space and comments, is `COPY`.
+/// Only a COPY statement can start a COPY (a function cannot, and COPY has no other form).
+pub(crate) fn may_be_copy(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if rest.starts_with("/*") {
+            rest = skip_block_comment(rest);
+        } else {
+            break;
+        }
+    }
+    let word = rest.get(..4).unwrap_or_default();
+    let after = rest[word.len()..].chars().next();
+    word.eq_ignore_ascii_case("copy")
+        && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+}
+
+/// What follows the block comment `/* ... */` at the start of `s` (comments nest in SQL).
+fn skip_block_comment(s: &str) -> &str {
+    let mut depth = 0usize;
+    let mut i = 0;
+    let b = s.as_bytes();
+    while i + 1 < b.len() {
+        match (b[i], b[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return &s[i..];
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    ""
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         if !self.terminated && self.client.is_ready() {
@@ -521,6 +597,37 @@ impl Drop for Conn {
         if let Stream::Tls(s) = &mut self.stream {
             s.conn.send_close_notify();
             let _ = s.conn.write_tls(&mut s.sock);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_copy;
+
+    #[test]
+    fn copy_statements_end_a_batch() {
+        for sql in [
+            "COPY t FROM STDIN",
+            "  copy t TO STDOUT",
+            "COPY(SELECT 1) TO STDOUT",
+            "-- load\nCopy t FROM STDIN",
+            "/* a /* nested */ comment */\n\tCOPY t FROM STDIN",
+        ] {
+            assert!(may_be_copy(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT 'COPY'",
+            "copyright",
+            "copy_t",
+            "CREATE TABLE copy (a int)",
+            "-- COPY t FROM STDIN",
+            "/* COPY */ SELECT 1",
+            "/* unterminated COPY",
+            "",
+            "é",
+        ] {
+            assert!(!may_be_copy(sql), "{sql}");
         }
     }
 }

@@ -8,13 +8,18 @@
 //! `sslmode`, `sslrootcert`, `sslnegotiation`, `channel_binding`, `require_auth`,
 //! `min_protocol_version`, `max_protocol_version`, `application_name`, `options`,
 //! `connect_timeout`). Each SQL is sent as a simple Query; with `--extended`, each is sent as
-//! Parse/Bind/Describe/Execute with its own Sync, all pipelined before reading. COPY FROM STDIN
-//! reads standard input (simple queries only).
+//! Parse/Bind/Describe/Execute with its own Sync, pipelined: written before reading, in batches
+//! that end after each statement starting with `COPY` (the server reads nothing but COPY data
+//! until a COPY FROM STDIN ends). COPY FROM STDIN reads standard input, in both modes.
 //!
 //! The output is that of `psql -At`: one line per row, fields separated by `|`, NULL printed
-//! as nothing, and the command tag of statements that return no rows. A server error prints
+//! as nothing, the command tag of statements that return no rows (`COPY n` after COPY FROM
+//! STDIN), and COPY TO STDOUT's data as it came (without its tag). A server error prints
 //! `ERROR:  <SQLSTATE>: <message>` to stderr; the remaining statements still run and the
-//! command exits 1. With `--verbose`, once connected, it prints to stderr:
+//! command exits 1. A connection error (the server closing, or breaking the protocol, for
+//! example a row that does not match its RowDescription) prints `error: <what>` to stderr and
+//! exits 1 at once: nothing of the result it interrupted is printed. With `--verbose`, once
+//! connected, it prints to stderr:
 //!
 //! ```text
 //! protocol 3.0            (or 3.2)
@@ -165,12 +170,9 @@ fn run_cli(
     let result: Result<(), DriverError> = (|| {
         if extended {
             let statements: Vec<Statement> = sqls.iter().map(|s| Statement::new(*s)).collect();
-            let outcomes = conn.pipeline(&statements)?;
-            let mut notices = conn.take_notices();
-            for o in &outcomes {
-                report(o, std::mem::take(&mut notices), stdout, stderr)
-                    .map_err(io_err("write output"))?;
-            }
+            conn.pipeline(&statements, stdin, &mut |o, notices| {
+                report(&o, notices, stdout, stderr).map_err(io_err("write output"))
+            })?;
         } else {
             for sql in sqls {
                 let o = conn.query_with_input(sql, stdin)?;

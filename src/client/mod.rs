@@ -13,6 +13,7 @@
 //! [`Client::poll_event`] until it returns `Ok(None)`, then drain [`Client::poll_transmit`] and
 //! write those bytes to the server.
 
+mod columns;
 mod config;
 mod params;
 mod pipeline;
@@ -40,7 +41,7 @@ use crate::message::frontend::{
 };
 use crate::message::startup::CancelRequest;
 use crate::protocol::{self, Answer, CopyStream, Next, Stage};
-use pipeline::{Kind, Pipeline};
+use pipeline::{Kind, Pending, Pipeline};
 use startup::Startup;
 
 /// What the client tells the application.
@@ -191,6 +192,8 @@ struct Session {
     pipeline: Pipeline,
     /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
     stage: Stage,
+    /// The column count each DataRow must have.
+    columns: columns::Columns,
     scratch: Vec<RequestId>,
 }
 
@@ -239,6 +242,17 @@ impl Session {
 /// pipelined: every response names the request it answers, and requests the server skips after
 /// an error (until the next Sync) are reported as [`ClientEvent::Skipped`].
 ///
+/// A request that may turn into COPY FROM STDIN (a Query or an Execute) MUST NOT have requests
+/// other than Sync pipelined behind it: PostgreSQL reads nothing but COPY data during the copy,
+/// ignores Sync (the client sends those Syncs again when the copy ends, see
+/// [`Client::copy_done`]) and ends the session on anything else, with ERROR then FATAL 08P01.
+/// libpq refuses COPY in pipeline mode for that reason.
+///
+/// Every DataRow is checked against what announced it, as libpq does: the RowDescription of its
+/// result set (or of the Describe of the portal sent right before its Execute), or else the
+/// first row of the result. A row of another column count, or one that nothing announced, fails
+/// the connection with [`Error::UnexpectedFieldCount`].
+///
 /// ```
 /// use pgproto::{Client, ClientConfig, ClientEvent};
 ///
@@ -271,6 +285,8 @@ pub struct Client {
     /// an error, COPY, start-up) stands in the way: the row fast path of `poll_event`. Kept up to
     /// date by every change of the pipeline's front and of the phase.
     row_request: Option<RequestId>,
+    /// The column count of a DataRow for `row_request` (see `columns.rs`).
+    row_columns: u16,
 }
 
 /// What one step of the machine came to.
@@ -303,6 +319,7 @@ impl Client {
             params: params::Params::default(),
             tls: false,
             row_request: None,
+            row_columns: 0,
         })
     }
 
@@ -477,18 +494,38 @@ impl Client {
         kind: Kind,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
     ) -> Result<RequestId, UsageError> {
+        self.request_portal(kind, "", encode)
+    }
+
+    /// Like `request_encoded`, for a Describe or an Execute of `portal`.
+    fn request_portal(
+        &mut self,
+        kind: Kind,
+        portal: &str,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    ) -> Result<RequestId, UsageError> {
         encode(&mut self.core.out)?;
-        Ok(self.register(kind))
+        Ok(self.register_portal(kind, portal))
     }
 
     /// Allocates the id of a request just written and queues what it expects.
     fn register(&mut self, kind: Kind) -> RequestId {
+        self.register_portal(kind, "")
+    }
+
+    /// `register`, for a request that names `portal` (a Describe or an Execute).
+    fn register_portal(&mut self, kind: Kind, portal: &str) -> RequestId {
         let Some(session) = self.phase.session_mut() else {
             // `check_command` let it through: only a connected session gets here.
             return RequestId(0);
         };
         let id = session.pipeline.allocate();
-        if !session.pipeline.push(id, kind) {
+        let described = session.columns.sent(kind, portal);
+        if !session.pipeline.push(Pending {
+            id,
+            kind,
+            described,
+        }) {
             self.core
                 .events
                 .push_back(ClientEvent::Skipped { request: id });
@@ -546,7 +583,7 @@ impl Client {
             Target::Statement => Kind::DescribeStatement,
             Target::Portal => Kind::DescribePortal,
         };
-        self.request_encoded(kind, |out| Describe::encode_values(out, target, name))
+        self.request_portal(kind, name, |out| Describe::encode_values(out, target, name))
     }
 
     /// Sends Execute: runs `portal`, returning at most `max_rows` rows (0 for all).
@@ -556,7 +593,7 @@ impl Client {
     /// with [`UsageError::Encode`] when `portal` contains NUL or is too long for one message.
     pub fn execute(&mut self, portal: &str, max_rows: i32) -> Result<RequestId, UsageError> {
         self.check_command("send Execute")?;
-        self.request_encoded(Kind::Execute, |out| {
+        self.request_portal(Kind::Execute, portal, |out| {
             Execute::encode_values(out, portal, max_rows)
         })
     }
@@ -631,6 +668,14 @@ impl Client {
 
     /// Sends CopyDone: the client's data is complete.
     ///
+    /// After COPY FROM STDIN, it also sends again every Sync queued right behind the request that
+    /// started the COPY: the server ignored them during the copy (drivers send Parse, Bind,
+    /// Execute and Sync before they know the statement is a COPY), and each is then answered by
+    /// its ReadyForQuery as usual. libpq sends a Sync after CopyDone in that case too. When the
+    /// server fails the COPY while the client is still sending, the client sends those Syncs as
+    /// soon as [`Client::poll_event`] hands out the ErrorResponse, and the COPY is over: no more
+    /// COPY data may be sent.
+    ///
     /// Fails with [`UsageError::Closed`] after a connection error, or with
     /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
     /// client has not yet ended its data stream (with CopyDone or CopyFail).
@@ -641,7 +686,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends CopyFail: aborts COPY FROM STDIN with `message`.
+    /// Sends CopyFail: aborts COPY FROM STDIN with `message`. The Syncs the server ignored
+    /// during the copy are sent again, as after [`Client::copy_done`].
     ///
     /// Fails with [`UsageError::Closed`] after a connection error, or with
     /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
@@ -656,6 +702,9 @@ impl Client {
 
     fn set_client_copy_done(&mut self) {
         if let Some(session) = self.phase.session_mut() {
+            if session.stage == Stage::CopyIn {
+                session.pipeline.resend_ignored_syncs(&mut self.core.out);
+            }
             if let Some(stage) = protocol::next_frontend(session.stage, CopyStream::CopyDone) {
                 session.stage = stage;
             }
@@ -708,6 +757,7 @@ impl Client {
         if let Some(session) = self.phase.session_mut() {
             session.scratch = Vec::new();
             session.pipeline.shrink();
+            session.columns.shrink();
         }
     }
 
@@ -731,6 +781,9 @@ impl Client {
         // The row fast path: a whole DataRow for the request in flight, nothing queued.
         if let Some(request) = self.row_request {
             if let Some((at, end, count)) = self.core.decoder.take_row() {
+                if count != self.row_columns {
+                    return Err(self.fail_row(count));
+                }
                 return Ok(Some(ClientEvent::Response {
                     request,
                     message: BackendMessageRef::DataRow(self.core.decoder.row_view(at, end, count)),
@@ -769,15 +822,27 @@ impl Client {
         }
     }
 
+    /// A DataRow on the fast path has the wrong number of columns: the connection fails.
+    #[cold]
+    #[inline(never)]
+    fn fail_row(&mut self, count: u16) -> Error {
+        let e = columns::mismatch(Some(self.row_columns), count);
+        self.phase = Phase::Closed;
+        self.core.error = Some(e.clone());
+        self.row_request = None;
+        e
+    }
+
     /// Where the request at the front of the pipeline is; `Start` outside a session.
     fn stage(&self) -> Stage {
         self.phase.session().map_or(Stage::Start, |s| s.stage)
     }
 
-    /// Recomputes the row fast path's request after any change of state.
+    /// Recomputes the row fast path's request, and the column count its rows must have, after
+    /// any change of state.
     #[inline]
     fn update_row_request(&mut self) {
-        self.row_request = match (self.phase.session(), &self.core.error) {
+        let row = match (self.phase.session(), &self.core.error) {
             (Some(session), None)
                 if session.stage == Stage::Start && self.core.events.is_empty() =>
             {
@@ -785,10 +850,12 @@ impl Client {
                     .pipeline
                     .front()
                     .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
-                    .map(|p| p.id)
+                    .and_then(|p| Some((p.id, session.columns.known(p)?)))
             }
             _ => None,
         };
+        self.row_request = row.map(|(id, _)| id);
+        self.row_columns = row.map_or(0, |(_, n)| n);
     }
 
     fn state_name(&self) -> &'static str {
@@ -919,6 +986,17 @@ impl Client {
         let next = Answer::of_tag(lent.tag())
             .and_then(|answer| protocol::next(front.kind, session.stage, answer))
             .map(|next| next.resolve(front.kind));
+        if next.is_some() {
+            match &lent {
+                BackendLent::DataRow { count, .. } => session.columns.check_row(front, *count)?,
+                other => session.columns.answered(front, other),
+            }
+            if session.stage == Stage::CopyIn {
+                // The server ended COPY FROM STDIN (with an error) while the client was still
+                // sending: the client's data stream is over too.
+                session.pipeline.resend_ignored_syncs(&mut self.core.out);
+            }
+        }
         match next {
             Some(Next::Stay) => {}
             Some(Next::Go(stage)) => session.stage = stage,

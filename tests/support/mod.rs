@@ -6,9 +6,11 @@
 #![allow(dead_code)]
 
 pub(crate) mod capture;
+pub(crate) mod client_cli;
 pub(crate) mod demo_server;
 pub(crate) mod examples;
 pub(crate) mod pair;
 pub(crate) mod pg;
 pub(crate) mod scripted_client;
+pub(crate) mod scripted_server;
 pub(crate) mod wire;
