@@ -218,6 +218,7 @@ mod limits;
 mod message;
 pub mod protocol;
 mod server;
+pub mod trace;
 
 pub use client::{
     AuthMethod, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption, RequestId,

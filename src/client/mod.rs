@@ -17,6 +17,7 @@ mod config;
 mod params;
 mod pipeline;
 mod startup;
+mod trace;
 
 use bytes::{Bytes, BytesMut};
 
