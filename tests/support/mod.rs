@@ -11,3 +11,4 @@ pub(crate) mod examples;
 pub(crate) mod pair;
 pub(crate) mod pg;
 pub(crate) mod scripted_client;
+pub(crate) mod trace;
