@@ -234,8 +234,11 @@ const TAGGED: &[Case] = &[
     (true, B, b"Z\x00\x00\x00\x06I!", None, &[b"B\t6\tReadyForQuery\t I", b"mismatched message length: consumed 5, expected 6"]),
 ];
 
-/// Start-up packets: (regress mode, packet, libpq's lines).
-const UNTAGGED: &[(bool, &[u8], &[&[u8]])] = &[
+/// A start-up packet: (regress mode, packet, libpq's lines).
+type UntaggedCase = (bool, &'static [u8], &'static [&'static [u8]]);
+
+/// Start-up packets.
+const UNTAGGED: &[UntaggedCase] = &[
     // StartupMessage: values raw, never hidden (plain)
     (false, b"\x00\x00\x001\x00\x03\x00\x00user\x00alice\x00database\x00app\x00options\x00-c a=\xc3\xa9\x00\x00", &[b"F\t49\tStartupMessage\t 3 0 \"user\" \"alice\" \"database\" \"app\" \"options\" \"-c a=\xc3\xa9\""]),
     // StartupMessage: values raw, never hidden (regress)
