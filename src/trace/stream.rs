@@ -227,7 +227,7 @@ impl Tracer {
     }
 
     /// The memory held for the messages being read.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn buffer_capacity(&self) -> usize {
         self.frontend.buf.capacity() + self.backend.buf.capacity()
     }
@@ -258,6 +258,7 @@ impl Tracer {
                 Mode::Untagged | Mode::Tagged => {
                     let header = side.header_len();
                     if side.total == 0 {
+                        side.buf.reserve_exact(header - side.buf.len());
                         let take = (header - side.buf.len()).min(data.len());
                         side.buf.extend_from_slice(&data[..take]);
                         side.seen += take;
@@ -272,6 +273,9 @@ impl Tracer {
                             return;
                         }
                         side.total = len as usize + header - 4;
+                        // What will be kept of this frame, allocated once.
+                        let keep = side.total.min(max);
+                        side.buf.reserve_exact(keep.saturating_sub(side.buf.len()));
                     }
                     let take = (side.total - side.seen).min(data.len());
                     let keep = take.min(max.saturating_sub(side.buf.len()));

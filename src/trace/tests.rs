@@ -574,3 +574,63 @@ fn timestamps_cover_the_calendar() {
     let _ = Timestamp::new(i64::MAX, 2_000_000).to_string();
     let _ = Timestamp::new(i64::MIN, 0).to_string();
 }
+
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever both peers send, in whatever chunks: no panic, every line is one line of
+        /// output (no newline of our own inside), and memory stays within the cap.
+        #[test]
+        fn tracer_survives_any_bytes(
+            chunks in prop::collection::vec(
+                (any::<bool>(), prop::collection::vec(any::<u8>(), 0..64)),
+                0..40,
+            ),
+            max in 5usize..200,
+            regress in any::<bool>(),
+            mid_session in any::<bool>(),
+        ) {
+            let lines = Lines::default();
+            let mut t = lines
+                .tracer()
+                .with_max_message_len(max)
+                .with_flags(TraceFlags::SUPPRESS_TIMESTAMPS | flags(regress));
+            if mid_session {
+                t.resume(false, None);
+            }
+            for (frontend, bytes) in &chunks {
+                t.feed(if *frontend { F } else { B }, bytes);
+                prop_assert!(t.buffer_capacity() <= 2 * max);
+            }
+            t.release_buffers();
+            prop_assert!(lines.take().iter().all(|l| l.starts_with("F\t")
+                || l.starts_with("B\t")
+                || l.starts_with("mismatched message length: ")));
+        }
+
+        /// Any frame, whole or cut, through the formatter: no panic.
+        #[test]
+        fn formatter_survives_any_frame(
+            frame in prop::collection::vec(any::<u8>(), 0..80),
+            frontend in any::<bool>(),
+            regress in any::<bool>(),
+            auth in 0u8..5,
+        ) {
+            let auth = match auth {
+                0 => None,
+                1 => Some(AuthResponseKind::Password),
+                2 => Some(AuthResponseKind::SaslInitial),
+                3 => Some(AuthResponseKind::Sasl),
+                _ => Some(AuthResponseKind::Gss),
+            };
+            let f = Formatter::new(flags(regress));
+            let mut line = Vec::new();
+            let _ = f.message(&mut line, if frontend { F } else { B }, &frame, auth);
+            line.clear();
+            f.startup_packet(&mut line, &frame);
+        }
+    }
+}
