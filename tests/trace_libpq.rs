@@ -352,3 +352,47 @@ fn a_server_fed_the_recorded_client_traces_its_messages_as_libpq() {
         );
     }
 }
+
+/// Runs `inspect --trace` on two byte strings; returns its exit code, stdout and stderr.
+fn inspect_bytes(client: &[u8], server: &[u8]) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(format!("pgproto-trace-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, s) = (dir.join("c"), dir.join("s"));
+    std::fs::write(&c, client).unwrap();
+    std::fs::write(&s, server).unwrap();
+    let out = std::process::Command::new(support::examples::example("inspect"))
+        .arg("--trace")
+        .arg(&c)
+        .arg(&s)
+        .output()
+        .expect("run the inspect example");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inspect_trace_stops_where_encryption_begins_and_fails_on_a_cut_message() {
+    // SSLRequest accepted: the rest of both files is TLS.
+    let (code, out, err) = inspect_bytes(
+        b"\0\0\0\x08\x04\xd2\x16\x2f\x16\x03\x01\x02\x00abc",
+        b"S\x16\x03\x03\x00\x10xyz",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "F\t8\tSSLRequest\t 1234 5679\nB\t1\tSSLResponse\t S\n");
+    assert!(err.contains("TLS begins at offset 8"), "{err}");
+    // A server stream cut inside its second message: the lines before it, then exit 1.
+    let (code, out, err) = inspect_bytes(
+        b"\0\0\0\x10\0\x03\0\0user\0u\0\0",
+        b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05",
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "F\t16\tStartupMessage\t 3 0 \"user\" \"u\"\nB\t8\tAuthenticationOk\n"
+    );
+    assert!(err.contains("cut off"), "{err}");
+}

@@ -77,9 +77,10 @@ pub struct Formatter {
 
 impl Formatter {
     /// A formatter; with [`TraceFlags::REGRESS_MODE`] it hides what changes between runs, as
-    /// libpq's regress mode does (OIDs and process IDs as `NNNN`, authentication and COPY data
-    /// as `'BBBB'`, the file, line and routine of errors and notices as `"SSSS"` and their length
-    /// as `NN`).
+    /// libpq 18.6's regress mode does (OIDs, process IDs and function OIDs as `NNNN`,
+    /// authentication data, cancel keys and COPY data as `'BBBB'`, the file, line and routine of
+    /// errors and notices as `"SSSS"` and their length as `NN`). Later libpq versions also hide
+    /// ParameterStatus values and the StartupMessage's; 18.6 does not, nor does this.
     pub fn new(flags: TraceFlags) -> Self {
         Self {
             regress: flags.contains(TraceFlags::REGRESS_MODE),

@@ -74,9 +74,10 @@
 //! - libpq leaves the salt of AuthenticationMD5Password unread and then prints a second line,
 //!   `mismatched message length: consumed 8, expected 12`; here the salt is consumed and the
 //!   message keeps to its one line (`B	12	AuthenticationMD5Password`, as in libpq).
-//! - libpq renders CancelRequest (on its own connection, which it never traces) and messages
-//!   libpq itself never receives (GSSENCResponse `G`, frontend-only messages seen by a server)
-//!   with the same code; so does this module.
+//! - Some lines libpq 18.6 has the code for but never prints itself (CancelRequest: libpq does
+//!   not trace its cancel connections; GSSENCResponse `G`; FunctionCall, which psycopg cannot
+//!   send) are rendered as that code renders them: the formatter is checked against libpq's
+//!   `fe-trace.c` itself on generated messages of every kind (`tests/live_trace_oracle.rs`).
 //! - On a malformed message libpq reads past its end; this stops at the end, and adds libpq's
 //!   `mismatched message length` line.
 //! - Timestamps are libpq's format (`2025-01-31 12:34:56.789012`) of the time the sink gives,

@@ -179,8 +179,8 @@ impl Tracer {
     }
 
     /// The same tracer keeping at most `len` bytes of a message (type byte and length word
-    /// included, at least 5) per direction; a longer message's line ends in
-    /// ` ... [cut: KEPT of LEN bytes]`.
+    /// included, at least 5) per direction; a longer message's line shows the fields that fit
+    /// and ends in ` ... [cut: KEPT of TOTAL bytes]` (both counts with the type byte).
     pub fn with_max_message_len(mut self, len: usize) -> Self {
         self.max = len.max(5);
         self
