@@ -6,7 +6,7 @@
 //! length word, the message's name and its fields as libpq 18.6's `fe-trace.c` renders them:
 //!
 //! ```text
-//! F	40	StartupMessage	 3 0 "user" "alice" "database" "app"
+//! F	33	StartupMessage	 3 0 "user" "alice" "database" "app"
 //! B	23	AuthenticationSASL	 "SCRAM-SHA-256" ""
 //! F	54	SASLInitialResponse	 "SCRAM-SHA-256" 32 'n,,n=,r=XlMCC5uqjy0I7W92yRToPJzs'
 //! B	8	AuthenticationOk
@@ -15,7 +15,7 @@
 //! F	41	Parse	 "" "select $1::int, $2::bytea" 2 21 17
 //! F	30	Bind	 "" "" 2 1 1 2 2 '\x00\x05' 2 '\x00\xff' 1 0
 //! F	4	Sync
-//! B	40	DataRow	 2 1 '5' 6 '\x00ff'
+//! B	21	DataRow	 2 1 '5' 6 '\x00ff'
 //! ```
 //!
 //! Unlike libpq, which cannot show all of its own start-up, a trace here has every message:
