@@ -34,6 +34,12 @@ pub fn pair_borrowed(data: &[u8]) {
     pair::run(data)
 }
 
+/// Both directions' bytes through a `Tracer` in fuzz-chosen chunks, and every chunk through the
+/// `Formatter` as a frame.
+pub fn trace(data: &[u8]) {
+    trace::run(data)
+}
+
 mod decode_frontend {
     //! Arbitrary bytes through [`FrontendDecoder`], fed in chunks.
     //!
@@ -1668,6 +1674,99 @@ mod pair {
                 p.c.transaction_status(),
                 Some(p.s.transaction_status()),
                 "the two sides disagree on the transaction status"
+            );
+        }
+    }
+}
+
+mod trace {
+    //! Both directions' bytes through a [`Tracer`], and each chunk through the [`Formatter`].
+    //!
+    //! Input layout: byte 0 chooses the tracer (bit 0 regress mode, bit 1 timestamps from a fixed
+    //! clock, bits 2-7 the most bytes kept per message, 5 + 8 * n), then chunks: one byte (bit 7
+    //! the direction, set for the backend; bits 0-6 the length) and that many bytes.
+    //!
+    //! Checks: no panic; every line is a message line (`F` or `B` after the optional timestamp)
+    //! or libpq's `mismatched message length` line; the tracer keeps at most the cap per
+    //! direction.
+
+    use std::sync::{Arc, Mutex};
+
+    use crate::trace::{Direction, Formatter, Timestamp, TraceFlags, TraceSink, Tracer};
+
+    struct Sink {
+        lines: Arc<Mutex<Vec<Vec<u8>>>>,
+        clock: bool,
+    }
+
+    impl TraceSink for Sink {
+        fn line(&mut self, line: &[u8]) {
+            self.lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.to_vec());
+        }
+        fn now(&mut self) -> Option<Timestamp> {
+            self.clock.then(|| Timestamp::new(1_738_326_896, 1))
+        }
+    }
+
+    pub(super) fn run(data: &[u8]) {
+        let Some((&config, mut rest)) = data.split_first() else {
+            return;
+        };
+        let regress = config & 1 != 0;
+        let clock = config & 2 != 0;
+        let max = 5 + 8 * usize::from(config >> 2);
+        let flags = if regress {
+            TraceFlags::REGRESS_MODE
+        } else {
+            TraceFlags::empty()
+        };
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut tracer = Tracer::new(Sink {
+            lines: Arc::clone(&lines),
+            clock,
+        })
+        .with_flags(flags)
+        .with_max_message_len(max);
+        let formatter = Formatter::new(flags);
+        let mut line = Vec::new();
+        while let Some((&head, tail)) = rest.split_first() {
+            let n = usize::from(head & 0x7f).min(tail.len());
+            let (chunk, after) = tail.split_at(n);
+            rest = after;
+            let direction = if head & 0x80 != 0 {
+                Direction::Backend
+            } else {
+                Direction::Frontend
+            };
+            match direction {
+                Direction::Frontend => tracer.frontend(chunk),
+                Direction::Backend => tracer.backend(chunk),
+            }
+            assert!(
+                tracer.buffer_capacity() <= 2 * max,
+                "the tracer kept too much"
+            );
+            line.clear();
+            let _ = formatter.message(&mut line, direction, chunk, None);
+            line.clear();
+            formatter.startup_packet(&mut line, chunk);
+        }
+        let stamp = b"2025-01-31 12:34:56.000001\t";
+        for l in lines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let l = if clock && l.starts_with(stamp) {
+                &l[stamp.len()..]
+            } else {
+                &l[..]
+            };
+            assert!(
+                l.starts_with(b"F\t")
+                    || l.starts_with(b"B\t")
+                    || l.starts_with(b"mismatched message length: "),
+                "not a trace line: {:?}",
+                String::from_utf8_lossy(l)
             );
         }
     }

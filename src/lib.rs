@@ -201,6 +201,13 @@
 //! assert_eq!(out.len(), 22 + 10 + 5);
 //! ```
 //!
+//! # Protocol traces
+//!
+//! Both machines can write every message they send and receive in libpq's `PQtrace` format
+//! ([`Client::set_tracer`], [`Server::set_tracer`]), including the start-up exchange libpq
+//! cannot show; [`trace`] has the format, the tracer for recorded connections and a
+//! per-message formatter.
+//!
 //! The [`auth`] module holds the password computations both roles use (SCRAM-SHA-256 with and
 //! without channel binding, MD5, cleartext, SASLprep, and the tls-server-end-point hash of a
 //! certificate).
@@ -224,6 +231,7 @@ mod limits;
 mod message;
 pub mod protocol;
 mod server;
+pub mod trace;
 
 pub use client::{
     AuthMethod, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption, RequestId,

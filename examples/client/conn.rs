@@ -16,6 +16,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use pgproto::trace::Tracer;
 use pgproto::{
     AuthMethod, BackendMessage, Bind, Client, ClientEvent, FormatCodes, RequestId, Target,
     UsageError, Values,
@@ -81,15 +82,20 @@ impl fmt::Debug for Conn {
     }
 }
 
-/// Connects with a libpq keyword/value connection string.
-pub(crate) fn connect(conninfo: &str) -> Result<Conn, DriverError> {
-    Conn::connect(ConnInfo::parse(conninfo)?)
+/// Connects with a libpq keyword/value connection string, tracing the connection's messages
+/// with `tracer` if there is one.
+pub(crate) fn connect(conninfo: &str, tracer: Option<Tracer>) -> Result<Conn, DriverError> {
+    Conn::connect(ConnInfo::parse(conninfo)?, tracer)
 }
 
 impl Conn {
-    /// Connects and runs the start-up to ReadyForQuery.
-    pub(crate) fn connect(info: ConnInfo) -> Result<Self, DriverError> {
-        let client = Client::new(info.client_config())?;
+    /// Connects and runs the start-up to ReadyForQuery; `tracer` sees every message from the
+    /// first start-up packet on.
+    pub(crate) fn connect(info: ConnInfo, tracer: Option<Tracer>) -> Result<Self, DriverError> {
+        let mut client = Client::new(info.client_config())?;
+        if let Some(t) = tracer {
+            client.set_tracer(t);
+        }
         let tls = TlsSetup::new(&info)?;
         let (tcp, addr) = open_tcp(&info, DEFAULT_TIMEOUT)?;
         let mut conn = Self {

@@ -18,6 +18,7 @@ mod config;
 mod params;
 mod pipeline;
 mod startup;
+mod trace;
 
 use bytes::{Bytes, BytesMut};
 

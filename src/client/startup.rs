@@ -92,6 +92,21 @@ pub(crate) struct Startup {
 }
 
 impl Startup {
+    /// Where a tracer set now starts (see `Client::set_tracer`): whether the frontend still
+    /// sends start-up packets, and whether the server's next byte answers an SSLRequest
+    /// (`Some(true)`) or a GSSENCRequest (`Some(false)`). `out_empty`: every queued byte was
+    /// handed out.
+    pub(crate) fn trace_position(&self, out_empty: bool) -> (bool, Option<bool>) {
+        match self.state {
+            State::AwaitSslResponse => (true, out_empty.then_some(true)),
+            State::AwaitGssResponse => (true, out_empty.then_some(false)),
+            State::AwaitTls | State::AwaitGss | State::AwaitDirectTls => (true, None),
+            // The StartupMessage is still queued.
+            State::AwaitAuth => (!out_empty, None),
+            _ => (false, None),
+        }
+    }
+
     /// Checks the configuration and queues the first bytes.
     pub(crate) fn new(
         config: ClientConfig,

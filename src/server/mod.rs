@@ -27,6 +27,7 @@
 mod answers;
 mod config;
 mod startup;
+mod trace;
 
 use bytes::Bytes;
 

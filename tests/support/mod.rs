@@ -13,4 +13,5 @@ pub(crate) mod pair;
 pub(crate) mod pg;
 pub(crate) mod scripted_client;
 pub(crate) mod scripted_server;
+pub(crate) mod trace;
 pub(crate) mod wire;
