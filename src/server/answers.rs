@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{Phase, Server};
 use crate::codec::Encode;
 use crate::error::UsageError;
-use crate::message::backend::{BackendMessage, CommandComplete, CopyResponse};
+use crate::message::backend::{tag as btag, BackendMessage, CommandComplete, CopyResponse};
 use crate::message::common::TransactionStatus;
 use crate::message::fields::ErrorFields;
 use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
@@ -17,6 +17,7 @@ impl Server {
 
     /// What sending `answer` now does to the request being answered, per [`crate::protocol`];
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
+    #[inline]
     fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
         let Phase::Ready(q) = &self.phase else {
             return Err(self.not_allowed(command));
@@ -36,6 +37,7 @@ impl Server {
     }
 
     /// Moves the request being answered on, after its answer was written.
+    #[inline]
     fn apply(&mut self, next: Next) {
         let Phase::Ready(q) = &mut self.phase else {
             return;
@@ -56,15 +58,17 @@ impl Server {
         }
     }
 
-    /// Checks, writes a message without fields, and moves on.
+    /// Checks, writes a message without fields (its type byte `tag` and a length of 4), and
+    /// moves on.
+    #[inline]
     fn answer_empty(
         &mut self,
         command: &'static str,
         answer: Answer,
-        m: &BackendMessage,
+        tag: u8,
     ) -> Result<(), UsageError> {
         let next = self.check(command, answer)?;
-        m.encode(&mut self.core.out);
+        self.core.out.extend_from_slice(&[tag, 0, 0, 0, 4]);
         self.apply(next);
         Ok(())
     }
@@ -78,7 +82,7 @@ impl Server {
         self.answer_empty(
             "send ParseComplete",
             Answer::ParseComplete,
-            &BackendMessage::ParseComplete,
+            btag::PARSE_COMPLETE,
         )
     }
 
@@ -91,7 +95,7 @@ impl Server {
         self.answer_empty(
             "send BindComplete",
             Answer::BindComplete,
-            &BackendMessage::BindComplete,
+            btag::BIND_COMPLETE,
         )
     }
 
@@ -104,7 +108,7 @@ impl Server {
         self.answer_empty(
             "send CloseComplete",
             Answer::CloseComplete,
-            &BackendMessage::CloseComplete,
+            btag::CLOSE_COMPLETE,
         )
     }
 
@@ -140,7 +144,7 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn no_data(&mut self) -> Result<(), UsageError> {
-        self.answer_empty("send NoData", Answer::NoData, &BackendMessage::NoData)
+        self.answer_empty("send NoData", Answer::NoData, btag::NO_DATA)
     }
 
     /// DataRow: one row of a Query's or an Execute's result. `None` is NULL.
@@ -180,7 +184,7 @@ impl Server {
         self.answer_empty(
             "send EmptyQueryResponse",
             Answer::EmptyQueryResponse,
-            &BackendMessage::EmptyQueryResponse,
+            btag::EMPTY_QUERY_RESPONSE,
         )
     }
 
@@ -193,7 +197,7 @@ impl Server {
         self.answer_empty(
             "send PortalSuspended",
             Answer::PortalSuspended,
-            &BackendMessage::PortalSuspended,
+            btag::PORTAL_SUSPENDED,
         )
     }
 
@@ -244,7 +248,9 @@ impl Server {
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn ready_for_query(&mut self, status: TransactionStatus) -> Result<(), UsageError> {
         let next = self.check("send ReadyForQuery", Answer::ReadyForQuery)?;
-        self.send(&BackendMessage::ReadyForQuery(status));
+        self.core
+            .out
+            .extend_from_slice(&[btag::READY_FOR_QUERY, 0, 0, 0, 5, status.byte()]);
         self.status = status;
         self.apply(next);
         Ok(())
@@ -328,7 +334,7 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
-        self.answer_empty("send CopyDone", Answer::CopyDone, &BackendMessage::CopyDone)
+        self.answer_empty("send CopyDone", Answer::CopyDone, btag::COPY_DONE)
     }
 
     fn send(&mut self, m: &BackendMessage) {
