@@ -902,6 +902,52 @@ impl FrontendDecoder {
         }
     }
 
+    /// The server's fast path: lends the next message if it is a whole, well-formed message
+    /// that starts a request (Parse, Bind, Describe, Close, Execute, Sync, Query) right after
+    /// the bytes lent so far. `None` in every other case, with nothing consumed, for
+    /// [`FrontendDecoder::advance`] to decide (and report any error exactly as it would have).
+    #[inline]
+    pub(crate) fn advance_request(&mut self) -> Option<FrontendLent> {
+        if self.inner.error.is_some() || self.phase != Phase::Normal {
+            return None;
+        }
+        let at = self.inner.lent;
+        let tag = *self.inner.buf.get(at)?;
+        if !matches!(
+            tag,
+            ftag::PARSE
+                | ftag::BIND
+                | ftag::DESCRIBE
+                | ftag::CLOSE
+                | ftag::EXECUTE
+                | ftag::SYNC
+                | ftag::QUERY
+        ) {
+            return None;
+        }
+        let max = self.limits.frontend(FRONTEND_CLASS[tag as usize]);
+        let end = at + self.inner.whole_frame_at(at, tag, max)?;
+        let body = self.inner.buf.get(at + 5..end)?;
+        let layout = match tag {
+            ftag::PARSE => Layout::Parse(ParseLayout::read(body).ok()?),
+            ftag::BIND => Layout::Bind(BindLayout::read(body).ok()?),
+            ftag::DESCRIBE => Layout::Describe(TargetLayout::read(body, "Describe").ok()?),
+            ftag::CLOSE => Layout::Close(TargetLayout::read(body, "Close").ok()?),
+            ftag::EXECUTE => Layout::Execute(ExecuteLayout::read(body).ok()?),
+            ftag::SYNC => {
+                empty_layout(body, "Sync").ok()?;
+                Layout::Sync
+            }
+            _ => Layout::Query(text_layout(body, "Query", "query string").ok()?),
+        };
+        self.inner.lent = end;
+        Some(FrontendLent {
+            at: at + 5,
+            end,
+            layout,
+        })
+    }
+
     /// Checks the next message and says where its fields lie (the extended-query messages,
     /// Query, CopyData) or decodes it (the rest), without borrowing the buffer: the one decoding
     /// path behind [`FrontendDecoder::next_ref`] and the server's state machine.

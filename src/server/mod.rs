@@ -735,6 +735,24 @@ impl Server {
     /// A message borrows the receive buffer until the next call that takes `&mut self`: read
     /// what the answer needs from it, then answer. [`ServerEvent::into_owned`] keeps it longer.
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
+        // The fast path: no request being answered, nothing queued, no discard until Sync, and
+        // a whole, well-formed message that starts a request next in the buffer.
+        if let Phase::Ready(q) = &mut self.phase {
+            if q.current.is_none()
+                && !q.ignore_till_sync
+                && self.core.events.is_empty()
+                && self.core.error.is_none()
+            {
+                if let Some(lent) = self.core.decoder.advance_request() {
+                    q.current = Some(Current::new(request_of(&lent.layout)));
+                    return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
+                }
+            }
+        }
+        self.poll_event_general()
+    }
+
+    fn poll_event_general(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
                 return Ok(Some(
@@ -1072,16 +1090,13 @@ impl Server {
     fn query_message(&mut self, lent: FrontendLent) -> Result<Step, Error> {
         use FrontendMessage as F;
         let request = match &lent.layout {
-            Layout::Query(_) => Request::Query,
-            Layout::Parse(_) => Request::Parse,
-            Layout::Bind(_) => Request::Bind,
-            Layout::Describe(d) => match d.target {
-                crate::Target::Statement => Request::DescribeStatement,
-                crate::Target::Portal => Request::DescribePortal,
-            },
-            Layout::Execute(_) => Request::Execute,
-            Layout::Close(_) => Request::Close,
-            Layout::Sync => Request::Sync,
+            Layout::Query(_)
+            | Layout::Parse(_)
+            | Layout::Bind(_)
+            | Layout::Describe(_)
+            | Layout::Execute(_)
+            | Layout::Close(_)
+            | Layout::Sync => request_of(&lent.layout),
             Layout::Flush => return Ok(Step::Deliver(lent)),
             Layout::Message(m) if matches!(**m, F::FunctionCall(_)) => Request::FunctionCall,
             Layout::Terminate => {
@@ -1149,5 +1164,23 @@ impl Server {
             state: self.state_name(),
             message: l.name(),
         }
+    }
+}
+
+/// The request that a Parse, Bind, Describe, Close, Execute, Sync or Query message opens (the
+/// only layouts this is asked about; Query is the answer for the rest).
+#[inline]
+fn request_of(layout: &Layout) -> Request {
+    match layout {
+        Layout::Parse(_) => Request::Parse,
+        Layout::Bind(_) => Request::Bind,
+        Layout::Describe(d) => match d.target {
+            crate::Target::Statement => Request::DescribeStatement,
+            crate::Target::Portal => Request::DescribePortal,
+        },
+        Layout::Execute(_) => Request::Execute,
+        Layout::Close(_) => Request::Close,
+        Layout::Sync => Request::Sync,
+        _ => Request::Query,
     }
 }
