@@ -57,6 +57,18 @@ fn answer(s: &mut Server, e: &ServerEvent, auth: &mut Option<ServerAuth>) {
                     .unwrap();
             }
             FrontendMessage::Query(q) => {
+                let field = |name: &'static [u8]| pgproto::FieldDescription {
+                    name,
+                    table_oid: 0,
+                    column_id: 0,
+                    type_oid: 25,
+                    type_size: -1,
+                    type_modifier: -1,
+                    format: Format::Text,
+                };
+                let columns = [field(b"a"), field(b"b")];
+                s.row_description(&pgproto::RowDescription::new(&columns).unwrap())
+                    .unwrap();
                 s.data_row(&[Some(q.sql()), None]).unwrap();
                 s.command_complete("SELECT 1").unwrap();
                 s.ready_for_query(TransactionStatus::Idle).unwrap();
