@@ -19,21 +19,39 @@ impl Server {
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
     #[inline]
     fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
+        match self.allowed(answer) {
+            Some(next) => Ok(next),
+            None => Err(self.refusal(command)),
+        }
+    }
+
+    /// What sending `answer` now does, or `None` if it is not allowed: the check of every
+    /// answer, small enough to stay in registers.
+    #[inline]
+    fn allowed(&self, answer: Answer) -> Option<Next> {
         let Phase::Ready(q) = &self.phase else {
-            return Err(self.not_allowed(command));
+            return None;
         };
         if self.core.error.is_some() {
-            return Err(self.not_allowed(command));
+            return None;
         }
-        let Some(c) = q.current else {
-            return Err(UsageError::NotAllowed {
-                command,
-                state: "idle (no request to answer)",
-            });
-        };
-        protocol::next(c.request, c.stage, answer)
-            .map(|n| n.resolve(c.request))
-            .ok_or_else(|| self.not_allowed(command))
+        let c = q.current?;
+        protocol::next(c.request, c.stage, answer).map(|n| n.resolve(c.request))
+    }
+
+    /// Why an answer [`Server::allowed`] refused is refused.
+    #[cold]
+    #[inline(never)]
+    fn refusal(&self, command: &'static str) -> UsageError {
+        match &self.phase {
+            Phase::Ready(q) if self.core.error.is_none() && q.current.is_none() => {
+                UsageError::NotAllowed {
+                    command,
+                    state: "idle (no request to answer)",
+                }
+            }
+            _ => self.not_allowed(command),
+        }
     }
 
     /// Moves the request being answered on, after its answer was written.
