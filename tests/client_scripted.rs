@@ -984,16 +984,7 @@ fn responses_follow_the_protocol_table() {
     use pgproto::{FieldDescription, ParameterDescription, RowDescription};
     let row_description = || {
         BackendMessage::RowDescription(
-            RowDescription::new(&[FieldDescription {
-                name: b"a",
-                table_oid: 0,
-                column_id: 0,
-                type_oid: 25,
-                type_size: -1,
-                type_modifier: -1,
-                format: Format::Text,
-            }])
-            .unwrap(),
+            RowDescription::new(&[FieldDescription::new(b"a", 25)]).unwrap(),
         )
     };
     // A statement Describe is answered by ParameterDescription, then RowDescription or NoData,
@@ -1091,15 +1082,7 @@ fn responses_follow_the_protocol_table() {
 fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
     let (mut c, _) = connected();
     let q = c.query("SELECT v FROM t").unwrap();
-    let v = pgproto::FieldDescription {
-        name: b"v",
-        table_oid: 0,
-        column_id: 0,
-        type_oid: 25,
-        type_size: -1,
-        type_modifier: -1,
-        format: Format::Text,
-    };
+    let v = pgproto::FieldDescription::new(b"v", 25);
     let mut bytes = encode(&[BackendMessage::RowDescription(
         pgproto::RowDescription::new(&[v]).unwrap(),
     )]);

@@ -617,16 +617,7 @@ fn misuse_returns_usage_error_and_changes_nothing() {
 #[test]
 fn answers_follow_the_protocol_table() {
     use pgproto::{FieldDescription, RowDescription};
-    let description = RowDescription::new(&[FieldDescription {
-        name: b"a",
-        table_oid: 0,
-        column_id: 0,
-        type_oid: 25,
-        type_size: -1,
-        type_modifier: -1,
-        format: Format::Text,
-    }])
-    .unwrap();
+    let description = RowDescription::new(&[FieldDescription::new(b"a", 25)]).unwrap();
     // Describe of a statement: ParameterDescription first (as PostgreSQL), then RowDescription.
     let mut s = ready();
     s.receive(&frame(b'D', b"Ss\0"));

@@ -57,15 +57,7 @@ fn answer(s: &mut Server, e: &ServerEvent, auth: &mut Option<ServerAuth>) {
                     .unwrap();
             }
             FrontendMessage::Query(q) => {
-                let field = |name: &'static [u8]| pgproto::FieldDescription {
-                    name,
-                    table_oid: 0,
-                    column_id: 0,
-                    type_oid: 25,
-                    type_size: -1,
-                    type_modifier: -1,
-                    format: Format::Text,
-                };
+                let field = |name: &'static [u8]| pgproto::FieldDescription::new(name, 25);
                 let columns = [field(b"a"), field(b"b")];
                 s.row_description(&pgproto::RowDescription::new(&columns).unwrap())
                     .unwrap();

@@ -130,7 +130,6 @@ pub(crate) fn mismatch(expected: Option<u16>, received: u16) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::common::Format;
     use crate::message::rows::{FieldDescription, RowDescription};
 
     fn pending(id: u64, kind: Kind, described: bool) -> Pending {
@@ -142,15 +141,7 @@ mod tests {
     }
 
     fn row_description(n: usize) -> BackendLent {
-        let field = FieldDescription {
-            name: b"a",
-            table_oid: 0,
-            column_id: 0,
-            type_oid: 25,
-            type_size: -1,
-            type_modifier: -1,
-            format: Format::Text,
-        };
+        let field = FieldDescription::new(b"a", 25);
         let fields = vec![field; n];
         BackendLent::Message(BackendMessage::RowDescription(
             RowDescription::new(&fields).unwrap(),

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod any_cert;
 pub(crate) mod capture;
 pub(crate) mod client_cli;
 pub(crate) mod demo_server;
