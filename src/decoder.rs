@@ -902,6 +902,17 @@ impl FrontendDecoder {
         }
     }
 
+    /// The portal a lent Describe of a portal or Execute names; empty for anything else.
+    #[inline]
+    pub(crate) fn portal_of(&self, lent: &FrontendLent) -> &[u8] {
+        let body = self.inner.buf.get(lent.at..lent.end).unwrap_or_default();
+        match &lent.layout {
+            Layout::Describe(l) if l.target == crate::Target::Portal => l.name.of(body),
+            Layout::Execute(l) => l.portal.of(body),
+            _ => b"",
+        }
+    }
+
     /// The server's fast path: lends the next message if it is a whole, well-formed message
     /// that starts a request (Parse, Bind, Describe, Close, Execute, Sync, Query) right after
     /// the bytes lent so far. `None` in every other case, with nothing consumed, for

@@ -801,8 +801,10 @@ mod server_session {
                     }
                 }
                 FrontendMessage::Execute(e) => {
+                    // One column, as the RowDescription of a Describe answers (the client
+                    // checks DataRow counts against it).
                     if rows {
-                        self.s.data_row(&[Some(b"1"), None]).expect(OK);
+                        self.s.data_row(&[None]).expect(OK);
                     }
                     if rows && e.max_rows() > 0 {
                         self.s.portal_suspended().expect(OK);
@@ -1457,7 +1459,9 @@ mod pair {
                     if statement {
                         s.parameter_description(&[23]).expect(OK);
                     }
-                    if k & 1 == 0 {
+                    // A portal always has rows here (an Execute of it sends some, which its
+                    // Describe must announce); a statement may have none.
+                    if k & 1 == 0 || !statement {
                         s.row_description(&row_description()).expect(OK);
                     } else {
                         s.no_data().expect(OK);
@@ -1466,8 +1470,10 @@ mod pair {
                 Msg::Execute { max_rows } => {
                     let rows = i32::from(k % 4);
                     let limited = max_rows > 0 && rows >= max_rows;
-                    for _ in 0..if limited { max_rows } else { rows } {
-                        s.data_row(&[Some(b"1"), None]).expect(OK);
+                    for i in 0..if limited { max_rows } else { rows } {
+                        // One column, as `row_description()` announces.
+                        let value: &[u8] = b"1";
+                        s.data_row(&[(i % 2 == 0).then_some(value)]).expect(OK);
                     }
                     if limited {
                         s.portal_suspended().expect(OK);

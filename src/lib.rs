@@ -221,6 +221,7 @@
 pub mod auth;
 mod client;
 mod codec;
+mod columns;
 mod conn;
 mod decoder;
 mod error;

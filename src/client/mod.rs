@@ -13,7 +13,6 @@
 //! [`Client::poll_event`] until it returns `Ok(None)`, then drain [`Client::poll_transmit`] and
 //! write those bytes to the server.
 
-mod columns;
 mod config;
 mod params;
 mod pipeline;
@@ -194,7 +193,7 @@ struct Session {
     /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
     stage: Stage,
     /// The column count each DataRow must have.
-    columns: columns::Columns,
+    columns: crate::columns::Columns,
     scratch: Vec<RequestId>,
 }
 
@@ -286,7 +285,7 @@ pub struct Client {
     /// an error, COPY, start-up) stands in the way: the row fast path of `poll_event`. Kept up to
     /// date by every change of the pipeline's front and of the phase.
     row_request: Option<RequestId>,
-    /// The column count of a DataRow for `row_request` (see `columns.rs`).
+    /// The column count of a DataRow for `row_request` (see `src/columns.rs`).
     row_columns: u16,
 }
 
@@ -521,7 +520,7 @@ impl Client {
             return RequestId(0);
         };
         let id = session.pipeline.allocate();
-        let described = session.columns.sent(kind, portal);
+        let described = session.columns.sent(kind, portal.as_bytes());
         if !session.pipeline.push(Pending {
             id,
             kind,
@@ -827,7 +826,10 @@ impl Client {
     #[cold]
     #[inline(never)]
     fn fail_row(&mut self, count: u16) -> Error {
-        let e = columns::mismatch(Some(self.row_columns), count);
+        let e = Error::UnexpectedFieldCount {
+            expected: Some(self.row_columns),
+            received: count,
+        };
         self.phase = Phase::Closed;
         self.core.error = Some(e.clone());
         self.row_request = None;
@@ -851,7 +853,7 @@ impl Client {
                     .pipeline
                     .front()
                     .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
-                    .and_then(|p| Some((p.id, session.columns.known(p)?)))
+                    .and_then(|p| Some((p.id, session.columns.known(p.id.0)?)))
             }
             _ => None,
         };
@@ -989,8 +991,19 @@ impl Client {
             .map(|next| next.resolve(front.kind));
         if next.is_some() {
             match &lent {
-                BackendLent::DataRow { count, .. } => session.columns.check_row(front, *count)?,
-                other => session.columns.answered(front, other),
+                BackendLent::DataRow { count, .. } => session
+                    .columns
+                    .check_row(front.kind, front.id.0, front.described, *count)
+                    .map_err(|m| Error::UnexpectedFieldCount {
+                        expected: m.expected,
+                        received: m.received,
+                    })?,
+                BackendLent::Message(BackendMessage::RowDescription(d)) => {
+                    // INVARIANT: a decoded RowDescription has at most i16::MAX fields.
+                    let n = u16::try_from(d.len()).unwrap_or(u16::MAX);
+                    session.columns.answered(front.kind, front.id.0, Some(n))
+                }
+                _ => session.columns.answered(front.kind, front.id.0, None),
             }
             if session.stage == Stage::CopyIn {
                 // The server ended COPY FROM STDIN (with an error) while the client was still

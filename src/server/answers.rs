@@ -54,9 +54,22 @@ impl Server {
         }
     }
 
-    /// Moves the request being answered on, after its answer was written.
+    /// Moves the request being answered on, after an answer other than a DataRow was written
+    /// (which ends a Query's result set, or answers a Describe with no rows: see
+    /// `src/columns.rs`).
     #[inline]
     fn apply(&mut self, next: Next) {
+        if let Phase::Ready(q) = &mut self.phase {
+            if let Some(c) = q.current {
+                q.columns.answered(c.request, q.requests, None);
+            }
+        }
+        self.advance(next);
+    }
+
+    /// Moves the request being answered on, after its answer was written.
+    #[inline]
+    fn advance(&mut self, next: Next) {
         let Phase::Ready(q) = &mut self.phase else {
             return;
         };
@@ -152,7 +165,14 @@ impl Server {
     pub fn row_description(&mut self, description: &RowDescription) -> Result<(), UsageError> {
         let next = self.check("send RowDescription", Answer::RowDescription)?;
         description.encode(&mut self.core.out);
-        self.apply(next);
+        if let Phase::Ready(q) = &mut self.phase {
+            if let Some(c) = q.current {
+                // INVARIANT: a RowDescription has at most i16::MAX fields.
+                let n = u16::try_from(description.len()).unwrap_or(u16::MAX);
+                q.columns.answered(c.request, q.requests, Some(n));
+            }
+        }
+        self.advance(next);
         Ok(())
     }
 
@@ -170,13 +190,27 @@ impl Server {
     /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed; with
-    /// [`UsageError::Encode`] when there are more than 65,535 values or the row is longer than
-    /// a message's 32-bit length word allows.
+    /// [`UsageError::FieldCount`] when the row's column count is not the one announced (in a
+    /// Query, by this result set's RowDescription; for an Execute of the portal described just
+    /// before it, by that Describe's answer; otherwise by the result's first row), which a
+    /// client would refuse; with [`UsageError::Encode`] when there are more than 65,535 values
+    /// or the row is longer than a message's 32-bit length word allows. Nothing is sent then.
     #[inline]
     pub fn data_row(&mut self, values: &[Option<&[u8]>]) -> Result<(), UsageError> {
         let next = self.check("send DataRow", Answer::DataRow)?;
+        if let Phase::Ready(q) = &mut self.phase {
+            // More than 65,535 values: `encode_values` refuses the row below.
+            if let (Some(c), Ok(count)) = (q.current, u16::try_from(values.len())) {
+                q.columns
+                    .check_row(c.request, q.requests, q.described, count)
+                    .map_err(|m| UsageError::FieldCount {
+                        expected: m.expected,
+                        received: m.received,
+                    })?;
+            }
+        }
         DataRow::encode_values(&mut self.core.out, values)?;
-        self.apply(next);
+        self.advance(next);
         Ok(())
     }
 

@@ -34,6 +34,7 @@ use bytes::Bytes;
 pub use config::{os_random, ServerAuth, ServerConfig};
 
 use crate::codec::Encode;
+use crate::columns::Columns;
 use crate::conn::Core;
 use crate::decoder::{FrontendDecoder, FrontendLent, Layout};
 use crate::error::{AuthError, DecodeError, Error, UsageError};
@@ -179,6 +180,22 @@ struct Serving {
     current: Option<Current>,
     /// After an error in an extended-query request: messages are discarded until Sync.
     ignore_till_sync: bool,
+    /// How many requests have started: the number that tells them apart for `columns`.
+    requests: u64,
+    /// The request being answered is an Execute whose portal the request before described.
+    described: bool,
+    /// The column count the application's DataRows must have (`src/columns.rs`).
+    columns: Columns,
+}
+
+impl Serving {
+    /// Notes the start of a request: its kind, and the portal a Describe or an Execute names.
+    #[inline]
+    fn start(&mut self, request: Request, portal: &[u8]) {
+        self.current = Some(Current::new(request));
+        self.requests += 1;
+        self.described = self.columns.sent(request, portal);
+    }
 }
 
 #[derive(Debug)]
@@ -716,6 +733,9 @@ impl Server {
     /// nothing. Call it when the connection goes idle; the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
         self.core.release_buffers();
+        if let Phase::Ready(q) = &mut self.phase {
+            q.columns.shrink();
+        }
     }
 
     // ---- (D) output ----
@@ -744,7 +764,7 @@ impl Server {
                 && self.core.error.is_none()
             {
                 if let Some(lent) = self.core.decoder.advance_request() {
-                    q.current = Some(Current::new(request_of(&lent.layout)));
+                    q.start(request_of(&lent.layout), self.core.decoder.portal_of(&lent));
                     return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
                 }
             }
@@ -1116,7 +1136,7 @@ impl Server {
             if request == Request::Sync {
                 q.ignore_till_sync = false;
             }
-            q.current = Some(Current::new(request));
+            q.start(request, self.core.decoder.portal_of(&lent));
         }
         Ok(Step::Deliver(lent))
     }
