@@ -56,7 +56,18 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
     }
     for read in reads {
         client.receive(read);
-        while let Some(event) = client.poll_event().unwrap() {
+        // The intended loop: rows through `poll_row`, everything else through `poll_event`.
+        loop {
+            while let Some((_, row)) = client.poll_row() {
+                s.messages += 1;
+                s.rows += 1;
+                for c in row.columns() {
+                    s.column(c.unwrap().map(<[u8]>::len));
+                }
+            }
+            let Some(event) = client.poll_event().unwrap() else {
+                break;
+            };
             let ClientEvent::Response { message, .. } = event else {
                 panic!("unexpected event");
             };

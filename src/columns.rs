@@ -66,13 +66,19 @@ impl Columns {
     /// Returns whether the request is an Execute whose portal the request just before described.
     #[inline]
     pub(crate) fn sent(&mut self, kind: Request, portal: &[u8]) -> bool {
-        let described = kind == Request::Execute && self.describing && self.portal == portal;
+        let described = kind == Request::Execute && self.describing && self.is_portal(portal);
         self.describing = kind == Request::DescribePortal;
-        if self.describing && self.portal != portal {
+        if self.describing && !self.is_portal(portal) {
             self.portal.clear();
             self.portal.extend_from_slice(portal);
         }
         described
+    }
+
+    /// Whether `portal` is the portal last described (the unnamed one without a comparison).
+    #[inline]
+    fn is_portal(&self, portal: &[u8]) -> bool {
+        self.portal.len() == portal.len() && (portal.is_empty() || self.portal == portal)
     }
 
     /// Follows an answer other than DataRow (already checked against the protocol table) to

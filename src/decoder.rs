@@ -11,6 +11,8 @@
 //! Errors are sticky: after one, every call returns it again, because the stream has lost its
 //! framing.
 
+use std::ops::Range;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::codec::reader::Span;
@@ -460,6 +462,13 @@ impl BackendDecoder {
     /// would have).
     #[inline]
     pub(crate) fn take_row(&mut self) -> Option<(usize, usize, u16)> {
+        self.take_row_of(None)
+    }
+
+    /// [`BackendDecoder::take_row`], for a row of `columns` columns only when that is given: a
+    /// row of another width is left in place, for the general path to report.
+    #[inline]
+    pub(crate) fn take_row_of(&mut self, columns: Option<u16>) -> Option<(usize, usize, u16)> {
         if self.inner.error.is_some() || self.expect != Expect::Tagged {
             return None;
         }
@@ -474,6 +483,9 @@ impl BackendDecoder {
         }
         let body = rest.get(..len as usize - 4)?;
         let count = DataRowRef::check(body).ok()?;
+        if columns.is_some_and(|n| n != count) {
+            return None;
+        }
         let end = at + 1 + len as usize;
         self.inner.lent = end;
         Some((at + 7, end, count))
@@ -917,8 +929,12 @@ impl FrontendDecoder {
     /// that starts a request (Parse, Bind, Describe, Close, Execute, Sync, Query) right after
     /// the bytes lent so far. `None` in every other case, with nothing consumed, for
     /// [`FrontendDecoder::advance`] to decide (and report any error exactly as it would have).
+    ///
+    /// Also returns where, in the buffer, the portal that a Describe of a portal or an Execute
+    /// names lies (empty for the others), for [`FrontendDecoder::buffered_bytes`]: taken here,
+    /// where the layout is at hand, so that the caller need not look into the descriptor.
     #[inline]
-    pub(crate) fn advance_request(&mut self) -> Option<FrontendLent> {
+    pub(crate) fn advance_request(&mut self) -> Option<(FrontendLent, Range<usize>)> {
         if self.inner.error.is_some() || self.phase != Phase::Normal {
             return None;
         }
@@ -939,12 +955,23 @@ impl FrontendDecoder {
         let max = self.limits.frontend(FRONTEND_CLASS[tag as usize]);
         let end = at + self.inner.whole_frame_at(at, tag, max)?;
         let body = self.inner.buf.get(at + 5..end)?;
+        let mut portal = 0..0;
         let layout = match tag {
             ftag::PARSE => Layout::Parse(ParseLayout::read(body).ok()?),
             ftag::BIND => Layout::Bind(BindLayout::read(body).ok()?),
-            ftag::DESCRIBE => Layout::Describe(TargetLayout::read(body, "Describe").ok()?),
+            ftag::DESCRIBE => {
+                let l = TargetLayout::read(body, "Describe").ok()?;
+                if l.target == crate::Target::Portal {
+                    portal = l.name.range();
+                }
+                Layout::Describe(l)
+            }
             ftag::CLOSE => Layout::Close(TargetLayout::read(body, "Close").ok()?),
-            ftag::EXECUTE => Layout::Execute(ExecuteLayout::read(body).ok()?),
+            ftag::EXECUTE => {
+                let l = ExecuteLayout::read(body).ok()?;
+                portal = l.portal.range();
+                Layout::Execute(l)
+            }
             ftag::SYNC => {
                 empty_layout(body, "Sync").ok()?;
                 Layout::Sync
@@ -952,11 +979,18 @@ impl FrontendDecoder {
             _ => Layout::Query(text_layout(body, "Query", "query string").ok()?),
         };
         self.inner.lent = end;
-        Some(FrontendLent {
+        let lent = FrontendLent {
             at: at + 5,
             end,
             layout,
-        })
+        };
+        Some((lent, at + 5 + portal.start..at + 5 + portal.end))
+    }
+
+    /// Bytes of the buffer, at positions [`FrontendDecoder::advance_request`] gave.
+    #[inline]
+    pub(crate) fn buffered_bytes(&self, range: Range<usize>) -> &[u8] {
+        self.inner.buf.get(range).unwrap_or_default()
     }
 
     /// Checks the next message and says where its fields lie (the extended-query messages,

@@ -1002,7 +1002,8 @@ mod pair {
     fn verifier() -> ScramVerifier {
         static V: OnceLock<ScramVerifier> = OnceLock::new();
         V.get_or_init(|| {
-            ScramVerifier::new("pencil", b"0123456789abcdef", PAIR_ITERATIONS).expect("a valid verifier")
+            ScramVerifier::new("pencil", b"0123456789abcdef", PAIR_ITERATIONS)
+                .expect("a valid verifier")
         })
         .clone()
     }

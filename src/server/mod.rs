@@ -763,8 +763,9 @@ impl Server {
                 && self.core.events.is_empty()
                 && self.core.error.is_none()
             {
-                if let Some(lent) = self.core.decoder.advance_request() {
-                    q.start(request_of(&lent.layout), self.core.decoder.portal_of(&lent));
+                if let Some((lent, portal)) = self.core.decoder.advance_request() {
+                    let request = request_of(&lent.layout);
+                    q.start(request, self.core.decoder.buffered_bytes(portal));
                     return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
                 }
             }
