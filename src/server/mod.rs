@@ -755,22 +755,75 @@ impl Server {
     /// A message borrows the receive buffer until the next call that takes `&mut self`: read
     /// what the answer needs from it, then answer. [`ServerEvent::into_owned`] keeps it longer.
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
-        // The fast path: no request being answered, nothing queued, no discard until Sync, and
-        // a whole, well-formed message that starts a request next in the buffer.
-        if let Phase::Ready(q) = &mut self.phase {
-            if q.current.is_none()
-                && !q.ignore_till_sync
-                && self.core.events.is_empty()
-                && self.core.error.is_none()
-            {
-                if let Some((lent, portal)) = self.core.decoder.advance_request() {
-                    let request = request_of(&lent.layout);
-                    q.start(request, self.core.decoder.buffered_bytes(portal));
-                    return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
-                }
-            }
+        if let Some(lent) = self.next_request() {
+            return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
         }
         self.poll_event_general()
+    }
+
+    /// The request fast path, beside [`Server::poll_event`]: the next message, when it starts a
+    /// request (Parse, Bind, Describe, Close, Execute, Sync or Query), is whole and well formed,
+    /// no request is being answered, no event is queued and nothing is being discarded until
+    /// Sync; `None` in every other case, with nothing consumed, and [`Server::poll_event`]
+    /// hands out whatever comes next (such messages included). The intended loop answers
+    /// messages from this and drains `poll_event` when it has none, as
+    /// [`FrontendDecoder::next_ref`] serves a proxy; the answer is a bare message, not an event,
+    /// which is what makes it faster. The message borrows the receive buffer until the next call
+    /// that takes `&mut self`.
+    ///
+    /// ```
+    /// use pgproto::{FrontendMessageRef, Server, ServerAuth, ServerConfig, TransactionStatus};
+    ///
+    /// let mut server = Server::new(ServerConfig::default());
+    /// server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0"); // StartupMessage
+    /// server.poll_event()?; // Startup
+    /// server.authenticate(ServerAuth::Trust)?;
+    /// while server.poll_event()?.is_some() {}
+    /// server.receive(b"Q\0\0\0\x0dSELECT 1\0");
+    /// let mut answered = 0;
+    /// loop {
+    ///     while let Some(message) = server.poll_message() {
+    ///         let FrontendMessageRef::Query(sql) = message else { unreachable!() };
+    ///         assert_eq!(sql, b"SELECT 1");
+    ///         server.empty_query_response()?; // (a real server would run it)
+    ///         server.ready_for_query(TransactionStatus::Idle)?;
+    ///         answered += 1;
+    ///     }
+    ///     match server.poll_event()? {
+    ///         None => break,
+    ///         Some(_event) => {} // anything else: Terminate, COPY data, a Flush...
+    ///     }
+    /// }
+    /// assert_eq!(answered, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn poll_message(&mut self) -> Option<FrontendMessageRef<'_>> {
+        let lent = self.next_request()?;
+        Some(self.core.decoder.view(lent))
+    }
+
+    /// The fast path of both polls: no request being answered, nothing queued, no discard until
+    /// Sync, and a whole, well-formed message that starts a request next in the buffer; it is
+    /// taken and its request started.
+    #[inline]
+    fn next_request(&mut self) -> Option<FrontendLent> {
+        let Phase::Ready(q) = &mut self.phase else {
+            return None;
+        };
+        if q.current.is_some()
+            || q.ignore_till_sync
+            || !self.core.events.is_empty()
+            || self.core.error.is_some()
+        {
+            return None;
+        }
+        let (lent, portal) = self.core.decoder.advance_request()?;
+        q.start(
+            request_of(&lent.layout),
+            self.core.decoder.buffered_bytes(portal),
+        );
+        Some(lent)
     }
 
     fn poll_event_general(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
