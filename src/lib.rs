@@ -224,6 +224,7 @@ mod limits;
 mod message;
 pub mod protocol;
 mod server;
+pub mod v2;
 
 pub use client::{
     AuthMethod, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption, RequestId,
