@@ -75,6 +75,7 @@
 
 mod backend;
 mod common;
+mod convert;
 mod decoder;
 mod frontend;
 mod rows;
@@ -85,6 +86,10 @@ pub use backend::{
     NotificationResponse,
 };
 pub use common::{CopyLine, Text, COPY_END};
+pub(crate) use convert::response_v3;
+pub use convert::{
+    error_fields, error_text, function_call_v3, row_description_v2, row_description_v3,
+};
 pub use decoder::{BackendDecoder, FrontendDecoder};
 pub use frontend::{
     tag as frontend_tag, FrontendMessage, FunctionCall, PasswordPacket, StartupPacket,
