@@ -110,6 +110,13 @@ pub enum DecodeError {
         /// The message that ended the stream.
         message: &'static str,
     },
+    /// A protocol-2.0 row (AsciiRow or BinaryRow) arrived before any RowDescription: its field
+    /// count, and so its length, is unknown.
+    #[error("{message} before any RowDescription")]
+    MissingRowDescription {
+        /// The row message.
+        message: &'static str,
+    },
     /// A text field is not valid UTF-8 (returned only by the `as_str`-style accessors).
     #[error("field {field} is not valid UTF-8")]
     InvalidUtf8 {

@@ -40,6 +40,18 @@ pub fn trace(data: &[u8]) {
     trace::run(data)
 }
 
+/// Arbitrary bytes through the protocol-2.0 `v2::BackendDecoder`, in chunks and whole.
+pub fn v2_decode_backend(data: &[u8]) {
+    v2::backend(data)
+}
+
+/// Arbitrary bytes through the protocol-2.0 `v2::FrontendDecoder`, in chunks and whole.
+pub fn v2_decode_frontend(data: &[u8]) {
+    v2::frontend(data)
+}
+
+mod v2;
+
 mod decode_frontend {
     //! Arbitrary bytes through [`FrontendDecoder`], fed in chunks.
     //!

@@ -245,6 +245,7 @@ mod message;
 pub mod protocol;
 mod server;
 pub mod trace;
+pub mod v2;
 
 pub use client::{
     AuthMethod, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption, RequestId,

@@ -108,6 +108,12 @@ impl RowDescription {
         })
     }
 
+    /// A description of `count` fields laid out in `raw` as on the wire (after the count),
+    /// built by a caller that checked them.
+    pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
+        Self { count, raw }
+    }
+
     /// The number of fields.
     pub fn len(&self) -> usize {
         self.count as usize
