@@ -209,7 +209,7 @@
 //!
 //! Sockets, TLS itself, a runtime, and value types beyond raw bytes are the application's.
 //! GSSAPI, SSPI and OAUTHBEARER tokens pass through as events for the application to compute.
-//! The replication messages inside CopyData and protocol 2.0 are not built yet.
+//! Protocol 2.0 is not built yet.
 
 pub mod auth;
 mod client;
@@ -223,6 +223,7 @@ pub mod fuzzing;
 mod limits;
 mod message;
 pub mod protocol;
+pub mod replication;
 mod server;
 
 pub use client::{
