@@ -128,7 +128,7 @@ pub enum DecodeError {
     /// A well-formed message that the negotiated context does not allow (a pgoutput message of a
     /// newer protocol version, a streamed-transaction message without `streaming`, a Stream
     /// Start inside a stream...).
-    #[error("{message} is not allowed: {reason}")]
+    #[error("unexpected {message}: {reason}")]
     NotAllowed {
         /// The message.
         message: &'static str,

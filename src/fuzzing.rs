@@ -34,6 +34,15 @@ pub fn pair_borrowed(data: &[u8]) {
     pair::run(data)
 }
 
+/// CopyData payloads through the replication decoders (streaming replication, BASE_BACKUP,
+/// pgoutput with options from the input), and text through the replication command, LSN and
+/// timestamp parsers.
+pub fn decode_replication(data: &[u8]) {
+    replication::run(data)
+}
+
+mod replication;
+
 mod decode_frontend {
     //! Arbitrary bytes through [`FrontendDecoder`], fed in chunks.
     //!

@@ -536,6 +536,10 @@ impl Body {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
+    pub(crate) fn u16(mut self, v: u16) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
     pub(crate) fn u64(mut self, v: u64) -> Self {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
