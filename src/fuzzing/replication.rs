@@ -20,8 +20,7 @@ use bytes::BytesMut;
 
 use crate::replication::pgoutput::{PgOutputDecoder, PgOutputMessage, PgOutputOptions, Streaming};
 use crate::replication::{
-    BaseBackupMessage, Lsn, Payload, PrimaryMessage, ReplicationCommand, StandbyMessage,
-    Timestamp,
+    BaseBackupMessage, Lsn, Payload, PrimaryMessage, ReplicationCommand, StandbyMessage, Timestamp,
 };
 
 pub(super) fn run(data: &[u8]) {

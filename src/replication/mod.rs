@@ -17,8 +17,17 @@
 //! payload it borrows, keep the payload (for example as `Bytes`) and decode it again.
 //!
 //! [`ReplicationCommand`] reads and writes the commands themselves, so that a tool that sees a
-//! session's Queries knows what its CopyData carry; [`Lsn`] and [`Timestamp`] are the
-//! protocol's locations and clock readings, with PostgreSQL's text forms.
+//! session's Queries knows what its CopyData carry; [`IdentifySystem`], [`CreatedSlot`] and
+//! [`TimelinePosition`] read the rows some commands answer with; [`Lsn`] and [`Timestamp`]
+//! are the protocol's locations and clock readings, with PostgreSQL's text forms.
+//!
+//! The state machines carry replication sessions as they carry any COPY: a
+//! [`Client`](crate::Client) configured with `replication` sends the commands with
+//! [`Client::query`](crate::Client::query), hands out each CopyData as a response, and sends
+//! the standby's messages with [`Client::copy_payload`](crate::Client::copy_payload); a
+//! [`Server`](crate::Server) answers with [`Server::copy_payload`](crate::Server::copy_payload).
+//! Both accept the endings a walsender sends: the result set right after BASE_BACKUP's
+//! CopyDone, and the one after the CopyBoth of a timeline switch.
 //!
 //! ```
 //! use pgproto::replication::{Lsn, Payload, PrimaryMessage, StandbyStatusUpdate, Timestamp};
@@ -45,12 +54,14 @@ mod backup;
 mod command;
 mod lsn;
 pub mod pgoutput;
+mod results;
 mod stream;
 mod timestamp;
 
 pub use backup::{BackupData, BaseBackupMessage, NewArchive};
 pub use command::ReplicationCommand;
 pub use lsn::{Lsn, ParseLsnError};
+pub use results::{CreatedSlot, IdentifySystem, TimelinePosition};
 pub use stream::{
     HotStandbyFeedback, PrimaryKeepalive, PrimaryMessage, PrimaryStatusRequest,
     PrimaryStatusUpdate, StandbyMessage, StandbyStatusUpdate, XLogData,
