@@ -359,16 +359,24 @@ fn physical_streaming_matches_pg_receivewal() {
     let end: Lsn = workload::current_lsn(&cluster).parse().unwrap();
     let dir = tempdir("receivewal");
     let rec = Recorder::start(cluster.addr());
-    run(
-        Command::new(client_bin(PgVersion::V18, "pg_receivewal"))
-            .arg("-D")
-            .arg(&dir)
-            .arg(format!("--endpos={end}"))
-            .args(["--no-loop", "-n"])
-            .arg("-d")
-            .arg(conninfo(rec.port(), None)),
-        "pg_receivewal",
-    );
+    std::thread::scope(|scope| {
+        // pg_receivewal stops at the first data past --endpos: write some once it streams,
+        // rather than wait for the server's next record.
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            cluster.admin_sql("INSERT INTO w VALUES (0);");
+        });
+        run(
+            Command::new(client_bin(PgVersion::V18, "pg_receivewal"))
+                .arg("-D")
+                .arg(&dir)
+                .arg(format!("--endpos={end}"))
+                .args(["--no-loop", "-n"])
+                .arg("-d")
+                .arg(conninfo(rec.port(), None)),
+            "pg_receivewal",
+        );
+    });
     let connections = rec.finish();
     keep_captures("pg18_receivewal", &connections);
     let sessions: Vec<CopySession> = connections
@@ -464,6 +472,39 @@ fn base_backup_matches_pg_basebackup() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `pg_basebackup --target=blackhole`: the server sends the CopyOut with progress reports only,
+/// then the end position right after CopyDone (the ending the `Client` used to refuse). Small
+/// enough to keep as a capture.
+#[test]
+fn base_backup_to_blackhole() {
+    let cluster = Cluster::start_with(PgVersion::V18, REPLICATION_CONF);
+    let rec = Recorder::start(cluster.addr());
+    run(
+        Command::new(client_bin(PgVersion::V18, "pg_basebackup"))
+            .args(["-t", "blackhole", "-X", "none", "-c", "fast", "-P", "-d"])
+            .arg(conninfo(rec.port(), None)),
+        "pg_basebackup --target=blackhole",
+    );
+    let connections = rec.finish();
+    keep_captures("pg18_basebackup_blackhole", &connections);
+    let conn = capture::decode(&connections[0].0, &connections[0].1);
+    assert_eq!(conn.server.end, capture::End::Complete);
+    let sessions = copy_sessions(&conn).unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert!(matches!(s.carried, Carried::BaseBackup), "{}", s.query);
+    assert!(s.count("BackupProgress") > 0, "{:?}", s.inner_names());
+    // After CopyDone: RowDescription (the end position), not CommandComplete.
+    let names: Vec<&str> = conn
+        .server
+        .messages
+        .iter()
+        .map(|d| d.message.name())
+        .collect();
+    let done = names.iter().rposition(|n| *n == "CopyDone").unwrap();
+    assert_eq!(names[done + 1], "RowDescription", "{:?}", &names[done..]);
 }
 
 /// With `PGPROTO_WRITE_REPLICATION_CAPTURES=DIR`, writes each recorded connection as
