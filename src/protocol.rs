@@ -14,7 +14,8 @@
 //! - NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time after
 //!   start-up, whatever is in flight; they belong to no request.
 //! - A walsender ends BASE_BACKUP's CopyOut, and the CopyBoth of `START_REPLICATION` on an
-//!   older timeline, with a result set rather than CommandComplete (see the last rows).
+//!   older timeline, with a result set rather than CommandComplete, and may send CopyData
+//!   after its own CopyDone (see the last rows).
 //! - During COPY FROM STDIN the backend ignores Sync and Flush (a driver sends Parse, Bind,
 //!   Execute, Sync before it knows the statement is a COPY). The client therefore sends again the
 //!   Syncs queued right behind the request that started the COPY once its own data stream is over
@@ -472,6 +473,11 @@ pub(crate) const TABLE: &[(Requests, Stage, Answer, Next)] = &[
     // next timeline after both CopyDones.
     (QUERY, S::CopyOutDone, A::RowDescription, N::Go(S::Start)),
     (QUERY, S::CopyBothDone, A::RowDescription, N::Go(S::Start)),
+    // A walsender may still send CopyData after its own CopyDone (a keepalive, or the rest of
+    // a transaction the output plugin is writing when the client's CopyDone arrives); libpq
+    // drops such CopyData silently.
+    (COPY, S::CopyBothBackendDone, A::CopyData, N::Stay),
+    (COPY, S::CopyBothDone, A::CopyData, N::Stay),
 ];
 
 /// The frontend's side of a COPY: which stages accept which message of its data stream.

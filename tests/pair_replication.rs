@@ -178,6 +178,9 @@ impl Walsender {
         match self.streaming.take() {
             Some(ReplicationCommand::StartLogical { .. }) => {
                 s.copy_done().unwrap();
+                // A walsender may still send CopyData after its CopyDone (libpq drops it).
+                let k = PrimaryKeepalive::new(Lsn::new(0x500), Timestamp::EPOCH, false);
+                s.copy_payload(&k).unwrap();
                 s.command_complete("COPY 0").unwrap();
                 s.command_complete("START_REPLICATION").unwrap();
             }
