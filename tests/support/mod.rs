@@ -16,4 +16,5 @@ pub(crate) mod repl_workload;
 pub(crate) mod replication_capture;
 pub(crate) mod scripted_client;
 pub(crate) mod scripted_server;
+pub(crate) mod standby;
 pub(crate) mod wire;
