@@ -11,7 +11,10 @@
 //!   request answered at a time with each answer checked, discard-until-Sync, COPY);
 //! - **poolers and proxies**, through both at once;
 //! - **tools and fuzzers**, through the decoders ([`BackendDecoder`], [`FrontendDecoder`]) and
-//!   the message types, which every state machine is built on.
+//!   the message types, which every state machine is built on;
+//! - **replication clients and servers**, through [`replication`]: the messages inside CopyData
+//!   of streaming replication, BASE_BACKUP and pgoutput (versions 1 to 4), carried by the same
+//!   machines on `replication=true|database` connections.
 //!
 //! # The run loop
 //!
