@@ -333,8 +333,8 @@ fn pgoutput_traffic_from_postgresql_15() {
     }
 }
 
-/// pgoutput refuses what its version does not allow, and the options parsed back from the
-/// command are the ones sent.
+/// The options of a START_REPLICATION command written by `PgOutputOptions` parse back to the
+/// same options.
 #[test]
 fn command_options_parse_back() {
     let o = PgOutputOptions::new(4, ["pub"])

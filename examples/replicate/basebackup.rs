@@ -54,7 +54,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
     let Started::Copy(_start) = conn.start(&command.to_string())? else {
         return Err(Failure::Message("the server sent no backup".into()));
     };
-    let mut file: Option<(String, File)> = None;
+    let mut file: Option<File> = None;
     loop {
         let data = match conn.copy_event(Duration::from_secs(300))? {
             CopyEvent::Done => break,
@@ -69,11 +69,10 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
                 .to_string(),
             BaseBackupMessage::Manifest => "backup_manifest".to_string(),
             BaseBackupMessage::Data(d) => {
-                let Some((name, f)) = file.as_mut() else {
+                let Some(f) = file.as_mut() else {
                     return Err(Failure::Message("backup data before any archive".into()));
                 };
                 f.write_all(d.data()).map_err(Failure::Output)?;
-                let _ = name;
                 continue;
             }
             _ => continue,
@@ -84,13 +83,12 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
                 "unexpected archive name {name:?}"
             )));
         }
-        if let Some((_, f)) = file.take() {
+        if let Some(f) = file.take() {
             f.sync_all().map_err(Failure::Output)?;
         }
-        let f = File::create(args.dir.join(&name)).map_err(Failure::Output)?;
-        file = Some((name, f));
+        file = Some(File::create(args.dir.join(&name)).map_err(Failure::Output)?);
     }
-    if let Some((_, f)) = file.take() {
+    if let Some(f) = file.take() {
         f.sync_all().map_err(Failure::Output)?;
     }
     let sets = conn.finish()?;
