@@ -123,6 +123,25 @@ pub enum DecodeError {
         /// The field.
         field: &'static str,
     },
+    /// The first byte of a message carried inside CopyData (streaming replication, BASE_BACKUP,
+    /// pgoutput) names no message of that kind.
+    #[error("unknown {kind} message type {tag}")]
+    UnknownSubmessage {
+        /// The kind of message expected ("streaming replication", "pgoutput", ...).
+        kind: &'static str,
+        /// The type byte received.
+        tag: Tag,
+    },
+    /// A well-formed message that the negotiated context does not allow (a pgoutput message of a
+    /// newer protocol version, a streamed-transaction message without `streaming`, a Stream
+    /// Start inside a stream...).
+    #[error("unexpected {message}: {reason}")]
+    NotAllowed {
+        /// The message.
+        message: &'static str,
+        /// Why not.
+        reason: &'static str,
+    },
 }
 
 /// An invalid value given to a message constructor: something that cannot be encoded.

@@ -51,6 +51,14 @@ pub fn v2_decode_frontend(data: &[u8]) {
 }
 
 mod v2;
+/// CopyData payloads through the replication decoders (streaming replication, BASE_BACKUP,
+/// pgoutput with options from the input), and text through the replication command, LSN and
+/// timestamp parsers.
+pub fn decode_replication(data: &[u8]) {
+    replication::run(data)
+}
+
+mod replication;
 
 mod decode_frontend {
     //! Arbitrary bytes through [`FrontendDecoder`], fed in chunks.

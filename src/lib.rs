@@ -11,7 +11,10 @@
 //!   request answered at a time with each answer checked, discard-until-Sync, COPY);
 //! - **poolers and proxies**, through both at once;
 //! - **tools and fuzzers**, through the decoders ([`BackendDecoder`], [`FrontendDecoder`]) and
-//!   the message types, which every state machine is built on.
+//!   the message types, which every state machine is built on;
+//! - **replication clients and servers**, through [`replication`]: the messages inside CopyData
+//!   of streaming replication, BASE_BACKUP and pgoutput (versions 1 to 4), carried by the same
+//!   machines on `replication=true|database` connections.
 //!
 //! # The run loop
 //!
@@ -228,7 +231,7 @@
 //!
 //! Sockets, TLS itself, a runtime, and value types beyond raw bytes are the application's.
 //! GSSAPI, SSPI and OAUTHBEARER tokens pass through as events for the application to compute.
-//! The replication messages inside CopyData and protocol 2.0 are not built yet.
+//! Protocol 2.0 is not built yet.
 
 pub mod auth;
 mod client;
@@ -243,6 +246,7 @@ pub mod fuzzing;
 mod limits;
 mod message;
 pub mod protocol;
+pub mod replication;
 mod server;
 pub mod trace;
 pub mod v2;

@@ -7,12 +7,15 @@
 //! [`Server`](crate::Server) checks the answers its application gives. Both also follow
 //! a second, smaller table: the frontend's side of a COPY.
 //!
-//! Two rules of PostgreSQL's `postgres.c` sit around the table:
+//! Rules of PostgreSQL's `postgres.c` and `walsender.c` sit around the table:
 //!
 //! - After an error in an extended-query request (Parse, Bind, Describe, Execute, Close), the
 //!   backend discards every message until the next Sync.
 //! - NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time after
 //!   start-up, whatever is in flight; they belong to no request.
+//! - A walsender ends BASE_BACKUP's CopyOut, and the CopyBoth of `START_REPLICATION` on an
+//!   older timeline, with a result set rather than CommandComplete, and may send CopyData
+//!   after its own CopyDone (see the last rows).
 //! - During COPY FROM STDIN the backend ignores Sync and Flush (a driver sends Parse, Bind,
 //!   Execute, Sync before it knows the statement is a COPY). The client therefore sends again the
 //!   Syncs queued right behind the request that started the COPY once its own data stream is over
@@ -468,6 +471,17 @@ pub(crate) const TABLE: &[(Requests, Stage, Answer, Next)] = &[
     ),
     (COPY, S::CopyBothDone, A::CommandComplete, N::CopyEnded),
     (COPY, S::CopyBothDone, A::ErrorResponse, N::CopyFailed),
+    // A walsender (replication connections take simple Queries only) ends some COPYs with a
+    // result set instead of CommandComplete: BASE_BACKUP sends the backup's end position right
+    // after its CopyDone, and START_REPLICATION on a timeline that is not the latest sends the
+    // next timeline after both CopyDones.
+    (QUERY, S::CopyOutDone, A::RowDescription, N::Go(S::Start)),
+    (QUERY, S::CopyBothDone, A::RowDescription, N::Go(S::Start)),
+    // A walsender may still send CopyData after its own CopyDone (a keepalive, or the rest of
+    // a transaction the output plugin is writing when the client's CopyDone arrives); libpq
+    // drops such CopyData silently.
+    (COPY, S::CopyBothBackendDone, A::CopyData, N::Stay),
+    (COPY, S::CopyBothDone, A::CopyData, N::Stay),
 ];
 
 /// The frontend's side of a COPY: which stages accept which message of its data stream.

@@ -44,6 +44,31 @@
 //! B	23	AuthenticationSASL	 "SCRAM-SHA-256" ""
 //! ```
 //!
+//! # Replication
+//!
+//! On a replication connection, the client's Queries tell what each COPY's CopyData carry
+//! (`START_REPLICATION ... PHYSICAL`, `START_REPLICATION ... LOGICAL` with pgoutput and its
+//! `proto_version` and options, `BASE_BACKUP`). After the line of each such CopyData comes one
+//! line per replication message inside it, indented by two spaces, in the same form with the
+//! CopyData frame's offset; the pgoutput message inside an XLogData gets a further line
+//! indented by four spaces:
+//!
+//! ```text
+//! S 1234 CopyData 46 bytes "w\x00..."
+//!   S 1234 XLogData start 0/1A2B3C8, end 0/1A2B3C8, time 2025-01-02 03:04:05.678+00, 21 bytes
+//!     S 1234 Begin xid 740, final 0/1A2B400, time 2025-01-02 03:04:05.6+00
+//! ```
+//!
+//! Names: `XLogData`, `PrimaryKeepalive`, `StandbyStatusUpdate`, `HotStandbyFeedback`,
+//! `PrimaryStatusUpdate`, `PrimaryStatusRequest`, `BackupNewArchive`, `BackupManifest`,
+//! `BackupData`, `BackupProgress`, and pgoutput's (`Begin`, `Message`, `Commit`, `Origin`,
+//! `Relation`, `Type`, `Insert`, `Update`, `Delete`, `Truncate`, `StreamStart`, `StreamStop`,
+//! `StreamCommit`, `StreamAbort`, `BeginPrepare`, `Prepare`, `CommitPrepared`,
+//! `RollbackPrepared`, `StreamPrepare`). A Relation line names the relation as
+//! `namespace.name` and lists its columns. A payload that does not decode is an error (exit
+//! status 1); `--check` also re-encodes each nested message from its decoded value and compares
+//! the bytes. See `replication.rs`.
+//!
 //! # How the streams are interpreted
 //!
 //! Each stream helps decode the other where the protocol needs it: the server's single-byte
@@ -74,6 +99,7 @@
 // The trace lines shown above are tab-separated, as the program prints them.
 #![allow(clippy::tabs_in_doc_comments)]
 
+mod replication;
 mod streams;
 mod trace;
 

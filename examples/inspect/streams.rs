@@ -479,7 +479,7 @@ fn push_escaped(s: &mut String, b: &[u8], max: usize, quoted: bool) -> bool {
 }
 
 /// `b` in double quotes, escaped, cut after `max` characters (then followed by `...`).
-fn quote(b: &[u8], max: usize) -> String {
+pub(crate) fn quote(b: &[u8], max: usize) -> String {
     let mut s = String::from("\"");
     let cut = push_escaped(&mut s, b, max, true);
     s.push('"');
@@ -490,7 +490,7 @@ fn quote(b: &[u8], max: usize) -> String {
 }
 
 /// `b` bare when it is a plain word, otherwise quoted.
-fn word(b: &[u8], max: usize) -> String {
+pub(crate) fn word(b: &[u8], max: usize) -> String {
     let plain = !b.is_empty()
         && b.len() <= max
         && b.iter()
@@ -503,7 +503,7 @@ fn word(b: &[u8], max: usize) -> String {
 }
 
 /// `b` escaped without quotes (free text at the end of a line).
-fn bare(b: &[u8], max: usize) -> String {
+pub(crate) fn bare(b: &[u8], max: usize) -> String {
     let mut s = String::new();
     if push_escaped(&mut s, b, max, false) {
         s.push_str("...");
@@ -511,12 +511,12 @@ fn bare(b: &[u8], max: usize) -> String {
     s
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `b` in hexadecimal, cut after `max` bytes (then followed by `...`).
-fn hex(b: &[u8], max: usize) -> String {
+pub(crate) fn hex(b: &[u8], max: usize) -> String {
     let mut s = String::from("0x");
     for byte in b.iter().take(max) {
         let _ = write!(s, "{byte:02x}");
@@ -862,9 +862,10 @@ pub(crate) fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -
         ok &= report(err, "server", &conn.server, &server, check, allow_truncated);
         return i32::from(!ok);
     }
+    let nested = crate::replication::nested(&conn, check);
     // Write errors on stdout (a closed pipe) are ignored: the exit status still tells.
-    list(out, 'C', &conn.client);
-    list(out, 'S', &conn.server);
+    list(out, 'C', &conn.client, &nested.client);
+    list(out, 'S', &conn.server, &nested.server);
     let _ = writeln!(
         out,
         "client: {} messages, {} bytes; server: {} messages, {} bytes",
@@ -876,18 +877,31 @@ pub(crate) fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -
 
     let mut ok = report(err, "client", &conn.client, &client, check, allow_truncated);
     ok &= report(err, "server", &conn.server, &server, check, allow_truncated);
+    for (side, offset, reason) in &nested.errors {
+        let _ = writeln!(err, "error: {side} stream at offset {offset}: {reason}");
+        ok = false;
+    }
     i32::from(!ok)
 }
 
-/// Prints one line per message.
-fn list<M: Message>(out: &mut dyn Write, side: char, stream: &Stream<M>) {
-    for d in &stream.messages {
+/// Prints one line per message, and after a CopyData the lines of the replication messages
+/// inside it (`nested`, by message index).
+fn list<M: Message>(
+    out: &mut dyn Write,
+    side: char,
+    stream: &Stream<M>,
+    nested: &std::collections::HashMap<usize, Vec<String>>,
+) {
+    for (i, d) in stream.messages.iter().enumerate() {
         let detail = d.message.detail();
         let _ = if detail.is_empty() {
             writeln!(out, "{side} {} {}", d.offset, d.message.name())
         } else {
             writeln!(out, "{side} {} {} {detail}", d.offset, d.message.name())
         };
+        for line in nested.get(&i).into_iter().flatten() {
+            let _ = writeln!(out, "{line}");
+        }
     }
 }
 

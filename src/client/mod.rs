@@ -795,6 +795,29 @@ impl Client {
         Ok(())
     }
 
+    /// Sends one replication message in a CopyData during CopyBoth (a standby status update,
+    /// hot standby feedback; see [`crate::replication`]) or COPY FROM STDIN: what
+    /// [`Client::copy_data`] sends, written without building the payload first.
+    ///
+    /// Fails as [`Client::copy_data`] does.
+    ///
+    /// ```
+    /// use pgproto::replication::{Lsn, StandbyStatusUpdate, Timestamp};
+    /// # let mut client = pgproto::Client::new(pgproto::ClientConfig::new("u")).unwrap();
+    /// let lsn = Lsn::new(0x300_0000);
+    /// let reply = StandbyStatusUpdate::new(lsn, lsn, lsn, Timestamp::EPOCH, false);
+    /// // Not in CopyBoth yet: refused, nothing sent.
+    /// assert!(client.copy_payload(&reply).is_err());
+    /// ```
+    pub fn copy_payload(
+        &mut self,
+        message: &impl crate::replication::Payload,
+    ) -> Result<(), UsageError> {
+        self.copy_sending()?;
+        message.encode_copy_data(&mut self.core.out);
+        Ok(())
+    }
+
     /// Sends CopyDone: the client's data is complete.
     ///
     /// After COPY FROM STDIN, it also sends again every Sync queued right behind the request that

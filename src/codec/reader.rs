@@ -45,6 +45,7 @@ impl Span {
 /// A bounds-checked cursor over a message body held as a plain slice: every check of a body
 /// is written once, here and in the `layout` functions built on it, and serves both the
 /// borrowing decoders and the owned ones.
+#[derive(Clone)]
 pub(crate) struct SliceReader<'a> {
     body: &'a [u8],
     pos: usize,
@@ -163,6 +164,24 @@ impl<'a> SliceReader<'a> {
     #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    /// Reads a big-endian Int64.
+    #[inline]
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(field)?))
+    }
+
+    /// Reads a big-endian Int64 that the protocol uses as an unsigned value (an LSN).
+    #[inline]
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    /// The name of the message being read, for errors raised by the caller.
+    #[inline]
+    pub(crate) fn message(&self) -> &'static str {
+        self.message
     }
 
     /// Reads a NUL-terminated string whose NUL lies inside the body; returns it without the NUL.

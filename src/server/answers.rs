@@ -380,6 +380,22 @@ impl Server {
         Ok(())
     }
 
+    /// One replication message in a CopyData from the server (XLogData, a keepalive, a
+    /// BASE_BACKUP message; see [`crate::replication`]), during COPY TO STDOUT or CopyBoth:
+    /// what [`Server::copy_data`] sends, written without building the payload first.
+    ///
+    /// Fails as [`Server::copy_data`] does, except that the message always fits (its
+    /// constructor checked).
+    pub fn copy_payload(
+        &mut self,
+        message: &impl crate::replication::Payload,
+    ) -> Result<(), UsageError> {
+        let next = self.check("send CopyData", Answer::CopyData)?;
+        message.encode_copy_data(&mut self.core.out);
+        self.apply(next);
+        Ok(())
+    }
+
     /// CopyDone from the server.
     ///
     /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being

@@ -536,6 +536,18 @@ impl Body {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
+    pub(crate) fn u16(mut self, v: u16) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub(crate) fn u64(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    pub(crate) fn i64(mut self, v: i64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
     pub(crate) fn cstr(mut self, s: &[u8]) -> Self {
         self.0.extend_from_slice(s);
         self.0.push(0);

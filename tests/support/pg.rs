@@ -397,7 +397,7 @@ impl Cluster {
     }
 
     /// A not yet started cluster whose files live in `dir`, with its watchdog.
-    fn new_in(dir: PathBuf, version: PgVersion, bindir: PathBuf) -> Self {
+    pub(crate) fn new_in(dir: PathBuf, version: PgVersion, bindir: PathBuf) -> Self {
         let cluster = Self {
             pg_version: version,
             version: version.major(),
@@ -600,7 +600,7 @@ rm -rf "$dir""#;
         psql(self.pg_version) // panics with the install command
     }
 
-    fn start_on_free_port(&mut self) {
+    pub(crate) fn start_on_free_port(&mut self) {
         let pg_ctl = self.bindir.join("pg_ctl");
         let mut last_failure = String::new();
         for _attempt in 0..8 {
@@ -653,7 +653,7 @@ rm -rf "$dir""#;
     }
 
     /// Runs `cmd` as the server's OS user (`runuser -u pgproto --` when root).
-    fn run_as_server(&self, cmd: &mut Command) -> Output {
+    pub(crate) fn run_as_server(&self, cmd: &mut Command) -> Output {
         let program = cmd.get_program().to_owned();
         let mut full = if running_as_root() {
             let mut c = Command::new("runuser");
@@ -774,7 +774,7 @@ pub(crate) fn missing_file_message(path: &Path, what: &str, env_var: &str) -> Op
 
 /// uid/gid that must own the cluster's files: `pgproto`'s when running as root,
 /// `None` (keep ours) otherwise.
-fn server_owner() -> Option<(u32, u32)> {
+pub(crate) fn server_owner() -> Option<(u32, u32)> {
     if !running_as_root() {
         return None;
     }
@@ -824,7 +824,7 @@ pub(crate) fn base_dir() -> PathBuf {
 
 /// Creates a fresh directory `<base>/<prefix><unique>`, mode 0700, owned by the
 /// server's OS user.
-fn make_temp_dir(prefix: &str, owner: Option<(u32, u32)>) -> PathBuf {
+pub(crate) fn make_temp_dir(prefix: &str, owner: Option<(u32, u32)>) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let base = base_dir();
     loop {
@@ -1087,7 +1087,7 @@ pub(crate) fn check(out: &Output, what: &str) {
     }
 }
 
-fn append(path: &Path, text: &str) {
+pub(crate) fn append(path: &Path, text: &str) {
     let mut f = fs::OpenOptions::new()
         .append(true)
         .open(path)
@@ -1095,7 +1095,7 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).expect("append");
 }
 
-fn conf_quote(path: &Path) -> String {
+pub(crate) fn conf_quote(path: &Path) -> String {
     path.to_string_lossy()
         .replace('\\', "\\\\")
         .replace('\'', "''")
