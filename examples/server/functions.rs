@@ -18,8 +18,14 @@ static RELEASED: Mutex<u64> = Mutex::new(0);
 static WAKE: Condvar = Condvar::new();
 
 thread_local! {
-    /// The cancel flag of the session on this backend thread (one session per thread).
+    /// The cancel flag of the session running on this thread (see [`enter`]).
     static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Makes `cancel` the flag the busy handler checks on this thread: call it before a session's
+/// work on a thread of the blocking pool (a session runs on any of them, one at a time).
+pub(crate) fn enter(cancel: &Arc<AtomicBool>) {
+    CANCEL.with(|c| *c.borrow_mut() = Some(cancel.clone()));
 }
 
 /// Wakes every connection waiting for a lock: call after a statement or transaction ends.
@@ -56,7 +62,7 @@ pub(crate) fn register_functions(
     local: &Arc<Mutex<Local>>,
     cancel: &Arc<AtomicBool>,
 ) -> rusqlite::Result<()> {
-    CANCEL.with(|c| *c.borrow_mut() = Some(cancel.clone()));
+    enter(cancel);
     db.busy_handler(Some(busy))?;
     let flags = FunctionFlags::SQLITE_UTF8;
     let flag = cancel.clone();
@@ -86,11 +92,14 @@ pub(crate) fn register_functions(
     db.create_scalar_function("pg_notify", 2, flags, move |ctx| {
         let channel: String = ctx.get(0)?;
         let payload: String = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+        if payload.len() >= 8000 {
+            return Err(user_error("payload string too long".into()));
+        }
         notify_local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .outgoing
-            .push((channel, payload));
+            .queue_notify(&channel, &payload)
+            .map_err(user_error)?;
         Ok(Value::Null)
     })?;
     let setting_local = local.clone();
