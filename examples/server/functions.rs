@@ -1,7 +1,7 @@
 //! The SQL functions added to SQLite (`pg_sleep`, `pg_notify`, `current_setting`, `version`,
 //! `pg_backend_pid`) and the busy handler that makes a connection wait for another's lock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,9 +17,16 @@ static RELEASED: Mutex<u64> = Mutex::new(0);
 
 static WAKE: Condvar = Condvar::new();
 
+/// How long a statement waits for another connection's lock before it fails with "database
+/// is locked".
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 thread_local! {
     /// The cancel flag of the session running on this thread (see [`enter`]).
     static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+
+    /// When the current wait for a lock began.
+    static WAITING_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Makes `cancel` the flag the busy handler checks on this thread: call it before a session's
@@ -35,14 +42,24 @@ pub(crate) fn released() {
 }
 
 /// SQLite's busy handler: instead of sleeping in growing steps, wait until some connection
-/// ends a statement or transaction (at most 10 ms a try, about 5 s in all), or a cancel.
+/// ends a statement or transaction (at most 10 ms a try), for [`LOCK_WAIT`] in all (counted
+/// in time: under load, releases come faster than every 10 ms), or until a cancel.
 fn busy(count: i32) -> bool {
     let cancelled = CANCEL.with(|c| {
         c.borrow()
             .as_ref()
             .is_some_and(|f| f.load(Ordering::SeqCst))
     });
-    if cancelled || count >= 500 {
+    let now = Instant::now();
+    let since = WAITING_SINCE.with(|w| {
+        let since = match w.get() {
+            Some(t) if count > 0 => t,
+            _ => now,
+        };
+        w.set(Some(since));
+        since
+    });
+    if cancelled || now.duration_since(since) >= LOCK_WAIT {
         return false;
     }
     let seen = RELEASED.lock().unwrap_or_else(PoisonError::into_inner);
