@@ -144,7 +144,9 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|s| *s > 0.0 && *s <= 86_400.0)
                     .map(Duration::from_secs_f64)
                     .ok_or_else(|| {
-                        format!("--startup-timeout needs seconds (0 to 86400), not {v:?}")
+                        format!(
+                            "--startup-timeout needs seconds (above 0, at most 86400), not {v:?}"
+                        )
                     })?;
             }
             "--max-connections" => {
