@@ -312,8 +312,10 @@ impl Conn {
                 }
             }
         }
-        let (backend, go) = job.await.map_err(|_| End::Io)?;
+        let (mut backend, go) = job.await.map_err(|_| End::Io)?;
         self.pid = backend.pid();
+        // Idle now: the machine's empty buffers go until the next request.
+        backend.wire.release_buffers();
         self.backend = Some(backend);
         match failed {
             Some(e) => Err(e),

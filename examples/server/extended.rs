@@ -241,6 +241,7 @@ impl Session {
                 } else {
                     Collect::all()
                 };
+                let notifies = self.lock().queued_notifies();
                 match self.execute(&portal.stmt, &portal.params, &mut sink) {
                     Ok(Outcome::Rows { verb, streamed }) => {
                         side = std::mem::take(&mut sink.side);
@@ -254,6 +255,9 @@ impl Session {
                                 verb,
                                 sent: 0,
                             });
+                        } else {
+                            // Execute runs it again: its pg_notify calls count once.
+                            self.lock().forget_notifies_after(notifies);
                         }
                     }
                     Ok(Outcome::Done(t)) => portal.kept = Some(Kept::Tag(t)),

@@ -373,7 +373,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         tokio::spawn(conn::serve(socket, shared.clone(), slot));
                     }
                 }
-                Err(e) => eprintln!("server: accept: {e}"),
+                Err(e) => {
+                    // Out of file descriptors, say: wait for connections to end.
+                    eprintln!("server: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = terminated() => break,

@@ -81,6 +81,18 @@ impl Local {
         Ok(())
     }
 
+    /// How many NOTIFYs the transaction has queued.
+    pub(crate) fn queued_notifies(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Forgets the NOTIFYs queued after the first `n` (a statement that runs again).
+    pub(crate) fn forget_notifies_after(&mut self, n: usize) {
+        for (channel, payload) in self.outgoing.drain(n.min(self.outgoing.len())..) {
+            self.outgoing_bytes -= notify::size(&channel, &payload);
+        }
+    }
+
     /// Takes the NOTIFYs of the transaction (to publish them, or to forget them).
     pub(crate) fn take_outgoing(&mut self) -> Vec<(String, String)> {
         self.outgoing_bytes = 0;
