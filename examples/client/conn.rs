@@ -5,6 +5,13 @@
 //! are none, then drain [`Client::poll_transmit`] and write. Everything else here reads the
 //! socket when the queue of events runs dry and folds the events into results.
 //!
+//! Notices are written as they arrive (through a small buffer, flushed before every read of
+//! the socket and before a statement's results are printed), never kept. After Terminate the
+//! connection waits at most [`TERMINATE_WAIT`] for the server to close. An ErrorResponse
+//! during start-up longer than libpq's 30,000 bytes, which the state machine (as libpq) takes
+//! for a protocol-2.0 error, is read again here as a 3.0 ErrorResponse and shown, up to
+//! [`STARTUP_CAPTURE`] bytes of it.
+//!
 //! Limitations: one host (no lists), no Unix sockets, no GSSAPI, no client certificates, no
 //! environment variables (`PGHOST`...), and writes are blocking, so a pipeline whose answers
 //! exceed the socket buffers while requests are still being written could stall (until the
@@ -23,6 +30,13 @@ use pgproto::{
 };
 
 use super::conninfo::{ConnInfo, DEFAULT_TIMEOUT};
+
+/// How long the connection waits for the server to close after Terminate, at most.
+pub(crate) const TERMINATE_WAIT: Duration = Duration::from_secs(1);
+
+/// The bytes received during start-up that are kept, at most, to show an ErrorResponse that
+/// the state machine took for a protocol-2.0 error.
+pub(crate) const STARTUP_CAPTURE: usize = 64 * 1024;
 use super::results::{io_err, DriverError, Outcome, ServerError, Statement, StatementResult};
 use super::tls::{is_disconnect, is_timeout, Stream, TlsSetup};
 
@@ -70,7 +84,9 @@ pub(crate) struct Conn {
     terminated: bool,
     wbuf: Vec<u8>,
     rbuf: Box<[u8]>,
-    notices: Vec<ServerError>,
+    notices: io::BufWriter<Box<dyn Write>>,
+    /// What start-up received, up to [`STARTUP_CAPTURE`] bytes (`None` once connected).
+    startup_bytes: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Conn {
@@ -83,15 +99,23 @@ impl fmt::Debug for Conn {
 }
 
 /// Connects with a libpq keyword/value connection string, tracing the connection's messages
-/// with `tracer` if there is one.
-pub(crate) fn connect(conninfo: &str, tracer: Option<Tracer>) -> Result<Conn, DriverError> {
-    Conn::connect(ConnInfo::parse(conninfo)?, tracer)
+/// with `tracer` if there is one; notices are written to `notices` as they arrive.
+pub(crate) fn connect(
+    conninfo: &str,
+    tracer: Option<Tracer>,
+    notices: Box<dyn Write>,
+) -> Result<Conn, DriverError> {
+    Conn::connect(ConnInfo::parse(conninfo)?, tracer, notices)
 }
 
 impl Conn {
     /// Connects and runs the start-up to ReadyForQuery; `tracer` sees every message from the
     /// first start-up packet on.
-    pub(crate) fn connect(info: ConnInfo, tracer: Option<Tracer>) -> Result<Self, DriverError> {
+    pub(crate) fn connect(
+        info: ConnInfo,
+        tracer: Option<Tracer>,
+        notices: Box<dyn Write>,
+    ) -> Result<Self, DriverError> {
         let mut client = Client::new(info.client_config())?;
         if let Some(t) = tracer {
             client.set_tracer(t);
@@ -111,7 +135,8 @@ impl Conn {
             terminated: false,
             wbuf: Vec::new(),
             rbuf: vec![0; 64 * 1024].into_boxed_slice(),
-            notices: Vec::new(),
+            notices: io::BufWriter::new(notices),
+            startup_bytes: Some(Vec::new()),
             info,
         };
         if conn.info.direct_tls {
@@ -119,7 +144,15 @@ impl Conn {
         }
         conn.pump()?;
         loop {
-            let event = conn.next_event()?;
+            let event = match conn.next_event() {
+                Ok(e) => e,
+                Err(DriverError::Protocol(pgproto::Error::LegacyServer { message })) => {
+                    return Err(conn.long_startup_error().unwrap_or(DriverError::Protocol(
+                        pgproto::Error::LegacyServer { message },
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
             match event {
                 ClientEvent::SslResponse { accepted: true } => conn.start_tls(false)?,
                 // A server that speaks only protocol 2.0 refused the 3.x start-up: a new
@@ -128,8 +161,12 @@ impl Conn {
                 ClientEvent::AuthenticationRequest(a) => {
                     return Err(DriverError::UnsupportedAuth(format!("{a:?}")))
                 }
-                ClientEvent::Notice(n) => conn.notices.push(ServerError::from_fields(&n)),
-                ClientEvent::Connected { .. } => return Ok(conn),
+                ClientEvent::Notice(n) => conn.notice(&ServerError::from_fields(&n)),
+                ClientEvent::Connected { .. } => {
+                    conn.startup_bytes = None;
+                    conn.flush_notices();
+                    return Ok(conn);
+                }
                 _ => {}
             }
         }
@@ -146,6 +183,45 @@ impl Conn {
         self.wbuf.clear();
         self.client.reconnected()?;
         self.pump()
+    }
+
+    /// The ErrorResponse behind a "protocol 2.0" error during start-up, if the bytes are a
+    /// 3.0 ErrorResponse after all (a length word libpq finds too long, over 30,000, but one
+    /// that a 3.0 message may have), read up to [`STARTUP_CAPTURE`] bytes and shown.
+    fn long_startup_error(&mut self) -> Option<DriverError> {
+        let mut seen = self.startup_bytes.take()?;
+        let start = seen.iter().position(|&b| b == b'E')?;
+        seen.drain(..start);
+        let len = u32::from_be_bytes(seen.get(1..5)?.try_into().ok()?) as usize;
+        let plausible = (8..=0x3fff_ffff).contains(&len)
+            && seen
+                .get(5)
+                .is_some_and(|c| b"SVCMDHPpqWsctdnFLR".contains(c));
+        if !plausible {
+            return None;
+        }
+        // The rest of the message, up to the cap (the socket timeout bounds the wait).
+        let want = (1 + len).min(STARTUP_CAPTURE);
+        while seen.len() < want {
+            let room = (want - seen.len()).min(self.rbuf.len());
+            match self.stream.read(&mut self.rbuf[..room]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&self.rbuf[..n]),
+            }
+        }
+        let end = seen.len().min(1 + len);
+        let cut = end < 1 + len;
+        ServerError::from_body(&seen[5..end], cut).map(DriverError::Server)
+    }
+
+    /// Writes a notice (or an error the server sent outside any request).
+    fn notice(&mut self, n: &ServerError) {
+        let _ = writeln!(self.notices, "{}:  {}", n.severity, n.message);
+    }
+
+    /// Writes out the notices written so far.
+    pub(crate) fn flush_notices(&mut self) {
+        let _ = self.notices.flush();
     }
 
     /// The TLS handshake, then `tls_established` with the channel-binding hash.
@@ -173,11 +249,6 @@ impl Conn {
     }
 
     // ---- access ----
-
-    /// Takes the notices and warnings received so far.
-    pub(crate) fn take_notices(&mut self) -> Vec<ServerError> {
-        std::mem::take(&mut self.notices)
-    }
 
     /// The lines `--verbose` prints once connected.
     pub(crate) fn verbose_lines(&self) -> Vec<String> {
@@ -252,6 +323,7 @@ impl Conn {
 
     /// Reads once from the socket and feeds the state machine.
     fn read_some(&mut self) -> Result<(), DriverError> {
+        self.flush_notices();
         let n = match self.stream.read(&mut self.rbuf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -268,6 +340,10 @@ impl Conn {
             self.eof = true;
             self.client.receive_eof();
         } else {
+            if let Some(seen) = &mut self.startup_bytes {
+                let room = STARTUP_CAPTURE.saturating_sub(seen.len()).min(n);
+                seen.extend_from_slice(&self.rbuf[..room]);
+            }
             self.client.receive(&self.rbuf[..n]);
         }
         self.pump()
@@ -312,11 +388,12 @@ impl Conn {
         }
     }
 
-    /// Keeps the notices for later (notifications are not shown by this command line).
+    /// Writes notices out (notifications are not shown by this command line).
     fn stash(&mut self, event: ClientEvent) {
         match event {
-            ClientEvent::Notice(f) => self.notices.push(ServerError::from_fields(&f)),
-            ClientEvent::UnsolicitedError(f) => self.notices.push(ServerError::from_fields(&f)),
+            ClientEvent::Notice(f) | ClientEvent::UnsolicitedError(f) => {
+                self.notice(&ServerError::from_fields(&f))
+            }
             _ => {}
         }
     }
@@ -355,6 +432,7 @@ impl Conn {
             }
             if let BackendMessage::ReadyForQuery(s) = message {
                 out.status = Some(s);
+                self.flush_notices();
                 return Ok(out);
             }
             self.result_message(message, &mut out, &mut cur, &mut input)?;
@@ -466,7 +544,7 @@ impl Conn {
         &mut self,
         statements: &[Statement],
         input: &mut dyn Read,
-        done: &mut dyn FnMut(Outcome, Vec<ServerError>) -> Result<(), DriverError>,
+        done: &mut dyn FnMut(Outcome) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
         let mut rest = statements;
         while !rest.is_empty() {
@@ -486,7 +564,7 @@ impl Conn {
         &mut self,
         statements: &[Statement],
         input: &mut dyn Read,
-        done: &mut dyn FnMut(Outcome, Vec<ServerError>) -> Result<(), DriverError>,
+        done: &mut dyn FnMut(Outcome) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
         let mut owner: HashMap<RequestId, usize> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
@@ -527,8 +605,8 @@ impl Conn {
                         outcome.status = Some(s);
                         current = None;
                         next += 1;
-                        let notices = self.take_notices();
-                        done(std::mem::take(&mut outcome), notices)?;
+                        self.flush_notices();
+                        done(std::mem::take(&mut outcome))?;
                         continue;
                     }
                     let mut input: Option<&mut dyn Read> = Some(&mut *input);
@@ -545,7 +623,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends Terminate and waits (briefly) for the server to close.
+    /// Sends Terminate and waits, at most [`TERMINATE_WAIT`], for the server to close (libpq
+    /// does not wait at all; a short wait lets the server close first, cleanly).
     pub(crate) fn terminate(&mut self) -> Result<(), DriverError> {
         if self.terminated {
             return Ok(());
@@ -554,17 +633,22 @@ impl Conn {
         self.client.terminate()?;
         self.pump()?;
         self.flush()?;
+        self.stream.set_read_timeout(TERMINATE_WAIT);
         if let Stream::Tls(s) = &mut self.stream {
             s.conn.send_close_notify();
             let _ = s.conn.complete_io(&mut s.sock);
         }
-        loop {
+        let done = loop {
             match self.next_event() {
-                Ok(ClientEvent::Closed) | Err(DriverError::Closed) => return Ok(()),
+                Ok(ClientEvent::Closed) | Err(DriverError::Closed | DriverError::Timeout) => {
+                    break Ok(())
+                }
                 Ok(other) => self.stash(other),
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
-        }
+        };
+        self.flush_notices();
+        done
     }
 }
 

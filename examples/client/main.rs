@@ -16,9 +16,11 @@
 //! as nothing, the command tag of statements that return no rows (`COPY n` after COPY FROM
 //! STDIN), and COPY TO STDOUT's data as it came (without its tag). A server error prints
 //! `ERROR:  <SQLSTATE>: <message>` to stderr; the remaining statements still run and the
-//! command exits 1. A connection error (the server closing, or breaking the protocol, for
-//! example a row that does not match its RowDescription) prints `error: <what>` to stderr and
-//! exits 1 at once: nothing of the result it interrupted is printed. With `--verbose`, once
+//! command exits 1. Notices (`NOTICE:  <message>`, `WARNING:  ...`) go to stderr as they
+//! arrive, before the results of their statement. A connection error (the server closing, or
+//! breaking the protocol, for example a row that does not match its RowDescription) prints
+//! `error: <what>` to stderr and exits 1 at once: nothing of the result it interrupted is
+//! printed. With `--verbose`, once
 //! connected, it prints to stderr:
 //!
 //! ```text
@@ -47,7 +49,7 @@ mod trace;
 use std::io::{self, Read, Write};
 
 use conn::connect;
-use results::{io_err, DriverError, Outcome, ServerError, Statement, StatementResult};
+use results::{io_err, DriverError, Outcome, Statement, StatementResult};
 
 fn main() {
     let args: Vec<String> = std::env::args_os()
@@ -102,15 +104,7 @@ fn print_result(r: &StatementResult, out: &mut dyn Write) -> io::Result<()> {
     }
 }
 
-fn print_outcome(
-    o: &Outcome,
-    notices: Vec<ServerError>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<()> {
-    for n in notices {
-        writeln!(err, "{}:  {}", n.severity, n.message)?;
-    }
+fn print_outcome(o: &Outcome, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
     for r in &o.results {
         print_result(r, out)?;
     }
@@ -171,7 +165,7 @@ fn run_cli(
             return 2;
         }
     };
-    let mut conn = match connect(conninfo, tracer) {
+    let mut conn = match connect(conninfo, tracer, Box::new(io::stderr())) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "error: connection failed: {e}");
@@ -184,21 +178,20 @@ fn run_cli(
         }
     }
     let mut failed = false;
-    let mut report = |o: &Outcome, notices, out: &mut dyn Write, err: &mut dyn Write| {
+    let mut report = |o: &Outcome, out: &mut dyn Write, err: &mut dyn Write| {
         failed |= o.error.is_some();
-        print_outcome(o, notices, out, err)
+        print_outcome(o, out, err)
     };
     let result: Result<(), DriverError> = (|| {
         if extended {
             let statements: Vec<Statement> = sqls.iter().map(|s| Statement::new(*s)).collect();
-            conn.pipeline(&statements, stdin, &mut |o, notices| {
-                report(&o, notices, stdout, stderr).map_err(io_err("write output"))
+            conn.pipeline(&statements, stdin, &mut |o| {
+                report(&o, stdout, stderr).map_err(io_err("write output"))
             })?;
         } else {
             for sql in sqls {
                 let o = conn.query_with_input(sql, stdin)?;
-                let notices = conn.take_notices();
-                report(&o, notices, stdout, stderr).map_err(io_err("write output"))?;
+                report(&o, stdout, stderr).map_err(io_err("write output"))?;
             }
         }
         conn.terminate()

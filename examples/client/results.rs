@@ -32,6 +32,35 @@ impl ServerError {
         }
     }
 
+    /// An ErrorResponse's body, possibly cut short (`cut`: the text of the last field is
+    /// incomplete and marked so); `None` without severity or message.
+    pub(crate) fn from_body(body: &[u8], cut: bool) -> Option<Self> {
+        let mut fields: Vec<(u8, String)> = Vec::new();
+        let mut rest = body;
+        while let Some((&code, after)) = rest.split_first() {
+            if code == 0 {
+                break;
+            }
+            let (value, next, ended) = match memchr::memchr(0, after) {
+                Some(i) => (&after[..i], &after[i + 1..], true),
+                None => (after, &after[after.len()..], false),
+            };
+            let mut text = String::from_utf8_lossy(value).into_owned();
+            if !ended && cut {
+                text.push_str(" [cut short]");
+            }
+            fields.push((code, text));
+            rest = next;
+        }
+        let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
+        Some(Self {
+            severity: get(b'V').or_else(|| get(b'S'))?,
+            code: get(b'C').unwrap_or_default(),
+            message: get(b'M')?,
+            detail: get(b'D'),
+        })
+    }
+
     /// Whether the server ends the session after this error.
     pub(crate) fn is_fatal(&self) -> bool {
         self.severity == "FATAL" || self.severity == "PANIC"

@@ -210,7 +210,16 @@ pub(crate) enum Stream {
     Closed,
 }
 
-impl Stream {}
+impl Stream {
+    /// Sets the socket's read timeout (a failure leaves the old one).
+    pub(crate) fn set_read_timeout(&self, timeout: std::time::Duration) {
+        let _ = match self {
+            Self::Plain(s) => s.set_read_timeout(Some(timeout)),
+            Self::Tls(s) => s.sock.set_read_timeout(Some(timeout)),
+            Self::Closed => Ok(()),
+        };
+    }
+}
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -36,6 +36,8 @@ mod conninfo;
 #[allow(dead_code)]
 #[path = "../client/results.rs"]
 mod results;
+// Not every helper of the client example's TLS layer is used here.
+#[allow(dead_code)]
 #[path = "../client/tls.rs"]
 mod tls;
 

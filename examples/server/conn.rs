@@ -1,368 +1,345 @@
-//! One client connection: a tokio task that moves bytes between the socket and a backend
-//! thread, and the backend thread that drives `pgproto::Server`.
+//! One client connection: a tokio task that owns the socket and, between requests, the
+//! connection's [`Backend`] (no thread of its own: an idle or starting connection is a task
+//! waiting for its socket).
 //!
-//! The run loop, on the backend thread: take one input (bytes, end of input, TLS ready, a
-//! notification), give it to the state machine, answer every event it hands out (one request at
-//! a time), then send every byte it queued to the socket task. Encryption requests are answered
-//! here too: the socket task does the TLS handshake (the state machine has checked that no
-//! plaintext byte is buffered) and reports the certificate hash back for SCRAM channel binding.
+//! The loop, like a PostgreSQL backend's: send every byte of output first, then read one
+//! buffer of input and give it to the state machine; during start-up the task answers the
+//! events itself, after it the backend goes to tokio's blocking pool with the input
+//! ([`Backend::work`]) and the task writes what it sends back as it comes. Nothing is read
+//! while output waits or a request runs, so a client that sends without reading its results
+//! stops being read, and the kernel's socket buffers push back on it; the connection stays
+//! open. What one connection holds is bounded: one read buffer ([`STARTUP_READ`], then
+//! [`SESSION_READ`] bytes), the output chunks in flight (see `backend.rs`), its mailbox (see
+//! `notify.rs`) and what the state machine buffers of one message.
 //!
-//! Both queues between the two are bounded ([`INPUT_QUEUE`], [`OUTPUT_QUEUE`]): the socket task
-//! reads from the client only while the backend's input queue has room, and the backend thread
-//! blocks while the socket task's output queue is full. So a client that sends without reading
-//! its results stops being read (as a PostgreSQL backend blocked in a write), instead of making
-//! the server buffer without limit.
+//! A connection that has not finished start-up (TLS handshake and authentication included)
+//! within `--startup-timeout` is closed without a word, as PostgreSQL does after its
+//! `authentication_timeout`. A connection whose mailbox overflows is ended with FATAL 54000.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, PoisonError};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use pgproto::{FrontendMessage, Server, ServerEvent, StartupMessage};
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{self, OwnedPermit, Receiver, Sender};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use crate::session::Session;
+use crate::backend::{interrupt, Backend, Next, OUT_CHUNKS};
+use crate::notify::Mailbox;
 use crate::tls::{Prefixed, Stream};
-use crate::{CancelTarget, Shared};
+use crate::Shared;
 
-/// Inputs (reads of up to 64 KiB, end of file, wake-ups) queued for a backend thread at most.
-pub(crate) const INPUT_QUEUE: usize = 16;
+/// The read buffer during start-up (start-up packets are at most 10,000 bytes).
+pub(crate) const STARTUP_READ: usize = 8 * 1024;
 
-/// Outputs (what the state machine queued after one input, TLS start) queued for a socket task
-/// at most.
-pub(crate) const OUTPUT_QUEUE: usize = 16;
+/// The read buffer once authenticated.
+pub(crate) const SESSION_READ: usize = 32 * 1024;
 
-/// A NOTIFY on its way to a listening backend.
-#[derive(Debug, Clone)]
-pub(crate) struct Notification {
-    /// The notifying backend.
-    pub(crate) pid: i32,
-    /// The channel.
-    pub(crate) channel: String,
-    /// The payload.
-    pub(crate) payload: String,
+/// How long a connection being ended gets to send its last words.
+const LAST_WORDS: Duration = Duration::from_secs(1);
+
+/// Counts a connection from accept to close (see `Shared::open`).
+pub(crate) struct Slot(pub(crate) Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
-/// What the backend thread receives.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// Bytes from the client.
-    Bytes(Vec<u8>),
-    /// The client closed its side.
+/// Why a connection ends before its state machine says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The socket failed or the client went away.
+    Io,
+    /// Start-up took longer than `--startup-timeout`.
+    Timeout,
+    /// The mailbox overflowed.
+    Overflow,
+}
+
+enum Input {
+    Bytes(usize),
     Eof,
-    /// The TLS handshake finished; the tls-server-end-point data.
-    Tls(Option<Vec<u8>>),
-    /// A notification from another backend is queued.
     Wake,
-    /// The socket is gone.
-    Hangup,
 }
 
-/// What the socket task receives.
-#[derive(Debug)]
-pub(crate) enum Output {
-    /// Bytes for the client.
-    Bytes(Bytes),
-    /// Send `reply` (the `S` answering SSLRequest, or nothing for direct TLS), then run the TLS
-    /// handshake, reading `buffered` first.
-    StartTls {
-        reply: Bytes,
-        buffered: Bytes,
-        direct: bool,
-    },
+struct Conn {
+    shared: Arc<Shared>,
+    stream: Stream,
+    /// Away on the blocking pool while a request runs.
+    backend: Option<Box<Backend>>,
+    mailbox: Arc<Mailbox>,
+    pending: VecDeque<Bytes>,
+    buf: Vec<u8>,
+    /// The end of start-up, until authenticated.
+    deadline: Option<Instant>,
+    /// Notifications to deliver when idle.
+    woken: bool,
+    eof: bool,
+    pid: Option<i32>,
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serves one connection until either side ends it.
-pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>, slot: Slot) {
     let _ = socket.set_nodelay(true);
-    let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_QUEUE);
-    let mut server = Server::new(shared.config.clone());
-    if let Some(trace) = &shared.trace {
-        server.set_tracer(trace.tracer());
-    }
-    let backend = Backend {
-        shared: shared.clone(),
-        server,
-        inbox: in_tx.clone(),
-        out: out_tx,
-        startup: None,
-        session: None,
+    let mailbox = Arc::new(Mailbox::default());
+    let mut c = Conn {
+        backend: Some(Box::new(Backend::new(shared.clone(), mailbox.clone()))),
+        stream: Stream::Plain(Prefixed::new(Bytes::new(), socket)),
+        deadline: Some(Instant::now() + shared.startup_timeout),
+        shared,
+        mailbox,
+        pending: VecDeque::new(),
+        buf: vec![0; STARTUP_READ],
+        woken: false,
+        eof: false,
+        pid: None,
     };
-    let spawned = std::thread::Builder::new()
-        .name("pg-backend".into())
-        .spawn(move || backend.run(in_rx));
-    if spawned.is_err() {
-        return;
+    let end = c.run().await;
+    if end == Err(End::Overflow) {
+        c.last_words().await;
     }
-    let mut stream = Stream::Plain(Prefixed::new(Bytes::new(), socket));
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut eof = false;
-    // Room in the backend's input queue, reserved before reading: no room, no reading.
-    let mut room: Option<OwnedPermit<Input>> = None;
-    loop {
-        tokio::select! {
-            reserved = in_tx.clone().reserve_owned(), if room.is_none() && !eof => match reserved {
-                Ok(permit) => room = Some(permit),
-                // The backend thread is gone: stop reading, but still write out what it
-                // queued before it went (a FATAL ErrorResponse, say) until its queue closes.
-                Err(_) => eof = true,
-            },
-            read = stream.read(&mut buf), if room.is_some() && !eof => {
-                let Some(permit) = room.take() else { break };
-                match read {
-                    Ok(n) if n > 0 => {
-                        permit.send(Input::Bytes(buf[..n].to_vec()));
-                    }
-                    _ => {
-                        eof = true;
-                        permit.send(Input::Eof);
-                    }
-                }
-            }
-            out = out_rx.recv() => {
-                let Some(out) = out else { break };
-                if write(&mut stream, out, &mut out_rx, &shared, &in_tx).await.is_err() {
-                    break;
-                }
-            }
-        }
+    if end != Err(End::Timeout) {
+        let _ = tokio::time::timeout(LAST_WORDS, c.stream.shutdown()).await;
     }
-    let _ = stream.shutdown().await;
-    // Unblock a backend waiting for room in the output queue, then tell it.
-    drop(out_rx);
-    drop(room);
-    let _ = in_tx.send(Input::Hangup).await;
+    if let Some(b) = c.backend.take() {
+        let _ = tokio::task::spawn_blocking(move || b.close()).await;
+    }
+    drop(slot);
 }
 
-/// Writes `first` and whatever else is ready, then flushes.
-async fn write(
-    stream: &mut Stream,
-    first: Output,
-    rx: &mut Receiver<Output>,
-    shared: &Shared,
-    inbox: &Sender<Input>,
-) -> std::io::Result<()> {
-    let mut next = Some(first);
-    while let Some(out) = next.take() {
-        match out {
-            Output::Bytes(b) => stream.write_all(&b).await?,
-            Output::StartTls {
-                reply,
-                buffered,
-                direct,
-            } => {
-                stream.write_all(&reply).await?;
-                stream.flush().await?;
-                let (Some(tls), Some(plain)) = (&shared.tls, stream.take_plain(buffered)) else {
-                    return Err(std::io::ErrorKind::Unsupported.into());
-                };
-                *stream = tls.accept(plain, direct).await?;
-                let _ = inbox.send(Input::Tls(tls.end_point.clone())).await;
-            }
-        }
-        next = rx.try_recv().ok();
-    }
-    stream.flush().await
-}
-
-/// The backend thread's state.
-struct Backend {
-    shared: Arc<Shared>,
-    server: Server,
-    inbox: Sender<Input>,
-    out: Sender<Output>,
-    startup: Option<StartupMessage>,
-    session: Option<Session>,
-}
-
-impl Backend {
-    /// The run loop: one input, every event it gives, every byte queued. This function and
-    /// [`Backend::drain`] are the only places that deal with the state machine's events.
-    fn run(mut self, mut rx: Receiver<Input>) {
-        while let Some(input) = rx.blocking_recv() {
-            let go = match input {
-                Input::Bytes(b) => {
-                    self.server.receive(&b);
-                    true
-                }
-                Input::Eof => {
-                    self.server.receive_eof();
-                    true
-                }
-                Input::Tls(end_point) => self.server.tls_established(end_point).is_ok(),
-                Input::Wake => match &mut self.session {
-                    Some(s) => s.wake(&mut self.server).is_ok(),
-                    None => true,
-                },
-                Input::Hangup => false,
-            };
-            let go = go && self.drain();
-            self.flush();
-            if !go {
-                break;
-            }
-        }
-        if let Some(s) = self.session.take() {
-            s.close();
-        }
+impl Conn {
+    fn backend(&mut self) -> Result<&mut Backend, End> {
+        self.backend.as_deref_mut().ok_or(End::Io)
     }
 
-    /// Answers every event; `false` ends the connection.
-    fn drain(&mut self) -> bool {
+    /// The connection's life; `Ok` when the state machine ended it.
+    async fn run(&mut self) -> Result<(), End> {
+        let mut next = Next::Read;
         loop {
-            match self.server.poll_event() {
-                Ok(Some(event)) => {
-                    let event = event.into_owned();
-                    if !self.event(event) {
-                        return false;
+            next = match next {
+                Next::Close => {
+                    self.send().await?;
+                    return Ok(());
+                }
+                Next::Tls { buffered, direct } => {
+                    self.send().await?;
+                    self.start_tls(buffered, direct).await?
+                }
+                Next::Work => {
+                    if self.job().await? {
+                        Next::Read
+                    } else {
+                        Next::Close
                     }
                 }
-                Ok(None) => return true,
-                // A FATAL ErrorResponse is queued; flush it and close.
-                Err(_) => return false,
+                Next::Read => {
+                    self.send().await?;
+                    self.read().await?
+                }
+            };
+        }
+    }
+
+    /// Delivers notifications if woken, else reads once and gives the bytes to the machine.
+    async fn read(&mut self) -> Result<Next, End> {
+        if self.woken {
+            self.woken = false;
+            return Ok(if self.backend()?.wake() {
+                Next::Read
+            } else {
+                Next::Close
+            });
+        }
+        if self.eof {
+            return Ok(Next::Close);
+        }
+        match self.input().await? {
+            Input::Bytes(n) => {
+                let data = &self.buf[..n];
+                if let Some(b) = self.backend.as_deref_mut() {
+                    b.wire.receive(data);
+                }
+            }
+            Input::Eof => {
+                self.eof = true;
+                self.backend()?.wire.receive_eof();
+            }
+            Input::Wake => {
+                self.woken = true;
+                return Ok(Next::Read);
+            }
+        }
+        self.step()
+    }
+
+    /// What the state machine needs after an input.
+    fn step(&mut self) -> Result<Next, End> {
+        let b = self.backend()?;
+        let next = b.startup();
+        let authenticated = b.is_authenticated();
+        if authenticated && self.deadline.is_some() {
+            self.deadline = None;
+            self.buf = vec![0; SESSION_READ];
+        }
+        Ok(next)
+    }
+
+    /// Reads once, or wakes up for notifications.
+    async fn input(&mut self) -> Result<Input, End> {
+        tokio::select! {
+            r = self.stream.read(&mut self.buf) => Ok(match r {
+                Ok(n) if n > 0 => Input::Bytes(n),
+                _ => Input::Eof,
+            }),
+            () = until(self.deadline) => Err(End::Timeout),
+            () = self.mailbox.woken() => {
+                if self.mailbox.overflowed() {
+                    Err(End::Overflow)
+                } else {
+                    Ok(Input::Wake)
+                }
             }
         }
     }
 
-    fn flush(&mut self) {
-        while let Some(b) = self.server.poll_transmit() {
-            // Blocks while the socket task has OUTPUT_QUEUE outputs unsent.
-            let _ = self.out.blocking_send(Output::Bytes(b));
+    /// Sends every byte the state machine queued (the backend is here).
+    async fn send(&mut self) -> Result<(), End> {
+        if let Some(b) = self.backend.as_deref_mut() {
+            while let Some(bytes) = b.wire.poll_transmit() {
+                self.pending.push_back(bytes);
+            }
         }
+        self.write_pending().await
     }
 
-    fn take_output(&mut self) -> Bytes {
-        let mut all = Vec::new();
-        while let Some(b) = self.server.poll_transmit() {
-            all.extend_from_slice(&b);
-        }
-        Bytes::from(all)
-    }
-
-    fn event(&mut self, event: ServerEvent) -> bool {
-        let tls = self.shared.tls.is_some();
-        match event {
-            ServerEvent::SslRequest => {
-                if self.server.accept_ssl(tls).is_err() {
-                    return false;
-                }
-                // Bytes that came with the SSLRequest were not encrypted: the state machine has
-                // then failed the connection (CVE-2021-23214). Send the `S` and close, without a
-                // handshake, as PostgreSQL (whose handshake fails on those bytes) does.
-                if tls && self.server.poll_event().is_err() {
-                    return false;
-                }
-                if tls {
-                    let reply = self.take_output();
-                    let start = Output::StartTls {
-                        reply,
-                        buffered: Bytes::new(),
-                        direct: false,
-                    };
-                    return self.out.blocking_send(start).is_ok();
-                }
-                true
-            }
-            ServerEvent::DirectTls => {
-                if !tls {
-                    return false;
-                }
-                let buffered = self.server.take_buffered();
-                let start = Output::StartTls {
-                    reply: Bytes::new(),
-                    buffered,
-                    direct: true,
-                };
-                self.out.blocking_send(start).is_ok()
-            }
-            ServerEvent::GssEncRequest => self.server.accept_gssenc(false).is_ok(),
-            ServerEvent::CancelRequest(c) => {
-                self.shared.cancel(c.process_id(), c.secret_key());
-                false
-            }
-            ServerEvent::Startup { message, .. } => {
-                let auth = self.shared.auth_for(self.server.user());
-                self.startup = Some(message);
-                self.server.authenticate(auth).is_ok()
-            }
-            ServerEvent::Authenticated => self.start_session(),
-            ServerEvent::Message(m) => self.message(m),
-            ServerEvent::AuthResponse(_) | ServerEvent::Terminate | ServerEvent::Closed => false,
-            _ => false,
-        }
-    }
-
-    fn start_session(&mut self) -> bool {
-        let Some(key) = self.server.backend_key().cloned() else {
-            return false;
-        };
-        let db = match self.shared.open_db() {
-            Ok(db) => db,
-            Err(e) => {
-                let f = crate::values::fields(
-                    "FATAL",
-                    "58000",
-                    &format!("cannot open the database: {e}"),
-                );
-                let _ = self.server.fatal(&f);
-                return false;
-            }
-        };
-        let flag = Arc::new(AtomicBool::new(false));
-        let pid = key.process_id();
-        self.shared
-            .cancels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                pid,
-                CancelTarget {
-                    key: key.secret_key().to_vec(),
-                    flag: flag.clone(),
-                    interrupt: db.get_interrupt_handle(),
+    /// Writes the pending output, watching the deadline and the mailbox.
+    async fn write_pending(&mut self) -> Result<(), End> {
+        while let Some(front) = self.pending.front_mut() {
+            tokio::select! {
+                r = self.stream.write(&front[..]) => match r {
+                    Ok(n) if n > 0 => {
+                        front.advance(n);
+                        if front.is_empty() {
+                            self.pending.pop_front();
+                        }
+                    }
+                    _ => return Err(End::Io),
                 },
-            );
-        let user = self.server.user().to_string();
-        match Session::new(
-            db,
-            pid,
-            self.shared.clone(),
-            self.inbox.clone(),
-            flag,
-            &user,
-            self.startup.take(),
-        ) {
-            Ok(s) => {
-                self.session = Some(s);
-                true
+                () = until(self.deadline) => return Err(End::Timeout),
+                () = self.mailbox.woken() => {
+                    if self.mailbox.overflowed() {
+                        return Err(End::Overflow);
+                    }
+                    self.woken = true;
+                }
             }
-            Err(e) => {
-                let f = crate::values::fields(
-                    "FATAL",
-                    "58000",
-                    &format!("cannot set up the session: {e}"),
-                );
-                let _ = self.server.fatal(&f);
-                false
-            }
+        }
+        tokio::select! {
+            r = self.stream.flush() => r.map_err(|_| End::Io),
+            () = until(self.deadline) => Err(End::Timeout),
         }
     }
 
-    fn message(&mut self, m: FrontendMessage) -> bool {
-        let Some(session) = &mut self.session else {
-            return false;
+    /// The TLS handshake, within the start-up deadline.
+    async fn start_tls(&mut self, buffered: Bytes, direct: bool) -> Result<Next, End> {
+        let (Some(tls), Some(plain)) = (&self.shared.tls, self.stream.take_plain(buffered)) else {
+            return Err(End::Io);
         };
-        match session.message(&mut self.server, m) {
-            Ok(()) => true,
-            Err(e) => {
-                // A bug in this example, not the client's fault: say so and close.
-                eprintln!("server: backend {}: {e}", session.pid);
-                let f = crate::values::fields("FATAL", "XX000", &format!("internal error: {e}"));
-                let _ = self.server.fatal(&f);
-                false
+        self.stream = tokio::select! {
+            r = tls.accept(plain, direct) => r.map_err(|_| End::Io)?,
+            () = until(self.deadline) => return Err(End::Timeout),
+        };
+        let end_point = tls.end_point.clone();
+        if self.backend()?.wire.tls_established(end_point).is_err() {
+            return Ok(Next::Close);
+        }
+        self.step()
+    }
+
+    /// Runs [`Backend::work`] on the blocking pool, writing its output as it comes; `false`
+    /// when the backend ends the connection.
+    async fn job(&mut self) -> Result<bool, End> {
+        let mut backend = self.backend.take().ok_or(End::Io)?;
+        let (tx, mut rx) = mpsc::channel(OUT_CHUNKS);
+        backend.attach(Some(tx));
+        let job = tokio::task::spawn_blocking(move || {
+            let go = backend.work();
+            backend.attach(None);
+            (backend, go)
+        });
+        let mut failed = None;
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => {
+                    let Some(chunk) = chunk else { break };
+                    if failed.is_some() {
+                        continue;
+                    }
+                    self.pending.push_back(chunk);
+                    if let Err(e) = self.write_pending().await {
+                        failed = Some(e);
+                        // The backend stops at its next output; a statement that sends
+                        // nothing is interrupted.
+                        rx.close();
+                        if let Some(pid) = self.pid {
+                            interrupt(&self.shared, pid);
+                        }
+                    }
+                }
+                () = self.mailbox.woken(), if failed.is_none() => {
+                    if self.mailbox.overflowed() {
+                        failed = Some(End::Overflow);
+                        rx.close();
+                        if let Some(pid) = self.pid {
+                            interrupt(&self.shared, pid);
+                        }
+                    } else {
+                        self.woken = true;
+                    }
+                }
             }
         }
+        let (mut backend, go) = job.await.map_err(|_| End::Io)?;
+        self.pid = backend.pid();
+        // Idle now: the machine's empty buffers go until the next request.
+        backend.wire.release_buffers();
+        self.backend = Some(backend);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(go),
+        }
+    }
+
+    /// After an overflow: the FATAL, if the client takes it within [`LAST_WORDS`].
+    async fn last_words(&mut self) {
+        let Some(b) = self.backend.as_deref_mut() else {
+            return;
+        };
+        b.overflowed();
+        while let Some(bytes) = b.wire.poll_transmit() {
+            self.pending.push_back(bytes);
+        }
+        let stream = &mut self.stream;
+        let pending = &mut self.pending;
+        let _ = tokio::time::timeout(LAST_WORDS, async move {
+            for bytes in pending.iter() {
+                stream.write_all(bytes).await?;
+            }
+            stream.flush().await
+        })
+        .await;
     }
 }

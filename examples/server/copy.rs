@@ -1,14 +1,15 @@
 //! COPY in text format: `COPY table [(columns)] FROM STDIN` inserts the rows as they come,
-//! `COPY table|(query) TO STDOUT` reads them all and sends one CopyData per row.
+//! `COPY table|(query) TO STDOUT` sends one CopyData per row as it reads them.
 
 use pgproto::ErrorFields;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use crate::command::{quote_ident, CopySpec};
-use crate::exec::{open_write_tx, read_rows, sqlerr, Outcome};
+use crate::exec::{open_write_tx, sqlerr, Outcome};
+use crate::rows::{Flow, RowSink};
 use crate::session::{Session, Tx};
-use crate::values::{self, error, PgType};
+use crate::values::{self, error, Cell, PgType};
 
 /// COPY FROM STDIN in progress.
 #[derive(Debug)]
@@ -143,7 +144,13 @@ impl Session {
         }))
     }
 
-    pub(crate) fn copy_out(&mut self, spec: &CopySpec) -> Result<Outcome, ErrorFields> {
+    /// COPY TO STDOUT: every row as one line, given to `sink` as it is read. A column
+    /// without a declared type is shown as its first non-NULL value's type.
+    pub(crate) fn copy_out(
+        &mut self,
+        spec: &CopySpec,
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome, ErrorFields> {
         let query = match (&spec.query, &spec.table) {
             (Some(q), _) => q.clone(),
             (None, Some(t)) if spec.columns.is_empty() => format!("SELECT * FROM {t}"),
@@ -151,25 +158,35 @@ impl Session {
             (None, None) => return Err(error("42601", "COPY needs a table or a query")),
         };
         let mut stmt = self.db.prepare(&query).map_err(sqlerr)?;
-        let (columns, rows) = read_rows(&mut stmt)?;
-        let lines = rows
+        let n = stmt.column_count();
+        let mut types: Vec<Option<PgType>> = stmt
+            .columns()
             .iter()
-            .map(|row| {
-                let mut line = Vec::new();
-                for (i, (cell, (_, ty))) in row.iter().zip(&columns).enumerate() {
-                    if i > 0 {
-                        line.push(spec.delimiter);
-                    }
-                    let text = values::encode_text(cell, *ty);
-                    values::copy_out_field(&mut line, text.as_deref(), spec.delimiter, &spec.null);
-                }
-                line.push(b'\n');
-                line
-            })
+            .map(|c| PgType::from_decl(c.decl_type()))
             .collect();
-        Ok(Outcome::CopyOut {
-            columns: columns.len(),
-            lines,
-        })
+        sink.copy_begin(n, std::mem::take(&mut self.side))?;
+        let mut rows = stmt.raw_query();
+        let mut count = 0u64;
+        let mut line = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlerr)? {
+            line.clear();
+            for (i, ty) in types.iter_mut().enumerate() {
+                let cell = Cell::from(row.get_ref(i).map_err(sqlerr)?);
+                if ty.is_none() {
+                    *ty = PgType::of_cell(&cell);
+                }
+                if i > 0 {
+                    line.push(spec.delimiter);
+                }
+                let text = values::encode_text(&cell, ty.unwrap_or(PgType::Text));
+                values::copy_out_field(&mut line, text.as_deref(), spec.delimiter, &spec.null);
+            }
+            line.push(b'\n');
+            count += 1;
+            if sink.copy_line(&line)? == Flow::Stop {
+                break;
+            }
+        }
+        Ok(Outcome::CopyOut(count))
     }
 }

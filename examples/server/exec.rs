@@ -11,8 +11,9 @@ use rusqlite::Connection;
 
 use crate::command::{self, Command};
 use crate::functions::released;
+use crate::rows::{self, RowSink, Streamed};
 use crate::session::{Prepared, Session, Side, Tx};
-use crate::values::{error, fields, sqlite_error, Cell, PgType};
+use crate::values::{error, fields, sqlite_error, PgType};
 
 /// Result columns: name and the type the values are shown as.
 pub(crate) type Columns = Vec<(String, PgType)>;
@@ -27,20 +28,16 @@ pub(crate) enum Outcome {
     Done(String),
     /// An empty statement.
     Empty,
-    /// Rows, all read: columns with the types they are shown as, and the tag's verb.
-    Rows {
-        columns: Columns,
-        rows: Vec<Vec<Cell>>,
-        verb: String,
-    },
-    /// COPY TO STDOUT: the lines to send.
-    CopyOut { columns: usize, lines: Vec<Vec<u8>> },
+    /// Rows, given to the sink as they were read: the tag's verb, and how it went.
+    Rows { verb: String, streamed: Streamed },
+    /// COPY TO STDOUT, its lines given to the sink: how many.
+    CopyOut(u64),
     /// COPY FROM STDIN: ready for data.
     CopyIn(crate::copy::CopyIn),
 }
 
 /// The tag of a statement that handled `n` rows.
-pub(crate) fn tag(verb: &str, n: usize) -> String {
+pub(crate) fn tag(verb: &str, n: u64) -> String {
     match verb {
         "SELECT" => format!("SELECT {n}"),
         "INSERT" => format!("INSERT 0 {n}"),
@@ -64,11 +61,13 @@ pub(crate) fn sqlerr(e: rusqlite::Error) -> ErrorFields {
 }
 
 impl Session {
-    /// Runs one statement. Notices and parameter changes go to `self.side`.
+    /// Runs one statement; its rows (and COPY TO's lines) go to `sink` as they are read.
+    /// Notices and parameter changes go to `self.side`, or to the sink before the rows.
     pub(crate) fn execute(
         &mut self,
         p: &Prepared,
         params: &[Value],
+        sink: &mut dyn RowSink,
     ) -> Result<Outcome, ErrorFields> {
         if p.empty {
             return Ok(Outcome::Empty);
@@ -83,14 +82,14 @@ impl Session {
             self.tx = Tx::Implicit;
         }
         self.cancel.store(false, Ordering::SeqCst);
-        let mut result = self.run(p, params);
+        let mut result = self.run(p, params, sink);
         released();
         if result.is_err() && self.cancel.load(Ordering::SeqCst) {
             result = Err(error("57014", "canceling statement due to user request"));
         }
         match (&result, self.tx) {
             (Ok(_), Tx::Idle) => self.publish(),
-            (Err(_), Tx::Idle) => self.lock().outgoing.clear(),
+            (Err(_), Tx::Idle) => drop(self.lock().take_outgoing()),
             _ => {}
         }
         result
@@ -101,7 +100,12 @@ impl Session {
             .push(Side::Notice(fields("WARNING", code, message)));
     }
 
-    fn run(&mut self, p: &Prepared, params: &[Value]) -> Result<Outcome, ErrorFields> {
+    fn run(
+        &mut self,
+        p: &Prepared,
+        params: &[Value],
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome, ErrorFields> {
         let done = |t: &str| Ok(Outcome::Done(t.into()));
         match &p.cmd {
             Command::Begin => {
@@ -150,7 +154,15 @@ impl Session {
                 }
                 done("RESET")
             }
-            Command::Show(name) => self.show(name.as_deref()),
+            Command::Show(name) => {
+                let (columns, rows) = self.show(name.as_deref())?;
+                let side = std::mem::take(&mut self.side);
+                let streamed = rows::feed(&columns, &rows, side, sink)?;
+                Ok(Outcome::Rows {
+                    verb: "SHOW".into(),
+                    streamed,
+                })
+            }
             Command::Listen(channel) => {
                 self.listening.insert(channel.clone());
                 self.shared
@@ -159,13 +171,7 @@ impl Session {
                     .unwrap_or_else(PoisonError::into_inner)
                     .entry(channel.clone())
                     .or_default()
-                    .insert(
-                        self.pid,
-                        crate::Listener {
-                            notes: self.notes.0.clone(),
-                            wake: self.inbox.clone(),
-                        },
-                    );
+                    .insert(self.pid, self.mailbox.clone());
                 done("LISTEN")
             }
             Command::Unlisten(channel) => {
@@ -177,12 +183,12 @@ impl Session {
                     return Err(error("22023", "payload string too long"));
                 }
                 self.lock()
-                    .outgoing
-                    .push((channel.clone(), payload.clone()));
+                    .queue_notify(channel, payload)
+                    .map_err(|m| error("54000", &m))?;
                 done("NOTIFY")
             }
             Command::Copy(spec) if spec.from => self.copy_in(spec),
-            Command::Copy(spec) => self.copy_out(spec),
+            Command::Copy(spec) => self.copy_out(spec, sink),
             Command::Deallocate(Some(name)) => match self.statements.remove(name.as_bytes()) {
                 Some(_) => done("DEALLOCATE"),
                 None => Err(error(
@@ -206,7 +212,7 @@ impl Session {
                 self.reset_all();
                 done("DISCARD ALL")
             }
-            Command::Sql => self.run_sql(p, params),
+            Command::Sql => self.run_sql(p, params, sink),
         }
     }
 
@@ -225,7 +231,7 @@ impl Session {
     }
 
     fn publish(&mut self) {
-        let outgoing = std::mem::take(&mut self.lock().outgoing);
+        let outgoing = self.lock().take_outgoing();
         for (channel, payload) in outgoing {
             if self.shared.publish(self.pid, &channel, &payload) {
                 self.notify_self(&channel, &payload);
@@ -344,7 +350,12 @@ impl Session {
         self.side.push(Side::Notice(notice));
     }
 
-    fn run_sql(&mut self, p: &Prepared, params: &[Value]) -> Result<Outcome, ErrorFields> {
+    fn run_sql(
+        &mut self,
+        p: &Prepared,
+        params: &[Value],
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome, ErrorFields> {
         self.existence_notice(&p.text);
         let verb = command::tag_verb(&p.text);
         let mut stmt = self.db.prepare_cached(&p.sql).map_err(sqlerr)?;
@@ -357,46 +368,23 @@ impl Session {
         }
         if stmt.column_count() == 0 {
             let changes = stmt.raw_execute().map_err(sqlerr)?;
-            return Ok(Outcome::Done(tag(&verb, changes)));
+            return Ok(Outcome::Done(tag(&verb, changes as u64)));
         }
-        let (columns, rows) = read_rows(&mut stmt)?;
-        Ok(Outcome::Rows {
-            columns,
-            rows,
-            verb,
-        })
+        let side = std::mem::take(&mut self.side);
+        let types = sink.types();
+        let streamed = rows::stream(&mut stmt, types.as_deref(), side, sink)?;
+        Ok(Outcome::Rows { verb, streamed })
     }
-}
 
-/// Reads every row of a statement whose parameters are bound; a column's type comes from its
-/// declared type, else from its first non-NULL value, else text.
-pub(crate) fn read_rows(
-    stmt: &mut rusqlite::Statement<'_>,
-) -> Result<(Columns, Vec<Vec<Cell>>), ErrorFields> {
-    let n = stmt.column_count();
-    let declared: Vec<(String, Option<PgType>)> = stmt
-        .columns()
-        .iter()
-        .map(|c| (c.name().to_string(), PgType::from_decl(c.decl_type())))
-        .collect();
-    let mut rows = Vec::new();
-    let mut query = stmt.raw_query();
-    while let Some(row) = query.next().map_err(sqlerr)? {
-        let mut cells = Vec::with_capacity(n);
-        for i in 0..n {
-            cells.push(Cell::from(row.get_ref(i).map_err(sqlerr)?));
+    /// Whether the statement only reads (it may run twice: for Describe and for Execute).
+    pub(crate) fn readonly(&self, p: &Prepared) -> bool {
+        match &p.cmd {
+            Command::Sql => self
+                .db
+                .prepare_cached(&p.sql)
+                .is_ok_and(|stmt| stmt.readonly()),
+            Command::Show(_) => true,
+            _ => false,
         }
-        rows.push(cells);
     }
-    let columns = declared
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, ty))| {
-            let ty = ty
-                .or_else(|| rows.iter().find_map(|r: &Vec<Cell>| PgType::of_cell(&r[i])))
-                .unwrap_or(PgType::Text);
-            (name, ty)
-        })
-        .collect();
-    Ok((columns, rows))
 }

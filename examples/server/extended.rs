@@ -1,18 +1,39 @@
 //! The extended query protocol: Parse, Bind, Describe and Execute (Close and Sync are in
-//! [`session`](crate::session)). Describe of a portal runs its statement, so that columns without
-//! a declared type get the type of their values; Execute then sends the rows in the formats
-//! Bind asked for, `max_rows` at a time.
+//! [`session`](crate::session)). Execute streams the rows in the formats Bind asked for.
+//!
+//! Describe of a portal needs the result's types, which SQLite knows only for columns with a
+//! declared type: for the others it runs the statement and reads ahead. A result that ends
+//! within the read-ahead, and the rows of a statement that writes (which must not run twice),
+//! are kept for Execute (at most [`HELD_BYTES`](crate::rows::HELD_BYTES)); a longer read-only
+//! result is run again by Execute, with the types Describe reported. Execute with a row limit
+//! keeps the whole result and sends it `max_rows` at a time.
 
-use pgproto::{Bind, ErrorFields, Format, Server};
+use pgproto::{Bind, ErrorFields, Format};
 use rusqlite::types::Value;
 
-use crate::command::Command;
-use crate::exec::{tag, Outcome};
+use crate::backend::Wire;
+use crate::command::{self, Command};
+use crate::exec::{tag, Columns, Outcome};
+use crate::rows::{Collect, Flow, RowSink};
 use crate::session::{
-    aborted, classify, copy_response, describe, quoted_name, Prepared, Session, Tx, R,
+    aborted, classify, copy_response, describe, internal, quoted_name, send_copy_begin,
+    send_copy_line, send_row, send_sides, Prepared, Session, Side, Tx, R,
 };
 use crate::sql;
 use crate::values::{self, error, Cell, PgType};
+
+/// What a portal keeps between messages.
+#[derive(Debug)]
+enum Kept {
+    /// Rows (`sent` of them sent already) and the tag's verb.
+    Rows {
+        rows: Vec<Vec<Cell>>,
+        verb: String,
+        sent: usize,
+    },
+    /// The tag of a statement without rows that Describe ran.
+    Tag(String),
+}
 
 /// A bound statement.
 #[derive(Debug)]
@@ -20,8 +41,9 @@ pub(crate) struct Portal {
     stmt: Prepared,
     params: Vec<Value>,
     formats: Vec<Format>,
-    result: Option<Outcome>,
-    sent: usize,
+    kept: Option<Kept>,
+    /// Its rows were all sent: a later Execute sends none.
+    done: bool,
     /// The column types given in answer to Describe (portal), if it came.
     described: Option<Vec<PgType>>,
 }
@@ -168,15 +190,15 @@ impl Session {
             stmt: stmt.clone(),
             params,
             formats,
-            result: None,
-            sent: 0,
+            kept: None,
+            done: false,
             described: None,
         };
         self.portals.insert(b.portal().to_vec(), portal);
         Ok(())
     }
 
-    pub(crate) fn describe_statement(&mut self, s: &mut Server, name: &[u8]) -> R {
+    pub(crate) fn describe_statement(&mut self, s: &mut Wire, name: &[u8]) -> R {
         let Some(stmt) = self.statements.get(name) else {
             return self.fail(s, &no_statement(name));
         };
@@ -198,7 +220,7 @@ impl Session {
         }
     }
 
-    pub(crate) fn describe_portal(&mut self, s: &mut Server, name: &[u8]) -> R {
+    pub(crate) fn describe_portal(&mut self, s: &mut Wire, name: &[u8]) -> R {
         let Some(mut portal) = self.portals.remove(name) else {
             return self.fail(s, &no_portal(name));
         };
@@ -206,26 +228,64 @@ impl Session {
             self.portals.insert(name.to_vec(), portal);
             return s.no_data();
         }
-        // The types of expression columns come from the values: run the statement now.
-        if portal.result.is_none() {
-            match self.execute(&portal.stmt, &portal.params) {
-                Ok(o) => portal.result = Some(o),
-                Err(f) => return self.fail(s, &f),
+        let mut side = Vec::new();
+        if portal.described.is_none() && portal.kept.is_none() {
+            let declared: Option<Vec<PgType>> =
+                portal.stmt.columns.iter().map(|(_, t)| *t).collect();
+            if let Some(types) = declared {
+                portal.described = Some(types);
+            } else {
+                // The types of expression columns come from the values: run the statement.
+                let mut sink = if self.readonly(&portal.stmt) {
+                    Collect::ahead()
+                } else {
+                    Collect::all()
+                };
+                let notifies = self.lock().queued_notifies();
+                match self.execute(&portal.stmt, &portal.params, &mut sink) {
+                    Ok(Outcome::Rows { verb, streamed }) => {
+                        side = std::mem::take(&mut sink.side);
+                        portal.described = sink
+                            .columns
+                            .as_ref()
+                            .map(|c| c.iter().map(|(_, t)| *t).collect());
+                        if streamed.complete {
+                            portal.kept = Some(Kept::Rows {
+                                rows: sink.rows,
+                                verb,
+                                sent: 0,
+                            });
+                        } else {
+                            // Execute runs it again: its pg_notify calls count once.
+                            self.lock().forget_notifies_after(notifies);
+                        }
+                    }
+                    Ok(Outcome::Done(t)) => portal.kept = Some(Kept::Tag(t)),
+                    Ok(_) => {}
+                    Err(f) => return self.fail(s, &f),
+                }
             }
         }
-        let r = match &portal.result {
-            Some(Outcome::Rows { columns, .. }) => {
-                self.send_side(s)?;
-                portal.described = Some(columns.iter().map(|(_, t)| *t).collect());
-                s.row_description(&describe(columns, &portal.formats)?)
+        side.append(&mut self.side);
+        send_sides(s, side)?;
+        let r = match &portal.described {
+            Some(types) => {
+                let columns: Columns = portal
+                    .stmt
+                    .columns
+                    .iter()
+                    .zip(types)
+                    .map(|((n, _), t)| (n.clone(), *t))
+                    .collect();
+                s.row_description(&describe(&columns, &portal.formats)?)
             }
-            _ => s.no_data(),
+            None => s.no_data(),
         };
         self.portals.insert(name.to_vec(), portal);
         r
     }
 
-    pub(crate) fn execute_portal(&mut self, s: &mut Server, name: &[u8], max_rows: i32) -> R {
+    pub(crate) fn execute_portal(&mut self, s: &mut Wire, name: &[u8], max_rows: i32) -> R {
         let Some(mut portal) = self.portals.remove(name) else {
             return self.fail(s, &no_portal(name));
         };
@@ -236,64 +296,68 @@ impl Session {
         if self.tx == Tx::Failed && !portal.stmt.cmd.ends_failed_tx() {
             return self.fail(s, &aborted());
         }
-        let outcome = match portal.result.take() {
-            Some(o) => o,
-            None => match self.execute(&portal.stmt, &portal.params) {
+        // The types the client was told: by Describe (portal), else by the statement's
+        // declared column types (what Describe of the statement says).
+        let types: Vec<PgType> = portal.described.clone().unwrap_or_else(|| {
+            portal
+                .stmt
+                .columns
+                .iter()
+                .map(|(_, t)| t.unwrap_or(PgType::Text))
+                .collect()
+        });
+        if let Some(kept) = portal.kept.take() {
+            return self.send_kept(s, name, portal, kept, &types, max_rows);
+        }
+        if portal.done {
+            let verb = command::tag_verb(&portal.stmt.text);
+            self.portals.insert(name.to_vec(), portal);
+            return s.command_complete(&tag(&verb, 0));
+        }
+        let copy = matches!(portal.stmt.cmd, Command::Copy(_));
+        if max_rows > 0 && !copy {
+            // Fetched in parts: the rows are kept between the Executes.
+            let mut sink = Collect::all();
+            let outcome = match self.execute(&portal.stmt, &portal.params, &mut sink) {
                 Ok(o) => o,
                 Err(f) => return self.fail(s, &f),
-            },
+            };
+            let mut side = std::mem::take(&mut sink.side);
+            side.append(&mut self.side);
+            send_sides(s, side)?;
+            let kept = match outcome {
+                Outcome::Rows { verb, .. } => Kept::Rows {
+                    rows: sink.rows,
+                    verb,
+                    sent: 0,
+                },
+                Outcome::Done(t) => Kept::Tag(t),
+                _ => Kept::Tag(String::new()),
+            };
+            return self.send_kept(s, name, portal, kept, &types, max_rows);
+        }
+        let mut sink = Execute {
+            s,
+            types,
+            formats: portal.formats.clone(),
+        };
+        let outcome = match self.execute(&portal.stmt, &portal.params, &mut sink) {
+            Ok(o) => o,
+            Err(f) => return self.fail(s, &f),
         };
         self.send_side(s)?;
         match outcome {
-            Outcome::Rows {
-                columns,
-                rows,
-                verb,
-            } => {
-                let limit = if max_rows > 0 {
-                    max_rows as usize
-                } else {
-                    usize::MAX
-                };
-                let end = portal.sent.saturating_add(limit).min(rows.len());
-                // The types the client was told: by Describe (portal), else by the statement's
-                // declared column types (what Describe of the statement says).
-                let types: Vec<PgType> = portal.described.clone().unwrap_or_else(|| {
-                    portal
-                        .stmt
-                        .columns
-                        .iter()
-                        .map(|(_, t)| t.unwrap_or(PgType::Text))
-                        .collect()
-                });
-                for row in &rows[portal.sent..end] {
-                    match encode_row(row, &types, &portal.formats) {
-                        Ok(values) => {
-                            let refs: Vec<Option<&[u8]>> =
-                                values.iter().map(Option::as_deref).collect();
-                            s.data_row(&refs)?;
-                        }
-                        Err(f) => return self.fail(s, &f),
-                    }
-                }
-                let count = end - portal.sent;
-                portal.sent = end;
-                let more = end < rows.len();
-                portal.result = Some(Outcome::Rows {
-                    columns,
-                    rows,
-                    verb: verb.clone(),
-                });
+            Outcome::Rows { verb, streamed } => {
+                portal.done = true;
                 self.portals.insert(name.to_vec(), portal);
-                if more {
-                    s.portal_suspended()
-                } else {
-                    s.command_complete(&tag(&verb, count))
-                }
+                s.command_complete(&tag(&verb, streamed.rows))
             }
             Outcome::Done(t) => s.command_complete(&t),
             Outcome::Empty => s.empty_query_response(),
-            Outcome::CopyOut { columns, lines } => self.send_copy_out(s, columns, &lines),
+            Outcome::CopyOut(lines) => {
+                s.copy_done()?;
+                s.command_complete(&format!("COPY {lines}"))
+            }
             Outcome::CopyIn(mut copy) => {
                 copy.extended = true;
                 s.copy_in_response(&copy_response(copy.columns())?)?;
@@ -301,5 +365,79 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    /// Sends (part of) what a portal kept.
+    fn send_kept(
+        &mut self,
+        s: &mut Wire,
+        name: &[u8],
+        mut portal: Portal,
+        kept: Kept,
+        types: &[PgType],
+        max_rows: i32,
+    ) -> R {
+        let (rows, verb, sent) = match kept {
+            Kept::Rows { rows, verb, sent } => (rows, verb, sent),
+            Kept::Tag(t) => return s.command_complete(&t),
+        };
+        let limit = if max_rows > 0 {
+            max_rows as usize
+        } else {
+            usize::MAX
+        };
+        let end = sent.saturating_add(limit).min(rows.len());
+        for row in &rows[sent..end] {
+            if let Err(f) = encode_row(row, types, &portal.formats).and_then(|v| send_row(s, &v)) {
+                return self.fail(s, &f);
+            }
+        }
+        let count = (end - sent) as u64;
+        let more = end < rows.len();
+        portal.done = !more;
+        if more {
+            portal.kept = Some(Kept::Rows {
+                rows,
+                verb: verb.clone(),
+                sent: end,
+            });
+        }
+        self.portals.insert(name.to_vec(), portal);
+        if more {
+            s.portal_suspended()
+        } else {
+            s.command_complete(&tag(&verb, count))
+        }
+    }
+}
+
+/// Sends Execute's rows as they are read, in the types and formats the client was told.
+struct Execute<'a> {
+    s: &'a mut Wire,
+    types: Vec<PgType>,
+    formats: Vec<Format>,
+}
+
+impl RowSink for Execute<'_> {
+    fn types(&self) -> Option<Vec<PgType>> {
+        Some(self.types.clone())
+    }
+
+    fn begin(&mut self, _columns: &Columns, side: Vec<Side>) -> Result<Flow, ErrorFields> {
+        send_sides(self.s, side).map_err(internal)?;
+        Ok(crate::session::flow(self.s))
+    }
+
+    fn row(&mut self, row: &[Cell]) -> Result<Flow, ErrorFields> {
+        let values = encode_row(row, &self.types, &self.formats)?;
+        send_row(self.s, &values)
+    }
+
+    fn copy_begin(&mut self, columns: usize, side: Vec<Side>) -> Result<(), ErrorFields> {
+        send_copy_begin(self.s, columns, side)
+    }
+
+    fn copy_line(&mut self, line: &[u8]) -> Result<Flow, ErrorFields> {
+        send_copy_line(self.s, line)
     }
 }

@@ -1,7 +1,7 @@
 //! The SQL functions added to SQLite (`pg_sleep`, `pg_notify`, `current_setting`, `version`,
 //! `pg_backend_pid`) and the busy handler that makes a connection wait for another's lock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,9 +17,22 @@ static RELEASED: Mutex<u64> = Mutex::new(0);
 
 static WAKE: Condvar = Condvar::new();
 
+/// How long a statement waits for another connection's lock before it fails with "database
+/// is locked".
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 thread_local! {
-    /// The cancel flag of the session on this backend thread (one session per thread).
+    /// The cancel flag of the session running on this thread (see [`enter`]).
     static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+
+    /// When the current wait for a lock began.
+    static WAITING_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Makes `cancel` the flag the busy handler checks on this thread: call it before a session's
+/// work on a thread of the blocking pool (a session runs on any of them, one at a time).
+pub(crate) fn enter(cancel: &Arc<AtomicBool>) {
+    CANCEL.with(|c| *c.borrow_mut() = Some(cancel.clone()));
 }
 
 /// Wakes every connection waiting for a lock: call after a statement or transaction ends.
@@ -29,14 +42,24 @@ pub(crate) fn released() {
 }
 
 /// SQLite's busy handler: instead of sleeping in growing steps, wait until some connection
-/// ends a statement or transaction (at most 10 ms a try, about 5 s in all), or a cancel.
+/// ends a statement or transaction (at most 10 ms a try), for [`LOCK_WAIT`] in all (counted
+/// in time: under load, releases come faster than every 10 ms), or until a cancel.
 fn busy(count: i32) -> bool {
     let cancelled = CANCEL.with(|c| {
         c.borrow()
             .as_ref()
             .is_some_and(|f| f.load(Ordering::SeqCst))
     });
-    if cancelled || count >= 500 {
+    let now = Instant::now();
+    let since = WAITING_SINCE.with(|w| {
+        let since = match w.get() {
+            Some(t) if count > 0 => t,
+            _ => now,
+        };
+        w.set(Some(since));
+        since
+    });
+    if cancelled || now.duration_since(since) >= LOCK_WAIT {
         return false;
     }
     let seen = RELEASED.lock().unwrap_or_else(PoisonError::into_inner);
@@ -56,7 +79,7 @@ pub(crate) fn register_functions(
     local: &Arc<Mutex<Local>>,
     cancel: &Arc<AtomicBool>,
 ) -> rusqlite::Result<()> {
-    CANCEL.with(|c| *c.borrow_mut() = Some(cancel.clone()));
+    enter(cancel);
     db.busy_handler(Some(busy))?;
     let flags = FunctionFlags::SQLITE_UTF8;
     let flag = cancel.clone();
@@ -86,11 +109,14 @@ pub(crate) fn register_functions(
     db.create_scalar_function("pg_notify", 2, flags, move |ctx| {
         let channel: String = ctx.get(0)?;
         let payload: String = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+        if payload.len() >= 8000 {
+            return Err(user_error("payload string too long".into()));
+        }
         notify_local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .outgoing
-            .push((channel, payload));
+            .queue_notify(&channel, &payload)
+            .map_err(user_error)?;
         Ok(Value::Null)
     })?;
     let setting_local = local.clone();

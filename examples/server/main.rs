@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example server -- [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram]
 //!                                         [--user U] [--password P] [--no-tls] [--trace FILE]
+//!                                         [--startup-timeout SECONDS] [--max-connections N]
 //! ```
 //!
 //! Defaults: `--listen 127.0.0.1:5433`, an in-memory database shared by every connection
@@ -21,21 +22,33 @@
 //!
 //! # Design
 //!
-//! Each connection gets a tokio task that moves bytes ([`conn::serve`]) and a thread of its own
-//! that owns the `pgproto::Server` state machine and the connection's SQLite handle, like a
-//! PostgreSQL backend process ([`conn`], [`session`], [`extended`], [`exec`]). The state machine hands out
-//! one request at a time; the thread answers it with SQLite's results, then sends what the
-//! machine queued.
+//! Each connection is a tokio task ([`conn::serve`]) that owns the socket and the connection's
+//! [`backend::Backend`]: the `pgproto::Server` state machine and, once authenticated, the
+//! session with its SQLite handle ([`session`], [`extended`], [`exec`]). Start-up runs on the
+//! task; each request runs on tokio's blocking pool, like a PostgreSQL backend process that
+//! only exists while it has work, and streams its results ([`rows`]) back to the task in
+//! bounded pieces. An idle or starting connection holds no thread.
+//!
+//! Limits, as PostgreSQL's: a connection must finish start-up within `--startup-timeout`
+//! seconds (default 60, PostgreSQL's `authentication_timeout`) or is closed; beyond
+//! `--max-connections` (default 100; connections still in start-up count), a client gets
+//! FATAL 53300 "sorry, too many clients already" after its start-up packet, and beyond ten
+//! times that many open connections, at once. A client that does not read its results is not
+//! read from until it does ([`conn`]); a listener that does not read its notifications is
+//! disconnected once [`notify::MAILBOX_BYTES`] wait for it ([`notify`]).
 //!
 //! On start it prints one line on stdout, `listening on ADDR; connect with: psql "..."`.
 //! Errors go to stderr with a non-zero exit status.
 
+mod backend;
 mod command;
 mod conn;
 mod copy;
 mod exec;
 mod extended;
 mod functions;
+mod notify;
+mod rows;
 mod session;
 mod settings;
 mod sql;
@@ -46,20 +59,28 @@ mod values;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use pgproto::auth::{md5, ScramVerifier};
 use pgproto::{ServerAuth, ServerConfig};
 use rusqlite::{Connection, OpenFlags};
 
-use conn::{Input, Notification};
+use notify::{Mailbox, Notification};
+use tokio::io::AsyncWriteExt;
 
 /// The server_version reported to clients.
 pub(crate) const SERVER_VERSION: &str = "15.0 (pgproto demo on SQLite)";
 
 const USAGE: &str = "usage: server [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram] \
-                     [--user U] [--password P] [--no-tls] [--trace FILE]";
+                     [--user U] [--password P] [--no-tls] [--trace FILE] \
+                     [--startup-timeout SECONDS] \
+                     [--max-connections N]";
+
+/// Open connections beyond which a new one is refused at once, before its start-up packet
+/// (a multiple of `--max-connections`).
+const OPEN_FACTOR: usize = 10;
 
 /// The authentication method of `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +105,8 @@ struct Args {
     password: String,
     tls: bool,
     trace: Option<String>,
+    startup_timeout: Duration,
+    max_connections: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -95,6 +118,8 @@ fn parse_args() -> Result<Args, String> {
         password: "demo".into(),
         tls: true,
         trace: None,
+        startup_timeout: Duration::from_secs(60),
+        max_connections: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -118,6 +143,29 @@ fn parse_args() -> Result<Args, String> {
             "--password" => args.password = value()?,
             "--no-tls" => args.tls = false,
             "--trace" => args.trace = Some(value()?),
+            "--startup-timeout" => {
+                let v = value()?;
+                args.startup_timeout = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0 && *s <= 86_400.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        format!(
+                            "--startup-timeout needs seconds (above 0, at most 86400), not {v:?}"
+                        )
+                    })?;
+            }
+            "--max-connections" => {
+                let v = value()?;
+                args.max_connections = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or_else(|| {
+                        format!("--max-connections needs a number from 1 to 100000, not {v:?}")
+                    })?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -163,17 +211,14 @@ pub(crate) struct Shared {
     pub(crate) trace: Option<Arc<trace::TraceFile>>,
     /// Running backends by process ID.
     pub(crate) cancels: Mutex<HashMap<i32, CancelTarget>>,
-    /// LISTEN registrations: channel -> process ID -> that backend.
-    pub(crate) channels: Mutex<HashMap<String, HashMap<i32, Listener>>>,
-}
-
-/// A listening backend.
-#[derive(Debug, Clone)]
-pub(crate) struct Listener {
-    /// Its queue of notifications, read before each ReadyForQuery and when idle.
-    pub(crate) notes: mpsc::Sender<Notification>,
-    /// Its input, to wake it when idle.
-    pub(crate) wake: tokio::sync::mpsc::Sender<Input>,
+    /// LISTEN registrations: channel -> process ID -> that backend's mailbox.
+    pub(crate) channels: Mutex<HashMap<String, HashMap<i32, Arc<Mailbox>>>>,
+    /// `--startup-timeout`.
+    pub(crate) startup_timeout: Duration,
+    /// `--max-connections`.
+    pub(crate) max_connections: usize,
+    /// Open connections, from accept to close, in start-up or not.
+    pub(crate) open: AtomicUsize,
 }
 
 impl Shared {
@@ -216,6 +261,11 @@ impl Shared {
         Ok(db)
     }
 
+    /// Open connections now.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
     /// Interrupts the statement running in backend `pid` if `key` is its secret.
     pub(crate) fn cancel(&self, pid: i32, key: &[u8]) {
         let cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
@@ -237,16 +287,14 @@ impl Shared {
         let Some(listeners) = channels.get(channel) else {
             return false;
         };
-        for (pid, l) in listeners {
+        for (pid, mailbox) in listeners {
             if *pid != from {
-                let _ = l.notes.send(Notification {
+                // Never waits: a full mailbox overflows and its connection ends.
+                mailbox.post(Notification {
                     pid: from,
                     channel: channel.into(),
                     payload: payload.into(),
                 });
-                // A full input queue has work in it already, after which the backend reads its
-                // notifications anyway (before ReadyForQuery), so a lost wake-up is harmless.
-                let _ = l.wake.try_send(Input::Wake);
             }
         }
         listeners.contains_key(&from)
@@ -304,6 +352,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         trace,
         cancels: Mutex::new(HashMap::new()),
         channels: Mutex::new(HashMap::new()),
+        startup_timeout: args.startup_timeout,
+        max_connections: args.max_connections,
+        open: AtomicUsize::new(0),
     });
     // Keeps a memdb database alive while no client is connected. WAL: readers and the writer
     // do not wait for each other (with memdb, readers wait for the writer's transaction).
@@ -332,9 +383,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
-                    tokio::spawn(conn::serve(socket, shared.clone()));
+                    let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+                    let slot = conn::Slot(shared.clone());
+                    if open > shared.max_connections.saturating_mul(OPEN_FACTOR) {
+                        tokio::spawn(refuse(socket, slot));
+                    } else {
+                        tokio::spawn(conn::serve(socket, shared.clone(), slot));
+                    }
                 }
-                Err(e) => eprintln!("server: accept: {e}"),
+                Err(e) => {
+                    // Out of file descriptors, say: wait for connections to end.
+                    eprintln!("server: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = terminated() => break,
@@ -345,6 +406,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
+}
+
+/// Refuses a connection at once with FATAL 53300, without reading its start-up packet (as
+/// PostgreSQL's postmaster does when it cannot start a backend).
+async fn refuse(mut socket: tokio::net::TcpStream, slot: conn::Slot) {
+    use pgproto::Encode;
+    let f = values::fields("FATAL", "53300", "sorry, too many clients already");
+    let mut out = bytes::BytesMut::new();
+    pgproto::BackendMessage::ErrorResponse(f).encode(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&out)).await;
+    drop(slot);
 }
 
 /// Resolves on SIGTERM (never elsewhere).

@@ -4,23 +4,25 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pgproto::{
     CopyResponse, ErrorFields, FieldDescription, Format, FormatCodes, FrontendMessage,
-    RowDescription, Server, StartupMessage, Target, TransactionStatus, UsageError,
+    RowDescription, StartupMessage, Target, TransactionStatus, UsageError,
 };
 use rusqlite::Connection;
 
+use crate::backend::Wire;
 use crate::command::{self, Command};
-use crate::conn::{Input, Notification};
 use crate::copy::CopyIn;
-use crate::exec::{tag, DeclaredColumns, Outcome};
+use crate::exec::{tag, Columns, DeclaredColumns, Outcome};
 use crate::extended::Portal;
 use crate::functions::{register_functions, released};
+use crate::notify::{self, Mailbox, Notification};
+use crate::rows::{Flow, RowSink};
 use crate::settings::Setting;
 use crate::sql;
-use crate::values::{self, error, PgType};
+use crate::values::{self, error, Cell, PgType};
 use crate::Shared;
 
 /// What answering a message returns: an error only for a bug of this server.
@@ -62,7 +64,40 @@ pub(crate) struct Local {
     /// Session parameters by lower-case name.
     pub(crate) settings: BTreeMap<String, Setting>,
     /// NOTIFYs of the current transaction, published at commit.
-    pub(crate) outgoing: Vec<(String, String)>,
+    outgoing: Vec<(String, String)>,
+    /// Their size (see [`notify::size`]).
+    outgoing_bytes: usize,
+}
+
+impl Local {
+    /// Queues a NOTIFY of the current transaction, up to [`notify::TRANSACTION_BYTES`].
+    pub(crate) fn queue_notify(&mut self, channel: &str, payload: &str) -> Result<(), String> {
+        let bytes = notify::size(channel, payload);
+        if self.outgoing_bytes + bytes > notify::TRANSACTION_BYTES {
+            return Err("too many notifications in the NOTIFY queue".into());
+        }
+        self.outgoing_bytes += bytes;
+        self.outgoing.push((channel.into(), payload.into()));
+        Ok(())
+    }
+
+    /// How many NOTIFYs the transaction has queued.
+    pub(crate) fn queued_notifies(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Forgets the NOTIFYs queued after the first `n` (a statement that runs again).
+    pub(crate) fn forget_notifies_after(&mut self, n: usize) {
+        for (channel, payload) in self.outgoing.drain(n.min(self.outgoing.len())..) {
+            self.outgoing_bytes -= notify::size(&channel, &payload);
+        }
+    }
+
+    /// Takes the NOTIFYs of the transaction (to publish them, or to forget them).
+    pub(crate) fn take_outgoing(&mut self) -> Vec<(String, String)> {
+        self.outgoing_bytes = 0;
+        std::mem::take(&mut self.outgoing)
+    }
 }
 
 /// One client's session.
@@ -70,7 +105,6 @@ pub(crate) struct Session {
     pub(crate) db: Connection,
     pub(crate) pid: i32,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) inbox: tokio::sync::mpsc::Sender<Input>,
     pub(crate) local: Arc<Mutex<Local>>,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) tx: Tx,
@@ -81,9 +115,10 @@ pub(crate) struct Session {
     pub(crate) listening: BTreeSet<String>,
     pub(crate) statements: HashMap<Vec<u8>, Prepared>,
     pub(crate) portals: HashMap<Vec<u8>, Portal>,
+    /// This backend's own notifications, delivered with the others.
     pub(crate) incoming: VecDeque<Notification>,
-    /// Notifications from other backends (sender: for LISTEN registrations).
-    pub(crate) notes: (mpsc::Sender<Notification>, mpsc::Receiver<Notification>),
+    /// Notifications from other backends.
+    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) busy: bool,
     pub(crate) pending: VecDeque<String>,
     pub(crate) copy: Option<CopyIn>,
@@ -118,7 +153,7 @@ impl Session {
         db: Connection,
         pid: i32,
         shared: Arc<Shared>,
-        inbox: tokio::sync::mpsc::Sender<Input>,
+        mailbox: Arc<Mailbox>,
         cancel: Arc<AtomicBool>,
         user: &str,
         startup: Option<StartupMessage>,
@@ -129,7 +164,6 @@ impl Session {
             db,
             pid,
             shared,
-            inbox,
             local,
             cancel,
             tx: Tx::Idle,
@@ -139,7 +173,7 @@ impl Session {
             statements: HashMap::new(),
             portals: HashMap::new(),
             incoming: VecDeque::new(),
-            notes: mpsc::channel(),
+            mailbox,
             busy: false,
             pending: VecDeque::new(),
             copy: None,
@@ -176,7 +210,7 @@ impl Session {
 
     /// Notifications from other backends came: delivered at once when idle, else before the
     /// next ReadyForQuery outside a transaction.
-    pub(crate) fn wake(&mut self, s: &mut Server) -> R {
+    pub(crate) fn wake(&mut self, s: &mut Wire) -> R {
         if !self.busy && self.tx == Tx::Idle {
             self.deliver(s)?;
         }
@@ -192,18 +226,18 @@ impl Session {
         });
     }
 
-    fn deliver(&mut self, s: &mut Server) -> R {
-        while let Ok(n) = self.notes.1.try_recv() {
-            self.incoming.push_back(n);
-        }
-        while let Some(n) = self.incoming.pop_front() {
+    fn deliver(&mut self, s: &mut Wire) -> R {
+        let mut incoming = std::mem::take(&mut self.incoming);
+        incoming.extend(self.mailbox.take());
+        for n in incoming {
             s.notification(n.pid, &n.channel, &n.payload)?;
+            s.queued(notify::size(&n.channel, &n.payload));
         }
         Ok(())
     }
 
     /// Answers one frontend message.
-    pub(crate) fn message(&mut self, s: &mut Server, m: FrontendMessage) -> R {
+    pub(crate) fn message(&mut self, s: &mut Wire, m: FrontendMessage) -> R {
         use FrontendMessage as F;
         match m {
             F::Query(q) => {
@@ -301,7 +335,7 @@ impl Session {
     }
 
     /// ErrorResponse, and what an error does to the transaction.
-    pub(crate) fn fail(&mut self, s: &mut Server, f: &ErrorFields) -> R {
+    pub(crate) fn fail(&mut self, s: &mut Wire, f: &ErrorFields) -> R {
         self.send_side(s)?;
         s.error_response(f)?;
         self.abort();
@@ -326,7 +360,7 @@ impl Session {
             let _ = self.db.execute_batch("ROLLBACK");
             released();
         }
-        self.lock().outgoing.clear();
+        drop(self.lock().take_outgoing());
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Local> {
@@ -343,18 +377,12 @@ impl Session {
         self.commit()
     }
 
-    pub(crate) fn send_side(&mut self, s: &mut Server) -> R {
-        for side in std::mem::take(&mut self.side) {
-            match side {
-                Side::Notice(f) => s.notice(&f)?,
-                Side::Parameter(k, v) => s.parameter_status(&k, &v)?,
-            }
-        }
-        Ok(())
+    pub(crate) fn send_side(&mut self, s: &mut Wire) -> R {
+        send_sides(s, std::mem::take(&mut self.side))
     }
 
     /// ReadyForQuery, after delivering notifications if no transaction is open.
-    fn ready(&mut self, s: &mut Server) -> R {
+    fn ready(&mut self, s: &mut Wire) -> R {
         self.busy = false;
         self.implicit = false;
         if self.tx == Tx::Idle {
@@ -365,7 +393,7 @@ impl Session {
 
     // ---- simple query ----
 
-    fn query(&mut self, s: &mut Server, sql_text: &str) -> R {
+    fn query(&mut self, s: &mut Wire, sql_text: &str) -> R {
         let statements = sql::split(sql_text);
         if statements.is_empty() {
             s.empty_query_response()?;
@@ -377,8 +405,12 @@ impl Session {
     }
 
     /// Runs the rest of a Query's statements (after a COPY FROM STDIN, too).
-    fn run_pending(&mut self, s: &mut Server) -> R {
+    fn run_pending(&mut self, s: &mut Wire) -> R {
         while let Some(text) = self.pending.pop_front() {
+            if s.is_gone() {
+                // Nobody reads the answers any more: the connection ends.
+                return Ok(());
+            }
             let prepared = match self.prepare_simple(text) {
                 Ok(p) => p,
                 Err(f) => {
@@ -387,7 +419,14 @@ impl Session {
                     break;
                 }
             };
-            match self.execute(&prepared, &[]) {
+            match self.execute(
+                &prepared,
+                &[],
+                &mut Simple {
+                    s,
+                    types: Vec::new(),
+                },
+            ) {
                 Ok(outcome) => {
                     self.send_side(s)?;
                     if self.send_simple(s, outcome)? {
@@ -425,29 +464,15 @@ impl Session {
     }
 
     /// Sends a statement's result in the simple protocol; `true` when COPY FROM STDIN began.
-    fn send_simple(&mut self, s: &mut Server, outcome: Outcome) -> Result<bool, UsageError> {
+    fn send_simple(&mut self, s: &mut Wire, outcome: Outcome) -> Result<bool, UsageError> {
         match outcome {
             Outcome::Done(t) => s.command_complete(&t)?,
             Outcome::Empty => s.empty_query_response()?,
-            Outcome::Rows {
-                columns,
-                rows,
-                verb,
-            } => {
-                let formats = vec![Format::Text; columns.len()];
-                s.row_description(&describe(&columns, &formats)?)?;
-                for row in &rows {
-                    let values: Vec<Option<Vec<u8>>> = row
-                        .iter()
-                        .zip(&columns)
-                        .map(|(c, (_, ty))| values::encode_text(c, *ty))
-                        .collect();
-                    let refs: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
-                    s.data_row(&refs)?;
-                }
-                s.command_complete(&tag(&verb, rows.len()))?;
+            Outcome::Rows { verb, streamed } => s.command_complete(&tag(&verb, streamed.rows))?,
+            Outcome::CopyOut(lines) => {
+                s.copy_done()?;
+                s.command_complete(&format!("COPY {lines}"))?;
             }
-            Outcome::CopyOut { columns, lines } => self.send_copy_out(s, columns, &lines)?,
             Outcome::CopyIn(mut copy) => {
                 copy.extended = false;
                 s.copy_in_response(&copy_response(copy.columns())?)?;
@@ -458,16 +483,7 @@ impl Session {
         Ok(false)
     }
 
-    pub(crate) fn send_copy_out(&mut self, s: &mut Server, columns: usize, lines: &[Vec<u8>]) -> R {
-        s.copy_out_response(&copy_response(columns)?)?;
-        for line in lines {
-            s.copy_data(line)?;
-        }
-        s.copy_done()?;
-        s.command_complete(&format!("COPY {}", lines.len()))
-    }
-
-    fn copy_done(&mut self, s: &mut Server) -> R {
+    fn copy_done(&mut self, s: &mut Wire) -> R {
         let Some(mut copy) = self.copy.take() else {
             return Ok(());
         };
@@ -487,7 +503,7 @@ impl Session {
         }
     }
 
-    fn copy_failed(&mut self, s: &mut Server, f: &ErrorFields) -> R {
+    fn copy_failed(&mut self, s: &mut Wire, f: &ErrorFields) -> R {
         let extended = self.copy.take().is_some_and(|c| c.extended);
         self.fail(s, f)?;
         if extended {
@@ -550,4 +566,96 @@ pub(crate) fn copy_response(columns: usize) -> Result<CopyResponse, UsageError> 
         Format::Text,
         FormatCodes::new(&vec![Format::Text; columns])?,
     ))
+}
+
+/// Sends NoticeResponse and ParameterStatus messages.
+pub(crate) fn send_sides(s: &mut Wire, side: Vec<Side>) -> R {
+    for side in side {
+        match side {
+            Side::Notice(f) => s.notice(&f)?,
+            Side::Parameter(k, v) => s.parameter_status(&k, &v)?,
+        }
+        s.queued(128);
+    }
+    Ok(())
+}
+
+/// A bug of this server while sending a result, as an error for the client.
+pub(crate) fn internal(e: UsageError) -> ErrorFields {
+    error("XX000", &format!("internal error: {e}"))
+}
+
+/// Whether to go on sending: not once the client is gone.
+pub(crate) fn flow(s: &Wire) -> Flow {
+    if s.is_gone() {
+        Flow::Stop
+    } else {
+        Flow::More
+    }
+}
+
+/// Sends one DataRow and counts it for the output's flushing.
+pub(crate) fn send_row(s: &mut Wire, values: &[Option<Vec<u8>>]) -> Result<Flow, ErrorFields> {
+    let refs: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
+    s.data_row(&refs).map_err(internal)?;
+    s.queued(
+        7 + values
+            .iter()
+            .map(|v| 4 + v.as_ref().map_or(0, Vec::len))
+            .sum::<usize>(),
+    );
+    Ok(flow(s))
+}
+
+/// CopyOutResponse, after the messages that come first.
+pub(crate) fn send_copy_begin(
+    s: &mut Wire,
+    columns: usize,
+    side: Vec<Side>,
+) -> Result<(), ErrorFields> {
+    send_sides(s, side).map_err(internal)?;
+    s.copy_out_response(&copy_response(columns).map_err(internal)?)
+        .map_err(internal)
+}
+
+/// One CopyData of COPY TO STDOUT.
+pub(crate) fn send_copy_line(s: &mut Wire, line: &[u8]) -> Result<Flow, ErrorFields> {
+    s.copy_data(line).map_err(internal)?;
+    s.queued(5 + line.len());
+    Ok(flow(s))
+}
+
+/// Sends a simple Query's results as they are read: RowDescription (text), DataRows, and
+/// COPY TO STDOUT's data.
+struct Simple<'a> {
+    s: &'a mut Wire,
+    types: Vec<PgType>,
+}
+
+impl RowSink for Simple<'_> {
+    fn begin(&mut self, columns: &Columns, side: Vec<Side>) -> Result<Flow, ErrorFields> {
+        send_sides(self.s, side).map_err(internal)?;
+        self.types = columns.iter().map(|(_, t)| *t).collect();
+        let formats = vec![Format::Text; columns.len()];
+        let description = describe(columns, &formats).map_err(internal)?;
+        self.s.row_description(&description).map_err(internal)?;
+        Ok(flow(self.s))
+    }
+
+    fn row(&mut self, row: &[Cell]) -> Result<Flow, ErrorFields> {
+        let values: Vec<Option<Vec<u8>>> = row
+            .iter()
+            .zip(&self.types)
+            .map(|(c, ty)| values::encode_text(c, *ty))
+            .collect();
+        send_row(self.s, &values)
+    }
+
+    fn copy_begin(&mut self, columns: usize, side: Vec<Side>) -> Result<(), ErrorFields> {
+        send_copy_begin(self.s, columns, side)
+    }
+
+    fn copy_line(&mut self, line: &[u8]) -> Result<Flow, ErrorFields> {
+        send_copy_line(self.s, line)
+    }
 }

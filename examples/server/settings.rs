@@ -4,7 +4,7 @@ use std::sync::PoisonError;
 
 use pgproto::ErrorFields;
 
-use crate::exec::Outcome;
+use crate::exec::Columns;
 use crate::session::{Session, Side};
 use crate::values::{error, Cell, PgType};
 
@@ -142,7 +142,11 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) fn show(&mut self, name: Option<&str>) -> Result<Outcome, ErrorFields> {
+    /// SHOW's columns and rows.
+    pub(crate) fn show(
+        &mut self,
+        name: Option<&str>,
+    ) -> Result<(Columns, Vec<Vec<Cell>>), ErrorFields> {
         let local = self.lock();
         let text = |s: &str| Cell::Text(s.as_bytes().to_vec());
         let Some(name) = name else {
@@ -156,11 +160,7 @@ impl Session {
                 .iter()
                 .map(|c| ((*c).to_string(), PgType::Text))
                 .collect();
-            return Ok(Outcome::Rows {
-                columns,
-                rows,
-                verb: "SHOW".into(),
-            });
+            return Ok((columns, rows));
         };
         let Some(s) = local.settings.get(&name.to_lowercase()) else {
             return Err(error(
@@ -168,10 +168,9 @@ impl Session {
                 &format!("unrecognized configuration parameter \"{name}\""),
             ));
         };
-        Ok(Outcome::Rows {
-            columns: vec![(s.name.clone(), PgType::Text)],
-            rows: vec![vec![text(&s.value)]],
-            verb: "SHOW".into(),
-        })
+        Ok((
+            vec![(s.name.clone(), PgType::Text)],
+            vec![vec![text(&s.value)]],
+        ))
     }
 }
