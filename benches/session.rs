@@ -56,7 +56,18 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
     }
     for read in reads {
         client.receive(read);
-        while let Some(event) = client.poll_event().unwrap() {
+        // The intended loop: rows through `poll_row`, everything else through `poll_event`.
+        loop {
+            while let Some((_, row)) = client.poll_row() {
+                s.messages += 1;
+                s.rows += 1;
+                for c in row.columns() {
+                    s.column(c.unwrap().map(<[u8]>::len));
+                }
+            }
+            let Some(event) = client.poll_event().unwrap() else {
+                break;
+            };
             let ClientEvent::Response { message, .. } = event else {
                 panic!("unexpected event");
             };
@@ -91,14 +102,11 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
 fn pgproto_server_pass(server: &mut Server, reads: &[&[u8]]) -> u64 {
     use FrontendMessageRef as M;
     let mut s = Sum::default();
-    for read in reads {
-        server.receive(read);
-        while let Some(event) = server.poll_event().unwrap() {
-            let ServerEvent::Message(message) = event else {
-                panic!("unexpected event");
-            };
+    // Reads every field of `message` and answers it (the same for both polls).
+    macro_rules! answer {
+        ($message:expr) => {
             s.messages += 1;
-            match message {
+            match $message {
                 M::Parse(p) => {
                     s.bytes += (p.name().len() + p.query().len()) as u64;
                     s.bytes += p.param_types().map(u64::from).sum::<u64>();
@@ -127,6 +135,22 @@ fn pgproto_server_pass(server: &mut Server, reads: &[&[u8]]) -> u64 {
                 M::Sync => server.ready_for_query(TransactionStatus::Idle).unwrap(),
                 _ => panic!("unexpected message"),
             }
+        };
+    }
+    for read in reads {
+        server.receive(read);
+        // The intended loop: requests through `poll_message`, the rest through `poll_event`.
+        loop {
+            while let Some(message) = server.poll_message() {
+                answer!(message);
+            }
+            let Some(event) = server.poll_event().unwrap() else {
+                break;
+            };
+            let ServerEvent::Message(message) = event else {
+                panic!("unexpected event");
+            };
+            answer!(message);
         }
         while let Some(bytes) = server.poll_transmit() {
             s.written += bytes.len() as u64;

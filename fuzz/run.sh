@@ -12,11 +12,27 @@
 # directory that is then left in place) and printed in base64, so a CI log is enough to
 # reproduce it: `echo ... | base64 -d > crash && RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET crash`.
 #
-# Usage: [FUZZ_SECONDS=N | FUZZ_TOTAL_SECONDS=N] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [TARGET[=SECONDS]...]
+# Campaign mode (`--campaign` first): every target for FUZZ_SECONDS (default 1800) with one
+# libFuzzer job per core, on a corpus kept between runs in FUZZ_CORPUS (default
+# fuzz/campaign/, ignored by git; seeded from fuzz/corpus/ the first time), so that campaigns add
+# up. The summary gives each target's executions.
+#
+# Usage: [FUZZ_SECONDS=N | FUZZ_TOTAL_SECONDS=N] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [--campaign] [TARGET[=SECONDS]...]
 set -euo pipefail
 
 cd "$(dirname "$0")"
-seconds=${FUZZ_SECONDS:-60}
+campaign=0
+if [ "${1:-}" = "--campaign" ]; then
+    campaign=1
+    shift
+fi
+if [ "$campaign" = 1 ]; then
+    seconds=${FUZZ_SECONDS:-1800}
+    jobs=$(nproc 2>/dev/null || echo 1)
+else
+    seconds=${FUZZ_SECONDS:-60}
+    jobs=1
+fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
@@ -51,25 +67,40 @@ for spec in "${targets[@]}"; do
     budget=$seconds
     if [ "$spec" != "$t" ]; then budget=${spec#*=}; fi
     echo "== $t: building and fuzzing for ${budget} s"
-    mkdir -p "$work/corpus/$t" "$artifacts/$t"
-    if [ -d "corpus/$t" ]; then
-        cp -R "corpus/$t/." "$work/corpus/$t/"
+    if [ "$campaign" = 1 ]; then
+        corpus="${FUZZ_CORPUS:-$PWD/campaign}/$t"
+    else
+        corpus="$work/corpus/$t"
+    fi
+    mkdir -p "$corpus" "$artifacts/$t"
+    if [ -d "corpus/$t" ] && [ -z "$(ls -A "$corpus")" ]; then
+        cp -R "corpus/$t/." "$corpus/"
     fi
     log="$work/$t.log"
+    extra=()
+    if [ "$jobs" -gt 1 ]; then
+        # -jobs writes each worker's log to fuzz-N.log here; they are appended to $log below.
+        extra=(-jobs="$jobs" -workers="$jobs")
+    fi
     set +e
-    cargo fuzz run "$t" "$work/corpus/$t" -- \
+    cargo fuzz run "$t" "$corpus" -- \
         -max_total_time="$budget" \
         -rss_limit_mb=2048 \
         -timeout=10 \
         -artifact_prefix="$artifacts/$t/" \
+        "${extra[@]}" \
         2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    done_line=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
-    if [ "$rc" -eq 0 ] && [ -n "$done_line" ]; then
-        runs=$(echo "$done_line" | awk '{print $2}')
-        secs=$(echo "$done_line" | awk '{print $5}')
-        summary+=("$t: $runs runs in $secs s (budget ${budget} s)")
+    if [ "$jobs" -gt 1 ]; then
+        cat fuzz-*.log >> "$log" 2>/dev/null || true
+        rm -f fuzz-*.log
+    fi
+    # One "Done N runs" line per libFuzzer process: the target's executions are their sum.
+    runs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{n += $2} END {print n + 0}')
+    secs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{if ($5 > s) s = $5} END {print s + 0}')
+    if [ "$rc" -eq 0 ] && [ "$runs" -gt 0 ]; then
+        summary+=("$t: $runs runs in $secs s (budget ${budget} s, $jobs job(s))")
     else
         failed=1
         keep_work=1

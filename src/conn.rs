@@ -9,9 +9,12 @@ use bytes::{Bytes, BytesMut};
 
 use crate::decoder::{BackendDecoder, FrontendDecoder};
 use crate::error::Error;
+use crate::trace::{Direction, Tracer};
 
 /// What the core needs of a decoder.
 pub(crate) trait Receive {
+    /// Who sends the bytes this decoder reads.
+    const PEER: Direction;
     /// Appends received bytes.
     fn receive(&mut self, data: &[u8]);
     /// Frees the buffer's memory if it holds no undecoded bytes.
@@ -19,6 +22,7 @@ pub(crate) trait Receive {
 }
 
 impl Receive for BackendDecoder {
+    const PEER: Direction = Direction::Backend;
     fn receive(&mut self, data: &[u8]) {
         Self::receive(self, data);
     }
@@ -28,6 +32,7 @@ impl Receive for BackendDecoder {
 }
 
 impl Receive for FrontendDecoder {
+    const PEER: Direction = Direction::Frontend;
     fn receive(&mut self, data: &[u8]) {
         Self::receive(self, data);
     }
@@ -49,6 +54,10 @@ pub(crate) struct Core<D, E> {
     pub(crate) error: Option<Error>,
     /// The peer closed the connection.
     pub(crate) eof: bool,
+    /// The protocol trace, if the application asked for one: fed once per `receive` and once
+    /// per `poll_transmit`, never per message, so that a connection without one pays a test of
+    /// this field per call and nothing else.
+    pub(crate) trace: Option<Box<Tracer>>,
 }
 
 impl<D: Receive, E> Core<D, E> {
@@ -59,6 +68,7 @@ impl<D: Receive, E> Core<D, E> {
             events: VecDeque::new(),
             error: None,
             eof: false,
+            trace: None,
         }
     }
 
@@ -66,6 +76,9 @@ impl<D: Receive, E> Core<D, E> {
     #[inline]
     pub(crate) fn receive(&mut self, data: &[u8], closed: bool) {
         if self.error.is_none() && !closed {
+            if let Some(t) = &mut self.trace {
+                t.feed(D::PEER, data);
+            }
             self.decoder.receive(data);
         }
     }
@@ -76,7 +89,11 @@ impl<D: Receive, E> Core<D, E> {
         if self.out.is_empty() {
             return None;
         }
-        Some(self.out.split().freeze())
+        let bytes = self.out.split().freeze();
+        if let Some(t) = &mut self.trace {
+            t.feed(D::PEER.other(), &bytes);
+        }
+        Some(bytes)
     }
 
     /// Frees the memory of empty buffers and queues.
@@ -87,6 +104,9 @@ impl<D: Receive, E> Core<D, E> {
         }
         if self.events.is_empty() {
             self.events = VecDeque::new();
+        }
+        if let Some(t) = &mut self.trace {
+            t.release_buffers();
         }
     }
 }

@@ -11,6 +11,8 @@
 //! Errors are sticky: after one, every call returns it again, because the stream has lost its
 //! framing.
 
+use std::ops::Range;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::codec::reader::Span;
@@ -460,6 +462,13 @@ impl BackendDecoder {
     /// would have).
     #[inline]
     pub(crate) fn take_row(&mut self) -> Option<(usize, usize, u16)> {
+        self.take_row_of(None)
+    }
+
+    /// [`BackendDecoder::take_row`], for a row of `columns` columns only when that is given: a
+    /// row of another width is left in place, for the general path to report.
+    #[inline]
+    pub(crate) fn take_row_of(&mut self, columns: Option<u16>) -> Option<(usize, usize, u16)> {
         if self.inner.error.is_some() || self.expect != Expect::Tagged {
             return None;
         }
@@ -474,6 +483,9 @@ impl BackendDecoder {
         }
         let body = rest.get(..len as usize - 4)?;
         let count = DataRowRef::check(body).ok()?;
+        if columns.is_some_and(|n| n != count) {
+            return None;
+        }
         let end = at + 1 + len as usize;
         self.inner.lent = end;
         Some((at + 7, end, count))
@@ -900,6 +912,85 @@ impl FrontendDecoder {
             Ok(None) => Ok(None),
             Err(e) => Err(self.inner.fail(e)),
         }
+    }
+
+    /// The portal a lent Describe of a portal or Execute names; empty for anything else.
+    #[inline]
+    pub(crate) fn portal_of(&self, lent: &FrontendLent) -> &[u8] {
+        let body = self.inner.buf.get(lent.at..lent.end).unwrap_or_default();
+        match &lent.layout {
+            Layout::Describe(l) if l.target == crate::Target::Portal => l.name.of(body),
+            Layout::Execute(l) => l.portal.of(body),
+            _ => b"",
+        }
+    }
+
+    /// The server's fast path: lends the next message if it is a whole, well-formed message
+    /// that starts a request (Parse, Bind, Describe, Close, Execute, Sync, Query) right after
+    /// the bytes lent so far. `None` in every other case, with nothing consumed, for
+    /// [`FrontendDecoder::advance`] to decide (and report any error exactly as it would have).
+    ///
+    /// Also returns where, in the buffer, the portal that a Describe of a portal or an Execute
+    /// names lies (empty for the others), for [`FrontendDecoder::buffered_bytes`]: taken here,
+    /// where the layout is at hand, so that the caller need not look into the descriptor.
+    #[inline]
+    pub(crate) fn advance_request(&mut self) -> Option<(FrontendLent, Range<usize>)> {
+        if self.inner.error.is_some() || self.phase != Phase::Normal {
+            return None;
+        }
+        let at = self.inner.lent;
+        let tag = *self.inner.buf.get(at)?;
+        if !matches!(
+            tag,
+            ftag::PARSE
+                | ftag::BIND
+                | ftag::DESCRIBE
+                | ftag::CLOSE
+                | ftag::EXECUTE
+                | ftag::SYNC
+                | ftag::QUERY
+        ) {
+            return None;
+        }
+        let max = self.limits.frontend(FRONTEND_CLASS[tag as usize]);
+        let end = at + self.inner.whole_frame_at(at, tag, max)?;
+        let body = self.inner.buf.get(at + 5..end)?;
+        let mut portal = 0..0;
+        let layout = match tag {
+            ftag::PARSE => Layout::Parse(ParseLayout::read(body).ok()?),
+            ftag::BIND => Layout::Bind(BindLayout::read(body).ok()?),
+            ftag::DESCRIBE => {
+                let l = TargetLayout::read(body, "Describe").ok()?;
+                if l.target == crate::Target::Portal {
+                    portal = l.name.range();
+                }
+                Layout::Describe(l)
+            }
+            ftag::CLOSE => Layout::Close(TargetLayout::read(body, "Close").ok()?),
+            ftag::EXECUTE => {
+                let l = ExecuteLayout::read(body).ok()?;
+                portal = l.portal.range();
+                Layout::Execute(l)
+            }
+            ftag::SYNC => {
+                empty_layout(body, "Sync").ok()?;
+                Layout::Sync
+            }
+            _ => Layout::Query(text_layout(body, "Query", "query string").ok()?),
+        };
+        self.inner.lent = end;
+        let lent = FrontendLent {
+            at: at + 5,
+            end,
+            layout,
+        };
+        Some((lent, at + 5 + portal.start..at + 5 + portal.end))
+    }
+
+    /// Bytes of the buffer, at positions [`FrontendDecoder::advance_request`] gave.
+    #[inline]
+    pub(crate) fn buffered_bytes(&self, range: Range<usize>) -> &[u8] {
+        self.inner.buf.get(range).unwrap_or_default()
     }
 
     /// Checks the next message and says where its fields lie (the extended-query messages,

@@ -110,6 +110,13 @@ pub enum DecodeError {
         /// The message that ended the stream.
         message: &'static str,
     },
+    /// A protocol-2.0 row (AsciiRow or BinaryRow) arrived before any RowDescription: its field
+    /// count, and so its length, is unknown.
+    #[error("{message} before any RowDescription")]
+    MissingRowDescription {
+        /// The row message.
+        message: &'static str,
+    },
     /// A text field is not valid UTF-8 (returned only by the `as_str`-style accessors).
     #[error("field {field} is not valid UTF-8")]
     InvalidUtf8 {
@@ -357,6 +364,16 @@ pub enum UsageError {
     /// A value could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// A DataRow whose column count is not the one the result announced (a RowDescription, or
+    /// for an Execute the answer to a Describe of its portal just before it, or the result's
+    /// first row): the peer would refuse it, as libpq does ([`Error::UnexpectedFieldCount`]).
+    #[error("cannot send a DataRow of {received} columns: expected {}", expected_columns(.expected))]
+    FieldCount {
+        /// The announced column count; `None` if nothing announced rows.
+        expected: Option<u16>,
+        /// The DataRow's column count.
+        received: u16,
+    },
 }
 
 /// "SQLSTATE: message" for an error's display, with invalid UTF-8 replaced.
@@ -367,7 +384,8 @@ pub(crate) fn summary(f: &crate::ErrorFields) -> String {
     format!("{sev} {code}: {msg}")
 }
 
-/// The expected column count of [`Error::UnexpectedFieldCount`], as text.
+/// The expected column count of [`Error::UnexpectedFieldCount`] and [`UsageError::FieldCount`],
+/// as text.
 fn expected_columns(expected: &Option<u16>) -> String {
     match expected {
         Some(n) => n.to_string(),

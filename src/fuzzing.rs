@@ -43,6 +43,24 @@ pub fn decode_replication(data: &[u8]) {
 
 mod replication;
 
+/// Both directions' bytes through a `Tracer` in fuzz-chosen chunks, and every chunk through the
+/// `Formatter` as a frame.
+pub fn trace(data: &[u8]) {
+    trace::run(data)
+}
+
+/// Arbitrary bytes through the protocol-2.0 `v2::BackendDecoder`, in chunks and whole.
+pub fn v2_decode_backend(data: &[u8]) {
+    v2::backend(data)
+}
+
+/// Arbitrary bytes through the protocol-2.0 `v2::FrontendDecoder`, in chunks and whole.
+pub fn v2_decode_frontend(data: &[u8]) {
+    v2::frontend(data)
+}
+
+mod v2;
+
 mod decode_frontend {
     //! Arbitrary bytes through [`FrontendDecoder`], fed in chunks.
     //!
@@ -804,8 +822,10 @@ mod server_session {
                     }
                 }
                 FrontendMessage::Execute(e) => {
+                    // One column, as the RowDescription of a Describe answers (the client
+                    // checks DataRow counts against it).
                     if rows {
-                        self.s.data_row(&[Some(b"1"), None]).expect(OK);
+                        self.s.data_row(&[None]).expect(OK);
                     }
                     if rows && e.max_rows() > 0 {
                         self.s.portal_suspended().expect(OK);
@@ -991,6 +1011,8 @@ mod pair {
         ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus, UsageError, Values,
     };
 
+    /// The SCRAM iteration count of the pair's verifier: low, so that runs stay fast.
+    const PAIR_ITERATIONS: u32 = 16;
     const OK: &str = "the server refused a valid answer";
     const END_POINT: [u8; 32] = [0xab; 32];
     /// The statements the client sends; the server answers by their text.
@@ -1001,7 +1023,8 @@ mod pair {
     fn verifier() -> ScramVerifier {
         static V: OnceLock<ScramVerifier> = OnceLock::new();
         V.get_or_init(|| {
-            ScramVerifier::new("pencil", b"0123456789abcdef", 4096).expect("a valid verifier")
+            ScramVerifier::new("pencil", b"0123456789abcdef", PAIR_ITERATIONS)
+                .expect("a valid verifier")
         })
         .clone()
     }
@@ -1460,7 +1483,9 @@ mod pair {
                     if statement {
                         s.parameter_description(&[23]).expect(OK);
                     }
-                    if k & 1 == 0 {
+                    // A portal always has rows here (an Execute of it sends some, which its
+                    // Describe must announce); a statement may have none.
+                    if k & 1 == 0 || !statement {
                         s.row_description(&row_description()).expect(OK);
                     } else {
                         s.no_data().expect(OK);
@@ -1469,8 +1494,10 @@ mod pair {
                 Msg::Execute { max_rows } => {
                     let rows = i32::from(k % 4);
                     let limited = max_rows > 0 && rows >= max_rows;
-                    for _ in 0..if limited { max_rows } else { rows } {
-                        s.data_row(&[Some(b"1"), None]).expect(OK);
+                    for i in 0..if limited { max_rows } else { rows } {
+                        // One column, as `row_description()` announces.
+                        let value: &[u8] = b"1";
+                        s.data_row(&[(i % 2 == 0).then_some(value)]).expect(OK);
                     }
                     if limited {
                         s.portal_suspended().expect(OK);
@@ -1620,6 +1647,9 @@ mod pair {
         }
         let password: &[u8] = if ctx & 64 != 0 { b"Pencil" } else { b"pencil" };
         config.password = Some(password.to_vec());
+        // Few SCRAM iterations (the verifier's below): the key derivation would otherwise take
+        // most of each run. The exchange is the same whatever the count.
+        config.min_scram_iterations = PAIR_ITERATIONS;
         config.max_scram_iterations = 4096;
         let server_config = ServerConfig {
             mock_auth_secret: [7; 32],
@@ -1677,6 +1707,99 @@ mod pair {
                 p.c.transaction_status(),
                 Some(p.s.transaction_status()),
                 "the two sides disagree on the transaction status"
+            );
+        }
+    }
+}
+
+mod trace {
+    //! Both directions' bytes through a [`Tracer`], and each chunk through the [`Formatter`].
+    //!
+    //! Input layout: byte 0 chooses the tracer (bit 0 regress mode, bit 1 timestamps from a fixed
+    //! clock, bits 2-7 the most bytes kept per message, 5 + 8 * n), then chunks: one byte (bit 7
+    //! the direction, set for the backend; bits 0-6 the length) and that many bytes.
+    //!
+    //! Checks: no panic; every line is a message line (`F` or `B` after the optional timestamp)
+    //! or libpq's `mismatched message length` line; the tracer keeps at most the cap per
+    //! direction.
+
+    use std::sync::{Arc, Mutex};
+
+    use crate::trace::{Direction, Formatter, Timestamp, TraceFlags, TraceSink, Tracer};
+
+    struct Sink {
+        lines: Arc<Mutex<Vec<Vec<u8>>>>,
+        clock: bool,
+    }
+
+    impl TraceSink for Sink {
+        fn line(&mut self, line: &[u8]) {
+            self.lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.to_vec());
+        }
+        fn now(&mut self) -> Option<Timestamp> {
+            self.clock.then(|| Timestamp::new(1_738_326_896, 1))
+        }
+    }
+
+    pub(super) fn run(data: &[u8]) {
+        let Some((&config, mut rest)) = data.split_first() else {
+            return;
+        };
+        let regress = config & 1 != 0;
+        let clock = config & 2 != 0;
+        let max = 5 + 8 * usize::from(config >> 2);
+        let flags = if regress {
+            TraceFlags::REGRESS_MODE
+        } else {
+            TraceFlags::empty()
+        };
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut tracer = Tracer::new(Sink {
+            lines: Arc::clone(&lines),
+            clock,
+        })
+        .with_flags(flags)
+        .with_max_message_len(max);
+        let formatter = Formatter::new(flags);
+        let mut line = Vec::new();
+        while let Some((&head, tail)) = rest.split_first() {
+            let n = usize::from(head & 0x7f).min(tail.len());
+            let (chunk, after) = tail.split_at(n);
+            rest = after;
+            let direction = if head & 0x80 != 0 {
+                Direction::Backend
+            } else {
+                Direction::Frontend
+            };
+            match direction {
+                Direction::Frontend => tracer.frontend(chunk),
+                Direction::Backend => tracer.backend(chunk),
+            }
+            assert!(
+                tracer.buffer_capacity() <= 2 * max,
+                "the tracer kept too much"
+            );
+            line.clear();
+            let _ = formatter.message(&mut line, direction, chunk, None);
+            line.clear();
+            formatter.startup_packet(&mut line, chunk);
+        }
+        let stamp = b"2025-01-31 12:34:56.000001\t";
+        for l in lines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let l = if clock && l.starts_with(stamp) {
+                &l[stamp.len()..]
+            } else {
+                &l[..]
+            };
+            assert!(
+                l.starts_with(b"F\t")
+                    || l.starts_with(b"B\t")
+                    || l.starts_with(b"mismatched message length: "),
+                "not a trace line: {:?}",
+                String::from_utf8_lossy(l)
             );
         }
     }

@@ -25,6 +25,10 @@
 //! The tables below are generated from that data; a test keeps the two equal.
 //!
 #![doc = include_str!("protocol.md")]
+//!
+//! Protocol 2.0 follows a second, smaller table: see [`v2`].
+
+pub mod v2;
 
 /// A request: a frontend message the backend answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

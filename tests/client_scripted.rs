@@ -984,16 +984,7 @@ fn responses_follow_the_protocol_table() {
     use pgproto::{FieldDescription, ParameterDescription, RowDescription};
     let row_description = || {
         BackendMessage::RowDescription(
-            RowDescription::new(&[FieldDescription {
-                name: b"a",
-                table_oid: 0,
-                column_id: 0,
-                type_oid: 25,
-                type_size: -1,
-                type_modifier: -1,
-                format: Format::Text,
-            }])
-            .unwrap(),
+            RowDescription::new(&[FieldDescription::new(b"a", 25)]).unwrap(),
         )
     };
     // A statement Describe is answered by ParameterDescription, then RowDescription or NoData,
@@ -1091,15 +1082,7 @@ fn responses_follow_the_protocol_table() {
 fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
     let (mut c, _) = connected();
     let q = c.query("SELECT v FROM t").unwrap();
-    let v = pgproto::FieldDescription {
-        name: b"v",
-        table_oid: 0,
-        column_id: 0,
-        type_oid: 25,
-        type_size: -1,
-        type_modifier: -1,
-        format: Format::Text,
-    };
+    let v = pgproto::FieldDescription::new(b"v", 25);
     let mut bytes = encode(&[BackendMessage::RowDescription(
         pgproto::RowDescription::new(&[v]).unwrap(),
     )]);
@@ -1145,4 +1128,45 @@ fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
     );
     assert!(done);
     assert!(c.is_ready());
+}
+
+/// `poll_row` hands out only what `poll_event` would hand out as a row, without consuming
+/// anything else: a row of another width than announced stays for `poll_event` to report, and
+/// nothing comes before the RowDescription has been handed out.
+#[test]
+fn poll_row_lends_announced_rows_only() {
+    let (mut c, _) = connected();
+    let q = c.query("SELECT v FROM t").unwrap();
+    let mut bytes = encode(&[BackendMessage::RowDescription(
+        pgproto::RowDescription::new(&[pgproto::FieldDescription::new(b"v", 25)]).unwrap(),
+    )]);
+    bytes.extend_from_slice(b"D\0\0\0\x0b\0\x01\0\0\0\x01a");
+    bytes.extend_from_slice(b"D\0\0\0\x0b\0\x01\0\0\0\x01b");
+    bytes.extend_from_slice(b"D\0\0\0\x0e\0\x02\xff\xff\xff\xff\xff\xff\xff\xff");
+    c.receive(&bytes);
+    // The RowDescription comes first, through poll_event.
+    assert!(c.poll_row().is_none());
+    let Some(ClientEvent::Response { request, message }) = c.poll_event().unwrap() else {
+        panic!("no RowDescription");
+    };
+    assert_eq!(request, q);
+    assert!(matches!(
+        message,
+        BackendMessageRef::Message(BackendMessage::RowDescription(_))
+    ));
+    let mut values = Vec::new();
+    while let Some((request, row)) = c.poll_row() {
+        assert_eq!(request, q);
+        values.push(row.columns().next().unwrap().unwrap().unwrap().to_vec());
+    }
+    assert_eq!(values, [b"a".to_vec(), b"b".to_vec()]);
+    // The two-column row is left for poll_event, which fails the connection on it.
+    assert_eq!(
+        c.poll_event(),
+        Err(Error::UnexpectedFieldCount {
+            expected: Some(1),
+            received: 2
+        })
+    );
+    assert!(c.poll_row().is_none());
 }

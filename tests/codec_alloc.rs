@@ -20,6 +20,12 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// The counts are process-wide, so the tests of this file take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The most allocations a hot path may make over a whole stream after warm-up (buffer growth).
+/// The counts are process-wide: the test harness's own thread also allocates while it reports
+/// a finished test (about twenty were seen under load), so the bar leaves room for that; a path
+/// that allocated once per message would count about 10,000.
+const FEW: usize = 64;
+
 const ROWS: usize = 10_000;
 const COLUMNS: usize = 10;
 const CHUNK: usize = 8 * 1024;
@@ -107,7 +113,7 @@ fn next_ref_allocates_nothing_per_row() {
         ROWS - warm
     );
     assert!(
-        n < 16,
+        n < FEW,
         "next_ref allocated {n} times for {} rows",
         ROWS - warm
     );
@@ -195,7 +201,7 @@ fn next_data_row_allocates_nothing_per_row() {
     );
     // CommandComplete and ReadyForQuery come owned (boxed): a few allocations in all.
     assert!(
-        n < 16,
+        n < FEW,
         "next_data_row allocated {n} times for {} rows",
         ROWS - warm
     );
@@ -250,7 +256,7 @@ fn frontend_next_ref_allocates_nothing_per_message() {
         BATCHES * 5 - warm
     );
     assert!(
-        n < 16,
+        n < FEW,
         "frontend next_ref allocated {n} times for {} messages",
         BATCHES * 5 - warm
     );
@@ -315,7 +321,7 @@ fn client_allocates_nothing_per_row() {
         ROWS - warm
     );
     assert!(
-        n < 16,
+        n < FEW,
         "Client allocated {n} times for {} rows",
         ROWS - warm
     );
@@ -392,7 +398,7 @@ fn server_allocates_nothing_per_message() {
         BATCHES * 5 - warm
     );
     assert!(
-        n < 16,
+        n < FEW,
         "Server allocated {n} times for {} messages",
         BATCHES * 5 - warm
     );

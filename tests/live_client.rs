@@ -34,10 +34,11 @@ use support::pg::{
 /// One cluster per version, shared by the tests that do not stop their server. (Statics are
 /// not dropped: the harness's watchdog stops the server when the test process exits.)
 fn shared(version: PgVersion) -> &'static Cluster {
-    static CLUSTERS: [OnceLock<Cluster>; 2] = [OnceLock::new(), OnceLock::new()];
+    static CLUSTERS: [OnceLock<Cluster>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = match version {
         PgVersion::V15 => &CLUSTERS[0],
         PgVersion::V18 => &CLUSTERS[1],
+        PgVersion::V13 => &CLUSTERS[2],
     };
     slot.get_or_init(|| Cluster::start(version))
 }
@@ -481,8 +482,8 @@ fn direct_tls(version: PgVersion) {
             }
             (PgVersion::V18, Err(e)) => panic!("direct TLS against 18: {e}"),
             // PostgreSQL 15 takes the ClientHello for a start-up packet and hangs up.
-            (PgVersion::V15, Ok(_)) => panic!("direct TLS against 15 succeeded"),
-            (PgVersion::V15, Err(e)) => {
+            (PgVersion::V13 | PgVersion::V15, Ok(_)) => panic!("direct TLS against 15 succeeded"),
+            (PgVersion::V13 | PgVersion::V15, Err(e)) => {
                 assert!(
                     matches!(e, DriverError::Tls(_) | DriverError::Io { .. }),
                     "{e:?}"
@@ -524,7 +525,7 @@ fn protocol_3_2(version: PgVersion) {
                 assert_eq!(conn.verbose_lines()[0], "protocol 3.2");
                 assert_eq!(conn.verbose_lines()[3], "cancel key 32 bytes");
             }
-            PgVersion::V15 => {
+            PgVersion::V13 | PgVersion::V15 => {
                 assert_eq!(conn.client().protocol_version(), ProtocolVersion::V3_0);
                 assert_eq!(negotiated, [(ProtocolVersion::V3_0, 0)]);
                 assert_eq!(key_len, 4);
@@ -1150,7 +1151,7 @@ fn cli_matches_psql(version: PgVersion) {
     assert_eq!(ours.code, 0, "{}", ours.stderr);
     assert_eq!(ours.stdout, "scram_user\n");
     let (proto, key) = match version {
-        PgVersion::V15 => ("3.0", 4),
+        PgVersion::V13 | PgVersion::V15 => ("3.0", 4),
         PgVersion::V18 => ("3.2", 32),
     };
     assert_eq!(

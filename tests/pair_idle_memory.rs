@@ -11,8 +11,8 @@ use support::pair::Pair;
 
 use pgproto::auth::ScramVerifier;
 use pgproto::{
-    Client, ClientConfig, FieldDescription, Format, FrontendMessage, ProtocolVersion,
-    RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus,
+    Client, ClientConfig, FieldDescription, FrontendMessage, ProtocolVersion, RowDescription,
+    Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus,
 };
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -49,15 +49,7 @@ fn connected_pair(
     let mut p = Pair::new(c, s, move |s: &mut Server, e: &ServerEvent| match e {
         ServerEvent::Startup { .. } => s.authenticate(auth.take().unwrap()).unwrap(),
         ServerEvent::Message(FrontendMessage::Query(_)) => {
-            let column = |name| FieldDescription {
-                name,
-                table_oid: 0,
-                column_id: 0,
-                type_oid: 25,
-                type_size: -1,
-                type_modifier: -1,
-                format: Format::Text,
-            };
+            let column = |name| FieldDescription::new(name, 25);
             let columns = RowDescription::new(&[column(b"a"), column(b"b")]).unwrap();
             s.row_description(&columns).unwrap();
             s.data_row(&[Some(b"1"), None]).unwrap();

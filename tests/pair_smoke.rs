@@ -139,16 +139,7 @@ fn ok_fields(msg: &str) -> ErrorFields {
 
 /// The RowDescription of a one-column text result.
 fn one_column() -> RowDescription {
-    RowDescription::new(&[FieldDescription {
-        name: b"n",
-        table_oid: 0,
-        column_id: 0,
-        type_oid: 25,
-        type_size: -1,
-        type_modifier: -1,
-        format: Format::Text,
-    }])
-    .unwrap()
+    RowDescription::new(&[FieldDescription::new(b"n", 25)]).unwrap()
 }
 
 /// A tiny "database": `SELECT n` returns n; `FAIL` fails; `COPY IN` copies in.

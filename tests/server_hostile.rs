@@ -617,16 +617,7 @@ fn misuse_returns_usage_error_and_changes_nothing() {
 #[test]
 fn answers_follow_the_protocol_table() {
     use pgproto::{FieldDescription, RowDescription};
-    let description = RowDescription::new(&[FieldDescription {
-        name: b"a",
-        table_oid: 0,
-        column_id: 0,
-        type_oid: 25,
-        type_size: -1,
-        type_modifier: -1,
-        format: Format::Text,
-    }])
-    .unwrap();
+    let description = RowDescription::new(&[FieldDescription::new(b"a", 25)]).unwrap();
     // Describe of a statement: ParameterDescription first (as PostgreSQL), then RowDescription.
     let mut s = ready();
     s.receive(&frame(b'D', b"Ss\0"));
@@ -865,4 +856,63 @@ fn a_malformed_extended_query_message_is_an_error_then_discard_until_sync() {
         fatal(&mut s, "08P01");
         assert_sticky(&mut s, &err);
     }
+}
+
+/// The application's DataRows must have the column count the result announced, as the client
+/// checks it (libpq refuses the others): a RowDescription in a Query, the answer to a Describe
+/// of the portal just before an Execute, or else the result's first row. A refused row sends
+/// nothing and changes nothing.
+#[test]
+fn data_rows_must_match_what_announced_them() {
+    use pgproto::{FieldDescription, RowDescription};
+    let two = RowDescription::new(&[FieldDescription::new(b"a", 25); 2]).unwrap();
+    let field_count = |r: Result<(), UsageError>, expected: Option<u16>, received: u16| {
+        assert_eq!(r, Err(UsageError::FieldCount { expected, received }));
+    };
+
+    // A Query: no row before the RowDescription, none of another width, none after the
+    // result set's CommandComplete.
+    let mut s = ready();
+    s.receive(&query("SELECT a, b FROM t; SELECT 1"));
+    drain(&mut s);
+    field_count(s.data_row(&[Some(b"1")]), None, 1);
+    s.row_description(&two).unwrap();
+    field_count(s.data_row(&[Some(b"1")]), Some(2), 1);
+    assert_eq!(sent(&mut s), [BackendMessage::RowDescription(two.clone())]);
+    s.data_row(&[Some(b"1"), None]).unwrap();
+    s.command_complete("SELECT 1").unwrap();
+    field_count(s.data_row(&[Some(b"1"), None]), None, 2);
+    s.ready_for_query(TransactionStatus::Idle).unwrap();
+
+    // Bind, Describe (portal), Execute: the Describe's answer counts; NoData allows no row.
+    for described in [Some(&two), None] {
+        s.receive(&[bind(), describe_portal(), execute(), sync()].concat());
+        drain(&mut s);
+        s.bind_complete().unwrap();
+        drain(&mut s);
+        match described {
+            Some(d) => s.row_description(d).unwrap(),
+            None => s.no_data().unwrap(),
+        }
+        drain(&mut s);
+        let expected = described.map(|_| 2);
+        field_count(s.data_row(&[None, None, None]), expected, 3);
+        if described.is_some() {
+            s.data_row(&[None, None]).unwrap();
+        }
+        s.command_complete("SELECT 1").unwrap();
+        drain(&mut s);
+        s.ready_for_query(TransactionStatus::Idle).unwrap();
+        sent(&mut s);
+    }
+
+    // An Execute with no Describe before it: the first row sets the width.
+    s.receive(&[bind(), execute(), sync()].concat());
+    drain(&mut s);
+    s.bind_complete().unwrap();
+    drain(&mut s);
+    s.data_row(&[None, None, None]).unwrap();
+    field_count(s.data_row(&[None]), Some(3), 1);
+    s.data_row(&[Some(b"x"), None, None]).unwrap();
+    s.command_complete("SELECT 2").unwrap();
 }

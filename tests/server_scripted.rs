@@ -10,8 +10,8 @@ use bytes::Bytes;
 use pgproto::auth::{ChannelBinding, ScramClient, ScramVerifier};
 use pgproto::{
     Authentication, BackendDecoder, BackendMessage, CopyResponse, DecodeError, Error, Format,
-    FormatCodes, FrontendMessage, ProtocolVersion, Server, ServerAuth, ServerConfig, ServerEvent,
-    TransactionStatus, UsageError,
+    FormatCodes, FrontendMessage, FrontendMessageRef, ProtocolVersion, Server, ServerAuth,
+    ServerConfig, ServerEvent, TransactionStatus, UsageError,
 };
 use support::scripted_client::*;
 
@@ -550,4 +550,42 @@ fn terminate_and_eof_produce_events() {
     s.authenticate(ServerAuth::Md5 { stored: None }).unwrap();
     s.receive(&frame(b'X', &[]));
     assert_eq!(drain(&mut s), (vec![ServerEvent::Terminate], None));
+}
+
+/// `poll_message` lends only a whole, valid message that starts a request while nothing else is
+/// pending, and consumes nothing otherwise: `poll_event` then hands out the same messages.
+#[test]
+fn poll_message_lends_requests_only_when_idle() {
+    let mut s = ready();
+    s.receive(&[parse("SELECT 1"), flush(), bind(), sync()].concat());
+    let Some(FrontendMessageRef::Parse(p)) = s.poll_message() else {
+        panic!("no Parse");
+    };
+    assert_eq!(p.query(), b"SELECT 1");
+    // The Parse is being answered: nothing more until it is.
+    assert!(s.poll_message().is_none());
+    assert_eq!(s.poll_event(), Ok(None));
+    s.parse_complete().unwrap();
+    // A Flush starts no request: it is poll_event's.
+    assert!(s.poll_message().is_none());
+    assert!(matches!(
+        s.poll_event(),
+        Ok(Some(ServerEvent::Message(FrontendMessageRef::Flush)))
+    ));
+    assert!(matches!(
+        s.poll_message(),
+        Some(FrontendMessageRef::Bind(_))
+    ));
+    // An error answer starts the discard until Sync: the Sync then comes through poll_event.
+    s.error_response(&err_fields("42P01")).unwrap();
+    assert!(s.poll_message().is_none());
+    assert!(matches!(
+        s.poll_event(),
+        Ok(Some(ServerEvent::Message(FrontendMessageRef::Sync)))
+    ));
+    s.ready_for_query(TransactionStatus::Idle).unwrap();
+    // A malformed request is left for poll_event, which reports it.
+    s.receive(&frame(b'S', b"x"));
+    assert!(s.poll_message().is_none());
+    assert!(s.poll_event().is_err());
 }

@@ -16,6 +16,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use pgproto::trace::Tracer;
 use pgproto::{
     AuthMethod, BackendMessage, Bind, Client, ClientEvent, FormatCodes, RequestId, Target,
     UsageError, Values,
@@ -81,15 +82,20 @@ impl fmt::Debug for Conn {
     }
 }
 
-/// Connects with a libpq keyword/value connection string.
-pub(crate) fn connect(conninfo: &str) -> Result<Conn, DriverError> {
-    Conn::connect(ConnInfo::parse(conninfo)?)
+/// Connects with a libpq keyword/value connection string, tracing the connection's messages
+/// with `tracer` if there is one.
+pub(crate) fn connect(conninfo: &str, tracer: Option<Tracer>) -> Result<Conn, DriverError> {
+    Conn::connect(ConnInfo::parse(conninfo)?, tracer)
 }
 
 impl Conn {
-    /// Connects and runs the start-up to ReadyForQuery.
-    pub(crate) fn connect(info: ConnInfo) -> Result<Self, DriverError> {
-        let client = Client::new(info.client_config())?;
+    /// Connects and runs the start-up to ReadyForQuery; `tracer` sees every message from the
+    /// first start-up packet on.
+    pub(crate) fn connect(info: ConnInfo, tracer: Option<Tracer>) -> Result<Self, DriverError> {
+        let mut client = Client::new(info.client_config())?;
+        if let Some(t) = tracer {
+            client.set_tracer(t);
+        }
         let tls = TlsSetup::new(&info)?;
         let (tcp, addr) = open_tcp(&info, DEFAULT_TIMEOUT)?;
         let mut conn = Self {
@@ -116,6 +122,9 @@ impl Conn {
             let event = conn.next_event()?;
             match event {
                 ClientEvent::SslResponse { accepted: true } => conn.start_tls(false)?,
+                // A server that speaks only protocol 2.0 refused the 3.x start-up: a new
+                // connection, as libpq 13 did.
+                ClientEvent::FallbackToV2 { .. } => conn.reconnect()?,
                 ClientEvent::AuthenticationRequest(a) => {
                     return Err(DriverError::UnsupportedAuth(format!("{a:?}")))
                 }
@@ -124,6 +133,19 @@ impl Conn {
                 _ => {}
             }
         }
+    }
+
+    /// Drops the connection and opens a new one to the same address, for the fallback to
+    /// protocol 2.0.
+    fn reconnect(&mut self) -> Result<(), DriverError> {
+        let (tcp, addr) = open_tcp(&self.info, DEFAULT_TIMEOUT)?;
+        self.stream = Stream::Plain(tcp);
+        self.addr = addr;
+        self.eof = false;
+        self.write_broken = false;
+        self.wbuf.clear();
+        self.client.reconnected()?;
+        self.pump()
     }
 
     /// The TLS handshake, then `tls_established` with the channel-binding hash.
@@ -400,8 +422,13 @@ impl Conn {
     /// Streams `input` as CopyData, then CopyDone; CopyFail without input or on a read error.
     fn send_copy(&mut self, input: Option<&mut dyn Read>) -> Result<(), DriverError> {
         let Some(input) = input else {
-            self.client
-                .copy_fail("COPY FROM STDIN is not supported here")?;
+            if self.client.protocol_version() == pgproto::ProtocolVersion::V2_0 {
+                // 2.0 has no CopyFail: no data, then the end marker.
+                self.client.copy_done()?;
+            } else {
+                self.client
+                    .copy_fail("COPY FROM STDIN is not supported here")?;
+            }
             return self.pump();
         };
         let mut buf = vec![0u8; 64 * 1024];

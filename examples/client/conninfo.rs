@@ -50,9 +50,9 @@ pub(crate) struct ConnInfo {
     pub(crate) channel_binding: ChannelBindingPolicy,
     /// `require_auth`.
     pub(crate) require_auth: RequireAuth,
-    /// `min_protocol_version` (default 3.0).
+    /// `min_protocol_version` (default 3.0; 2.0 allows the fallback to protocol 2.0).
     pub(crate) min_protocol_version: ProtocolVersion,
-    /// `max_protocol_version` (default 3.0, as libpq 18).
+    /// `max_protocol_version` (default 3.0, as libpq 18; 2.0 speaks protocol 2.0 at once).
     pub(crate) max_protocol_version: ProtocolVersion,
     /// `application_name`.
     pub(crate) application_name: Option<String>,
@@ -135,10 +135,11 @@ pub(crate) fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, DriverError>
 
 fn parse_version(key: &str, v: &str) -> Result<ProtocolVersion, DriverError> {
     match v {
+        "2.0" => Ok(ProtocolVersion::V2_0),
         "3.0" => Ok(ProtocolVersion::V3_0),
         "3.2" | "latest" => Ok(ProtocolVersion::V3_2),
         _ => Err(DriverError::Config(format!(
-            "invalid {key} value: \"{v}\" (3.0, 3.2 or latest)"
+            "invalid {key} value: \"{v}\" (2.0, 3.0, 3.2 or latest)"
         ))),
     }
 }

@@ -1,7 +1,7 @@
 //! A blocking PostgreSQL client on `std::net` and rustls, driving [`pgproto::Client`].
 //!
 //! ```text
-//! cargo run --release --example client -- [--extended] [--verbose] "CONNINFO" "SQL" ["SQL" ...]
+//! cargo run --release --example client -- [--extended] [--verbose] [--trace FILE] "CONNINFO" "SQL" ["SQL" ...]
 //! ```
 //!
 //! `CONNINFO` is a libpq keyword/value string (`host`, `port`, `user`, `password`, `dbname`,
@@ -28,16 +28,21 @@
 //! cancel key 4 bytes
 //! ```
 //!
+//! With `--trace FILE`, every message of the connection, both directions, from the first
+//! start-up packet on, is written to `FILE` as libpq's `PQtrace` writes it (with timestamps, in
+//! UTC; see `pgproto::trace`).
+//!
 //! The modules, one concern each: `conninfo.rs` parses the connection string, `tls.rs` sets up
 //! rustls and checks the server's certificate as libpq's `sslmode` says, `conn.rs` is the
 //! connection and its run loop (`Conn::pump`, the one place that polls the state machine's
-//! events), `results.rs` holds errors and results; this file is the command line and the
-//! output.
+//! events), `results.rs` holds errors and results, `trace.rs` the `--trace` file; this file is the
+//! command line and the output.
 
 mod conn;
 mod conninfo;
 mod results;
 mod tls;
+mod trace;
 
 use std::io::{self, Read, Write};
 
@@ -58,7 +63,7 @@ fn main() {
     std::process::exit(code);
 }
 
-const USAGE: &str = "usage: client [--extended] [--verbose] CONNINFO SQL [SQL ...]";
+const USAGE: &str = "usage: client [--extended] [--verbose] [--trace FILE] CONNINFO SQL [SQL ...]";
 
 /// Prints a result as `psql -At` does: rows with `|` between fields and NULL as nothing, the
 /// command tag of a command without rows (and of INSERT/UPDATE/DELETE/MERGE ... RETURNING),
@@ -125,12 +130,21 @@ fn run_cli(
 ) -> i32 {
     let mut extended = false;
     let mut verbose = false;
+    let mut trace_path = None;
     let mut positional: Vec<&str> = Vec::new();
     let mut flags_done = false;
-    for a in args {
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--extended" if !flags_done => extended = true,
             "--verbose" if !flags_done => verbose = true,
+            "--trace" if !flags_done => {
+                let Some(path) = args.next() else {
+                    let _ = writeln!(stderr, "--trace needs a file\n{USAGE}");
+                    return 2;
+                };
+                trace_path = Some(path.as_str());
+            }
             "--" if !flags_done => flags_done = true,
             f if !flags_done && f.starts_with("--") => {
                 let _ = writeln!(stderr, "unknown option {f}\n{USAGE}");
@@ -150,7 +164,14 @@ fn run_cli(
         let _ = writeln!(stderr, "{USAGE}");
         return 2;
     }
-    let mut conn = match connect(conninfo) {
+    let tracer = match trace_path.map(trace::file_tracer).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: cannot write the trace file: {e}");
+            return 2;
+        }
+    };
+    let mut conn = match connect(conninfo, tracer) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "error: connection failed: {e}");

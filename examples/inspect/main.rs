@@ -1,7 +1,7 @@
 //! Decodes both directions of one recorded PostgreSQL connection and lists every message.
 //!
 //! ```text
-//! cargo run --release --example inspect -- [--check] [--allow-truncated] CLIENT_STREAM SERVER_STREAM
+//! cargo run --release --example inspect -- [--check] [--allow-truncated] [--trace] CLIENT_STREAM SERVER_STREAM
 //! ```
 //!
 //! `CLIENT_STREAM` holds the raw bytes a client sent on one connection, `SERVER_STREAM` the raw
@@ -56,6 +56,19 @@
 //! status 1); `--check` also re-encodes each nested message from its decoded value and compares
 //! the bytes. See `replication.rs`.
 //!
+//! With `--trace`, the output is instead the connection as libpq's `PQtrace` would print it
+//! without timestamps (`pgproto::trace`): one line per message, every message included (the
+//! start-up packets, the one-byte `SSLResponse`, AuthenticationOk), each direction's lines in
+//! stream order, the two directions taking turns as the conversation does (`trace.rs`). No
+//! summary line follows.
+//!
+//! ```text
+//! F	8	SSLRequest	 1234 5679
+//! B	1	SSLResponse	 N
+//! F	85	StartupMessage	 3 0 "user" "scram_user" "database" "pgproto" "application_name" "psql" "client_encoding" "UTF8"
+//! B	23	AuthenticationSASL	 "SCRAM-SHA-256" ""
+//! ```
+//!
 //! # How the streams are interpreted
 //!
 //! Each stream helps decode the other where the protocol needs it: the server's single-byte
@@ -83,8 +96,12 @@
 //!
 //! No input makes the program panic.
 
+// The trace lines shown above are tab-separated, as the program prints them.
+#![allow(clippy::tabs_in_doc_comments)]
+
 mod replication;
 mod streams;
+mod trace;
 
 use std::io::Write;
 

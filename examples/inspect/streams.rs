@@ -808,7 +808,7 @@ impl Message for BackendMessage {
 
 /// The usage line.
 pub(crate) const USAGE: &str =
-    "usage: inspect [--check] [--allow-truncated] CLIENT_STREAM SERVER_STREAM";
+    "usage: inspect [--check] [--allow-truncated] [--trace] CLIENT_STREAM SERVER_STREAM";
 
 /// Runs the `inspect` command line with `args` (without the program name), writing the listing
 /// to `out` and diagnostics to `err`. Returns the exit status: 0 success, 1 a stream that does
@@ -816,12 +816,14 @@ pub(crate) const USAGE: &str =
 pub(crate) fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut check = false;
     let mut allow_truncated = false;
+    let mut trace = false;
     let mut paths = Vec::new();
     let mut flags_done = false;
     for a in args {
         match a.to_str() {
             Some("--check") if !flags_done => check = true,
             Some("--allow-truncated") if !flags_done => allow_truncated = true,
+            Some("--trace") if !flags_done => trace = true,
             Some("--help" | "-h") if !flags_done => {
                 let _ = writeln!(out, "{USAGE}");
                 return 0;
@@ -854,6 +856,12 @@ pub(crate) fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -
     };
 
     let conn = decode(&client, &server);
+    if trace {
+        crate::trace::print(out, &conn, &client, &server);
+        let mut ok = report(err, "client", &conn.client, &client, check, allow_truncated);
+        ok &= report(err, "server", &conn.server, &server, check, allow_truncated);
+        return i32::from(!ok);
+    }
     let nested = crate::replication::nested(&conn, check);
     // Write errors on stdout (a closed pipe) are ignored: the exit status still tells.
     list(out, 'C', &conn.client, &nested.client);

@@ -78,9 +78,13 @@ pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>) {
     let _ = socket.set_nodelay(true);
     let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
     let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_QUEUE);
+    let mut server = Server::new(shared.config.clone());
+    if let Some(trace) = &shared.trace {
+        server.set_tracer(trace.tracer());
+    }
     let backend = Backend {
         shared: shared.clone(),
-        server: Server::new(shared.config.clone()),
+        server,
         inbox: in_tx.clone(),
         out: out_tx,
         startup: None,

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! cargo run --release --example server -- [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram]
-//!                                         [--user U] [--password P] [--no-tls]
+//!                                         [--user U] [--password P] [--no-tls] [--trace FILE]
 //! ```
 //!
 //! Defaults: `--listen 127.0.0.1:5433`, an in-memory database shared by every connection
 //! (a SQLite file in `/dev/shm` in WAL mode, removed when the server stops),
 //! `--auth scram`, user `demo`, password `demo`, and TLS with a self-signed certificate made at
 //! start (so `sslmode=require channel_binding=require` works). Any database name is accepted.
+//! With `--trace FILE`, every message of every connection is written to `FILE` in libpq's
+//! `PQtrace` format, each line prefixed by the connection's number and a tab ([`trace`]).
 //!
 //! Any PostgreSQL client can connect: psql, pgbench, libpq, JDBC, tokio-postgres, psycopg...
 //! SQL is SQLite's, with PostgreSQL's `$1` placeholders; values are reported as int8, float8,
@@ -38,6 +40,7 @@ mod session;
 mod settings;
 mod sql;
 mod tls;
+mod trace;
 mod values;
 
 use std::collections::HashMap;
@@ -56,7 +59,7 @@ use conn::{Input, Notification};
 pub(crate) const SERVER_VERSION: &str = "15.0 (pgproto demo on SQLite)";
 
 const USAGE: &str = "usage: server [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram] \
-                     [--user U] [--password P] [--no-tls]";
+                     [--user U] [--password P] [--no-tls] [--trace FILE]";
 
 /// The authentication method of `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,7 @@ struct Args {
     user: String,
     password: String,
     tls: bool,
+    trace: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -90,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
         user: "demo".into(),
         password: "demo".into(),
         tls: true,
+        trace: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -112,6 +117,7 @@ fn parse_args() -> Result<Args, String> {
             "--user" => args.user = value()?,
             "--password" => args.password = value()?,
             "--no-tls" => args.tls = false,
+            "--trace" => args.trace = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -153,6 +159,8 @@ pub(crate) struct Shared {
     pub(crate) scratch: Option<PathBuf>,
     /// Every connection's state machine configuration (one mock-auth secret for all).
     pub(crate) config: ServerConfig,
+    /// `--trace`: the file every connection's trace goes to.
+    pub(crate) trace: Option<Arc<trace::TraceFile>>,
     /// Running backends by process ID.
     pub(crate) cancels: Mutex<HashMap<i32, CancelTarget>>,
     /// LISTEN registrations: channel -> process ID -> that backend.
@@ -274,6 +282,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => (path.clone(), None),
         None => scratch_database()?,
     };
+    let trace = match &args.trace {
+        Some(path) => {
+            Some(Arc::new(trace::TraceFile::create(path).map_err(|e| {
+                format!("cannot write the trace file {path}: {e}")
+            })?))
+        }
+        None => None,
+    };
     let mut config = ServerConfig::default();
     config.set_parameter("server_version", SERVER_VERSION);
     let shared = Arc::new(Shared {
@@ -285,6 +301,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         db_uri,
         scratch,
         config,
+        trace,
         cancels: Mutex::new(HashMap::new()),
         channels: Mutex::new(HashMap::new()),
     });

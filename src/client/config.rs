@@ -205,9 +205,13 @@ pub struct ClientConfig {
     pub params: Vec<(String, String)>,
     /// The password, for cleartext, MD5 and SCRAM authentication.
     pub password: Option<Vec<u8>>,
-    /// The lowest protocol version to accept (libpq `min_protocol_version`). Default 3.0.
+    /// The lowest protocol version to accept (libpq `min_protocol_version`). Default 3.0. With
+    /// 2.0, a server that answers the 3.x start-up with a protocol-2.0 error is reconnected to
+    /// with 2.0, as libpq up to 13 did ([`ClientEvent::FallbackToV2`](crate::ClientEvent)).
     pub min_protocol_version: ProtocolVersion,
-    /// The version to request (libpq `max_protocol_version`). Default 3.0, as libpq.
+    /// The version to request (libpq `max_protocol_version`). Default 3.0, as libpq. With 2.0
+    /// (the minimum must be 2.0 too), the client speaks protocol 2.0 from the start
+    /// ([`crate::v2`]).
     pub max_protocol_version: ProtocolVersion,
     /// How to encrypt the connection.
     pub encryption: Encryption,

@@ -13,11 +13,12 @@
 //! [`Client::poll_event`] until it returns `Ok(None)`, then drain [`Client::poll_transmit`] and
 //! write those bytes to the server.
 
-mod columns;
 mod config;
 mod params;
 mod pipeline;
 mod startup;
+mod trace;
+mod v2;
 
 use bytes::{Bytes, BytesMut};
 
@@ -39,6 +40,7 @@ use crate::message::fields::ErrorFields;
 use crate::message::frontend::{
     Bind, Close, CopyData, CopyFail, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query,
 };
+use crate::message::rows::DataRowRef;
 use crate::message::startup::CancelRequest;
 use crate::protocol::{self, Answer, CopyStream, Next, Stage};
 use pipeline::{Kind, Pending, Pipeline};
@@ -116,6 +118,17 @@ pub enum ClientEvent<M = BackendMessage> {
     UnsolicitedError(ErrorFields),
     /// The connection ended cleanly: the server closed it after Terminate.
     Closed,
+    /// The server answered the 3.x start-up with an error in protocol 2.0's format (a server
+    /// older than PostgreSQL 7.4, or one that speaks only 2.0), and
+    /// [`ClientConfig::min_protocol_version`] allows 2.0. As libpq up to 13 did, the client
+    /// falls back: the I/O layer MUST close this connection, open a new one to the same server
+    /// and call [`Client::reconnected`]; the client then starts again with protocol 2.0
+    /// (SSLRequest if configured, then the 2.0 StartupPacket). Without the fallback, the same
+    /// answer fails the connection with [`Error::LegacyServer`].
+    FallbackToV2 {
+        /// The server's error text, with invalid UTF-8 replaced.
+        message: String,
+    },
 }
 
 impl<M> ClientEvent<M> {
@@ -146,6 +159,7 @@ impl<M> ClientEvent<M> {
             Self::Skipped { request } => E::Skipped { request },
             Self::UnsolicitedError(f) => E::UnsolicitedError(f),
             Self::Closed => E::Closed,
+            Self::FallbackToV2 { message } => E::FallbackToV2 { message },
         }
     }
 }
@@ -166,6 +180,8 @@ enum Phase {
     Ready(Session),
     /// Terminate was sent; the server will close (responses to earlier requests may still come).
     Terminating(Session),
+    /// A protocol-2.0 session, from its first packet to its end (see `v2.rs`).
+    V2(Box<v2::Session>),
     /// The connection is over.
     Closed,
 }
@@ -193,7 +209,7 @@ struct Session {
     /// Where the request at the front of the pipeline is (see [`crate::protocol`]).
     stage: Stage,
     /// The column count each DataRow must have.
-    columns: columns::Columns,
+    columns: crate::columns::Columns,
     scratch: Vec<RequestId>,
 }
 
@@ -285,7 +301,7 @@ pub struct Client {
     /// an error, COPY, start-up) stands in the way: the row fast path of `poll_event`. Kept up to
     /// date by every change of the pipeline's front and of the phase.
     row_request: Option<RequestId>,
-    /// The column count of a DataRow for `row_request` (see `columns.rs`).
+    /// The column count of a DataRow for `row_request` (see `src/columns.rs`).
     row_columns: u16,
 }
 
@@ -304,16 +320,34 @@ impl Client {
     /// (SSLRequest, GSSENCRequest or StartupMessage) are queued at once, except with
     /// [`Encryption::DirectSsl`], where the TLS handshake comes first.
     ///
-    /// Fails if the configuration cannot be sent: a NUL inside a parameter, or protocol versions
-    /// other than 3.0 and 3.2 (or a minimum above the maximum).
+    /// With [`ClientConfig::max_protocol_version`] 2.0 (and the minimum 2.0 too), the client
+    /// speaks protocol 2.0 from the start: SSLRequest if configured, then the 2.0 StartupPacket
+    /// (see [`crate::v2`] for what 2.0 does differently, and [`ClientEvent::FallbackToV2`] for
+    /// the fallback a minimum of 2.0 allows).
+    ///
+    /// Fails if the configuration cannot be sent: a NUL inside a parameter, protocol versions
+    /// other than 2.0, 3.0 and 3.2 (or a minimum above the maximum), or over 2.0 a user, database
+    /// or options longer than the StartupPacket's fields (32, 64, 64 bytes), GSSAPI encryption or
+    /// direct TLS.
     pub fn new(config: ClientConfig) -> Result<Self, UsageError> {
         let mut core = Core::new(BackendDecoder::with_limits(config.limits));
-        let startup = Startup::new(config, &mut core.decoder, &mut core.out)?;
+        let (phase, version) = if config.max_protocol_version == ProtocolVersion::V2_0 {
+            if config.min_protocol_version != ProtocolVersion::V2_0 {
+                return Err(UsageError::InvalidConfig {
+                    reason: "protocol versions must be 2.0, 3.0 or 3.2, with min <= max",
+                });
+            }
+            let session = v2::Session::new(config, &mut core.out)?;
+            (Phase::V2(Box::new(session)), ProtocolVersion::V2_0)
+        } else {
+            let startup = Startup::new(config, &mut core.decoder, &mut core.out)?;
+            (Phase::Startup(Box::new(startup)), ProtocolVersion::V3_0)
+        };
         Ok(Self {
             core,
-            phase: Phase::Startup(Box::new(startup)),
+            phase,
             status: None,
-            version: ProtocolVersion::V3_0,
+            version,
             auth_method: None,
             backend_key: None,
             params: params::Params::default(),
@@ -327,7 +361,12 @@ impl Client {
 
     /// The transaction status from the last ReadyForQuery; `None` before start-up completes.
     pub fn transaction_status(&self) -> Option<TransactionStatus> {
-        self.status
+        match &self.phase {
+            // 2.0 does not report it: derived from command tags and errors, as libpq 13 does.
+            Phase::V2(s) if s.is_ready() => Some(s.status),
+            Phase::V2(_) => None,
+            _ => self.status,
+        }
     }
 
     /// The protocol version in force.
@@ -337,12 +376,19 @@ impl Client {
 
     /// How the server authenticated us, once it has.
     pub fn auth_method(&self) -> Option<AuthMethod> {
-        self.auth_method
+        match &self.phase {
+            Phase::V2(s) if s.is_ready() => s.method,
+            Phase::V2(_) => None,
+            _ => self.auth_method,
+        }
     }
 
     /// The cancel key the server sent.
     pub fn backend_key(&self) -> Option<&BackendKeyData> {
-        self.backend_key.as_ref()
+        match &self.phase {
+            Phase::V2(s) => s.key.as_ref(),
+            _ => self.backend_key.as_ref(),
+        }
     }
 
     /// The last reported value of a run-time parameter (`server_version`, `client_encoding`...).
@@ -352,21 +398,36 @@ impl Client {
 
     /// Whether start-up has completed and the connection is usable.
     pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready(_)) && self.core.error.is_none()
+        let ready = match &self.phase {
+            Phase::Ready(_) => true,
+            Phase::V2(s) => s.is_ready(),
+            _ => false,
+        };
+        ready && self.core.error.is_none()
     }
 
     /// Whether the transport is encrypted with TLS (as reported by the I/O layer).
     pub fn is_tls(&self) -> bool {
-        self.tls
+        match &self.phase {
+            Phase::V2(s) => s.tls,
+            _ => self.tls,
+        }
     }
 
     /// The number of requests waiting for their answer.
     pub fn pending_requests(&self) -> usize {
+        if let Phase::V2(s) = &self.phase {
+            return s.pending();
+        }
         self.phase.session().map_or(0, |s| s.pipeline.len())
     }
 
     /// The number of ReadyForQuery messages still expected.
     pub fn pending_sync_points(&self) -> usize {
+        if let Phase::V2(s) = &self.phase {
+            // Every 2.0 request ends with ReadyForQuery.
+            return s.pending();
+        }
         self.phase.session().map_or(0, |s| s.pipeline.sync_points())
     }
 
@@ -378,13 +439,16 @@ impl Client {
     /// Bytes received and not yet decoded (messages are decoded lazily, by `poll_event`): never
     /// more than was given to `receive`. Nothing more is buffered once an error has occurred.
     pub fn buffered_len(&self) -> usize {
-        self.core.decoder.buffered_len()
+        match &self.phase {
+            Phase::V2(s) => s.decoder.buffered_len(),
+            _ => self.core.decoder.buffered_len(),
+        }
     }
 
     /// A CancelRequest for this connection, to send on a new connection to the same server; `None`
     /// until the server has sent its key.
     pub fn cancel_request(&self) -> Option<CancelRequest> {
-        let k = self.backend_key.as_ref()?;
+        let k = self.backend_key()?;
         CancelRequest::new(k.process_id(), k.secret_key()).ok()
     }
 
@@ -393,8 +457,38 @@ impl Client {
     /// Buffers bytes received from the server. Never fails: problems surface from
     /// [`Client::poll_event`].
     pub fn receive(&mut self, data: &[u8]) {
+        if let Phase::V2(s) = &mut self.phase {
+            if self.core.error.is_none() {
+                s.decoder.receive(data);
+            }
+            return;
+        }
         let closed = matches!(self.phase, Phase::Closed);
         self.core.receive(data, closed);
+    }
+
+    /// The I/O layer opened the new connection that [`ClientEvent::FallbackToV2`] asked for
+    /// (and dropped the old one): the client starts again with protocol 2.0, queuing SSLRequest
+    /// or the 2.0 StartupPacket.
+    ///
+    /// Fails with [`UsageError::NotAllowed`] unless the client is waiting for that connection,
+    /// and with [`UsageError::Closed`] after a connection error.
+    pub fn reconnected(&mut self) -> Result<(), UsageError> {
+        if self.core.error.is_some() {
+            return Err(UsageError::Closed);
+        }
+        let Phase::V2(s) = &mut self.phase else {
+            return Err(UsageError::NotAllowed {
+                command: "report a new connection",
+                state: self.state_name(),
+            });
+        };
+        // What was queued for the old connection is dropped with it.
+        let mut out = BytesMut::new();
+        s.reconnected(&mut out)?;
+        self.core.eof = false;
+        self.core.out = out;
+        Ok(())
     }
 
     /// Records that the server closed the connection.
@@ -411,6 +505,16 @@ impl Client {
     /// unencrypted bytes already received are not reported here but end the connection with
     /// [`Error::BufferedBeforeEncryption`], returned by [`Client::poll_event`].
     pub fn tls_established(&mut self, server_end_point: Option<Vec<u8>>) -> Result<(), UsageError> {
+        if let Phase::V2(s) = &mut self.phase {
+            return match s.tls_established(&mut self.core.out) {
+                Ok(()) => Ok(()),
+                Err(Ok(e)) => Err(e),
+                Err(Err(e)) => {
+                    self.core.error = Some(e);
+                    Ok(())
+                }
+            };
+        }
         let Phase::Startup(s) = &mut self.phase else {
             return Err(UsageError::NotAllowed {
                 command: "establish TLS",
@@ -466,6 +570,12 @@ impl Client {
         match self.phase {
             Phase::Ready(_) => {}
             Phase::Closed | Phase::Terminating(_) => return Err(UsageError::Closed),
+            Phase::V2(_) => {
+                return Err(UsageError::NotAllowed {
+                    command,
+                    state: "using protocol 2.0, which has no extended query protocol",
+                })
+            }
             Phase::Startup(_) => {
                 return Err(UsageError::NotAllowed {
                     command,
@@ -480,6 +590,16 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// The 2.0 session and the output buffer, if the connection speaks 2.0 (checked for a
+    /// connection error first).
+    fn v2_session(&mut self) -> Result<Option<(&mut v2::Session, &mut BytesMut)>, UsageError> {
+        match &mut self.phase {
+            Phase::V2(_) if self.core.error.is_some() => Err(UsageError::Closed),
+            Phase::V2(s) => Ok(Some((s, &mut self.core.out))),
+            _ => Ok(None),
+        }
     }
 
     fn request(&mut self, kind: Kind, msg: &dyn Encode) -> RequestId {
@@ -520,7 +640,7 @@ impl Client {
             return RequestId(0);
         };
         let id = session.pipeline.allocate();
-        let described = session.columns.sent(kind, portal);
+        let described = session.columns.sent(kind, portal.as_bytes());
         if !session.pipeline.push(Pending {
             id,
             kind,
@@ -540,6 +660,9 @@ impl Client {
     /// [`UsageError::NotAllowed`] during start-up or while copying data to the server, or
     /// with [`UsageError::Encode`] when `sql` contains NUL or is too long for one message.
     pub fn query(&mut self, sql: &str) -> Result<RequestId, UsageError> {
+        if let Some((s, out)) = self.v2_session()? {
+            return s.query(sql, out);
+        }
         self.check_command("send Query")?;
         self.request_encoded(Kind::Query, |out| Query::encode_str(out, sql))
     }
@@ -633,6 +756,9 @@ impl Client {
     /// [`UsageError::NotAllowed`] during start-up or while copying data to the server (the
     /// message itself was checked when it was built).
     pub fn function_call(&mut self, call: &FunctionCall) -> Result<RequestId, UsageError> {
+        if let Some((s, out)) = self.v2_session()? {
+            return s.function_call(call, out);
+        }
         self.check_command("send FunctionCall")?;
         Ok(self.request(Kind::FunctionCall, call))
     }
@@ -661,6 +787,9 @@ impl Client {
     /// client has not yet ended its data stream; or with [`UsageError::Encode`] when
     /// `data` is too long for one message.
     pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        if let Some((s, out)) = self.v2_session()? {
+            return s.copy_data(data, out);
+        }
         self.copy_sending()?;
         CopyData::new(Bytes::copy_from_slice(data))?.encode(&mut self.core.out);
         Ok(())
@@ -703,6 +832,9 @@ impl Client {
     /// [`UsageError::NotAllowed`] unless a COPY FROM STDIN or CopyBoth is under way and the
     /// client has not yet ended its data stream (with CopyDone or CopyFail).
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
+        if let Some((s, out)) = self.v2_session()? {
+            return s.copy_done(out);
+        }
         self.copy_sending()?;
         FrontendMessage::CopyDone.encode(&mut self.core.out);
         self.set_client_copy_done();
@@ -717,6 +849,12 @@ impl Client {
     /// client has not yet ended its data stream; or with [`UsageError::Encode`] when
     /// `message` contains NUL or is too long for one message.
     pub fn copy_fail(&mut self, message: &str) -> Result<(), UsageError> {
+        if self.v2_session()?.is_some() {
+            return Err(UsageError::NotAllowed {
+                command: "send CopyFail",
+                state: "using protocol 2.0, which has no CopyFail",
+            });
+        }
         self.copy_sending()?;
         CopyFail::new(message)?.encode(&mut self.core.out);
         self.set_client_copy_done();
@@ -759,6 +897,9 @@ impl Client {
     /// Fails with [`UsageError::Closed`] once Terminate was sent or [`Client::poll_event`] has
     /// returned an error; it is allowed in every other state, start-up and COPY included.
     pub fn terminate(&mut self) -> Result<(), UsageError> {
+        if let Some((s, out)) = self.v2_session()? {
+            return s.terminate(out);
+        }
         if matches!(self.phase, Phase::Closed | Phase::Terminating(_)) {
             return Err(UsageError::Closed);
         }
@@ -777,6 +918,9 @@ impl Client {
     /// in a pooler, after ReadyForQuery); the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
         self.core.release_buffers();
+        if let Phase::V2(s) = &mut self.phase {
+            s.decoder.release_buffer();
+        }
         if let Some(session) = self.phase.session_mut() {
             session.scratch = Vec::new();
             session.pipeline.shrink();
@@ -792,6 +936,59 @@ impl Client {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.core.poll_transmit()
+    }
+
+    /// The row fast path, beside [`Client::poll_event`]: the next DataRow and the request it
+    /// answers, when the next message is a whole DataRow of the announced width for the request
+    /// in flight and no event is queued before it; `None` in every other case, with nothing
+    /// consumed, and [`Client::poll_event`] hands out whatever comes next (rows included, and
+    /// the error a row of the wrong width is). The intended loop drains rows with this and
+    /// everything else with `poll_event`, as [`BackendDecoder::next_data_row`] and
+    /// [`BackendDecoder::next_ref`] do for the decoder; the event is two words smaller than
+    /// `poll_event`'s, which is what makes it faster. The row borrows the receive buffer until
+    /// the next call that takes `&mut self`; its values are checked as they are read
+    /// ([`crate::Columns`]).
+    ///
+    /// ```
+    /// use pgproto::{BackendMessageRef, Client, ClientConfig, ClientEvent};
+    ///
+    /// let mut client = Client::new(ClientConfig::new("alice"))?;
+    /// # while client.poll_transmit().is_some() {}
+    /// client.receive(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I"); // AuthenticationOk, ReadyForQuery
+    /// while client.poll_event()?.is_some() {}
+    /// let q = client.query("SELECT 'a'")?;
+    /// // RowDescription (one text column), two DataRows, CommandComplete, ReadyForQuery.
+    /// client.receive(b"T\0\0\0\x1a\0\x01a\0\0\0\0\0\0\0\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0");
+    /// client.receive(b"D\0\0\0\x0b\0\x01\0\0\0\x01xD\0\0\0\x0b\0\x01\0\0\0\x01y");
+    /// client.receive(b"C\0\0\0\x0dSELECT 2\0Z\0\0\0\x05I");
+    /// let mut rows = Vec::new();
+    /// loop {
+    ///     while let Some((request, row)) = client.poll_row() {
+    ///         assert_eq!(request, q);
+    ///         for value in row.columns() {
+    ///             rows.push(value?.map(<[u8]>::to_vec));
+    ///         }
+    ///     }
+    ///     match client.poll_event()? {
+    ///         None => break,
+    ///         // A row `poll_row` left (for example the first of a result whose width nothing
+    ///         // announced).
+    ///         Some(ClientEvent::Response { message: BackendMessageRef::DataRow(row), .. }) => {
+    ///             for value in row.columns() {
+    ///                 rows.push(value?.map(<[u8]>::to_vec));
+    ///             }
+    ///         }
+    ///         Some(_) => {} // RowDescription, CommandComplete, ReadyForQuery...
+    ///     }
+    /// }
+    /// assert_eq!(rows, [Some(b"x".to_vec()), Some(b"y".to_vec())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn poll_row(&mut self) -> Option<(RequestId, DataRowRef<'_>)> {
+        let request = self.row_request?;
+        let (at, end, count) = self.core.decoder.take_row_of(Some(self.row_columns))?;
+        Some((request, self.core.decoder.row_view(at, end, count)))
     }
 
     /// The next event, `Ok(None)` when more input is needed. Events decoded before an error are
@@ -849,7 +1046,10 @@ impl Client {
     #[cold]
     #[inline(never)]
     fn fail_row(&mut self, count: u16) -> Error {
-        let e = columns::mismatch(Some(self.row_columns), count);
+        let e = Error::UnexpectedFieldCount {
+            expected: Some(self.row_columns),
+            received: count,
+        };
         self.phase = Phase::Closed;
         self.core.error = Some(e.clone());
         self.row_request = None;
@@ -873,7 +1073,7 @@ impl Client {
                     .pipeline
                     .front()
                     .filter(|p| matches!(p.kind, Kind::Query | Kind::Execute))
-                    .and_then(|p| Some((p.id, session.columns.known(p)?)))
+                    .and_then(|p| Some((p.id, session.columns.known(p.id.0)?)))
             }
             _ => None,
         };
@@ -884,6 +1084,7 @@ impl Client {
     fn state_name(&self) -> &'static str {
         match &self.phase {
             Phase::Startup(s) => s.state_name(),
+            Phase::V2(s) => s.state_name(),
             Phase::Ready(session) => session.state_name(),
             Phase::Terminating(_) => "terminating",
             Phase::Closed => "closed",
@@ -892,6 +1093,10 @@ impl Client {
 
     /// Decodes and handles at most one message.
     fn step(&mut self) -> Result<Step, Error> {
+        if let Phase::V2(s) = &mut self.phase {
+            let more = s.step(self.core.eof, &mut self.core.out, &mut self.core.events)?;
+            return Ok(if more { Step::Again } else { Step::Wait });
+        }
         if let Phase::Startup(s) = &self.phase {
             if s.blocks_input() {
                 return if self.core.eof {
@@ -903,7 +1108,14 @@ impl Client {
                 };
             }
             if let Some(r) = s.check_legacy_error(&self.core.decoder, self.core.eof) {
-                return r.map(|more| if more { Step::Again } else { Step::Wait });
+                return match r {
+                    Err(Error::LegacyServer { message })
+                        if s.config().min_protocol_version == ProtocolVersion::V2_0 =>
+                    {
+                        self.fall_back_to_v2(message)
+                    }
+                    r => r.map(|more| if more { Step::Again } else { Step::Wait }),
+                };
             }
         }
         let Some(lent) = self.core.decoder.advance()? else {
@@ -940,8 +1152,35 @@ impl Client {
                 Some((request, lent)) => Step::Deliver(request, lent),
                 None => Step::Again,
             }),
-            Phase::Closed => Ok(Step::Again),
+            Phase::V2(_) | Phase::Closed => Ok(Step::Again),
         }
+    }
+
+    /// The server answered the 3.x start-up in 2.0's way: wait for a new connection, then start
+    /// a 2.0 session on it (libpq 13's fallback).
+    #[cold]
+    fn fall_back_to_v2(&mut self, message: String) -> Result<Step, Error> {
+        let Phase::Startup(s) = &self.phase else {
+            return Ok(Step::Again);
+        };
+        let session = v2::Session::fallback(s.config().clone()).map_err(|e| Error::CannotSend {
+            message: "StartupPacket",
+            reason: match e {
+                UsageError::Encode(e) => e,
+                _ => EncodeError::OutOfRange {
+                    field: "StartupPacket",
+                    reason: "the configuration cannot be sent over protocol 2.0",
+                },
+            },
+        })?;
+        // Nothing more is read from this connection.
+        let _ = self.core.decoder.take_buffered();
+        self.phase = Phase::V2(Box::new(session));
+        self.version = ProtocolVersion::V2_0;
+        self.core
+            .events
+            .push_back(ClientEvent::FallbackToV2 { message });
+        Ok(Step::Again)
     }
 
     fn at_end_of_input(&mut self) -> Result<bool, Error> {
@@ -1011,8 +1250,19 @@ impl Client {
             .map(|next| next.resolve(front.kind));
         if next.is_some() {
             match &lent {
-                BackendLent::DataRow { count, .. } => session.columns.check_row(front, *count)?,
-                other => session.columns.answered(front, other),
+                BackendLent::DataRow { count, .. } => session
+                    .columns
+                    .check_row(front.kind, front.id.0, front.described, *count)
+                    .map_err(|m| Error::UnexpectedFieldCount {
+                        expected: m.expected,
+                        received: m.received,
+                    })?,
+                BackendLent::Message(BackendMessage::RowDescription(d)) => {
+                    // INVARIANT: a decoded RowDescription has at most i16::MAX fields.
+                    let n = u16::try_from(d.len()).unwrap_or(u16::MAX);
+                    session.columns.answered(front.kind, front.id.0, Some(n))
+                }
+                _ => session.columns.answered(front.kind, front.id.0, None),
             }
             if session.stage == Stage::CopyIn {
                 // The server ended COPY FROM STDIN (with an error) while the client was still

@@ -92,6 +92,21 @@ pub(crate) struct Startup {
 }
 
 impl Startup {
+    /// Where a tracer set now starts (see `Client::set_tracer`): whether the frontend still
+    /// sends start-up packets, and whether the server's next byte answers an SSLRequest
+    /// (`Some(true)`) or a GSSENCRequest (`Some(false)`). `out_empty`: every queued byte was
+    /// handed out.
+    pub(crate) fn trace_position(&self, out_empty: bool) -> (bool, Option<bool>) {
+        match self.state {
+            State::AwaitSslResponse => (true, out_empty.then_some(true)),
+            State::AwaitGssResponse => (true, out_empty.then_some(false)),
+            State::AwaitTls | State::AwaitGss | State::AwaitDirectTls => (true, None),
+            // The StartupMessage is still queued.
+            State::AwaitAuth => (!out_empty, None),
+            _ => (false, None),
+        }
+    }
+
     /// Checks the configuration and queues the first bytes.
     pub(crate) fn new(
         config: ClientConfig,
@@ -102,9 +117,11 @@ impl Startup {
         let min = config.min_protocol_version;
         let supported =
             |v: ProtocolVersion| v == ProtocolVersion::V3_0 || v == ProtocolVersion::V3_2;
-        if !supported(max) || !supported(min) || min > max {
+        // A minimum of 2.0 allows the fallback to 2.0 (`Client` starts a 2.0-only session
+        // itself, without this sub-machine).
+        if !supported(max) || !(supported(min) || min == ProtocolVersion::V2_0) || min > max {
             return Err(UsageError::InvalidConfig {
-                reason: "protocol versions must be 3.0 or 3.2, with min <= max",
+                reason: "protocol versions must be 2.0, 3.0 or 3.2, with min <= max",
             });
         }
         let mut s = Self {
@@ -156,6 +173,11 @@ impl Startup {
         }
         params.extend(c.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Ok(StartupMessage::new(self.version, params)?)
+    }
+
+    /// The configuration, for a fallback to protocol 2.0.
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.config
     }
 
     pub(crate) fn state_name(&self) -> &'static str {

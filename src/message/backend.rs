@@ -290,6 +290,13 @@ impl NotificationResponse {
         })
     }
 
+    /// A NotificationResponse of strings known to hold no NUL (read up to one).
+    pub(crate) fn from_bytes(process_id: i32, channel: &[u8], payload: &[u8]) -> Self {
+        Self {
+            strings: TwoStrings::new(process_id.to_be_bytes(), channel, payload),
+        }
+    }
+
     /// The notifying backend's process ID.
     pub fn process_id(&self) -> i32 {
         let p = self.strings.prefix();

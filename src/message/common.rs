@@ -78,6 +78,9 @@ pub struct ProtocolVersion {
 }
 
 impl ProtocolVersion {
+    /// Protocol 2.0 (PostgreSQL 6.4 to 7.3; accepted by servers up to PostgreSQL 13): see
+    /// [`crate::v2`].
+    pub const V2_0: Self = Self { major: 2, minor: 0 };
     /// Protocol 3.0 (PostgreSQL 7.4 and later).
     pub const V3_0: Self = Self { major: 3, minor: 0 };
     /// Protocol 3.2 (PostgreSQL 18 and later): variable-length cancel keys.

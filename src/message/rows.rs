@@ -34,6 +34,29 @@ pub struct FieldDescription<'a> {
     pub format: Format,
 }
 
+impl<'a> FieldDescription<'a> {
+    /// A text-format column named `name` of type `type_oid` that belongs to no table, with the
+    /// size and modifier of a variable-width type (-1): what a server sends for a computed
+    /// column. Set the other fields with struct update syntax where they differ.
+    ///
+    /// ```
+    /// use pgproto::FieldDescription;
+    /// let n = FieldDescription { type_size: 4, ..FieldDescription::new(b"n", 23) };
+    /// assert_eq!((n.name, n.type_oid, n.type_size, n.type_modifier), (&b"n"[..], 23, 4, -1));
+    /// ```
+    pub const fn new(name: &'a [u8], type_oid: u32) -> Self {
+        Self {
+            name,
+            table_oid: 0,
+            column_id: 0,
+            type_oid,
+            type_size: -1,
+            type_modifier: -1,
+            format: Format::Text,
+        }
+    }
+}
+
 /// RowDescription (`T`): the fields of the rows that follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowDescription {
@@ -83,6 +106,12 @@ impl RowDescription {
             count,
             raw: b.freeze(),
         })
+    }
+
+    /// A description of `count` fields laid out in `raw` as on the wire (after the count),
+    /// built by a caller that checked them.
+    pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
+        Self { count, raw }
     }
 
     /// The number of fields.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{Phase, Server};
 use crate::codec::Encode;
 use crate::error::UsageError;
-use crate::message::backend::{BackendMessage, CommandComplete, CopyResponse};
+use crate::message::backend::{tag as btag, BackendMessage, CommandComplete, CopyResponse};
 use crate::message::common::TransactionStatus;
 use crate::message::fields::ErrorFields;
 use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
@@ -17,26 +17,59 @@ impl Server {
 
     /// What sending `answer` now does to the request being answered, per [`crate::protocol`];
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
+    #[inline]
     fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
+        match self.allowed(answer) {
+            Some(next) => Ok(next),
+            None => Err(self.refusal(command)),
+        }
+    }
+
+    /// What sending `answer` now does, or `None` if it is not allowed: the check of every
+    /// answer, small enough to stay in registers.
+    #[inline]
+    fn allowed(&self, answer: Answer) -> Option<Next> {
         let Phase::Ready(q) = &self.phase else {
-            return Err(self.not_allowed(command));
+            return None;
         };
         if self.core.error.is_some() {
-            return Err(self.not_allowed(command));
+            return None;
         }
-        let Some(c) = q.current else {
-            return Err(UsageError::NotAllowed {
-                command,
-                state: "idle (no request to answer)",
-            });
-        };
-        protocol::next(c.request, c.stage, answer)
-            .map(|n| n.resolve(c.request))
-            .ok_or_else(|| self.not_allowed(command))
+        let c = q.current?;
+        protocol::next(c.request, c.stage, answer).map(|n| n.resolve(c.request))
+    }
+
+    /// Why an answer [`Server::allowed`] refused is refused.
+    #[cold]
+    #[inline(never)]
+    fn refusal(&self, command: &'static str) -> UsageError {
+        match &self.phase {
+            Phase::Ready(q) if self.core.error.is_none() && q.current.is_none() => {
+                UsageError::NotAllowed {
+                    command,
+                    state: "idle (no request to answer)",
+                }
+            }
+            _ => self.not_allowed(command),
+        }
+    }
+
+    /// Moves the request being answered on, after an answer other than a DataRow was written
+    /// (which ends a Query's result set, or answers a Describe with no rows: see
+    /// `src/columns.rs`).
+    #[inline]
+    fn apply(&mut self, next: Next) {
+        if let Phase::Ready(q) = &mut self.phase {
+            if let Some(c) = q.current {
+                q.columns.answered(c.request, q.requests, None);
+            }
+        }
+        self.advance(next);
     }
 
     /// Moves the request being answered on, after its answer was written.
-    fn apply(&mut self, next: Next) {
+    #[inline]
+    fn advance(&mut self, next: Next) {
         let Phase::Ready(q) = &mut self.phase else {
             return;
         };
@@ -56,15 +89,17 @@ impl Server {
         }
     }
 
-    /// Checks, writes a message without fields, and moves on.
+    /// Checks, writes a message without fields (its type byte `tag` and a length of 4), and
+    /// moves on.
+    #[inline]
     fn answer_empty(
         &mut self,
         command: &'static str,
         answer: Answer,
-        m: &BackendMessage,
+        tag: u8,
     ) -> Result<(), UsageError> {
         let next = self.check(command, answer)?;
-        m.encode(&mut self.core.out);
+        self.core.out.extend_from_slice(&[tag, 0, 0, 0, 4]);
         self.apply(next);
         Ok(())
     }
@@ -78,7 +113,7 @@ impl Server {
         self.answer_empty(
             "send ParseComplete",
             Answer::ParseComplete,
-            &BackendMessage::ParseComplete,
+            btag::PARSE_COMPLETE,
         )
     }
 
@@ -91,7 +126,7 @@ impl Server {
         self.answer_empty(
             "send BindComplete",
             Answer::BindComplete,
-            &BackendMessage::BindComplete,
+            btag::BIND_COMPLETE,
         )
     }
 
@@ -104,7 +139,7 @@ impl Server {
         self.answer_empty(
             "send CloseComplete",
             Answer::CloseComplete,
-            &BackendMessage::CloseComplete,
+            btag::CLOSE_COMPLETE,
         )
     }
 
@@ -130,7 +165,14 @@ impl Server {
     pub fn row_description(&mut self, description: &RowDescription) -> Result<(), UsageError> {
         let next = self.check("send RowDescription", Answer::RowDescription)?;
         description.encode(&mut self.core.out);
-        self.apply(next);
+        if let Phase::Ready(q) = &mut self.phase {
+            if let Some(c) = q.current {
+                // INVARIANT: a RowDescription has at most i16::MAX fields.
+                let n = u16::try_from(description.len()).unwrap_or(u16::MAX);
+                q.columns.answered(c.request, q.requests, Some(n));
+            }
+        }
+        self.advance(next);
         Ok(())
     }
 
@@ -140,7 +182,7 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn no_data(&mut self) -> Result<(), UsageError> {
-        self.answer_empty("send NoData", Answer::NoData, &BackendMessage::NoData)
+        self.answer_empty("send NoData", Answer::NoData, btag::NO_DATA)
     }
 
     /// DataRow: one row of a Query's or an Execute's result. `None` is NULL.
@@ -148,13 +190,27 @@ impl Server {
     /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed; with
-    /// [`UsageError::Encode`] when there are more than 65,535 values or the row is longer than
-    /// a message's 32-bit length word allows.
+    /// [`UsageError::FieldCount`] when the row's column count is not the one announced (in a
+    /// Query, by this result set's RowDescription; for an Execute of the portal described just
+    /// before it, by that Describe's answer; otherwise by the result's first row), which a
+    /// client would refuse; with [`UsageError::Encode`] when there are more than 65,535 values
+    /// or the row is longer than a message's 32-bit length word allows. Nothing is sent then.
     #[inline]
     pub fn data_row(&mut self, values: &[Option<&[u8]>]) -> Result<(), UsageError> {
         let next = self.check("send DataRow", Answer::DataRow)?;
+        if let Phase::Ready(q) = &mut self.phase {
+            // More than 65,535 values: `encode_values` refuses the row below.
+            if let (Some(c), Ok(count)) = (q.current, u16::try_from(values.len())) {
+                q.columns
+                    .check_row(c.request, q.requests, q.described, count)
+                    .map_err(|m| UsageError::FieldCount {
+                        expected: m.expected,
+                        received: m.received,
+                    })?;
+            }
+        }
         DataRow::encode_values(&mut self.core.out, values)?;
-        self.apply(next);
+        self.advance(next);
         Ok(())
     }
 
@@ -180,7 +236,7 @@ impl Server {
         self.answer_empty(
             "send EmptyQueryResponse",
             Answer::EmptyQueryResponse,
-            &BackendMessage::EmptyQueryResponse,
+            btag::EMPTY_QUERY_RESPONSE,
         )
     }
 
@@ -193,7 +249,7 @@ impl Server {
         self.answer_empty(
             "send PortalSuspended",
             Answer::PortalSuspended,
-            &BackendMessage::PortalSuspended,
+            btag::PORTAL_SUSPENDED,
         )
     }
 
@@ -244,7 +300,9 @@ impl Server {
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn ready_for_query(&mut self, status: TransactionStatus) -> Result<(), UsageError> {
         let next = self.check("send ReadyForQuery", Answer::ReadyForQuery)?;
-        self.send(&BackendMessage::ReadyForQuery(status));
+        self.core
+            .out
+            .extend_from_slice(&[btag::READY_FOR_QUERY, 0, 0, 0, 5, status.byte()]);
         self.status = status;
         self.apply(next);
         Ok(())
@@ -344,7 +402,7 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
-        self.answer_empty("send CopyDone", Answer::CopyDone, &BackendMessage::CopyDone)
+        self.answer_empty("send CopyDone", Answer::CopyDone, btag::COPY_DONE)
     }
 
     fn send(&mut self, m: &BackendMessage) {

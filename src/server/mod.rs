@@ -27,12 +27,14 @@
 mod answers;
 mod config;
 mod startup;
+mod trace;
 
 use bytes::Bytes;
 
 pub use config::{os_random, ServerAuth, ServerConfig};
 
 use crate::codec::Encode;
+use crate::columns::Columns;
 use crate::conn::Core;
 use crate::decoder::{FrontendDecoder, FrontendLent, Layout};
 use crate::error::{AuthError, DecodeError, Error, UsageError};
@@ -178,6 +180,22 @@ struct Serving {
     current: Option<Current>,
     /// After an error in an extended-query request: messages are discarded until Sync.
     ignore_till_sync: bool,
+    /// How many requests have started: the number that tells them apart for `columns`.
+    requests: u64,
+    /// The request being answered is an Execute whose portal the request before described.
+    described: bool,
+    /// The column count the application's DataRows must have (`src/columns.rs`).
+    columns: Columns,
+}
+
+impl Serving {
+    /// Notes the start of a request: its kind, and the portal a Describe or an Execute names.
+    #[inline]
+    fn start(&mut self, request: Request, portal: &[u8]) {
+        self.current = Some(Current::new(request));
+        self.requests += 1;
+        self.described = self.columns.sent(request, portal);
+    }
 }
 
 #[derive(Debug)]
@@ -715,6 +733,9 @@ impl Server {
     /// nothing. Call it when the connection goes idle; the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
         self.core.release_buffers();
+        if let Phase::Ready(q) = &mut self.phase {
+            q.columns.shrink();
+        }
     }
 
     // ---- (D) output ----
@@ -734,6 +755,78 @@ impl Server {
     /// A message borrows the receive buffer until the next call that takes `&mut self`: read
     /// what the answer needs from it, then answer. [`ServerEvent::into_owned`] keeps it longer.
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
+        if let Some(lent) = self.next_request() {
+            return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
+        }
+        self.poll_event_general()
+    }
+
+    /// The request fast path, beside [`Server::poll_event`]: the next message, when it starts a
+    /// request (Parse, Bind, Describe, Close, Execute, Sync or Query), is whole and well formed,
+    /// no request is being answered, no event is queued and nothing is being discarded until
+    /// Sync; `None` in every other case, with nothing consumed, and [`Server::poll_event`]
+    /// hands out whatever comes next (such messages included). The intended loop answers
+    /// messages from this and drains `poll_event` when it has none, as
+    /// [`FrontendDecoder::next_ref`] serves a proxy; the answer is a bare message, not an event,
+    /// which is what makes it faster. The message borrows the receive buffer until the next call
+    /// that takes `&mut self`.
+    ///
+    /// ```
+    /// use pgproto::{FrontendMessageRef, Server, ServerAuth, ServerConfig, TransactionStatus};
+    ///
+    /// let mut server = Server::new(ServerConfig::default());
+    /// server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0"); // StartupMessage
+    /// server.poll_event()?; // Startup
+    /// server.authenticate(ServerAuth::Trust)?;
+    /// while server.poll_event()?.is_some() {}
+    /// server.receive(b"Q\0\0\0\x0dSELECT 1\0");
+    /// let mut answered = 0;
+    /// loop {
+    ///     while let Some(message) = server.poll_message() {
+    ///         let FrontendMessageRef::Query(sql) = message else { unreachable!() };
+    ///         assert_eq!(sql, b"SELECT 1");
+    ///         server.empty_query_response()?; // (a real server would run it)
+    ///         server.ready_for_query(TransactionStatus::Idle)?;
+    ///         answered += 1;
+    ///     }
+    ///     match server.poll_event()? {
+    ///         None => break,
+    ///         Some(_event) => {} // anything else: Terminate, COPY data, a Flush...
+    ///     }
+    /// }
+    /// assert_eq!(answered, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn poll_message(&mut self) -> Option<FrontendMessageRef<'_>> {
+        let lent = self.next_request()?;
+        Some(self.core.decoder.view(lent))
+    }
+
+    /// The fast path of both polls: no request being answered, nothing queued, no discard until
+    /// Sync, and a whole, well-formed message that starts a request next in the buffer; it is
+    /// taken and its request started.
+    #[inline]
+    fn next_request(&mut self) -> Option<FrontendLent> {
+        let Phase::Ready(q) = &mut self.phase else {
+            return None;
+        };
+        if q.current.is_some()
+            || q.ignore_till_sync
+            || !self.core.events.is_empty()
+            || self.core.error.is_some()
+        {
+            return None;
+        }
+        let (lent, portal) = self.core.decoder.advance_request()?;
+        q.start(
+            request_of(&lent.layout),
+            self.core.decoder.buffered_bytes(portal),
+        );
+        Some(lent)
+    }
+
+    fn poll_event_general(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
                 return Ok(Some(
@@ -1071,16 +1164,13 @@ impl Server {
     fn query_message(&mut self, lent: FrontendLent) -> Result<Step, Error> {
         use FrontendMessage as F;
         let request = match &lent.layout {
-            Layout::Query(_) => Request::Query,
-            Layout::Parse(_) => Request::Parse,
-            Layout::Bind(_) => Request::Bind,
-            Layout::Describe(d) => match d.target {
-                crate::Target::Statement => Request::DescribeStatement,
-                crate::Target::Portal => Request::DescribePortal,
-            },
-            Layout::Execute(_) => Request::Execute,
-            Layout::Close(_) => Request::Close,
-            Layout::Sync => Request::Sync,
+            Layout::Query(_)
+            | Layout::Parse(_)
+            | Layout::Bind(_)
+            | Layout::Describe(_)
+            | Layout::Execute(_)
+            | Layout::Close(_)
+            | Layout::Sync => request_of(&lent.layout),
             Layout::Flush => return Ok(Step::Deliver(lent)),
             Layout::Message(m) if matches!(**m, F::FunctionCall(_)) => Request::FunctionCall,
             Layout::Terminate => {
@@ -1100,7 +1190,7 @@ impl Server {
             if request == Request::Sync {
                 q.ignore_till_sync = false;
             }
-            q.current = Some(Current::new(request));
+            q.start(request, self.core.decoder.portal_of(&lent));
         }
         Ok(Step::Deliver(lent))
     }
@@ -1148,5 +1238,23 @@ impl Server {
             state: self.state_name(),
             message: l.name(),
         }
+    }
+}
+
+/// The request that a Parse, Bind, Describe, Close, Execute, Sync or Query message opens (the
+/// only layouts this is asked about; Query is the answer for the rest).
+#[inline]
+fn request_of(layout: &Layout) -> Request {
+    match layout {
+        Layout::Parse(_) => Request::Parse,
+        Layout::Bind(_) => Request::Bind,
+        Layout::Describe(d) => match d.target {
+            crate::Target::Statement => Request::DescribeStatement,
+            crate::Target::Portal => Request::DescribePortal,
+        },
+        Layout::Execute(_) => Request::Execute,
+        Layout::Close(_) => Request::Close,
+        Layout::Sync => Request::Sync,
+        _ => Request::Query,
     }
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod any_cert;
 pub(crate) mod capture;
 pub(crate) mod client_cli;
 pub(crate) mod demo_server;
@@ -17,4 +18,5 @@ pub(crate) mod replication_capture;
 pub(crate) mod scripted_client;
 pub(crate) mod scripted_server;
 pub(crate) mod standby;
+pub(crate) mod trace;
 pub(crate) mod wire;

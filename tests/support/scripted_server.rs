@@ -4,9 +4,8 @@
 use bytes::BytesMut;
 use pgproto::{
     Authentication, BackendKeyData, BackendMessage, Bind, Client, ClientConfig, ClientEvent,
-    CommandComplete, DataRow, Encode, Error, ErrorFields, FieldCode, FieldDescription, Format,
-    FormatCodes, FrontendDecoder, FrontendMessage, RequestId, RowDescription, Target,
-    TransactionStatus, Values,
+    CommandComplete, DataRow, Encode, Error, ErrorFields, FieldCode, FieldDescription, FormatCodes,
+    FrontendDecoder, FrontendMessage, RequestId, RowDescription, Target, TransactionStatus, Values,
 };
 
 /// The bytes of `msgs`, encoded one after the other.
@@ -93,15 +92,7 @@ pub(crate) fn complete(tag: &str) -> BackendMessage {
 
 /// A RowDescription of `n` text columns.
 pub(crate) fn row_description(n: usize) -> BackendMessage {
-    let field = FieldDescription {
-        name: b"c",
-        table_oid: 0,
-        column_id: 0,
-        type_oid: 25,
-        type_size: -1,
-        type_modifier: -1,
-        format: Format::Text,
-    };
+    let field = FieldDescription::new(b"c", 25);
     BackendMessage::RowDescription(RowDescription::new(&vec![field; n]).unwrap())
 }
 

@@ -135,6 +135,9 @@ impl Conn {
             conn.startup_events.push(event.clone());
             match event {
                 ClientEvent::SslResponse { accepted: true } => conn.start_tls(false)?,
+                // A server that speaks only protocol 2.0 refused the 3.x start-up: a new
+                // connection, as libpq 13 did.
+                ClientEvent::FallbackToV2 { .. } => conn.reconnect()?,
                 ClientEvent::AuthenticationRequest(a) => {
                     return Err(DriverError::UnsupportedAuth(format!("{a:?}")))
                 }
@@ -143,6 +146,19 @@ impl Conn {
                 _ => {}
             }
         }
+    }
+
+    /// Drops the connection and opens a new one to the same address, for the fallback to
+    /// protocol 2.0.
+    fn reconnect(&mut self) -> Result<(), DriverError> {
+        let (tcp, addr) = open_tcp(&self.info, DEFAULT_TIMEOUT)?;
+        self.stream = Stream::Plain(tcp);
+        self.addr = addr;
+        self.eof = false;
+        self.write_broken = false;
+        self.wbuf.clear();
+        self.client.reconnected()?;
+        self.pump()
     }
 
     /// The TLS handshake, then `tls_established` with the channel-binding hash.
@@ -502,8 +518,13 @@ impl Conn {
     /// Streams `input` as CopyData, then CopyDone; CopyFail without input or on a read error.
     fn send_copy(&mut self, input: Option<&mut dyn Read>) -> Result<(), DriverError> {
         let Some(input) = input else {
-            self.client
-                .copy_fail("COPY FROM STDIN is not supported here")?;
+            if self.client.protocol_version() == pgproto::ProtocolVersion::V2_0 {
+                // 2.0 has no CopyFail: no data, then the end marker.
+                self.client.copy_done()?;
+            } else {
+                self.client
+                    .copy_fail("COPY FROM STDIN is not supported here")?;
+            }
             return self.pump();
         };
         let mut buf = vec![0u8; 64 * 1024];
