@@ -3,14 +3,14 @@
 
 use bytes::Bytes;
 
-use super::{Phase, Server};
+use super::{Current, Phase, Server};
 use crate::codec::Encode;
 use crate::error::UsageError;
 use crate::message::backend::{tag as btag, BackendMessage, CommandComplete, CopyResponse};
 use crate::message::common::TransactionStatus;
 use crate::message::fields::ErrorFields;
 use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
-use crate::protocol::{self, Answer, Next};
+use crate::protocol::{self, Answer, Next, Request};
 
 impl Server {
     // ---- (C) answers: queries ----
@@ -18,7 +18,7 @@ impl Server {
     /// What sending `answer` now does to the request being answered, per [`crate::protocol`];
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
     #[inline]
-    fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
+    pub(super) fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
         match self.allowed(answer) {
             Some(next) => Ok(next),
             None => Err(self.refusal(command)),
@@ -32,7 +32,7 @@ impl Server {
         let Phase::Ready(q) = &self.phase else {
             return None;
         };
-        if self.core.error.is_some() {
+        if self.core.error.is_some() || q.forwarding != 0 {
             return None;
         }
         let c = q.current?;
@@ -56,7 +56,7 @@ impl Server {
 
     /// Moves the request being answered on, after its answer was written.
     #[inline]
-    fn apply(&mut self, next: Next) {
+    pub(super) fn apply(&mut self, next: Next) {
         let Phase::Ready(q) = &mut self.phase else {
             return;
         };
@@ -65,13 +65,30 @@ impl Server {
         };
         match next {
             Next::Stay => {}
-            Next::Go(stage) => c.stage = stage,
-            Next::Done | Next::CopyEnded => q.current = None,
+            Next::Go(stage) => {
+                c.stage = stage;
+                if stage.frontend_sending() && !q.behind.is_empty() {
+                    // The Syncs a pipelining client sent before it learnt of the COPY reach
+                    // the backend during COPY FROM STDIN, which ignores them.
+                    let before = q.behind.len();
+                    q.behind.retain(|r| *r != Request::Sync);
+                    self.discarded += (before - q.behind.len()) as u64;
+                }
+            }
+            Next::Done | Next::CopyEnded => q.current = q.behind.pop_front().map(Current::new),
             Next::Failed | Next::CopyFailed => {
                 if c.request.is_extended() {
-                    q.ignore_till_sync = true;
+                    // The backend skips every request up to the next Sync: those handed out
+                    // already get no answer; if none of them is a Sync, the machine discards
+                    // what comes until one arrives.
+                    while q.behind.front().is_some_and(|r| *r != Request::Sync) {
+                        q.behind.pop_front();
+                    }
+                    if q.behind.is_empty() {
+                        q.ignore_till_sync = true;
+                    }
                 }
-                q.current = None;
+                q.current = q.behind.pop_front().map(Current::new);
             }
         }
     }
