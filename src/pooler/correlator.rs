@@ -86,7 +86,8 @@ struct Entry<T> {
 /// to send, requests finished). It follows the server's rules: after an error in an
 /// extended-query request, the requests up to the next Sync are skipped; Syncs sent before a
 /// COPY FROM STDIN began are ignored; NoticeResponse, ParameterStatus and
-/// NotificationResponse answer nothing and always go to the client.
+/// NotificationResponse answer nothing and always go to the client, and so does an
+/// ErrorResponse with nothing in flight (a FATAL error: the server closes next).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -242,6 +243,9 @@ impl<T> Correlator<T> {
             btag::NOTICE_RESPONSE | btag::PARAMETER_STATUS | btag::NOTIFICATION_RESPONSE => {
                 Route::Forward
             }
+            // With nothing in flight, only a FATAL error can come (the server is going away,
+            // say after pg_terminate_backend): it goes to the client, which must learn why.
+            btag::ERROR_RESPONSE if self.queue.is_empty() => Route::Forward,
             _ => self.answer(tag, piece)?,
         };
         if !piece.is_last() {
@@ -533,6 +537,8 @@ mod tests {
     fn asynchronous_messages_and_pieces() {
         let mut c = Correlator::<()>::new();
         assert_eq!(route(&mut c, b"S\0\0\0\x08a\0b\0"), Ok(Route::Forward));
+        // A FATAL error while idle: the server is going away.
+        assert_eq!(route(&mut c, ERROR), Ok(Route::Forward));
         assert!(route(&mut c, b"2\0\0\0\x04").is_err()); // answers nothing
         let mut c = Correlator::new();
         c.push(Request::Query, Action::Skip, ());

@@ -11,6 +11,7 @@ pub(crate) mod demo_server;
 pub(crate) mod examples;
 pub(crate) mod pair;
 pub(crate) mod pg;
+pub(crate) mod proxy;
 pub(crate) mod scripted_client;
 pub(crate) mod scripted_server;
 pub(crate) mod trace;
