@@ -84,6 +84,16 @@ impl LoginStream {
         }
     }
 
+    /// Closes the connection cleanly (in TLS, with close_notify, which libpq waits for after
+    /// a cancel request).
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Self::Plain(s) => s.shutdown().await,
+            Self::Tls(s) => s.shutdown().await,
+            Self::Gone => Ok(()),
+        };
+    }
+
     /// The TLS handshake, reading `prefix` first (the start of a direct TLS handshake that the
     /// state machine received).
     async fn start_tls(
@@ -159,6 +169,7 @@ async fn login(tcp: TcpStream, shared: &Arc<Shared>) -> Option<Session> {
                 ServerEvent::GssEncRequest => server.accept_gssenc(false).ok()?,
                 ServerEvent::CancelRequest(c) => {
                     shared.cancel(&c).await;
+                    stream.shutdown().await;
                     return None;
                 }
                 ServerEvent::Startup { message, .. } => {
