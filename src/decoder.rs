@@ -703,6 +703,11 @@ impl FrontendDecoder {
         }
     }
 
+    /// Changes the limits for the frames not yet checked.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Says which message a `p` frame is from now on; `None` decodes it as
     /// [`FrontendMessage::UntypedAuthResponse`].
     pub fn expect_auth_response(&mut self, kind: Option<AuthResponseKind>) {

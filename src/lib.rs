@@ -245,7 +245,9 @@ mod error;
 pub mod fuzzing;
 mod limits;
 mod message;
+pub mod pooler;
 pub mod protocol;
+mod relay;
 pub mod replication;
 mod server;
 pub mod trace;
@@ -284,7 +286,8 @@ pub use message::startup::{
     CancelRequest, StartupMessage, UnsupportedStartup, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,
     MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN, SSL_REQUEST_CODE,
 };
-pub use server::{os_random, Server, ServerAuth, ServerConfig, ServerEvent};
+pub use relay::{FrameHeader, FramePiece, Relay};
+pub use server::{os_random, Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

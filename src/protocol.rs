@@ -31,9 +31,20 @@
 pub mod v2;
 
 /// A request: a frontend message the backend answers.
+///
+/// ```
+/// use pgproto::protocol::Request;
+/// use pgproto::{FrontendMessageRef, ParseRef};
+///
+/// let parse = FrontendMessageRef::Parse(ParseRef::decode(b"\0SELECT 1\0\0\0").unwrap());
+/// assert_eq!(Request::of_message(&parse), Some(Request::Parse));
+/// assert_eq!(Request::of_message(&FrontendMessageRef::Flush), None); // answered by nothing
+/// assert!(Request::Parse.is_extended() && !Request::Sync.is_extended());
+/// assert!(Request::Sync.ends_with_ready());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
-pub(crate) enum Request {
+pub enum Request {
     /// Simple Query: any number of result sets, then ReadyForQuery.
     Query,
     /// Parse: ParseComplete.
@@ -67,9 +78,26 @@ impl Request {
         Self::FunctionCall,
     ];
 
+    /// The request a frontend message opens; `None` for the messages no answer is owed for
+    /// (Flush, Terminate, the COPY data stream, start-up and authentication messages).
+    pub fn of_message(message: &crate::FrontendMessageRef<'_>) -> Option<Self> {
+        use crate::{FrontendMessage, FrontendMessageRef as M, Target};
+        Some(match message {
+            M::Query(_) => Self::Query,
+            M::Parse(_) => Self::Parse,
+            M::Bind(_) => Self::Bind,
+            M::Describe(d) if d.target() == Target::Statement => Self::DescribeStatement,
+            M::Describe(_) => Self::DescribePortal,
+            M::Execute(_) => Self::Execute,
+            M::Close(_) => Self::Close,
+            M::Sync => Self::Sync,
+            M::Message(m) if matches!(**m, FrontendMessage::FunctionCall(_)) => Self::FunctionCall,
+            _ => return None,
+        })
+    }
+
     /// The name of the frontend message.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Query => "Query",
             Self::Parse => "Parse",
@@ -83,8 +111,9 @@ impl Request {
         }
     }
 
-    /// Whether an error in this request makes the backend discard messages until Sync.
-    pub(crate) fn is_extended(self) -> bool {
+    /// Whether an error in this request makes the backend discard messages until Sync (Parse,
+    /// Bind, Describe, Execute, Close).
+    pub fn is_extended(self) -> bool {
         matches!(
             self,
             Self::Parse
@@ -96,8 +125,8 @@ impl Request {
         )
     }
 
-    /// Whether ReadyForQuery ends this request.
-    pub(crate) fn ends_with_ready(self) -> bool {
+    /// Whether ReadyForQuery ends this request (Query, Sync, FunctionCall).
+    pub fn ends_with_ready(self) -> bool {
         matches!(self, Self::Query | Self::Sync | Self::FunctionCall)
     }
 

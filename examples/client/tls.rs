@@ -176,6 +176,18 @@ impl TlsSetup {
         }))
     }
 
+    /// The rustls configuration, for an asynchronous connector (the proxy example).
+    #[allow(dead_code)] // used by the proxy example, which includes this file
+    pub(crate) fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
+
+    /// The name the certificate is checked against (the proxy example).
+    #[allow(dead_code)] // used by the proxy example, which includes this file
+    pub(crate) fn server_name(&self) -> ServerName<'static> {
+        self.server_name.clone()
+    }
+
     /// Performs the handshake on `tcp`. With `direct`, the server must select ALPN
     /// `postgresql`.
     pub(crate) fn handshake(

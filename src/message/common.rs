@@ -390,6 +390,12 @@ impl<'a> FormatCodesRef<'a> {
         self.raw.len() / 2
     }
 
+    /// The codes' bytes on the wire, without their count.
+    #[inline]
+    pub(crate) fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
     /// Whether the list is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {

@@ -164,6 +164,12 @@ impl<'a> ParseRef<'a> {
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
     }
 
+    /// The parameter type OIDs' bytes on the wire, without their count.
+    #[inline]
+    pub(crate) fn param_types_raw(&self) -> &'a [u8] {
+        self.param_types
+    }
+
     /// An owned copy.
     pub fn to_owned(&self) -> Parse {
         Parse {

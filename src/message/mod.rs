@@ -10,5 +10,6 @@ pub(crate) mod fields;
 pub(crate) mod frontend;
 pub(crate) mod frontend_ref;
 pub(crate) mod layout;
+mod reencode;
 pub(crate) mod rows;
 pub(crate) mod startup;

@@ -10,7 +10,7 @@ use crate::message::backend::{tag as btag, BackendMessage, CommandComplete, Copy
 use crate::message::common::TransactionStatus;
 use crate::message::fields::ErrorFields;
 use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
-use crate::protocol::{self, Answer, Next};
+use crate::protocol::{self, Answer, Next, Request};
 
 impl Server {
     // ---- (C) answers: queries ----
@@ -18,7 +18,7 @@ impl Server {
     /// What sending `answer` now does to the request being answered, per [`crate::protocol`];
     /// refused if the protocol does not allow it. Nothing changes until [`Server::apply`].
     #[inline]
-    fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
+    pub(super) fn check(&self, command: &'static str, answer: Answer) -> Result<Next, UsageError> {
         match self.allowed(answer) {
             Some(next) => Ok(next),
             None => Err(self.refusal(command)),
@@ -32,7 +32,7 @@ impl Server {
         let Phase::Ready(q) = &self.phase else {
             return None;
         };
-        if self.core.error.is_some() {
+        if self.core.error.is_some() || q.forwarding != 0 {
             return None;
         }
         let c = q.current?;
@@ -58,10 +58,10 @@ impl Server {
     /// (which ends a Query's result set, or answers a Describe with no rows: see
     /// `src/columns.rs`).
     #[inline]
-    fn apply(&mut self, next: Next) {
+    pub(super) fn apply(&mut self, next: Next) {
         if let Phase::Ready(q) = &mut self.phase {
             if let Some(c) = q.current {
-                q.columns.answered(c.request, q.requests, None);
+                q.columns.answered(c.request, c.id, None);
             }
         }
         self.advance(next);
@@ -78,13 +78,30 @@ impl Server {
         };
         match next {
             Next::Stay => {}
-            Next::Go(stage) => c.stage = stage,
-            Next::Done | Next::CopyEnded => q.current = None,
+            Next::Go(stage) => {
+                c.stage = stage;
+                if stage.frontend_sending() && !q.behind.is_empty() {
+                    // The Syncs a pipelining client sent before it learnt of the COPY reach
+                    // the backend during COPY FROM STDIN, which ignores them.
+                    let before = q.behind.len();
+                    q.behind.retain(|r| r.request != Request::Sync);
+                    self.discarded += (before - q.behind.len()) as u64;
+                }
+            }
+            Next::Done | Next::CopyEnded => q.current = q.behind.pop_front(),
             Next::Failed | Next::CopyFailed => {
                 if c.request.is_extended() {
-                    q.ignore_till_sync = true;
+                    // The backend skips every request up to the next Sync: those handed out
+                    // already get no answer; if none of them is a Sync, the machine discards
+                    // what comes until one arrives.
+                    while q.behind.front().is_some_and(|r| r.request != Request::Sync) {
+                        q.behind.pop_front();
+                    }
+                    if q.behind.is_empty() {
+                        q.ignore_till_sync = true;
+                    }
                 }
-                q.current = None;
+                q.current = q.behind.pop_front();
             }
         }
     }
@@ -169,7 +186,7 @@ impl Server {
             if let Some(c) = q.current {
                 // INVARIANT: a RowDescription has at most i16::MAX fields.
                 let n = u16::try_from(description.len()).unwrap_or(u16::MAX);
-                q.columns.answered(c.request, q.requests, Some(n));
+                q.columns.answered(c.request, c.id, Some(n));
             }
         }
         self.advance(next);
@@ -202,7 +219,7 @@ impl Server {
             // More than 65,535 values: `encode_values` refuses the row below.
             if let (Some(c), Ok(count)) = (q.current, u16::try_from(values.len())) {
                 q.columns
-                    .check_row(c.request, q.requests, q.described, count)
+                    .check_row(c.request, c.id, c.described, count)
                     .map_err(|m| UsageError::FieldCount {
                         expected: m.expected,
                         received: m.received,

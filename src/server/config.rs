@@ -75,6 +75,40 @@ pub struct ServerConfig {
     /// handing out a guessable key. The operating system's source ([`os_random`]) by default;
     /// tests inject their own.
     pub random: fn(&mut [u8]) -> bool,
+    /// Who ends the start-up once authentication succeeds: the machine at once (the default),
+    /// or the application, which may first send its own parameters, notices or a FATAL error
+    /// and choose the cancel key (see [`StartupEnd`]).
+    pub startup_end: StartupEnd,
+    /// How many requests (Query, Parse, Bind, Describe, Execute, Close, Sync, FunctionCall)
+    /// [`Server::poll_event`](crate::Server::poll_event) hands out before the first of them is
+    /// answered. 1 (the default) is a PostgreSQL backend's one request at a time; a proxy sets
+    /// more, to forward a client's pipeline as it arrives (see
+    /// [`Server`](crate::Server#requests-in-flight)). 0 counts as 1.
+    pub pipeline_depth: usize,
+}
+
+/// Who ends a [`Server`](crate::Server)'s start-up once authentication has succeeded.
+///
+/// ```
+/// use pgproto::{ServerConfig, StartupEnd};
+/// let mut config = ServerConfig::default();
+/// config.startup_end = StartupEnd::Application;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartupEnd {
+    /// AuthenticationOk, the configured [`ServerConfig::parameters`], a random BackendKeyData
+    /// and ReadyForQuery are queued at once.
+    #[default]
+    Automatic,
+    /// AuthenticationOk is queued and the machine waits for the application, which may send
+    /// ParameterStatus ([`Server::parameter_status`](crate::Server::parameter_status)) and
+    /// NoticeResponse ([`Server::notice`](crate::Server::notice)), or refuse the session with
+    /// a FATAL error ([`Server::reject`](crate::Server::reject), as PostgreSQL's 3D000 for a
+    /// database that does not exist), then ends the start-up with
+    /// [`Server::finish_startup`](crate::Server::finish_startup), choosing the cancel key or
+    /// not. Nothing of [`ServerConfig::parameters`] is sent by the machine in this mode.
+    Application,
 }
 
 /// The operating system's random source (`getrandom`): the default [`ServerConfig::random`].
@@ -113,6 +147,8 @@ impl Default for ServerConfig {
             mock_auth_iterations: crate::auth::DEFAULT_ITERATIONS,
             cancel_key_len: 32,
             random: os_random,
+            startup_end: StartupEnd::Automatic,
+            pipeline_depth: 1,
         }
     }
 }

@@ -26,12 +26,14 @@
 
 mod answers;
 mod config;
+mod control;
+mod forward;
 mod startup;
 mod trace;
 
 use bytes::Bytes;
 
-pub use config::{os_random, ServerAuth, ServerConfig};
+pub use config::{os_random, ServerAuth, ServerConfig, StartupEnd};
 
 use crate::codec::Encode;
 use crate::columns::Columns;
@@ -135,16 +137,14 @@ enum Step {
 struct Current {
     request: Request,
     stage: Stage,
+    /// The request's number, which tells it apart for `columns` (`Serving::requests` when it
+    /// was handed out).
+    id: u64,
+    /// An Execute whose portal the request just before it described.
+    described: bool,
 }
 
 impl Current {
-    fn new(request: Request) -> Self {
-        Self {
-            request,
-            stage: Stage::Start,
-        }
-    }
-
     fn name(self) -> &'static str {
         match (self.stage, self.request) {
             (Stage::CopyIn | Stage::CopyInDone, _) => "in COPY FROM STDIN",
@@ -180,21 +180,36 @@ struct Serving {
     current: Option<Current>,
     /// After an error in an extended-query request: messages are discarded until Sync.
     ignore_till_sync: bool,
-    /// How many requests have started: the number that tells them apart for `columns`.
+    /// Requests handed out behind `current`, in order, none answered yet (only with a
+    /// [`ServerConfig::pipeline_depth`] above 1).
+    // INVARIANT: empty whenever `current` is `None`.
+    behind: std::collections::VecDeque<Current>,
+    /// The bytes of a frame forwarded in pieces still to come (see `Server::forward`); no other
+    /// message may be sent until they have been.
+    forwarding: u64,
+    /// How many requests have been handed out: the number that tells them apart for `columns`.
     requests: u64,
-    /// The request being answered is an Execute whose portal the request before described.
-    described: bool,
     /// The column count the application's DataRows must have (`src/columns.rs`).
     columns: Columns,
 }
 
 impl Serving {
-    /// Notes the start of a request: its kind, and the portal a Describe or an Execute names.
+    /// Notes a request handed out: its kind, and the portal a Describe or an Execute names. It
+    /// is the one being answered, or waits behind it (pipelining).
     #[inline]
     fn start(&mut self, request: Request, portal: &[u8]) {
-        self.current = Some(Current::new(request));
         self.requests += 1;
-        self.described = self.columns.sent(request, portal);
+        let c = Current {
+            request,
+            stage: Stage::Start,
+            id: self.requests,
+            described: self.columns.sent(request, portal),
+        };
+        if self.current.is_none() {
+            self.current = Some(c);
+        } else {
+            self.behind.push_back(c);
+        }
     }
 }
 
@@ -610,22 +625,25 @@ impl Server {
         Ok(())
     }
 
-    /// Authentication succeeded: AuthenticationOk, the parameters, the key, ReadyForQuery.
+    /// Authentication succeeded: AuthenticationOk, the parameters, the key, ReadyForQuery (or,
+    /// with [`StartupEnd::Application`], AuthenticationOk alone).
     fn authenticated(&mut self) {
-        // The cancel key first: without entropy, anyone could cancel this session's queries, so
-        // the connection fails before anything is sent.
-        let key_len = if self.version >= ProtocolVersion::V3_2 {
-            self.config.cancel_key_len.clamp(4, 256)
-        } else {
-            4
-        };
-        let mut key = vec![0u8; key_len];
-        let mut pid = [0u8; 4];
-        if !(self.config.random)(&mut key) || !(self.config.random)(&mut pid) {
-            self.fail(Error::Entropy { what: "cancel key" }, true);
+        if self.config.startup_end == StartupEnd::Application {
+            let Phase::Startup(s) = &mut self.phase else {
+                return;
+            };
+            s.startup = None;
+            s.state = State::AwaitStartupEnd;
+            self.core.decoder.expect_auth_response(None);
+            BackendMessage::Authentication(Authentication::Ok).encode(&mut self.core.out);
+            self.core.events.push_back(ServerEvent::Authenticated);
             return;
         }
-        let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
+        // The cancel key first: without entropy, anyone could cancel this session's queries, so
+        // the connection fails before anything is sent.
+        let Some(key) = self.random_key() else {
+            return;
+        };
         let Phase::Startup(s) = &mut self.phase else {
             return;
         };
@@ -657,31 +675,68 @@ impl Server {
                 m.encode(&mut self.core.out);
             }
         }
-        if let Ok(k) = BackendKeyData::new(pid, &key) {
-            k.encode(&mut self.core.out);
-            self.backend_key = Some(k);
+        self.send_key_and_ready(key);
+        self.core.events.push_back(ServerEvent::Authenticated);
+    }
+
+    /// A random cancel key of the configured length (4 bytes before protocol 3.2); `None`, and
+    /// the connection failed, when the random source fails.
+    fn random_key(&mut self) -> Option<BackendKeyData> {
+        let key_len = if self.version >= ProtocolVersion::V3_2 {
+            self.config.cancel_key_len.clamp(4, 256)
+        } else {
+            4
+        };
+        let mut key = vec![0u8; key_len];
+        let mut pid = [0u8; 4];
+        if !(self.config.random)(&mut key) || !(self.config.random)(&mut pid) {
+            self.fail(Error::Entropy { what: "cancel key" }, true);
+            return None;
         }
+        let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
+        BackendKeyData::new(pid, &key).ok()
+    }
+
+    /// The end of start-up: BackendKeyData, ReadyForQuery, and the query phase.
+    fn send_key_and_ready(&mut self, key: BackendKeyData) {
+        key.encode(&mut self.core.out);
+        self.backend_key = Some(key);
         BackendMessage::ReadyForQuery(TransactionStatus::Idle).encode(&mut self.core.out);
         self.phase = Phase::Ready(Serving::default());
-        self.core.events.push_back(ServerEvent::Authenticated);
     }
 
     // ---- (C) answers: any time after start-up ----
 
     fn after_startup(&self, command: &'static str) -> Result<(), UsageError> {
-        if matches!(self.phase, Phase::Ready(_)) && self.core.error.is_none() {
+        if matches!(&self.phase, Phase::Ready(q) if q.forwarding == 0) && self.core.error.is_none()
+        {
             Ok(())
         } else {
             Err(self.not_allowed(command))
         }
     }
 
-    /// NoticeResponse, at any time after start-up.
+    /// As [`Server::after_startup`], and also after AuthenticationOk while the application ends
+    /// the start-up ([`StartupEnd::Application`]).
+    fn after_auth(&self, command: &'static str) -> Result<(), UsageError> {
+        match &self.phase {
+            Phase::Startup(s)
+                if matches!(s.state, State::AwaitStartupEnd) && self.core.error.is_none() =>
+            {
+                Ok(())
+            }
+            _ => self.after_startup(command),
+        }
+    }
+
+    /// NoticeResponse, at any time after start-up, and after AuthenticationOk when the
+    /// application ends the start-up ([`StartupEnd::Application`]).
     ///
-    /// Fails with [`UsageError::NotAllowed`] during start-up, and with
+    /// Fails with [`UsageError::NotAllowed`] during start-up (before AuthenticationOk) and
+    /// while a frame is forwarded in pieces ([`Server::forward`]), and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn notice(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
-        self.after_startup("send NoticeResponse")?;
+        self.after_auth("send NoticeResponse")?;
         BackendMessage::NoticeResponse(fields.clone()).encode(&mut self.core.out);
         Ok(())
     }
@@ -703,14 +758,17 @@ impl Server {
         Ok(())
     }
 
-    /// ParameterStatus, at any time after start-up (for example after `SET`).
+    /// ParameterStatus, at any time after start-up (for example after `SET`), and after
+    /// AuthenticationOk when the application ends the start-up ([`StartupEnd::Application`]:
+    /// for a proxy, the upstream server's parameters).
     ///
-    /// Fails with [`UsageError::NotAllowed`] during start-up, and with
+    /// Fails with [`UsageError::NotAllowed`] during start-up (before AuthenticationOk) and
+    /// while a frame is forwarded in pieces ([`Server::forward`]), and with
     /// [`UsageError::Closed`] once the connection has failed or been closed;
     /// with [`UsageError::Encode`] when `name` or `value` contains NUL or the message is too
     /// long.
     pub fn parameter_status(&mut self, name: &str, value: &str) -> Result<(), UsageError> {
-        self.after_startup("send ParameterStatus")?;
+        self.after_auth("send ParameterStatus")?;
         ParameterStatus::new(name, value)?.encode(&mut self.core.out);
         Ok(())
     }
@@ -718,11 +776,16 @@ impl Server {
     /// Sends a FATAL ErrorResponse and ends the connection (for example on shutdown or after a
     /// cancel that terminates the session).
     ///
-    /// Fails with [`UsageError::Closed`] once the connection has failed or been closed; it is
-    /// allowed in every other state.
+    /// Fails with [`UsageError::Closed`] once the connection has failed or been closed, and
+    /// with [`UsageError::NotAllowed`] in the middle of a frame forwarded in pieces
+    /// ([`Server::forward`]: the client could not read what follows); it is allowed in every
+    /// other state.
     pub fn fatal(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
         if self.core.error.is_some() || matches!(self.phase, Phase::Closed) {
             return Err(UsageError::Closed);
+        }
+        if matches!(&self.phase, Phase::Ready(q) if q.forwarding != 0) {
+            return Err(self.not_allowed("send a FATAL error"));
         }
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
         self.phase = Phase::Closed;
@@ -879,6 +942,7 @@ impl Server {
     fn state_name(&self) -> &'static str {
         match &self.phase {
             Phase::Startup(s) => s.state.name(),
+            Phase::Ready(q) if q.forwarding != 0 => "forwarding a frame in pieces",
             Phase::Ready(q) => q.current.map_or("idle", Current::name),
             Phase::Closed => "closed",
         }
@@ -920,7 +984,10 @@ impl Server {
             }
             Phase::Ready(q) => {
                 let copy_in = q.current.is_some_and(|c| c.stage.frontend_sending());
-                if q.current.is_some() && !copy_in {
+                if q.current.is_some()
+                    && !copy_in
+                    && q.behind.len() + 1 >= self.config.pipeline_depth
+                {
                     // Waiting for the application to answer.
                     return Ok(Step::Wait);
                 }

@@ -11,6 +11,9 @@
 //!      └──StartupMessage──▶ AwaitAuthDecision ──authenticate(..)──▶ Password | Scram | External
 //!                                                  ──▶ AuthenticationOk, ParameterStatus..., BackendKeyData,
 //!                                                      ReadyForQuery ──▶ ready
+//!                                                  ──▶ (StartupEnd::Application) AuthenticationOk ──▶ AwaitStartupEnd
+//!                                                      ──parameter_status, notice..., finish_startup──▶ ready
+//!                                                      ──reject (FATAL)──▶ closed
 //! ```
 
 use bytes::Bytes;
@@ -48,6 +51,9 @@ pub(crate) enum State {
     External(AuthResponseKind),
     /// A CancelRequest was received: nothing more may come but EOF.
     Cancelled,
+    /// AuthenticationOk sent ([`StartupEnd::Application`](super::StartupEnd)): the application
+    /// sends parameters or notices, then `finish_startup` (or `reject`).
+    AwaitStartupEnd,
 }
 
 /// How a received password is checked.
@@ -96,6 +102,7 @@ impl State {
             Self::Scram { .. } => "authenticating with SCRAM",
             Self::External(_) => "authenticating (external mechanism)",
             Self::Cancelled => "after a CancelRequest",
+            Self::AwaitStartupEnd => "finishing start-up (AuthenticationOk sent)",
         }
     }
 
@@ -104,6 +111,21 @@ impl State {
         matches!(
             self,
             Self::AwaitSslDecision
+                | Self::AwaitGssDecision
+                | Self::AwaitTls
+                | Self::AwaitGss
+                | Self::AwaitDirectTls
+                | Self::AwaitAuthDecision
+                | Self::AwaitStartupEnd
+        )
+    }
+
+    /// Whether authentication has not begun yet (the configuration may still change).
+    pub(crate) fn before_auth(&self) -> bool {
+        matches!(
+            self,
+            Self::AwaitPacket
+                | Self::AwaitSslDecision
                 | Self::AwaitGssDecision
                 | Self::AwaitTls
                 | Self::AwaitGss

@@ -46,7 +46,17 @@ impl DemoServer {
     /// Starts the server with `args` (plus `--listen 127.0.0.1:0`) and waits for its
     /// `listening on ADDR; ...` line.
     pub(crate) fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        Self::start_binary(binary(), args)
+    }
+
+    /// Starts another example that prints the same first line (the `proxy` example), with
+    /// `args` plus `--listen 127.0.0.1:0`.
+    pub(crate) fn start_example(name: &str, args: &[&str]) -> Self {
+        Self::start_binary(&super::examples::example(name), args)
+    }
+
+    fn start_binary(binary: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())

@@ -12,6 +12,7 @@ pub(crate) mod demo_server;
 pub(crate) mod examples;
 pub(crate) mod pair;
 pub(crate) mod pg;
+pub(crate) mod proxy;
 pub(crate) mod recorder;
 pub(crate) mod repl_workload;
 pub(crate) mod replication_capture;

@@ -1,0 +1,337 @@
+//! A PostgreSQL connection pooler (session or transaction pooling) built on `pgproto`'s two
+//! roles and its pooler primitives.
+//!
+//! ```text
+//! cargo run --release --example proxy -- --listen ADDR --upstream "CONNINFO" [--pool-mode session|transaction]
+//!       [--pool-size N] [--auth scram|md5|password|trust] [--user U] [--password P] [--no-tls]
+//! ```
+//!
+//! Clients log in to the proxy (by default as `demo`/`demo` with SCRAM-SHA-256, TLS offered
+//! with a self-signed certificate, so SCRAM-SHA-256-PLUS too, and protocol 3.2 offered) and name
+//! the upstream server's database. The proxy opens at most `--pool-size` (default 10)
+//! connections to the upstream server with `CONNINFO`, a libpq keyword/value string (`host`,
+//! `port`, `user`, `password`, `dbname`, `sslmode`, `sslrootcert`, `sslnegotiation`,
+//! `channel_binding`, `require_auth`, `max_protocol_version`, `application_name`,
+//! `connect_timeout`, ...; `sslmode=require` is TLS without certificate verification, as in
+//! libpq). Other options: `--max-prepared N` (statements kept prepared per upstream connection,
+//! default 100).
+//!
+//! - **Transaction mode** (the default): an upstream connection is held from a transaction's
+//!   first message until ReadyForQuery `I`, then serves another client. Named prepared
+//!   statements keep working whichever connection serves the client: each distinct statement
+//!   gets a name of the pool's (`pgproto_N`), is prepared on a connection the first time it is
+//!   used there, and a client's Parse is answered by the proxy when the connection already has
+//!   the statement (`pgproto::pooler::Rewrite`). Session state other than prepared statements
+//!   (`SET`, temporary tables, advisory locks) does not follow a client between transactions,
+//!   as with PgBouncer.
+//! - **Session mode**: a client keeps one upstream connection until it disconnects; the
+//!   connection is then reset with `DISCARD ALL` and serves the next client.
+//!
+//! A CancelRequest (plain, or in TLS with a 3.2-length key) reaches the upstream connection
+//! serving that client at that moment, and no other; ParameterStatus from upstream (after a
+//! `SET`, say) reaches the client; an upstream connection that fails gives its client a FATAL
+//! error (08006). Each session reads from its client only while its buffers are below a bound
+//! and the upstream connection takes what it is sent, so memory per connection stays bounded.
+//!
+//! On start it prints one line on stdout, `listening on ADDR; ...`. Errors go to stderr with a
+//! non-zero exit status.
+//!
+//! # Design
+//!
+//! One tokio task per client connection ([`session`]) drives a `pgproto::Server` with the
+//! start-up under the application's control (the upstream server's parameters, a cancel key of
+//! the proxy's own) and a pipeline depth, so that a client's pipeline is forwarded as it
+//! arrives. Upstream connections ([`upstream`]) are started with `pgproto::Client`, then carry
+//! frames: a `Relay` cuts what the server sends, a `Correlator` says what each frame answers,
+//! and `Server::forward` checks it against the client's requests in flight. The pool
+//! ([`pool`]) is a fair semaphore and a list of idle connections.
+
+#[path = "../client/tls.rs"]
+#[allow(dead_code)]
+mod client_tls;
+#[path = "../client/conninfo.rs"]
+#[allow(dead_code)]
+mod conninfo;
+mod io;
+mod params;
+mod pool;
+#[path = "../client/results.rs"]
+#[allow(dead_code)]
+mod results;
+#[path = "../server/tls.rs"]
+#[allow(dead_code)]
+mod server_tls;
+mod session;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pgproto::auth::{md5, ScramVerifier};
+use pgproto::pooler::{CancelKeys, StatementRegistry};
+use pgproto::{BackendKeyData, CancelRequest, ServerAuth, ServerConfig, StartupEnd};
+
+use conninfo::ConnInfo;
+use pool::Pool;
+use upstream::Target;
+
+const USAGE: &str =
+    "usage: proxy --listen ADDR --upstream CONNINFO [--pool-mode session|transaction] \
+                     [--pool-size N] [--auth scram|md5|password|trust] [--user U] [--password P] \
+                     [--no-tls] [--max-prepared N]";
+
+/// `--pool-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Session,
+    Transaction,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Trust,
+    Password,
+    Md5,
+    Scram,
+}
+
+#[derive(Debug)]
+struct Args {
+    listen: String,
+    upstream: String,
+    mode: Mode,
+    pool_size: usize,
+    auth: Method,
+    user: String,
+    password: String,
+    tls: bool,
+    max_prepared: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: String::new(),
+        upstream: String::new(),
+        mode: Mode::Transaction,
+        pool_size: 10,
+        auth: Method::Scram,
+        user: "demo".into(),
+        password: "demo".into(),
+        tls: true,
+        max_prepared: 100,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{a} needs a value\n{USAGE}"))
+        };
+        match a.as_str() {
+            "--listen" => args.listen = value()?,
+            "--upstream" => args.upstream = value()?,
+            "--pool-mode" => {
+                args.mode = match value()?.as_str() {
+                    "session" => Mode::Session,
+                    "transaction" => Mode::Transaction,
+                    other => return Err(format!("unknown --pool-mode {other:?}\n{USAGE}")),
+                }
+            }
+            "--pool-size" => {
+                args.pool_size = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--pool-size needs a positive number\n{USAGE}"))?
+            }
+            "--max-prepared" => {
+                args.max_prepared = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("--max-prepared needs a positive number\n{USAGE}"))?
+            }
+            "--auth" => {
+                args.auth = match value()?.as_str() {
+                    "trust" => Method::Trust,
+                    "password" => Method::Password,
+                    "md5" => Method::Md5,
+                    "scram" | "scram-sha-256" => Method::Scram,
+                    other => return Err(format!("unknown --auth method {other:?}\n{USAGE}")),
+                }
+            }
+            "--user" => args.user = value()?,
+            "--password" => args.password = value()?,
+            "--no-tls" => args.tls = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if args.listen.is_empty() || args.upstream.is_empty() {
+        return Err(format!("--listen and --upstream are required\n{USAGE}"));
+    }
+    if args.user.is_empty() {
+        return Err("--user must not be empty".into());
+    }
+    Ok(args)
+}
+
+/// Where a CancelRequest for a client's key goes: the cancel key of the upstream connection
+/// serving the client, while one does. A cancel holds the lock until the upstream server has
+/// taken it, and a session takes the lock before it gives its connection back, so a cancel
+/// never reaches a connection that serves another client by then.
+#[derive(Default)]
+pub(crate) struct CancelSlot {
+    pub(crate) upstream: tokio::sync::Mutex<Option<BackendKeyData>>,
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    method: Method,
+    user: String,
+    password: String,
+    verifier: ScramVerifier,
+    /// TLS for clients, unless `--no-tls`.
+    pub(crate) tls: Option<server_tls::Tls>,
+    /// Every session's state machine configuration.
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) mode: Mode,
+    pub(crate) pool: Pool,
+    /// The database clients must name (the upstream connection's).
+    pub(crate) database: String,
+    pub(crate) registry: StatementRegistry,
+    pub(crate) cancels: Mutex<CancelKeys<Arc<CancelSlot>>>,
+}
+
+impl Shared {
+    /// The authentication of a user name; unknown users get an exchange doomed to fail.
+    pub(crate) fn auth_for(&self, user: &str) -> ServerAuth {
+        let known = user == self.user;
+        match self.method {
+            Method::Trust => ServerAuth::Trust,
+            Method::Password => ServerAuth::Password {
+                stored: known.then(|| self.verifier.to_string()),
+            },
+            Method::Md5 => ServerAuth::Md5 {
+                stored: known.then(|| md5::stored_hash(&self.user, &self.password)),
+            },
+            Method::Scram => ServerAuth::Scram {
+                verifier: known.then(|| self.verifier.clone()),
+            },
+        }
+    }
+
+    /// Passes a client's CancelRequest to the upstream connection serving it, if the key is one
+    /// the proxy issued and a connection serves it now.
+    pub(crate) async fn cancel(&self, request: &CancelRequest) {
+        let slot = self
+            .cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .find(request)
+            .cloned();
+        let Some(slot) = slot else {
+            return;
+        };
+        let guard = slot.upstream.lock().await;
+        if let Some(key) = guard.as_ref() {
+            if let Err(e) = self.pool.target.cancel(key).await {
+                eprintln!("proxy: cancel: {e}");
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("proxy: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args).await {
+        eprintln!("proxy: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let info = ConnInfo::parse(&args.upstream).map_err(|e| format!("--upstream: {e}"))?;
+    let upstream_tls = client_tls::TlsSetup::new(&info).map_err(|e| format!("--upstream: {e}"))?;
+    let database = info.dbname.clone().unwrap_or_else(|| info.user.clone());
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let tls = if args.tls {
+        Some(
+            server_tls::Tls::self_signed()
+                .map_err(|e| format!("cannot make a certificate: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let mut config = ServerConfig::default();
+    config.startup_end = StartupEnd::Application;
+    config.pipeline_depth = session::PIPELINE_DEPTH;
+    let upstream_addr = format!("{}:{}", info.host, info.port);
+    let shared = Arc::new(Shared {
+        method: args.auth,
+        user: args.user.clone(),
+        password: args.password.clone(),
+        verifier: ScramVerifier::generate(&args.password)?,
+        tls,
+        config: Arc::new(config),
+        mode: args.mode,
+        pool: Pool::new(
+            Target {
+                info,
+                tls: upstream_tls,
+                max_prepared: args.max_prepared,
+            },
+            args.pool_size,
+        ),
+        database: database.clone(),
+        registry: StatementRegistry::new("pgproto_"),
+        cancels: Mutex::new(CancelKeys::new()),
+    });
+    let password = match args.auth {
+        Method::Trust => String::new(),
+        _ => format!(" password={}", args.password),
+    };
+    let sslmode = if args.tls { "require" } else { "disable" };
+    println!(
+        "listening on {addr}; upstream {upstream_addr}; connect with: psql \"host={} port={} user={}{password} dbname={database} sslmode={sslmode}\"",
+        addr.ip(),
+        addr.port(),
+        args.user
+    );
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => {
+                    tokio::spawn(session::serve(socket, shared.clone()));
+                }
+                Err(e) => eprintln!("proxy: accept: {e}"),
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminated() => break,
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM (never elsewhere).
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        s.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
+}

@@ -1,0 +1,81 @@
+//! The run-time parameters that follow a client from one upstream connection to the next (as
+//! PgBouncer's tracked parameters): what it asked for at start-up or later with `SET` is set
+//! again on each connection that serves it, when the connection's value differs.
+
+use bytes::{BufMut, BytesMut};
+
+/// The parameters tracked (each reported by the server with ParameterStatus).
+const TRACKED: [&str; 6] = [
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+    "application_name",
+];
+
+/// The tracked parameter `name` is (as the server spells it), if it is one; names are
+/// compared without case, as PostgreSQL does.
+pub(crate) fn tracked(name: &[u8]) -> Option<&'static str> {
+    TRACKED
+        .iter()
+        .copied()
+        .find(|t| t.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Records `value` for `name` (replacing an earlier one).
+pub(crate) fn record(list: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match list.iter_mut().find(|(n, _)| n == name) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => list.push((name.to_string(), value.to_string())),
+    }
+}
+
+/// The Query message that gives a connection whose parameters are `current` the client's
+/// `wanted` values; `None` when they agree.
+pub(crate) fn set_query(
+    wanted: &[(String, String)],
+    current: &[(String, String)],
+) -> Option<BytesMut> {
+    let mut sql = String::new();
+    for (name, value) in wanted {
+        let now = current
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        if now == Some(value.as_str()) {
+            continue;
+        }
+        // An escape string literal: right whatever standard_conforming_strings is.
+        let quoted = value.replace('\\', "\\\\").replace('\'', "''");
+        sql.push_str(&format!("SET {name} TO E'{quoted}';"));
+    }
+    if sql.is_empty() {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(sql.len() + 6);
+    out.put_u8(b'Q');
+    out.put_i32((sql.len() + 5) as i32);
+    out.put_slice(sql.as_bytes());
+    out.put_u8(0);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_differences_are_set() {
+        let wanted = vec![
+            ("application_name".to_string(), "it's".to_string()),
+            ("TimeZone".to_string(), "UTC".to_string()),
+        ];
+        let current = vec![("TimeZone".to_string(), "UTC".to_string())];
+        let q = set_query(&wanted, &current).unwrap();
+        assert_eq!(&q[5..], b"SET application_name TO E'it''s';\0");
+        assert!(set_query(&current, &current).is_none());
+        assert_eq!(tracked(b"datestyle"), Some("DateStyle"));
+        assert_eq!(tracked(b"search_path"), None);
+    }
+}

@@ -1,0 +1,686 @@
+//! One client connection: the log-in (TLS, authentication, the upstream server's parameters, a
+//! cancel key), then the run loop that moves the client's requests to an upstream connection
+//! and its answers back.
+//!
+//! The run loop waits on four things at once: bytes from the client, bytes from the upstream
+//! connection, room to write to either. It reads from the client only while what waits to be
+//! written (either way) is under [`HIGH_WATER`] and fewer than [`PIPELINE_DEPTH`] requests are in
+//! flight, and from upstream only while what waits for the client is under [`HIGH_WATER`]: a
+//! slow reader on either side slows the other down instead of growing a buffer.
+
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pgproto::pooler::{Action, ClientStatements, CorrelatorEvent, Rewrite, Route, StatementNote};
+use pgproto::protocol::Request;
+use pgproto::{
+    BackendKeyData, ErrorFields, FramePiece, FrontendMessageRef, Server, ServerEvent, Target,
+    TransactionStatus,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::io::{self, Reader, Writer};
+use crate::params;
+use crate::pool::Lease;
+use crate::server_tls::Prefixed;
+use crate::{CancelSlot, Mode, Shared};
+
+/// Requests of one client handed out before the first is answered.
+pub(crate) const PIPELINE_DEPTH: usize = 256;
+
+/// Bytes waiting to be written (either way) above which a session stops reading.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// Why a session ends.
+enum End {
+    /// The client left (Terminate, end of file, an error on its socket).
+    Client,
+    /// Tell the client this FATAL error, then close.
+    Fatal(ErrorFields),
+    /// The state machine queued its own FATAL error (a protocol violation): flush and close.
+    Flush,
+}
+
+fn fatal(code: &str, message: &str) -> End {
+    End::Fatal(ErrorFields::simple("FATAL", code, message))
+}
+
+/// Serves one client connection until it ends.
+pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
+    let _ = tcp.set_nodelay(true);
+    let Some(mut session) = login(tcp, &shared).await else {
+        return;
+    };
+    let end = session.run().await;
+    session.finish(end).await;
+}
+
+/// The socket during log-in.
+enum LoginStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<Prefixed>>),
+    Gone,
+}
+
+impl LoginStream {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(b).await,
+            Self::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+            Self::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(b).await,
+            Self::Tls(s) => s.read(b).await,
+            Self::Gone => Ok(0),
+        }
+    }
+
+    /// Closes the connection cleanly (in TLS, with close_notify, which libpq waits for after
+    /// a cancel request).
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Self::Plain(s) => s.shutdown().await,
+            Self::Tls(s) => s.shutdown().await,
+            Self::Gone => Ok(()),
+        };
+    }
+
+    /// The TLS handshake, reading `prefix` first (the start of a direct TLS handshake that the
+    /// state machine received).
+    async fn start_tls(
+        &mut self,
+        tls: &crate::server_tls::Tls,
+        prefix: bytes::Bytes,
+        direct: bool,
+    ) -> Option<()> {
+        let Self::Plain(tcp) = std::mem::replace(self, Self::Gone) else {
+            return None;
+        };
+        match tls.accept(Prefixed::new(prefix, tcp), direct).await {
+            Ok(crate::server_tls::Stream::Tls(t)) => {
+                *self = Self::Tls(t);
+                Some(())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Writes what the state machine queued.
+async fn flush(server: &mut Server, stream: &mut LoginStream) -> Option<()> {
+    while let Some(b) = server.poll_transmit() {
+        stream.write_all(&b).await.ok()?;
+    }
+    Some(())
+}
+
+/// The log-in: encryption, the StartupMessage, authentication, the upstream server's parameters
+/// and the cancel key. `None` when the connection ended there (a cancel request, a failed
+/// log-in, a client that left).
+async fn login(tcp: TcpStream, shared: &Arc<Shared>) -> Option<Session> {
+    let mut server = Server::new(shared.config.clone());
+    let mut stream = LoginStream::Plain(tcp);
+    let mut buf = vec![0u8; 8192];
+    let mut database = String::new();
+    let mut wanted = Vec::new();
+    loop {
+        flush(&mut server, &mut stream).await?;
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            server.receive_eof();
+        } else {
+            server.receive(&buf[..n]);
+        }
+        loop {
+            let event = match server.poll_event() {
+                Ok(Some(e)) => e.into_owned(),
+                Ok(None) => break,
+                Err(_) => {
+                    // A FATAL error is queued (unless the client must get nothing).
+                    let _ = flush(&mut server, &mut stream).await;
+                    return None;
+                }
+            };
+            match event {
+                ServerEvent::SslRequest => {
+                    let accept = shared.tls.is_some();
+                    server.accept_ssl(accept).ok()?;
+                    flush(&mut server, &mut stream).await?;
+                    if let Some(tls) = &shared.tls {
+                        stream.start_tls(tls, bytes::Bytes::new(), false).await?;
+                        server.tls_established(tls.end_point.clone()).ok()?;
+                    }
+                }
+                ServerEvent::DirectTls => {
+                    let tls = shared.tls.as_ref()?;
+                    let prefix = server.take_buffered();
+                    stream.start_tls(tls, prefix, true).await?;
+                    server.tls_established(tls.end_point.clone()).ok()?;
+                }
+                ServerEvent::GssEncRequest => server.accept_gssenc(false).ok()?,
+                ServerEvent::CancelRequest(c) => {
+                    shared.cancel(&c).await;
+                    stream.shutdown().await;
+                    return None;
+                }
+                ServerEvent::Startup { message, .. } => {
+                    let user = String::from_utf8_lossy(message.param("user").unwrap_or_default());
+                    database = message
+                        .param("database")
+                        .map(|d| String::from_utf8_lossy(d).into_owned())
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| user.clone().into_owned());
+                    for (name, value) in message.params() {
+                        if let Some(name) = params::tracked(name) {
+                            params::record(&mut wanted, name, &String::from_utf8_lossy(value));
+                        }
+                    }
+                    server.authenticate(shared.auth_for(&user)).ok()?;
+                }
+                ServerEvent::Authenticated => {
+                    return finish_login(server, stream, shared, &database, wanted).await;
+                }
+                _ => return None,
+            }
+        }
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+/// After AuthenticationOk: the database check (FATAL 3D000 as PostgreSQL), the upstream
+/// server's parameters, the cancel key, ReadyForQuery.
+async fn finish_login(
+    mut server: Server,
+    mut stream: LoginStream,
+    shared: &Arc<Shared>,
+    database: &str,
+    wanted: Vec<(String, String)>,
+) -> Option<Session> {
+    if database != shared.database {
+        let text = format!("database \"{database}\" does not exist");
+        server
+            .reject(&ErrorFields::simple("FATAL", "3D000", &text))
+            .ok()?;
+        let _ = flush(&mut server, &mut stream).await;
+        return None;
+    }
+    let params = match shared.pool.params().await {
+        Ok(p) => p,
+        Err(e) => {
+            let text = format!("could not connect to the upstream server: {e}");
+            server
+                .reject(&ErrorFields::simple("FATAL", "08006", &text))
+                .ok()?;
+            let _ = flush(&mut server, &mut stream).await;
+            return None;
+        }
+    };
+    for (name, value) in &params {
+        // The upstream user's own session values are the proxy's business, not the client's;
+        // the tracked parameters the client asked for are reported with its values, which its
+        // upstream connections will be given.
+        if name == "session_authorization" || name == "is_superuser" {
+            continue;
+        }
+        let value = wanted
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(value.as_str(), |(_, v)| v.as_str());
+        server.parameter_status(name, value).ok()?;
+    }
+    server
+        .parameter_status("session_authorization", server.user().to_string().as_str())
+        .ok()?;
+    let slot = Arc::new(CancelSlot::default());
+    let key = shared
+        .cancels
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .issue(
+            server.protocol_version(),
+            32,
+            pgproto::os_random,
+            slot.clone(),
+        )?;
+    server.finish_startup(Some(&key)).ok()?;
+    flush(&mut server, &mut stream).await?;
+    let (reader, writer) = match stream {
+        LoginStream::Plain(tcp) => io::plain(tcp),
+        LoginStream::Tls(tls) => io::tls(tls),
+        LoginStream::Gone => return None,
+    };
+    Some(Session {
+        shared: shared.clone(),
+        server,
+        statements: ClientStatements::default(),
+        lease: None,
+        reader,
+        writer,
+        client_eof: false,
+        cbuf: BytesMut::new(),
+        ubuf: BytesMut::new(),
+        to_client: BytesMut::new(),
+        to_upstream: BytesMut::new(),
+        slot,
+        key,
+        wanted,
+    })
+}
+
+/// A logged-in client.
+struct Session {
+    shared: Arc<Shared>,
+    server: Server,
+    statements: ClientStatements,
+    /// The upstream connection serving the client, while one does.
+    lease: Option<Lease>,
+    reader: Reader,
+    writer: Writer,
+    client_eof: bool,
+    /// Read buffers.
+    cbuf: BytesMut,
+    ubuf: BytesMut,
+    /// Bytes waiting to be written.
+    to_client: BytesMut,
+    to_upstream: BytesMut,
+    slot: Arc<CancelSlot>,
+    key: BackendKeyData,
+    /// The tracked parameters' values the client asked for (see [`params`]).
+    wanted: Vec<(String, String)>,
+}
+
+impl Session {
+    /// The run loop, until the session ends.
+    async fn run(&mut self) -> End {
+        loop {
+            let read_client = !self.client_eof
+                && self.to_upstream.len() < HIGH_WATER
+                && self.to_client.len() < HIGH_WATER
+                && self.server.in_flight() < PIPELINE_DEPTH;
+            let read_upstream = self.lease.is_some() && self.to_client.len() < HIGH_WATER;
+            let write_upstream = self.lease.is_some() && !self.to_upstream.is_empty();
+            let (up_reader, up_writer) = match &mut self.lease {
+                Some(l) => (Some(&mut l.upstream.reader), Some(&mut l.upstream.writer)),
+                None => (None, None),
+            };
+            tokio::select! {
+                r = self.reader.read(&mut self.cbuf), if read_client => {
+                    match r {
+                        Ok(0) | Err(_) => {
+                            self.client_eof = true;
+                            self.server.receive_eof();
+                        }
+                        Ok(_) => {
+                            self.server.receive(&self.cbuf);
+                            self.cbuf.clear();
+                        }
+                    }
+                    if let Err(end) = self.client_input().await {
+                        return end;
+                    }
+                }
+                r = io::read_opt(up_reader, &mut self.ubuf), if read_upstream => {
+                    match r {
+                        Ok(n) if n > 0 => {}
+                        Ok(_) => return self.upstream_lost("the upstream server closed the connection"),
+                        Err(e) => return self.upstream_lost(&format!("upstream connection: {e}")),
+                    }
+                    if let Err(end) = self.upstream_input().await {
+                        return end;
+                    }
+                    if let Err(end) = self.client_input().await {
+                        return end;
+                    }
+                }
+                r = self.writer.write(&mut self.to_client), if !self.to_client.is_empty() => {
+                    if r.is_err() {
+                        return End::Client;
+                    }
+                }
+                r = io::write_opt(up_writer, &mut self.to_upstream), if write_upstream => {
+                    if let Err(e) = r {
+                        return self.upstream_lost(&format!("upstream connection: {e}"));
+                    }
+                }
+            }
+            if self.lease.is_none() && self.to_client.is_empty() && self.to_upstream.is_empty() {
+                // Idle: keep no buffer.
+                self.cbuf = BytesMut::new();
+                self.ubuf = BytesMut::new();
+                self.to_client = BytesMut::new();
+                self.server.release_buffers();
+            }
+        }
+    }
+
+    /// An upstream connection that failed: the client gets FATAL 08006.
+    fn upstream_lost(&mut self, why: &str) -> End {
+        if let Some(l) = &mut self.lease {
+            l.upstream.broken = true;
+        }
+        fatal("08006", &format!("server connection lost: {why}"))
+    }
+
+    /// Hands the client's messages on: to the upstream connection (taking one from the pool if
+    /// need be), or answered here when no connection is needed.
+    async fn client_input(&mut self) -> Result<(), End> {
+        let Self {
+            shared,
+            server,
+            statements,
+            lease,
+            writer,
+            to_client,
+            to_upstream,
+            slot,
+            wanted,
+            ..
+        } = self;
+        loop {
+            // Nothing in flight before this message (which the poll hands out).
+            let alone = server.in_flight() == 0;
+            let event = match server.poll_event() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(_) => {
+                    move_output(server, to_client);
+                    return Err(End::Flush);
+                }
+            };
+            let m = match event {
+                ServerEvent::Message(m) => m,
+                ServerEvent::Terminate | ServerEvent::Closed => return Err(End::Client),
+                _ => return Err(fatal("08P01", "unexpected message")),
+            };
+            if lease.is_none() {
+                // What needs no upstream connection, when nothing else is in flight.
+                match &m {
+                    FrontendMessageRef::Flush => continue,
+                    FrontendMessageRef::Sync if alone => {
+                        drop(m);
+                        server
+                            .ready_for_query(TransactionStatus::Idle)
+                            .map_err(|e| fatal("XX000", &e.to_string()))?;
+                        continue;
+                    }
+                    FrontendMessageRef::Close(c)
+                        if alone && c.target() == Target::Statement && !c.name().is_empty() =>
+                    {
+                        statements.remove(c.name());
+                        drop(m);
+                        server
+                            .close_complete()
+                            .map_err(|e| fatal("XX000", &e.to_string()))?;
+                        continue;
+                    }
+                    _ => {}
+                }
+                // A connection is needed: what the client waits for goes out first.
+                if !to_client.is_empty() && writer.write_all(to_client).await.is_err() {
+                    return Err(End::Client);
+                }
+                let l = shared.pool.acquire().await.map_err(|e| {
+                    fatal(
+                        "08006",
+                        &format!("could not connect to the upstream server: {e}"),
+                    )
+                })?;
+                *slot.upstream.lock().await = l.upstream.key.clone();
+                let mut l = l;
+                let up = &mut l.upstream;
+                if let Some(set) = params::set_query(wanted, &up.params) {
+                    // The client's parameters first; the answers are not the client's.
+                    to_upstream.extend_from_slice(&set);
+                    up.correlator
+                        .push(Request::Query, Action::Skip, StatementNote::None);
+                }
+                *lease = Some(l);
+            }
+            let Some(l) = lease.as_mut() else {
+                continue;
+            };
+            let up = &mut l.upstream;
+            let mut rewrite = Rewrite {
+                registry: &shared.registry,
+                client: statements,
+                upstream: &mut up.statements,
+            };
+            if let Err(e) = rewrite.message(&m, to_upstream, &mut up.correlator) {
+                return Err(fatal("53400", &e.to_string()));
+            }
+            drop(m);
+            while let Some(e) = up.correlator.poll_event() {
+                settle(e, server, &mut rewrite)?;
+            }
+        }
+        move_output(server, to_client);
+        Ok(())
+    }
+
+    /// Routes what the upstream connection sent; gives the connection back once it is idle
+    /// (transaction mode).
+    async fn upstream_input(&mut self) -> Result<(), End> {
+        let Self {
+            shared,
+            server,
+            statements,
+            lease,
+            to_client,
+            ubuf,
+            slot,
+            wanted,
+            ..
+        } = self;
+        let Some(l) = lease.as_mut() else {
+            return Ok(());
+        };
+        let up = &mut l.upstream;
+        up.relay.receive(ubuf);
+        ubuf.clear();
+        loop {
+            let piece = match up.relay.next_piece() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    up.broken = true;
+                    return Err(fatal("08P01", &format!("upstream server: {e}")));
+                }
+            };
+            if let Some(body) = piece.body() {
+                observe(
+                    piece.header().tag(),
+                    body,
+                    &mut up.params,
+                    &mut up.statements,
+                );
+                if piece.header().tag() == b'S' {
+                    // The client's own values now (after a SET, or the proxy's).
+                    let mut parts = body.split(|b| *b == 0);
+                    if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+                        if let Some(name) = params::tracked(name) {
+                            params::record(wanted, name, &String::from_utf8_lossy(value));
+                        }
+                    }
+                }
+            }
+            // An ErrorResponse with nothing in flight is a FATAL error: the server is going
+            // away (pg_terminate_backend, a shutdown). The client gets it, then the end.
+            let going_away =
+                piece.is_first() && piece.header().tag() == b'E' && up.correlator.is_empty();
+            let route = match up.correlator.route(&piece) {
+                Ok(r) => r,
+                Err(e) => {
+                    up.broken = true;
+                    return Err(fatal("08P01", &format!("upstream server: {e}")));
+                }
+            };
+            if route == Route::Forward {
+                if let Err(e) = server.forward(&piece) {
+                    up.broken = true;
+                    return Err(fatal("08P01", &format!("upstream server: {e}")));
+                }
+            }
+            if going_away {
+                up.broken = true;
+                move_output(server, to_client);
+                return Err(End::Flush);
+            }
+            let mut rewrite = Rewrite {
+                registry: &shared.registry,
+                client: statements,
+                upstream: &mut up.statements,
+            };
+            while let Some(e) = up.correlator.poll_event() {
+                settle(e, server, &mut rewrite)?;
+            }
+        }
+        move_output(server, to_client);
+        if shared.mode == Mode::Transaction
+            && up.correlator.is_idle()
+            && up.relay.buffered_len() == 0
+        {
+            *slot.upstream.lock().await = None;
+            if let Some(l) = lease.take() {
+                shared.pool.release(l);
+            }
+        }
+        Ok(())
+    }
+
+    /// The end: the client is told why (if it is still there), the upstream connection goes
+    /// back to the pool if it is reusable (after `DISCARD ALL` in session mode), the cancel key
+    /// is forgotten.
+    async fn finish(mut self, end: End) {
+        match end {
+            End::Client => {}
+            End::Fatal(fields) => {
+                move_output(&mut self.server, &mut self.to_client);
+                if self.server.fatal(&fields).is_ok() {
+                    move_output(&mut self.server, &mut self.to_client);
+                }
+                let _ = self.flush_client().await;
+            }
+            End::Flush => {
+                move_output(&mut self.server, &mut self.to_client);
+                let _ = self.flush_client().await;
+            }
+        }
+        drop(self.writer);
+        *self.slot.upstream.lock().await = None;
+        self.shared
+            .cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(self.key.process_id());
+        if let Some(mut lease) = self.lease.take() {
+            if lease.upstream.reusable() {
+                if self.shared.mode == Mode::Session {
+                    let reset = tokio::time::timeout(Duration::from_secs(5), reset(&mut lease));
+                    if !matches!(reset.await, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                self.shared.pool.release(lease);
+            }
+        }
+    }
+
+    async fn flush_client(&mut self) -> std::io::Result<()> {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            self.writer.write_all(&mut self.to_client),
+        )
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)?
+    }
+}
+
+/// Moves the state machine's output to the client's write buffer.
+fn move_output(server: &mut Server, to_client: &mut BytesMut) {
+    while let Some(b) = server.poll_transmit() {
+        to_client.extend_from_slice(&b);
+    }
+}
+
+/// One correlator event: a synthesized answer goes to the client, a finished request updates the
+/// statement maps.
+fn settle(
+    event: CorrelatorEvent<pgproto::pooler::StatementNote>,
+    server: &mut Server,
+    rewrite: &mut Rewrite<'_>,
+) -> Result<(), End> {
+    match event {
+        CorrelatorEvent::Synthesized(bytes) => {
+            let piece = FramePiece::whole(&bytes).map_err(|e| fatal("XX000", &e.to_string()))?;
+            server
+                .forward(&piece)
+                .map_err(|e| fatal("XX000", &e.to_string()))?;
+        }
+        CorrelatorEvent::Finished { data, outcome, .. } => rewrite.finished(data, outcome),
+    }
+    Ok(())
+}
+
+/// What the proxy learns from a whole frame as it passes: parameter values, and the statements
+/// a `DISCARD ALL` or `DEALLOCATE ALL` removed.
+fn observe(
+    tag: u8,
+    body: &[u8],
+    params: &mut Vec<(String, String)>,
+    statements: &mut pgproto::pooler::UpstreamStatements,
+) {
+    match tag {
+        b'S' => {
+            let mut parts = body.split(|b| *b == 0);
+            if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+                let name = String::from_utf8_lossy(name);
+                params::record(params, &name, &String::from_utf8_lossy(value));
+            }
+        }
+        b'C' => statements.after_command(body.strip_suffix(b"\0").unwrap_or(body)),
+        _ => {}
+    }
+}
+
+/// Session mode: `DISCARD ALL` before the connection serves another client.
+async fn reset(lease: &mut Lease) -> Result<(), String> {
+    let up = &mut lease.upstream;
+    let mut out = BytesMut::new();
+    out.extend_from_slice(b"Q\0\0\0\x10DISCARD ALL\0");
+    up.correlator
+        .push(Request::Query, Action::Skip, StatementNote::None);
+    up.write_all(&mut out).await.map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::new();
+    while !up.correlator.is_empty() {
+        let n = up.reader.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        up.relay.receive(&buf);
+        buf.clear();
+        while let Some(piece) = up.relay.next_piece().map_err(|e| e.to_string())? {
+            if let Some(body) = piece.body() {
+                observe(
+                    piece.header().tag(),
+                    body,
+                    &mut up.params,
+                    &mut up.statements,
+                );
+            }
+            up.correlator.route(&piece).map_err(|e| e.to_string())?;
+        }
+        while up.correlator.poll_event().is_some() {}
+    }
+    Ok(())
+}
