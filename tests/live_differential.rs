@@ -67,22 +67,6 @@ const DELIBERATE: &[(&str, &str)] = &[
          opened and reports status T; the example's transactions are its own (SQLite) and it \
          reports I",
     ),
-    (
-        "a malformed Query",
-        "PostgreSQL answers ERROR 08P01 and ReadyForQuery; the Server cannot know the \
-         application's transaction status, so it ends the connection with FATAL 08P01",
-    ),
-    (
-        "a malformed Parse in a transaction block",
-        "both answer ERROR 08P01 and discard until Sync, but the error aborts PostgreSQL's \
-         transaction (status E at Sync) while the Server made the error itself and the status \
-         at Sync is the application's (T)",
-    ),
-    (
-        "a malformed Sync",
-        "as a malformed Query: PostgreSQL answers ERROR 08P01 and ReadyForQuery, the Server \
-         FATAL 08P01",
-    ),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -824,10 +824,16 @@ fn a_malformed_extended_query_message_is_an_error_then_discard_until_sync() {
         s.receive(&bytes);
         let (events, err) = drain(&mut s);
         assert!(err.is_none(), "{bad:?}: {err:?}");
-        assert_eq!(
-            events,
-            [ServerEvent::Message(FrontendMessage::Sync)],
-            "{bad:?}"
+        // The application learns of the error (it aborts its transaction), then gets the Sync.
+        assert!(
+            matches!(
+                events[..],
+                [
+                    ServerEvent::Refused(_),
+                    ServerEvent::Message(FrontendMessage::Sync)
+                ]
+            ),
+            "{bad:?}: {events:?}"
         );
         assert_eq!(s.discarded(), 3, "{bad:?}");
         s.ready_for_query(TransactionStatus::Idle).unwrap();
@@ -846,16 +852,56 @@ fn a_malformed_extended_query_message_is_an_error_then_discard_until_sync() {
         );
     }
 
-    // A malformed simple Query or Sync still ends the connection (PostgreSQL answers ERROR and
-    // ReadyForQuery; the transaction status is the application's, so the Server does not).
-    for bad in [frame(b'Q', b"no nul"), frame(b'S', b"x")] {
-        let mut s = ready();
-        s.receive(&bad);
-        let err = s.poll_event().unwrap_err();
-        assert!(matches!(err, Error::Decode(_)), "{err:?}");
-        fatal(&mut s, "08P01");
-        assert_sticky(&mut s, &err);
+    // A malformed simple Query or Sync: ERROR 08P01 and ReadyForQuery, as PostgreSQL 18; the
+    // status is `E` inside a transaction block (the error aborted it), `I` outside; the
+    // application is told, and the session goes on.
+    for (status, after) in [
+        (TransactionStatus::Idle, TransactionStatus::Idle),
+        (TransactionStatus::InTransaction, TransactionStatus::Failed),
+    ] {
+        for bad in [frame(b'Q', b"no nul"), frame(b'S', b"x")] {
+            let mut s = ready();
+            s.receive(&query("BEGIN"));
+            drain(&mut s);
+            s.command_complete("BEGIN").unwrap();
+            s.ready_for_query(status).unwrap();
+            sent(&mut s);
+            s.receive(&[bad.clone(), query("SELECT 1")].concat());
+            let (events, err) = drain(&mut s);
+            assert!(err.is_none(), "{bad:?}: {err:?}");
+            assert!(
+                matches!(
+                    events[..],
+                    [
+                        ServerEvent::Refused(
+                            DecodeError::MissingNul { .. } | DecodeError::TrailingBytes { .. }
+                        ),
+                        ServerEvent::Message(FrontendMessage::Query(_))
+                    ]
+                ),
+                "{bad:?}: {events:?}"
+            );
+            let msgs = sent(&mut s);
+            let BackendMessage::ErrorResponse(f) = &msgs[0] else {
+                panic!("{msgs:?}")
+            };
+            assert_eq!(
+                (f.severity(), f.code()),
+                (Some(&b"ERROR"[..]), Some(&b"08P01"[..]))
+            );
+            assert_eq!(msgs[1..], [BackendMessage::ReadyForQuery(after)]);
+            assert_eq!(s.transaction_status(), after);
+        }
     }
+
+    // Pipelining, with a request still being answered, a malformed message ends the
+    // connection: its error may not cut into the answers.
+    let mut config = ServerConfig::default();
+    config.pipeline_depth = 4;
+    let mut s = ready_server(config);
+    s.receive(&[query("SELECT 1"), frame(b'Q', b"no nul")].concat());
+    let (events, err) = drain(&mut s);
+    assert!(matches!(err, Some(Error::Decode(_))), "{events:?} {err:?}");
 }
 
 /// The application's DataRows must have the column count the result announced, as the client

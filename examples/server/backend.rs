@@ -259,6 +259,14 @@ impl Backend {
             self.wire.queued(MESSAGE_ESTIMATE);
             let go = match event {
                 ServerEvent::Message(m) => self.message(m),
+                // The machine answered a malformed message itself (ERROR 08P01): the error
+                // aborts the transaction, as PostgreSQL's does.
+                ServerEvent::Refused(_) => {
+                    if let Some(session) = &mut self.session {
+                        session.refused();
+                    }
+                    true
+                }
                 _ => false,
             };
             if !go {

@@ -342,6 +342,12 @@ impl Session {
         Ok(())
     }
 
+    /// The state machine answered a malformed message with an error of its own: the error
+    /// aborts the transaction as any other does.
+    pub(crate) fn refused(&mut self) {
+        self.abort();
+    }
+
     /// An error: an implicit block rolls back, an explicit one becomes failed.
     fn abort(&mut self) {
         match self.tx {

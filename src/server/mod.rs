@@ -94,6 +94,14 @@ pub enum ServerEvent<M = FrontendMessage> {
     Terminate,
     /// The client closed the connection.
     Closed,
+    /// A message whose body did not decode, answered by the machine itself as PostgreSQL 18
+    /// answers it: ERROR 08P01, then for a Query or a Sync ReadyForQuery (status `E` if a
+    /// transaction block was open, else `I`), for an extended-query message the discard until
+    /// Sync. There is nothing to answer, but like any error it aborts the application's
+    /// transaction: an explicit block is now failed (answer the next Sync with
+    /// [`TransactionStatus::Failed`]), an implicit one is rolled back. (A malformed message
+    /// while a request is being answered, or of another type, ends the connection instead.)
+    Refused(DecodeError),
 }
 
 impl<M> ServerEvent<M> {
@@ -111,6 +119,7 @@ impl<M> ServerEvent<M> {
             Self::Authenticated => E::Authenticated,
             Self::Terminate => E::Terminate,
             Self::Closed => E::Closed,
+            Self::Refused(e) => E::Refused(e),
         }
     }
 }
@@ -1034,16 +1043,34 @@ impl Server {
                     | ftag::FLUSH
             )
         );
+        let ends_query = matches!(tag, Some(ftag::QUERY | ftag::SYNC));
         let Phase::Ready(q) = &mut self.phase else {
             return Err(e.into());
         };
-        if !extended || copy_in || self.core.decoder.is_failed() {
+        // Answered here only when nothing else is being answered (the error must not cut into
+        // another request's answers), as a backend does between messages.
+        if !(extended || ends_query)
+            || copy_in
+            || q.current.is_some()
+            || self.core.decoder.is_failed()
+        {
             return Err(e.into());
         }
         BackendMessage::ErrorResponse(ErrorFields::simple("ERROR", "08P01", &e.to_string()))
             .encode(&mut self.core.out);
-        q.ignore_till_sync = true;
+        if ends_query {
+            // As PostgreSQL: the error ends the Query (or the Sync), a transaction block is
+            // now failed, and ReadyForQuery follows.
+            if self.status != TransactionStatus::Idle {
+                self.status = TransactionStatus::Failed;
+            }
+            BackendMessage::ReadyForQuery(self.status).encode(&mut self.core.out);
+            q.ignore_till_sync = false;
+        } else {
+            q.ignore_till_sync = true;
+        }
         self.discarded += 1;
+        self.core.events.push_back(ServerEvent::Refused(e));
         Ok(Step::Again)
     }
 
