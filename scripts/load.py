@@ -21,8 +21,10 @@ Targets (names for --only):
   syncs     2 GiB of Syncs sent while a query runs (the sender stops once the socket stays full
             for 10 s): under 64 MiB, the connection open (every Sync answered, then SELECT 1).
   silent    --startup-timeout 5, 300 silent connections: each closed by the server between 4.5
-            and 7 s after it opened; meanwhile a client that sends its start-up packet gets
-            FATAL 53300 (connections in start-up count); a slot comes back afterwards.
+            and 7 s after it opened, the 200 beyond the cap of 100 with FATAL 53300 (never a
+            silent drop), the 100 within it without a word (as PostgreSQL); meanwhile a client
+            that sends its start-up packet gets FATAL 53300 (connections in start-up count);
+            a slot comes back afterwards.
   cap       --max-connections 50: the 51st gets FATAL 53300 and is closed, the 50 keep working,
             a slot comes back within 10 s of one closing.
   notify    a listener that never reads while another client sends 100,000 NOTIFYs of about
@@ -461,7 +463,7 @@ def t_silent(bins):
         sel = selectors.DefaultSelector()
         for s in socks:
             sel.register(s, selectors.EVENT_READ)
-        closed_at, received = {}, 0
+        closed_at, received = {}, {s: b"" for s in socks}
         deadline = max(opened.values()) + timeout + 5
         while len(closed_at) < count and time.monotonic() < deadline:
             for key, _ in sel.select(0.5):
@@ -473,12 +475,14 @@ def t_silent(bins):
                 except OSError:
                     data = b""
                 if data:
-                    received += len(data)
+                    received[s] += data
                     continue
                 closed_at[s] = time.monotonic()
                 sel.unregister(s)
         sel.close()
         ages = [closed_at[s] - opened[s] for s in closed_at]
+        told = sum(1 for s in socks if b"C53300\0" in received[s])
+        silent = sum(1 for s in socks if not received[s])
         for s in socks:
             s.close()
         back = None
@@ -493,9 +497,12 @@ def t_silent(bins):
                 time.sleep(0.1)
         hwm = srv.hwm_kib()
     in_window = bool(ages) and min(ages) >= 4.5 and max(ages) <= 7.0
+    cap = 100  # the default --max-connections
     ok = (
         len(ages) == count
         and in_window
+        and told == count - cap
+        and silent == cap
         and code == "53300"
         and closed
         and back is not None
@@ -503,7 +510,8 @@ def t_silent(bins):
     )
     figures = [
         f"{len(ages)}/{count} closed by the server, {min(ages, default=0):.2f} s to "
-        f"{max(ages, default=0):.2f} s after opening (bytes sent to them: {received})",
+        f"{max(ages, default=0):.2f} s after opening: the {count - cap} beyond the cap with "
+        f"FATAL 53300 first ({told} did), the {cap} within it without a word ({silent} were)",
         f"a start-up packet meanwhile: FATAL {code}, closed: {closed}",
         f"server threads with {count} connections in start-up: {threads}",
         f"a new login afterwards: {'%.2f s' % back if back is not None else 'failed'}; "

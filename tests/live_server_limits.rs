@@ -1,7 +1,7 @@
 //! The `server` example under clients that do not play along, over raw sockets (`--no-tls
 //! --auth trust`): `--startup-timeout` closes connections that do not finish start-up,
 //! `--max-connections` refuses the extra ones with FATAL 53300 (connections in start-up
-//! count), a client that does not read its results is not read from (and stays connected), and
+//! count; a silent one beyond the cap gets it when it times out), a client that does not read its results is not read from (and stays connected), and
 //! a listener that does not read its notifications is disconnected without slowing NOTIFY.
 //! Small versions of the targets of `scripts/load.py`, which measures the full ones.
 
@@ -210,6 +210,30 @@ fn connections_beyond_the_cap_get_fatal_53300() {
     };
     drop(back);
     assert_eq!(a.value("SELECT 2").as_deref(), Some("2"));
+}
+
+#[test]
+fn a_silent_connection_beyond_the_cap_is_told_why_when_it_times_out() {
+    let server = start(&["--max-connections", "1", "--startup-timeout", "1"]);
+    let mut within = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut beyond = Conn::open(server.addr);
+    // Within the cap: closed without a word, as PostgreSQL after authentication_timeout.
+    let mut got = Vec::new();
+    within
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    within.read_to_end(&mut got).unwrap();
+    assert!(got.is_empty(), "{got:?}");
+    // Beyond it: FATAL 53300, then closed.
+    match beyond.next(Duration::from_secs(10)) {
+        Some(BackendMessage::ErrorResponse(f)) => assert_eq!(
+            code_and_message(&f),
+            ("53300".into(), "sorry, too many clients already".into())
+        ),
+        other => panic!("expected FATAL 53300, got {other:?}"),
+    }
+    assert!(beyond.next(Duration::from_secs(10)).is_none(), "closed");
 }
 
 #[test]

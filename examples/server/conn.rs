@@ -14,7 +14,10 @@
 //!
 //! A connection that has not finished start-up (TLS handshake and authentication included)
 //! within `--startup-timeout` is closed without a word, as PostgreSQL does after its
-//! `authentication_timeout`. A connection whose mailbox overflows is ended with FATAL 54000.
+//! `authentication_timeout`; unless it was accepted beyond `--max-connections` (it never
+//! sent its start-up packet, which would have been refused): it gets FATAL 53300 first, so
+//! that no connection over the cap is dropped without being told why. A connection whose mailbox
+//! overflows is ended with FATAL 54000.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -42,11 +45,24 @@ pub(crate) const SESSION_READ: usize = 32 * 1024;
 const LAST_WORDS: Duration = Duration::from_secs(1);
 
 /// Counts a connection from accept to close (see `Shared::open`).
-pub(crate) struct Slot(pub(crate) Arc<Shared>);
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    /// Accepted while `--max-connections` were open already.
+    beyond: bool,
+}
+
+impl Slot {
+    /// Counts a connection just accepted.
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+        let beyond = open > shared.max_connections;
+        Self { shared, beyond }
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.shared.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -108,8 +124,15 @@ pub(crate) async fn serve(socket: TcpStream, shared: Arc<Shared>, slot: Slot) {
         pid: None,
     };
     let end = c.run().await;
-    if end == Err(End::Overflow) {
-        c.last_words().await;
+    match end {
+        Err(End::Overflow) => c.last_words().await,
+        // Accepted beyond the cap, and no start-up packet came (that would have been
+        // refused): say why, rather than drop it without a word.
+        Err(End::Timeout) if slot.beyond => {
+            c.pending.push_back(crate::too_many_clients());
+            c.write_bounded().await;
+        }
+        _ => {}
     }
     if end != Err(End::Timeout) {
         let _ = tokio::time::timeout(LAST_WORDS, c.stream.shutdown()).await;
@@ -332,6 +355,11 @@ impl Conn {
         while let Some(bytes) = b.wire.poll_transmit() {
             self.pending.push_back(bytes);
         }
+        self.write_bounded().await;
+    }
+
+    /// Writes the pending output if the client takes it within [`LAST_WORDS`].
+    async fn write_bounded(&mut self) {
         let stream = &mut self.stream;
         let pending = &mut self.pending;
         let _ = tokio::time::timeout(LAST_WORDS, async move {

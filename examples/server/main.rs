@@ -33,7 +33,8 @@
 //! seconds (default 60, PostgreSQL's `authentication_timeout`) or is closed; beyond
 //! `--max-connections` (default 100; connections still in start-up count), a client gets
 //! FATAL 53300 "sorry, too many clients already" after its start-up packet, and beyond ten
-//! times that many open connections, at once. A client that does not read its results is not
+//! times that many open connections, at once; a connection accepted beyond the cap that times
+//! out in start-up without having sent its start-up packet gets that FATAL too. A client that does not read its results is not
 //! read from until it does ([`conn`]); a listener that does not read its notifications is
 //! disconnected once [`notify::MAILBOX_BYTES`] wait for it ([`notify`]).
 //!
@@ -383,9 +384,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
-                    let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
-                    let slot = conn::Slot(shared.clone());
-                    if open > shared.max_connections.saturating_mul(OPEN_FACTOR) {
+                    let slot = conn::Slot::new(shared.clone());
+                    if shared.open() > shared.max_connections.saturating_mul(OPEN_FACTOR) {
                         tokio::spawn(refuse(socket, slot));
                     } else {
                         tokio::spawn(conn::serve(socket, shared.clone(), slot));
@@ -411,12 +411,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 /// Refuses a connection at once with FATAL 53300, without reading its start-up packet (as
 /// PostgreSQL's postmaster does when it cannot start a backend).
 async fn refuse(mut socket: tokio::net::TcpStream, slot: conn::Slot) {
+    let out = too_many_clients();
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&out)).await;
+    drop(slot);
+}
+
+/// FATAL 53300 "sorry, too many clients already", encoded.
+pub(crate) fn too_many_clients() -> bytes::Bytes {
     use pgproto::Encode;
     let f = values::fields("FATAL", "53300", "sorry, too many clients already");
     let mut out = bytes::BytesMut::new();
     pgproto::BackendMessage::ErrorResponse(f).encode(&mut out);
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&out)).await;
-    drop(slot);
+    out.freeze()
 }
 
 /// Resolves on SIGTERM (never elsewhere).
