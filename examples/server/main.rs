@@ -2,13 +2,19 @@
 //!
 //! ```text
 //! cargo run --release --example server -- [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram]
-//!                                         [--user U] [--password P] [--no-tls]
+//!                                         [--user U] [--password P] [--no-tls] [--max-protocol 2.0|3.0|3.2]
 //! ```
 //!
 //! Defaults: `--listen 127.0.0.1:5433`, an in-memory database shared by every connection
 //! (a SQLite file in `/dev/shm` in WAL mode, removed when the server stops),
 //! `--auth scram`, user `demo`, password `demo`, and TLS with a self-signed certificate made at
 //! start (so `sslmode=require channel_binding=require` works). Any database name is accepted.
+//!
+//! Protocols 3.2, 3.0 and 2.0 are all served (a 2.0 StartupPacket as PostgreSQL 7.4 to 13
+//! served one: libpq 13 and older clients that ask for 2.0 get it). `--max-protocol 2.0` makes
+//! the server behave as one older than PostgreSQL 7.4: a 3.x StartupMessage is answered with an
+//! error in 2.0's format (`E`, text, NUL, no length word), so that libpq up to 13 falls back to
+//! 2.0. `--max-protocol 3.0` stops at 3.0 (3.2 requests are negotiated down).
 //!
 //! Any PostgreSQL client can connect: psql, pgbench, libpq, JDBC, tokio-postgres, psycopg...
 //! SQL is SQLite's, with PostgreSQL's `$1` placeholders; values are reported as int8, float8,
@@ -47,7 +53,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use pgproto::auth::{md5, ScramVerifier};
-use pgproto::{ServerAuth, ServerConfig};
+use pgproto::{ProtocolVersion, ServerAuth, ServerConfig};
 use rusqlite::{Connection, OpenFlags};
 
 use conn::{Input, Notification};
@@ -56,7 +62,7 @@ use conn::{Input, Notification};
 pub(crate) const SERVER_VERSION: &str = "15.0 (pgproto demo on SQLite)";
 
 const USAGE: &str = "usage: server [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram] \
-                     [--user U] [--password P] [--no-tls]";
+                     [--user U] [--password P] [--no-tls] [--max-protocol 2.0|3.0|3.2]";
 
 /// The authentication method of `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,7 @@ struct Args {
     user: String,
     password: String,
     tls: bool,
+    max_protocol: ProtocolVersion,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -90,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
         user: "demo".into(),
         password: "demo".into(),
         tls: true,
+        max_protocol: ProtocolVersion::V3_2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -112,6 +120,14 @@ fn parse_args() -> Result<Args, String> {
             "--user" => args.user = value()?,
             "--password" => args.password = value()?,
             "--no-tls" => args.tls = false,
+            "--max-protocol" => {
+                args.max_protocol = match value()?.as_str() {
+                    "2.0" => ProtocolVersion::V2_0,
+                    "3.0" => ProtocolVersion::V3_0,
+                    "3.2" => ProtocolVersion::V3_2,
+                    other => return Err(format!("unknown --max-protocol {other:?}\n{USAGE}")),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -276,6 +292,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut config = ServerConfig::default();
     config.set_parameter("server_version", SERVER_VERSION);
+    config.min_protocol_version = ProtocolVersion::V2_0;
+    config.max_protocol_version = args.max_protocol;
     let shared = Arc::new(Shared {
         method: args.auth,
         user: args.user.clone(),
