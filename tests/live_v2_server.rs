@@ -209,3 +209,35 @@ fn libpq_13_over_tls_and_without_the_flag() {
     assert!(ok, "{out}");
     assert!(out.starts_with("protocol 3\n"), "{out}");
 }
+
+#[test]
+fn the_client_example_falls_back_as_libpq_13_does() {
+    let server = DemoServer::start(&["--max-protocol", "2.0", "--no-tls", "--auth", "md5"]);
+    // Allowed to fall back: a new connection with 2.0.
+    let info = server.conninfo("min_protocol_version=2.0");
+    let ours = support::client_cli::run_cli(
+        &[
+            "--verbose",
+            &info,
+            "select 1, null",
+            "select nope from nothing",
+        ],
+        b"",
+    );
+    assert_eq!(ours.code, 1, "{}", ours.stderr);
+    assert_eq!(ours.stdout, "1|\n");
+    assert_eq!(
+        ours.stderr,
+        "protocol 2.0\nauth md5\ntls off\ncancel key 4 bytes\nERROR:  syntax error at or near \"nothing\"\n"
+    );
+    // Not allowed: the old-style error ends the connection.
+    let ours = support::client_cli::run_cli(&[&server.conninfo(""), "select 1"], b"");
+    assert_eq!(ours.code, 1);
+    assert_eq!(ours.stdout, "");
+    assert!(
+        ours.stderr
+            .contains("unsupported frontend protocol 3.0: server supports 2.0 to 2.0"),
+        "{}",
+        ours.stderr
+    );
+}

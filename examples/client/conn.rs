@@ -22,7 +22,9 @@ use pgproto::{
 };
 
 use super::conninfo::{ConnInfo, DEFAULT_TIMEOUT};
-use super::results::{io_err, DriverError, Outcome, ServerError, Statement, StatementResult};
+use super::results::{
+    io_err, DriverError, Notification, Outcome, ServerError, Statement, StatementResult,
+};
 use super::tls::{is_disconnect, is_timeout, Stream, TlsSetup};
 
 fn open_tcp(info: &ConnInfo, timeout: Duration) -> Result<(TcpStream, SocketAddr), DriverError> {
@@ -70,6 +72,7 @@ pub(crate) struct Conn {
     wbuf: Vec<u8>,
     rbuf: Box<[u8]>,
     notices: Vec<ServerError>,
+    notifications: Vec<Notification>,
 }
 
 impl fmt::Debug for Conn {
@@ -106,6 +109,7 @@ impl Conn {
             wbuf: Vec::new(),
             rbuf: vec![0; 64 * 1024].into_boxed_slice(),
             notices: Vec::new(),
+            notifications: Vec::new(),
             info,
         };
         if conn.info.direct_tls {
@@ -171,6 +175,11 @@ impl Conn {
     /// Takes the notices and warnings received so far.
     pub(crate) fn take_notices(&mut self) -> Vec<ServerError> {
         std::mem::take(&mut self.notices)
+    }
+
+    /// Takes the notifications received so far.
+    pub(crate) fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
     }
 
     /// The lines `--verbose` prints once connected.
@@ -306,9 +315,14 @@ impl Conn {
         }
     }
 
-    /// Keeps the notices for later (notifications are not shown by this command line).
+    /// Keeps the notices and notifications for later.
     fn stash(&mut self, event: ClientEvent) {
         match event {
+            ClientEvent::Notification(n) => self.notifications.push(Notification {
+                process_id: n.process_id(),
+                channel: String::from_utf8_lossy(n.channel()).into_owned(),
+                payload: String::from_utf8_lossy(n.payload()).into_owned(),
+            }),
             ClientEvent::Notice(f) => self.notices.push(ServerError::from_fields(&f)),
             ClientEvent::UnsolicitedError(f) => self.notices.push(ServerError::from_fields(&f)),
             _ => {}
@@ -460,7 +474,11 @@ impl Conn {
         &mut self,
         statements: &[Statement],
         input: &mut dyn Read,
-        done: &mut dyn FnMut(Outcome, Vec<ServerError>) -> Result<(), DriverError>,
+        done: &mut dyn FnMut(
+            Outcome,
+            Vec<ServerError>,
+            Vec<Notification>,
+        ) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
         let mut rest = statements;
         while !rest.is_empty() {
@@ -480,7 +498,11 @@ impl Conn {
         &mut self,
         statements: &[Statement],
         input: &mut dyn Read,
-        done: &mut dyn FnMut(Outcome, Vec<ServerError>) -> Result<(), DriverError>,
+        done: &mut dyn FnMut(
+            Outcome,
+            Vec<ServerError>,
+            Vec<Notification>,
+        ) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
         let mut owner: HashMap<RequestId, usize> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
@@ -522,7 +544,8 @@ impl Conn {
                         current = None;
                         next += 1;
                         let notices = self.take_notices();
-                        done(std::mem::take(&mut outcome), notices)?;
+                        let notifications = self.take_notifications();
+                        done(std::mem::take(&mut outcome), notices, notifications)?;
                         continue;
                     }
                     let mut input: Option<&mut dyn Read> = Some(&mut *input);
