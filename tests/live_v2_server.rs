@@ -2,9 +2,10 @@
 //! (`support/libpq_v2_client.c`, built here with Debian's libpq headers and linked against the
 //! libpq 13 of the npm PostgreSQL 13 package) connects to the `server` example started with
 //! `--max-protocol 2.0`: the example answers libpq's 3.0 start-up with an error in 2.0's format,
-//! libpq falls back to 2.0 on a new connection (asking for SSL again), authenticates, runs its
-//! 2.0 start-up queries (`begin; select version(); end` to learn the server version, then
-//! `select pg_client_encoding()`), then the program's steps: rows with NULLs, errors, an empty
+//! libpq falls back to 2.0 on a new connection (asking for SSL again only when it is required),
+//! authenticates, runs its 2.0 start-up queries (`begin; select version(); end` to learn the
+//! server version, then `select pg_client_encoding()`), then the program's steps: rows with
+//! NULLs, errors, an empty
 //! query, COPY both ways, a transaction (libpq derives its status from the tags), LISTEN/NOTIFY,
 //! a function call (refused by the example), cancel. `PQprotocolVersion()` must be 2.
 //!
