@@ -690,3 +690,81 @@ fn our_client_falls_back_against_a_2_0_only_server() {
         5
     );
 }
+
+mod arbitrary_input {
+    //! No input makes a 2.0 `Server` panic; every message it hands out can be answered; an
+    //! error is sticky, and answers are then refused.
+
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// Answers whatever comes, as a generic application would.
+    fn answer(s: &mut Server, e: ServerEvent) {
+        let text = CopyResponse::new(Format::Text, FormatCodes::new(&[]).unwrap());
+        match e {
+            ServerEvent::Message(FrontendMessage::Query(q)) => {
+                if q.sql().starts_with(b"copy") {
+                    s.copy_in_response(&text).unwrap();
+                } else {
+                    s.command_complete("SELECT 0").unwrap();
+                    s.ready_for_query(TransactionStatus::Idle).unwrap();
+                }
+            }
+            ServerEvent::Message(FrontendMessage::FunctionCall(_)) => {
+                s.function_call_response(None).unwrap();
+                s.ready_for_query(TransactionStatus::Idle).unwrap();
+            }
+            ServerEvent::Message(FrontendMessage::CopyDone) => {
+                s.command_complete("COPY 0").unwrap();
+                s.ready_for_query(TransactionStatus::Idle).unwrap();
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_bytes_after_start_up(
+            prefix in prop_oneof![
+                Just(&b""[..]),
+                Just(&b"Qcopy t from stdin\0"[..]),
+                Just(&b"F\0\0\0\0\x01\0\0\0\x01"[..]),
+                Just(&b"Qselect 1\0"[..]),
+            ],
+            bytes in vec(any::<u8>(), 0..200),
+            chunk in 1usize..20,
+        ) {
+            let mut s = connected();
+            let input = [prefix, &bytes[..]].concat();
+            let mut fed = 0;
+            for piece in input.chunks(chunk) {
+                s.receive(piece);
+                fed += piece.len();
+                prop_assert!(s.buffered_len() <= fed);
+                loop {
+                    match s.poll_event() {
+                        Ok(Some(e)) => {
+                            let e = e.into_owned();
+                            answer(&mut s, e);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            prop_assert_eq!(s.poll_event().map(|e| e.map(ServerEvent::into_owned)), Err(e.clone()));
+                            s.receive(b"more");
+                            prop_assert_eq!(s.poll_event().map(|e| e.map(ServerEvent::into_owned)), Err(e));
+                            prop_assert!(s.ready_for_query(TransactionStatus::Idle).is_err());
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

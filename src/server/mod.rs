@@ -762,6 +762,9 @@ impl Server {
     /// nothing. Call it when the connection goes idle; the buffers grow again when needed.
     pub fn release_buffers(&mut self) {
         self.core.release_buffers();
+        if let Phase::V2(s) = &mut self.phase {
+            s.decoder.release_buffer();
+        }
     }
 
     // ---- (D) output ----
