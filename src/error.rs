@@ -376,12 +376,15 @@ pub enum UsageError {
     },
 }
 
-/// "SQLSTATE: message" for an error's display, with invalid UTF-8 replaced.
+/// "SEVERITY SQLSTATE: message" for an error's display, with invalid UTF-8 replaced; without a
+/// SQLSTATE (protocol 2.0), "SEVERITY: message".
 pub(crate) fn summary(f: &crate::ErrorFields) -> String {
-    let code = String::from_utf8_lossy(f.code().unwrap_or(b"?????"));
     let msg = String::from_utf8_lossy(f.message().unwrap_or_default());
     let sev = String::from_utf8_lossy(f.severity_nonlocalized().unwrap_or(b"ERROR"));
-    format!("{sev} {code}: {msg}")
+    match f.code() {
+        Some(code) => format!("{sev} {}: {msg}", String::from_utf8_lossy(code)),
+        None => format!("{sev}: {msg}"),
+    }
 }
 
 /// The expected column count of [`Error::UnexpectedFieldCount`] and [`UsageError::FieldCount`],

@@ -1,5 +1,5 @@
-//! A sans-IO implementation of the PostgreSQL frontend/backend protocol (versions 3.0 and 3.2)
-//! for both roles.
+//! A sans-IO implementation of the PostgreSQL frontend/backend protocol (versions 3.0 and 3.2,
+//! and the old 2.0 of PostgreSQL 6.4 to 13: see [`v2`]) for both roles.
 //!
 //! Bytes in, events and bytes out: no sockets, no runtime, no clock, no TLS library. The caller
 //! owns the I/O; the crate owns the protocol's rules. The same core serves:
@@ -231,7 +231,6 @@
 //!
 //! Sockets, TLS itself, a runtime, and value types beyond raw bytes are the application's.
 //! GSSAPI, SSPI and OAUTHBEARER tokens pass through as events for the application to compute.
-//! Protocol 2.0 is not built yet.
 
 pub mod auth;
 mod client;

@@ -601,3 +601,59 @@ A\0\0\0\x07chan\0EERROR:  boom\n\0ZVG\0\0\0\x02ab0Z";
         assert_eq!(run(size), whole, "chunks of {size}");
     }
 }
+
+mod arbitrary_input {
+    //! No input makes a 2.0 `Client` panic; an error is sticky, and commands are then refused.
+
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_bytes_after_a_query(
+            prefix in prop_oneof![
+                Just(&b""[..]),
+                Just(&b"Pblank\0T\0\x02a\0\0\0\0\x17\0\x04\xff\xff\xff\xffb\0\0\0\0\x19\xff\xff\xff\xff\xff\xff"[..]),
+                Just(&b"H1\n"[..]),
+                Just(&b"G"[..]),
+            ],
+            bytes in vec(any::<u8>(), 0..200),
+            chunk in 1usize..20,
+        ) {
+            let mut c = connected();
+            c.query("q").unwrap();
+            sent(&mut c);
+            let input = [prefix, &bytes[..]].concat();
+            let mut fed = 0;
+            for piece in input.chunks(chunk) {
+                c.receive(piece);
+                fed += piece.len();
+                prop_assert!(c.buffered_len() <= fed);
+                match drain(&mut c) {
+                    (_, None) => {
+                        // Poke the machine as an application would.
+                        let _ = c.copy_data(b"x\n");
+                        let _ = c.query("again");
+                    }
+                    (_, Some(e)) => {
+                        prop_assert_eq!(c.poll_event().map(|e| e.map(ClientEvent::into_owned)), Err(e.clone()));
+                        c.receive(b"more");
+                        c.receive_eof();
+                        prop_assert_eq!(c.poll_event().map(|e| e.map(ClientEvent::into_owned)), Err(e));
+                        prop_assert!(c.query("x").is_err());
+                        return Ok(());
+                    }
+                }
+            }
+            c.receive_eof();
+            let _ = drain(&mut c);
+        }
+    }
+}

@@ -21,6 +21,7 @@ use pgproto::{
     AuthMethod, ClientEvent, Format, FormatCodes, FunctionCall, ProtocolVersion, TransactionStatus,
     Values,
 };
+use support::client_cli::run_cli;
 use support::pg::{Cluster, PgVersion, User, MD5_USER, PASSWORD_USER, SCRAM_USER, TRUST_USER};
 
 /// One PostgreSQL 13 cluster for every test here. (Statics are not dropped: the harness's
@@ -344,4 +345,100 @@ fn cancel_over_2_0() {
         "canceling statement due to user request"
     );
     assert_eq!(conn.simple_query("select 'after'").unwrap(), [[s("after")]]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `client` example over 2.0, beside psql 15 over 3.0 against the same server
+// ---------------------------------------------------------------------------------------------
+
+/// Replaces the PID in psql's notification lines, which differs between sessions.
+fn without_pids(out: &str) -> String {
+    out.lines()
+        .map(|l| match l.rfind("with PID ") {
+            Some(i) if l.starts_with("Asynchronous notification") => {
+                format!("{}with PID N.", &l[..i])
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_client_example_over_2_0_prints_what_psql_prints() {
+    let sqls = [
+        "create temp table cli_t (a int, b text)",
+        "select 1 as a, null::int as b, 'x'::text, 2.5::numeric, true",
+        "select * from generate_series(1, 3) g; select 'two statements'",
+        "copy cli_t from stdin",
+        "copy cli_t to stdout",
+        "insert into cli_t values (4, 'four') returning a",
+        "update cli_t set b = upper(b)",
+        "select a, b from cli_t order by a",
+        "begin; delete from cli_t where a > 2; commit",
+        "listen chan; notify chan",
+        "",
+    ];
+    let stdin = b"1\tone\n2\t\\N\n3\tthree";
+    let psql = psql_at_13(&sqls, stdin);
+    let info = v2_info(TRUST_USER, "");
+    let mut args = vec![info.as_str()];
+    args.extend(sqls);
+    let ours = run_cli(&args, stdin);
+    assert_eq!(ours.code, 0, "{}", ours.stderr);
+    assert_eq!(ours.stderr, "");
+    assert_eq!(without_pids(&ours.stdout), without_pids(&psql));
+    assert!(
+        psql.contains("Asynchronous notification \"chan\" received"),
+        "{psql}"
+    );
+    assert!(
+        psql.contains("3\tTHREE\n") || psql.contains("3|THREE\n"),
+        "{psql}"
+    );
+}
+
+/// `psql -X -At` 15 over protocol 3.0 against the PostgreSQL 13 cluster.
+fn psql_at_13(sqls: &[&str], stdin: &[u8]) -> String {
+    let info = pg13().conninfo_with(TRUST_USER, "sslmode=disable");
+    support::client_cli::psql_at(PgVersion::V15, &info, sqls, stdin)
+}
+
+#[test]
+fn the_client_example_reports_over_2_0() {
+    // --verbose, a notice, an error (no SQLSTATE in 2.0: the server's text), exit status 1.
+    let info = v2_info(MD5_USER, "");
+    let ours = run_cli(
+        &[
+            "--verbose",
+            &info,
+            "do $$ begin raise notice 'hello'; end $$",
+            "select * from nope",
+            "select 'still here'",
+        ],
+        b"",
+    );
+    assert_eq!(ours.code, 1);
+    assert_eq!(ours.stdout, "DO\nstill here\n");
+    assert_eq!(
+        ours.stderr,
+        "protocol 2.0\nauth md5\ntls off\ncancel key 4 bytes\nNOTICE:  hello\n\
+ERROR:  relation \"nope\" does not exist at character 15\n"
+    );
+    // A refused connection: the server's text, nothing on stdout.
+    let bad = pg13().conninfo_with(
+        TRUST_USER,
+        "sslmode=disable dbname=nodb min_protocol_version=2.0 max_protocol_version=2.0",
+    );
+    let ours = run_cli(&[&bad, "select 1"], b"");
+    assert_eq!(ours.code, 1);
+    assert_eq!(ours.stdout, "");
+    assert_eq!(
+        ours.stderr,
+        "error: connection failed: FATAL:  database \"nodb\" does not exist\n"
+    );
+    // --extended does not exist in 2.0.
+    let ours = run_cli(&["--extended", &info, "select 1"], b"");
+    assert_eq!(ours.code, 1);
+    assert!(ours.stderr.contains("protocol 2.0"), "{}", ours.stderr);
 }

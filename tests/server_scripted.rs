@@ -443,15 +443,25 @@ fn messages_discarded_until_sync_are_skipped_by_their_header() {
         assert!(err.is_some());
     }
 
-    // Unlike the body of a discarded message, the Sync that ends it must be well formed.
+    // Unlike the body of a discarded message, the Sync that ends it is decoded: a malformed one
+    // is refused by the machine itself (ERROR 08P01, ReadyForQuery), which ends the discard.
     let mut s = ready();
     let mut bytes = execute();
     bytes.extend(frame(b'S', b"x"));
     s.receive(&bytes);
     drain(&mut s);
     s.error_response(&err_fields("34000")).unwrap();
-    let (_, err) = drain(&mut s);
-    assert!(err.is_some());
+    let (events, err) = drain(&mut s);
+    assert!(err.is_none(), "{err:?}");
+    assert!(
+        matches!(events[..], [ServerEvent::Refused(_)]),
+        "{events:?}"
+    );
+    let msgs = sent(&mut s);
+    assert_eq!(
+        msgs.last(),
+        Some(&BackendMessage::ReadyForQuery(TransactionStatus::Idle))
+    );
 }
 
 #[test]
@@ -584,8 +594,9 @@ fn poll_message_lends_requests_only_when_idle() {
         Ok(Some(ServerEvent::Message(FrontendMessageRef::Sync)))
     ));
     s.ready_for_query(TransactionStatus::Idle).unwrap();
-    // A malformed request is left for poll_event, which reports it.
+    // A malformed request is left for poll_event, which answers it (ERROR 08P01 and
+    // ReadyForQuery for a Sync) and reports it.
     s.receive(&frame(b'S', b"x"));
     assert!(s.poll_message().is_none());
-    assert!(s.poll_event().is_err());
+    assert!(matches!(s.poll_event(), Ok(Some(ServerEvent::Refused(_)))));
 }

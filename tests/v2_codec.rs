@@ -507,6 +507,40 @@ fn frontend_sizes_are_bounded_before_the_bytes_arrive() {
 }
 
 #[test]
+fn the_end_marker_may_follow_the_last_row_on_its_line() {
+    // libpq sends COPY data that does not end with a newline as it is, then `\.\n`: the
+    // last row comes on its own, without a newline, then the end.
+    let bytes: &[u8] = b"1\tone\n2\ttwo\\.\nX";
+    let mut dec = FrontendDecoder::after_startup(Limits::default());
+    dec.expect_copy_in();
+    let (got, err) = decode_frontend(&mut dec, &[bytes], &[]);
+    assert_eq!(err, None);
+    assert_eq!(
+        got,
+        [
+            FrontendMessage::CopyDataRow(CopyLine::new("1\tone\n").unwrap()),
+            FrontendMessage::CopyDataRow(CopyLine::last("2\ttwo").unwrap()),
+            FrontendMessage::CopyDataEnd,
+            FrontendMessage::Terminate,
+        ]
+    );
+    assert_eq!(encode_all(&got), bytes);
+    // An escaped backslash before the period is data.
+    let mut dec = FrontendDecoder::after_startup(Limits::default());
+    dec.expect_copy_in();
+    let (got, _) = decode_frontend(&mut dec, &[b"a\\\\.\n\\.\n"], &[]);
+    assert_eq!(
+        got,
+        [
+            FrontendMessage::CopyDataRow(CopyLine::new("a\\\\.\n").unwrap()),
+            FrontendMessage::CopyDataEnd
+        ]
+    );
+    assert!(CopyLine::last("ends with \\").is_err());
+    assert!(CopyLine::last("").is_err());
+}
+
+#[test]
 fn constructors_refuse_what_cannot_be_encoded() {
     assert!(Text::new("a\0").is_err());
     assert!(CopyLine::new("").is_err());

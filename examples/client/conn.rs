@@ -37,7 +37,9 @@ pub(crate) const TERMINATE_WAIT: Duration = Duration::from_secs(1);
 /// The bytes received during start-up that are kept, at most, to show an ErrorResponse that
 /// the state machine took for a protocol-2.0 error.
 pub(crate) const STARTUP_CAPTURE: usize = 64 * 1024;
-use super::results::{io_err, DriverError, Outcome, ServerError, Statement, StatementResult};
+use super::results::{
+    io_err, DriverError, Notification, Outcome, ServerError, Statement, StatementResult,
+};
 use super::tls::{is_disconnect, is_timeout, Stream, TlsSetup};
 
 fn open_tcp(info: &ConnInfo, timeout: Duration) -> Result<(TcpStream, SocketAddr), DriverError> {
@@ -87,6 +89,7 @@ pub(crate) struct Conn {
     notices: io::BufWriter<Box<dyn Write>>,
     /// What start-up received, up to [`STARTUP_CAPTURE`] bytes (`None` once connected).
     startup_bytes: Option<Vec<u8>>,
+    notifications: Vec<Notification>,
 }
 
 impl fmt::Debug for Conn {
@@ -137,6 +140,7 @@ impl Conn {
             rbuf: vec![0; 64 * 1024].into_boxed_slice(),
             notices: io::BufWriter::new(notices),
             startup_bytes: Some(Vec::new()),
+            notifications: Vec::new(),
             info,
         };
         if conn.info.direct_tls {
@@ -249,6 +253,11 @@ impl Conn {
     }
 
     // ---- access ----
+
+    /// Takes the notifications received so far.
+    pub(crate) fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
+    }
 
     /// The lines `--verbose` prints once connected.
     pub(crate) fn verbose_lines(&self) -> Vec<String> {
@@ -388,9 +397,15 @@ impl Conn {
         }
     }
 
-    /// Writes notices out (notifications are not shown by this command line).
+    /// Writes notices out as they arrive; keeps notifications, which are printed after the
+    /// results of their statement (as psql does).
     fn stash(&mut self, event: ClientEvent) {
         match event {
+            ClientEvent::Notification(n) => self.notifications.push(Notification {
+                process_id: n.process_id(),
+                channel: String::from_utf8_lossy(n.channel()).into_owned(),
+                payload: String::from_utf8_lossy(n.payload()).into_owned(),
+            }),
             ClientEvent::Notice(f) | ClientEvent::UnsolicitedError(f) => {
                 self.notice(&ServerError::from_fields(&f))
             }
@@ -544,7 +559,7 @@ impl Conn {
         &mut self,
         statements: &[Statement],
         input: &mut dyn Read,
-        done: &mut dyn FnMut(Outcome) -> Result<(), DriverError>,
+        done: &mut dyn FnMut(Outcome, Vec<Notification>) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
         let mut rest = statements;
         while !rest.is_empty() {
@@ -564,7 +579,7 @@ impl Conn {
         &mut self,
         statements: &[Statement],
         input: &mut dyn Read,
-        done: &mut dyn FnMut(Outcome) -> Result<(), DriverError>,
+        done: &mut dyn FnMut(Outcome, Vec<Notification>) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
         let mut owner: HashMap<RequestId, usize> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
@@ -606,7 +621,8 @@ impl Conn {
                         current = None;
                         next += 1;
                         self.flush_notices();
-                        done(std::mem::take(&mut outcome))?;
+                        let notifications = self.take_notifications();
+                        done(std::mem::take(&mut outcome), notifications)?;
                         continue;
                     }
                     let mut input: Option<&mut dyn Read> = Some(&mut *input);

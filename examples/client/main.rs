@@ -14,17 +14,26 @@
 //!
 //! The output is that of `psql -At`: one line per row, fields separated by `|`, NULL printed
 //! as nothing, the command tag of statements that return no rows (`COPY n` after COPY FROM
-//! STDIN), and COPY TO STDOUT's data as it came (without its tag). A server error prints
-//! `ERROR:  <SQLSTATE>: <message>` to stderr; the remaining statements still run and the
-//! command exits 1. Notices (`NOTICE:  <message>`, `WARNING:  ...`) go to stderr as they
-//! arrive, before the results of their statement. A connection error (the server closing, or
-//! breaking the protocol, for example a row that does not match its RowDescription) prints
-//! `error: <what>` to stderr and exits 1 at once: nothing of the result it interrupted is
-//! printed. With `--verbose`, once
-//! connected, it prints to stderr:
+//! STDIN), and COPY TO STDOUT's data as it came (without its tag); then, as psql, the
+//! notifications that came with it (`Asynchronous notification "CHAN" received from server
+//! process with PID N.`). A server error prints `ERROR:  <SQLSTATE>: <message>` to stderr
+//! (over protocol 2.0, which has no SQLSTATE, the server's text: `ERROR:  <message>`); the
+//! remaining statements still run and the command exits 1. Notices (`NOTICE:  <message>`,
+//! `WARNING:  ...`) go to stderr as they arrive, before the results of their statement. A
+//! connection error (the server closing, or breaking the protocol, for example a row that does
+//! not match its RowDescription) prints `error: <what>` to stderr and exits 1 at once: nothing
+//! of the result it interrupted is printed; a server that refuses the connection has its text
+//! printed (`error: connection failed: FATAL:  ...`).
+//!
+//! Protocol 2.0 (PostgreSQL 6.4 to 13): `min_protocol_version=2.0 max_protocol_version=2.0`
+//! sends the 2.0 StartupPacket at once; `min_protocol_version=2.0` alone falls back to 2.0 on a
+//! new connection when the server refuses 3.x in 2.0's way, as libpq 13 did. `--extended` is
+//! refused over 2.0, which has no extended query protocol. COPY FROM STDIN sends standard input
+//! as it is, then the end-of-data line `\.`. With `--verbose`, once connected, it prints to
+//! stderr:
 //!
 //! ```text
-//! protocol 3.0            (or 3.2)
+//! protocol 3.0            (or 3.2, or 2.0)
 //! auth scram-sha-256      (trust, password, md5, scram-sha-256, scram-sha-256-plus)
 //! tls on                  (or off)
 //! cancel key 4 bytes
@@ -49,7 +58,9 @@ mod trace;
 use std::io::{self, Read, Write};
 
 use conn::connect;
-use results::{io_err, DriverError, Outcome, Statement, StatementResult};
+use results::{
+    io_err, DriverError, Notification, Outcome, ServerError, Statement, StatementResult,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args_os()
@@ -104,12 +115,21 @@ fn print_result(r: &StatementResult, out: &mut dyn Write) -> io::Result<()> {
     }
 }
 
-fn print_outcome(o: &Outcome, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<()> {
+fn print_outcome(
+    o: &Outcome,
+    notifications: Vec<Notification>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<()> {
     for r in &o.results {
         print_result(r, out)?;
     }
     if let Some(e) = &o.error {
-        writeln!(err, "{}:  {}: {}", e.severity, e.code, e.message)?;
+        writeln!(err, "{e}")?;
+    }
+    // As psql: after the statement's results.
+    for n in notifications {
+        writeln!(out, "{n}")?;
     }
     Ok(())
 }
@@ -167,6 +187,15 @@ fn run_cli(
     };
     let mut conn = match connect(conninfo, tracer, Box::new(io::stderr())) {
         Ok(c) => c,
+        Err(DriverError::Protocol(pgproto::Error::Server(f))) => {
+            // The server's text (over protocol 2.0 as it sent it, without SQLSTATE).
+            let _ = writeln!(
+                stderr,
+                "error: connection failed: {}",
+                ServerError::from_fields(&f)
+            );
+            return 1;
+        }
         Err(e) => {
             let _ = writeln!(stderr, "error: connection failed: {e}");
             return 1;
@@ -178,20 +207,22 @@ fn run_cli(
         }
     }
     let mut failed = false;
-    let mut report = |o: &Outcome, out: &mut dyn Write, err: &mut dyn Write| {
+    let mut report = |o: &Outcome, notifications, out: &mut dyn Write, err: &mut dyn Write| {
         failed |= o.error.is_some();
-        print_outcome(o, out, err)
+        print_outcome(o, notifications, out, err)
     };
     let result: Result<(), DriverError> = (|| {
         if extended {
             let statements: Vec<Statement> = sqls.iter().map(|s| Statement::new(*s)).collect();
-            conn.pipeline(&statements, stdin, &mut |o| {
-                report(&o, stdout, stderr).map_err(io_err("write output"))
+            conn.pipeline(&statements, stdin, &mut |o, notifications| {
+                report(&o, notifications, stdout, stderr).map_err(io_err("write output"))
             })?;
         } else {
             for sql in sqls {
                 let o = conn.query_with_input(sql, stdin)?;
-                report(&o, stdout, stderr).map_err(io_err("write output"))?;
+                conn.flush_notices();
+                let notifications = conn.take_notifications();
+                report(&o, notifications, stdout, stderr).map_err(io_err("write output"))?;
             }
         }
         conn.terminate()

@@ -68,8 +68,40 @@ impl ServerError {
 }
 
 impl fmt::Display for ServerError {
+    /// `SEVERITY:  SQLSTATE: message`, or over protocol 2.0 (no SQLSTATE) the server's text,
+    /// `SEVERITY:  message`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:  {}: {}", self.severity, self.code, self.message)
+        if self.code.is_empty() {
+            write!(f, "{}:  {}", self.severity, self.message)
+        } else {
+            write!(f, "{}:  {}: {}", self.severity, self.code, self.message)
+        }
+    }
+}
+
+/// A NOTIFY received (a NotificationResponse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notification {
+    /// The notifying backend's process ID.
+    pub(crate) process_id: i32,
+    /// The channel.
+    pub(crate) channel: String,
+    /// The payload (always empty over protocol 2.0).
+    pub(crate) payload: String,
+}
+
+impl fmt::Display for Notification {
+    /// What psql prints for it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Asynchronous notification \"{}\"", self.channel)?;
+        if !self.payload.is_empty() {
+            write!(f, " with payload \"{}\"", self.payload)?;
+        }
+        write!(
+            f,
+            " received from server process with PID {}.",
+            self.process_id
+        )
     }
 }
 

@@ -77,6 +77,17 @@
 //! authentication request that expects an answer; and the protocol version (the
 //! StartupMessage's, lowered by NegotiateProtocolVersion) for BackendKeyData. See `streams.rs`.
 //!
+//! # Protocol 2.0
+//!
+//! A client stream whose start-up packet (after any SSLRequest) is a 2.0 StartupPacket is
+//! decoded as protocol 2.0 (`pgproto::v2`), both ways, message names as in the 2.0
+//! documentation (`AsciiRow`, `CompletedResponse`, `CopyDataRows` for each line of COPY data,
+//! `CopyDataRows end marker` for `\.`...). The streams interpret each other as 2.0 needs: a
+//! PasswordPacket follows an authentication request for a password, and COPY data follows the
+//! client's request whose answer holds CopyInResponse. A 3.x start-up answered with an error in
+//! 2.0's format (a server that speaks only 2.0, which makes libpq 13 fall back) is decoded too:
+//! the client's packets as 3.x, the server's answer as 2.0. See `v2.rs`.
+//!
 //! # Encryption
 //!
 //! When the server accepts SSLRequest (`S`) or GSSENCRequest (`G`), or the client starts with a
@@ -102,6 +113,7 @@
 mod replication;
 mod streams;
 mod trace;
+mod v2;
 
 use std::io::Write;
 

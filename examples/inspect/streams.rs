@@ -51,10 +51,10 @@ use pgproto::{
 const CHUNK: usize = 64 * 1024;
 
 /// Characters of text shown before a detail is cut.
-const TEXT_MAX: usize = 60;
+pub(crate) const TEXT_MAX: usize = 60;
 
 /// The first bytes of a TLS handshake record (content type 22, major version 3).
-const TLS_RECORD: [u8; 2] = [0x16, 0x03];
+pub(crate) const TLS_RECORD: [u8; 2] = [0x16, 0x03];
 
 /// One decoded message and where its bytes are in the file.
 #[derive(Debug, Clone)]
@@ -169,7 +169,7 @@ pub(crate) struct Connection {
 }
 
 /// What the two decoders have in common, for [`Side`].
-trait Pull {
+pub(crate) trait Pull {
     type Msg;
     fn push(&mut self, data: &[u8]);
     fn pull(&mut self) -> Result<Option<Self::Msg>, DecodeError>;
@@ -178,7 +178,7 @@ trait Pull {
     fn frame_len(&self, rest: &[u8]) -> Option<u64>;
 }
 
-fn be32(b: &[u8]) -> Option<u32> {
+pub(crate) fn be32(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
 }
 
@@ -225,16 +225,16 @@ impl Pull for BackendDecoder {
 }
 
 /// One direction being decoded: the file, its decoder, and what came out so far.
-struct Side<'a, D: Pull> {
+pub(crate) struct Side<'a, D: Pull> {
     data: &'a [u8],
     fed: usize,
-    dec: D,
-    stream: Stream<D::Msg>,
+    pub(crate) dec: D,
+    pub(crate) stream: Stream<D::Msg>,
     done: bool,
 }
 
 impl<'a, D: Pull> Side<'a, D> {
-    fn new(data: &'a [u8], dec: D) -> Self {
+    pub(crate) fn new(data: &'a [u8], dec: D) -> Self {
         Self {
             data,
             fed: 0,
@@ -255,14 +255,14 @@ impl<'a, D: Pull> Side<'a, D> {
 
     /// Whether the undecoded bytes start with `prefix` (at least one byte of it, if the file
     /// ends first).
-    fn next_starts_with(&self, prefix: &[u8]) -> bool {
+    pub(crate) fn next_starts_with(&self, prefix: &[u8]) -> bool {
         let rest = self.data.get(self.offset()..).unwrap_or_default();
         !rest.is_empty() && rest.iter().zip(prefix).all(|(a, b)| a == b)
     }
 
     /// Decodes and records the next message; `None` once the stream has ended (see
     /// `stream.end` for how).
-    fn next(&mut self) -> Option<&D::Msg> {
+    pub(crate) fn next(&mut self) -> Option<&D::Msg> {
         if self.done {
             return None;
         }
@@ -308,7 +308,7 @@ impl<'a, D: Pull> Side<'a, D> {
     }
 
     /// Ends the stream at the next undecoded byte: what follows is encrypted.
-    fn encrypted(&mut self, what: &'static str) {
+    pub(crate) fn encrypted(&mut self, what: &'static str) {
         if !self.done {
             self.done = true;
             self.stream.end = End::Encrypted {
@@ -855,6 +855,10 @@ pub(crate) fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -
         return 2;
     };
 
+    // Protocol 2.0 (a 2.0 StartupPacket), or a 3.x start-up a 2.0 server refused.
+    if let Some(legacy) = crate::v2::decode(&client, &server) {
+        return legacy.run(out, err, &client, &server, check, allow_truncated);
+    }
     let conn = decode(&client, &server);
     if trace {
         crate::trace::print(out, &conn, &client, &server);
@@ -886,7 +890,7 @@ pub(crate) fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -
 
 /// Prints one line per message, and after a CopyData the lines of the replication messages
 /// inside it (`nested`, by message index).
-fn list<M: Message>(
+pub(crate) fn list<M: Message>(
     out: &mut dyn Write,
     side: char,
     stream: &Stream<M>,
@@ -907,7 +911,7 @@ fn list<M: Message>(
 
 /// Reports how a stream ended and, with `check`, whether it re-encodes; returns whether it is
 /// acceptable.
-fn report<M: Message>(
+pub(crate) fn report<M: Message>(
     err: &mut dyn Write,
     side: &str,
     stream: &Stream<M>,

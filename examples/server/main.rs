@@ -4,6 +4,7 @@
 //! cargo run --release --example server -- [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram]
 //!                                         [--user U] [--password P] [--no-tls] [--trace FILE]
 //!                                         [--startup-timeout SECONDS] [--max-connections N]
+//!                                         [--max-protocol 2.0|3.0|3.2]
 //! ```
 //!
 //! Defaults: `--listen 127.0.0.1:5433`, an in-memory database shared by every connection
@@ -12,6 +13,12 @@
 //! start (so `sslmode=require channel_binding=require` works). Any database name is accepted.
 //! With `--trace FILE`, every message of every connection is written to `FILE` in libpq's
 //! `PQtrace` format, each line prefixed by the connection's number and a tab ([`trace`]).
+//!
+//! Protocols 3.2, 3.0 and 2.0 are all served (a 2.0 StartupPacket as PostgreSQL 7.4 to 13
+//! served one: libpq 13 and older clients that ask for 2.0 get it). `--max-protocol 2.0` makes
+//! the server behave as one older than PostgreSQL 7.4: a 3.x StartupMessage is answered with an
+//! error in 2.0's format (`E`, text, NUL, no length word), so that libpq up to 13 falls back to
+//! 2.0. `--max-protocol 3.0` stops at 3.0 (3.2 requests are negotiated down).
 //!
 //! Any PostgreSQL client can connect: psql, pgbench, libpq, JDBC, tokio-postgres, psycopg...
 //! SQL is SQLite's, with PostgreSQL's `$1` placeholders; values are reported as int8, float8,
@@ -65,7 +72,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pgproto::auth::{md5, ScramVerifier};
-use pgproto::{ServerAuth, ServerConfig};
+use pgproto::{ProtocolVersion, ServerAuth, ServerConfig};
 use rusqlite::{Connection, OpenFlags};
 
 use notify::{Mailbox, Notification};
@@ -77,7 +84,7 @@ pub(crate) const SERVER_VERSION: &str = "15.0 (pgproto demo on SQLite)";
 const USAGE: &str = "usage: server [--listen ADDR] [--db PATH] [--auth trust|password|md5|scram] \
                      [--user U] [--password P] [--no-tls] [--trace FILE] \
                      [--startup-timeout SECONDS] \
-                     [--max-connections N]";
+                     [--max-connections N] [--max-protocol 2.0|3.0|3.2]";
 
 /// Open connections beyond which a new one is refused at once, before its start-up packet
 /// (a multiple of `--max-connections`).
@@ -108,6 +115,7 @@ struct Args {
     trace: Option<String>,
     startup_timeout: Duration,
     max_connections: usize,
+    max_protocol: ProtocolVersion,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -121,6 +129,7 @@ fn parse_args() -> Result<Args, String> {
         trace: None,
         startup_timeout: Duration::from_secs(60),
         max_connections: 100,
+        max_protocol: ProtocolVersion::V3_2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -166,6 +175,14 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or_else(|| {
                         format!("--max-connections needs a number from 1 to 100000, not {v:?}")
                     })?;
+            }
+            "--max-protocol" => {
+                args.max_protocol = match value()?.as_str() {
+                    "2.0" => ProtocolVersion::V2_0,
+                    "3.0" => ProtocolVersion::V3_0,
+                    "3.2" => ProtocolVersion::V3_2,
+                    other => return Err(format!("unknown --max-protocol {other:?}\n{USAGE}")),
+                }
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -341,6 +358,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut config = ServerConfig::default();
     config.set_parameter("server_version", SERVER_VERSION);
+    config.min_protocol_version = ProtocolVersion::V2_0;
+    config.max_protocol_version = args.max_protocol;
     let shared = Arc::new(Shared {
         method: args.auth,
         user: args.user.clone(),

@@ -76,6 +76,12 @@ impl StartupMessage {
         })
     }
 
+    /// A message of parameters known to be valid (no NUL, no empty name), for any version:
+    /// how a [`Server`](crate::Server) reports a protocol-2.0 StartupPacket.
+    pub(crate) fn from_parts(version: ProtocolVersion, params: Vec<(Bytes, Bytes)>) -> Self {
+        Self { version, params }
+    }
+
     /// The protocol version requested.
     pub fn version(&self) -> ProtocolVersion {
         self.version

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::v2::Reply;
 use super::{Phase, Server};
 use crate::codec::Encode;
 use crate::error::UsageError;
@@ -127,6 +128,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn parse_complete(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send ParseComplete", Reply::None);
+        }
         self.answer_empty(
             "send ParseComplete",
             Answer::ParseComplete,
@@ -140,6 +144,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn bind_complete(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send BindComplete", Reply::None);
+        }
         self.answer_empty(
             "send BindComplete",
             Answer::BindComplete,
@@ -153,6 +160,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn close_complete(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send CloseComplete", Reply::None);
+        }
         self.answer_empty(
             "send CloseComplete",
             Answer::CloseComplete,
@@ -167,6 +177,9 @@ impl Server {
     /// [`UsageError::Closed`] once the connection has failed or been closed; with
     /// [`UsageError::Encode`] when there are more than 65,535 types.
     pub fn parameter_description(&mut self, types: &[u32]) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send ParameterDescription", Reply::None);
+        }
         let next = self.check("send ParameterDescription", Answer::ParameterDescription)?;
         ParameterDescription::new(types)?.encode(&mut self.core.out);
         self.apply(next);
@@ -180,6 +193,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn row_description(&mut self, description: &RowDescription) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send RowDescription", Reply::RowDescription(description));
+        }
         let next = self.check("send RowDescription", Answer::RowDescription)?;
         description.encode(&mut self.core.out);
         if let Phase::Ready(q) = &mut self.phase {
@@ -199,6 +215,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn no_data(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send NoData", Reply::None);
+        }
         self.answer_empty("send NoData", Answer::NoData, btag::NO_DATA)
     }
 
@@ -214,6 +233,9 @@ impl Server {
     /// or the row is longer than a message's 32-bit length word allows. Nothing is sent then.
     #[inline]
     pub fn data_row(&mut self, values: &[Option<&[u8]>]) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send DataRow", Reply::DataRow(values));
+        }
         let next = self.check("send DataRow", Answer::DataRow)?;
         if let Phase::Ready(q) = &mut self.phase {
             // More than 65,535 values: `encode_values` refuses the row below.
@@ -238,6 +260,9 @@ impl Server {
     /// [`UsageError::Closed`] once the connection has failed or been closed; with
     /// [`UsageError::Encode`] when `tag` contains NUL or is too long for one message.
     pub fn command_complete(&mut self, tag: &str) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send CommandComplete", Reply::CommandComplete(tag));
+        }
         let next = self.check("send CommandComplete", Answer::CommandComplete)?;
         CommandComplete::encode_str(&mut self.core.out, tag)?;
         self.apply(next);
@@ -250,6 +275,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn empty_query_response(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send EmptyQueryResponse", Reply::EmptyQueryResponse);
+        }
         self.answer_empty(
             "send EmptyQueryResponse",
             Answer::EmptyQueryResponse,
@@ -263,6 +291,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn portal_suspended(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send PortalSuspended", Reply::None);
+        }
         self.answer_empty(
             "send PortalSuspended",
             Answer::PortalSuspended,
@@ -279,6 +310,9 @@ impl Server {
     /// the severity is not FATAL or PANIC; and with [`UsageError::Closed`] once the connection
     /// has failed or been closed.
     pub fn error_response(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send ErrorResponse", Reply::ErrorResponse(fields));
+        }
         if !matches!(self.phase, Phase::Ready(_)) || self.core.error.is_some() {
             return Err(self.not_allowed("send ErrorResponse"));
         }
@@ -316,6 +350,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn ready_for_query(&mut self, status: TransactionStatus) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send ReadyForQuery", Reply::ReadyForQuery(status));
+        }
         let next = self.check("send ReadyForQuery", Answer::ReadyForQuery)?;
         self.core
             .out
@@ -333,6 +370,12 @@ impl Server {
     /// [`UsageError::Closed`] once the connection has failed or been closed; with
     /// [`UsageError::Encode`] when `value` is longer than an Int32 length allows.
     pub fn function_call_response(&mut self, value: Option<&[u8]>) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply(
+                "send FunctionCallResponse",
+                Reply::FunctionCallResponse(value),
+            );
+        }
         let next = self.check("send FunctionCallResponse", Answer::FunctionCallResponse)?;
         if let Some(v) = value {
             crate::codec::check_value_len("result", v.len())?;
@@ -350,6 +393,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_in_response(&mut self, response: &CopyResponse) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("start COPY", Reply::CopyInResponse(response.format()));
+        }
         let next = self.check("start COPY", Answer::CopyInResponse)?;
         self.send(&BackendMessage::CopyInResponse(response.clone()));
         self.apply(next);
@@ -363,6 +409,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_out_response(&mut self, response: &CopyResponse) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("start COPY", Reply::CopyOutResponse(response.format()));
+        }
         let next = self.check("start COPY", Answer::CopyOutResponse)?;
         self.send(&BackendMessage::CopyOutResponse(response.clone()));
         self.apply(next);
@@ -375,6 +424,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_both_response(&mut self, response: &CopyResponse) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("start COPY", Reply::None);
+        }
         let next = self.check("start COPY", Answer::CopyBothResponse)?;
         self.send(&BackendMessage::CopyBothResponse(response.clone()));
         self.apply(next);
@@ -388,6 +440,9 @@ impl Server {
     /// [`UsageError::Closed`] once the connection has failed or been closed; with
     /// [`UsageError::Encode`] when `data` is too long for one message.
     pub fn copy_data(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send CopyData", Reply::CopyData(data));
+        }
         let next = self.check("send CopyData", Answer::CopyData)?;
         crate::codec::check_body("CopyData", data.len())?;
         crate::codec::tagged(&mut self.core.out, b'd', data.len(), |o| {
@@ -419,6 +474,9 @@ impl Server {
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn copy_done(&mut self) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_reply("send CopyDone", Reply::CopyDone);
+        }
         self.answer_empty("send CopyDone", Answer::CopyDone, btag::COPY_DONE)
     }
 

@@ -55,8 +55,14 @@ pub enum ServerAuth {
 pub struct ServerConfig {
     /// Limits on received message sizes (PostgreSQL's by default).
     pub limits: Limits,
-    /// The newest protocol version to accept: 3.2 (default) or 3.0.
+    /// The newest protocol version to accept: 3.2 (default), 3.0, or 2.0 to behave as a server
+    /// older than PostgreSQL 7.4 (a 3.x StartupMessage is answered with an error in 2.0's
+    /// format, which makes libpq up to 13 fall back to 2.0).
     pub max_protocol_version: ProtocolVersion,
+    /// The oldest protocol version to accept: 3.0 (default, as PostgreSQL 14 and later), or 2.0
+    /// to serve 2.0 StartupPackets as PostgreSQL 7.4 to 13 did (see
+    /// [`Server`](crate::Server)).
+    pub min_protocol_version: ProtocolVersion,
     /// The ParameterStatus messages sent after authentication, in order. `application_name`
     /// and `session_authorization` are filled from the StartupMessage unless set here; every
     /// other value is sent as configured, whatever the client asked for.
@@ -139,6 +145,7 @@ impl Default for ServerConfig {
         Self {
             limits: Limits::default(),
             max_protocol_version: ProtocolVersion::V3_2,
+            min_protocol_version: ProtocolVersion::V3_0,
             parameters: parameters
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -30,6 +30,7 @@ mod control;
 mod forward;
 mod startup;
 mod trace;
+mod v2;
 
 use bytes::Bytes;
 
@@ -139,6 +140,8 @@ enum Step {
     Wait,
     /// A message to hand to the application.
     Deliver(FrontendLent),
+    /// A message of a protocol-2.0 session to hand to the application (see `v2.rs`).
+    DeliverV2,
 }
 
 /// The frontend message being answered and where its answer is (see [`crate::protocol`]).
@@ -178,6 +181,8 @@ enum Phase {
     Startup(Box<StartupData>),
     /// Serving requests.
     Ready(Serving),
+    /// A protocol-2.0 session, from its StartupPacket on (see `v2.rs`).
+    V2(Box<v2::Session>),
     /// Over.
     Closed,
 }
@@ -262,6 +267,16 @@ struct StartupData {
 /// `poll_transmit` (see the [crate documentation](crate#the-run-loop)). Like a backend, the
 /// machine hands out one request at a time: `poll_event` returns `Ok(None)` until the message
 /// it handed out is answered.
+///
+/// With [`ServerConfig::min_protocol_version`] 2.0, a 2.0 StartupPacket is served as
+/// PostgreSQL 7.4 to 13 served one: the application sees the same events and gives the same
+/// answers, and the machine speaks 2.0 on the wire (CursorResponse and a 2.0 RowDescription for
+/// [`row_description`](Self::row_description), AsciiRow for [`data_row`](Self::data_row),
+/// errors and notices as one text, no ParameterStatus, ...; the whole mapping is in the
+/// documentation of [`crate::v2`]). With
+/// [`ServerConfig::max_protocol_version`] 2.0 as well, a 3.x StartupMessage is answered with an
+/// error in 2.0's format, as a server older than 7.4 did, which makes libpq up to 13 reconnect
+/// with 2.0.
 ///
 /// ```
 /// use pgproto::{Server, ServerAuth, ServerConfig, ServerEvent};
@@ -362,7 +377,12 @@ impl Server {
 
     /// Whether start-up is over and queries are being served.
     pub fn is_ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready(_)) && self.core.error.is_none()
+        let ready = match &self.phase {
+            Phase::Ready(_) => true,
+            Phase::V2(s) => Self::v2_is_ready(s),
+            _ => false,
+        };
+        ready && self.core.error.is_none()
     }
 
     /// The number of messages discarded after extended-query errors (and Flush or Sync during
@@ -384,13 +404,17 @@ impl Server {
     /// Bytes received and not yet decoded (messages are decoded lazily, by `poll_event`): never
     /// more than was given to `receive`. Nothing more is buffered once an error has occurred.
     pub fn buffered_len(&self) -> usize {
-        self.core.decoder.buffered_len()
+        self.v2_buffered()
+            .unwrap_or_else(|| self.core.decoder.buffered_len())
     }
 
     // ---- (B) input ----
 
     /// Buffers bytes received from the client.
     pub fn receive(&mut self, data: &[u8]) {
+        if self.v2_receive(data) {
+            return;
+        }
         let closed = matches!(self.phase, Phase::Closed);
         self.core.receive(data, closed);
     }
@@ -535,6 +559,9 @@ impl Server {
     /// number generator fails, the connection ends with [`Error::Auth`] instead, returned by
     /// [`Server::poll_event`].
     pub fn authenticate(&mut self, auth: ServerAuth) -> Result<(), UsageError> {
+        if self.v2_serving().is_some() {
+            return self.v2_authenticate(auth);
+        }
         let end_point = if self.tls {
             self.end_point.clone()
         } else {
@@ -627,6 +654,10 @@ impl Server {
     /// Fails with [`UsageError::NotAllowed`] after start-up (use [`Server::fatal`] then), and
     /// with [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn reject(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
+        if self.v2_serving() == Some(false) && self.core.error.is_none() {
+            self.v2_fatal(fields);
+            return Ok(());
+        }
         self.startup_state("reject the connection")?;
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
         self.core.decoder.expect_auth_response(None);
@@ -745,6 +776,10 @@ impl Server {
     /// while a frame is forwarded in pieces ([`Server::forward`]), and with
     /// [`UsageError::Closed`] once the connection has failed or been closed.
     pub fn notice(&mut self, fields: &ErrorFields) -> Result<(), UsageError> {
+        if self.v2_serving() == Some(true) && self.core.error.is_none() {
+            self.v2_notice(fields);
+            return Ok(());
+        }
         self.after_auth("send NoticeResponse")?;
         BackendMessage::NoticeResponse(fields.clone()).encode(&mut self.core.out);
         Ok(())
@@ -762,6 +797,10 @@ impl Server {
         channel: &str,
         payload: &str,
     ) -> Result<(), UsageError> {
+        if self.v2_serving() == Some(true) && self.core.error.is_none() {
+            // 2.0 carries no payload.
+            return self.v2_notification(process_id, channel);
+        }
         self.after_startup("send NotificationResponse")?;
         NotificationResponse::new(process_id, channel, payload)?.encode(&mut self.core.out);
         Ok(())
@@ -777,6 +816,10 @@ impl Server {
     /// with [`UsageError::Encode`] when `name` or `value` contains NUL or the message is too
     /// long.
     pub fn parameter_status(&mut self, name: &str, value: &str) -> Result<(), UsageError> {
+        if self.v2_serving() == Some(true) && self.core.error.is_none() {
+            // 2.0 has no ParameterStatus: nothing to send.
+            return Ok(());
+        }
         self.after_auth("send ParameterStatus")?;
         ParameterStatus::new(name, value)?.encode(&mut self.core.out);
         Ok(())
@@ -793,6 +836,10 @@ impl Server {
         if self.core.error.is_some() || matches!(self.phase, Phase::Closed) {
             return Err(UsageError::Closed);
         }
+        if self.v2_serving().is_some() {
+            self.v2_fatal(fields);
+            return Ok(());
+        }
         if matches!(&self.phase, Phase::Ready(q) if q.forwarding != 0) {
             return Err(self.not_allowed("send a FATAL error"));
         }
@@ -807,6 +854,9 @@ impl Server {
         self.core.release_buffers();
         if let Phase::Ready(q) = &mut self.phase {
             q.columns.shrink();
+        }
+        if let Phase::V2(s) = &mut self.phase {
+            s.decoder.release_buffer();
         }
     }
 
@@ -914,6 +964,7 @@ impl Server {
                 Ok(Step::Deliver(lent)) => {
                     return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))))
                 }
+                Ok(Step::DeliverV2) => return Ok(Some(ServerEvent::Message(self.v2_view()))),
                 Err(e) => self.fail(e, true),
             }
         }
@@ -941,8 +992,12 @@ impl Server {
                 }
                 other => other.to_string(),
             };
-            BackendMessage::ErrorResponse(ErrorFields::simple("FATAL", e.sqlstate(), &message))
-                .encode(&mut self.core.out);
+            let fields = ErrorFields::simple("FATAL", e.sqlstate(), &message);
+            if matches!(self.phase, Phase::V2(_)) {
+                v2::fatal_v2(&mut self.core.out, &fields);
+            } else {
+                BackendMessage::ErrorResponse(fields).encode(&mut self.core.out);
+            }
         }
         self.phase = Phase::Closed;
         self.core.error = Some(e);
@@ -953,6 +1008,7 @@ impl Server {
             Phase::Startup(s) => s.state.name(),
             Phase::Ready(q) if q.forwarding != 0 => "forwarding a frame in pieces",
             Phase::Ready(q) => q.current.map_or("idle", Current::name),
+            Phase::V2(s) => Self::v2_state_name(s),
             Phase::Closed => "closed",
         }
     }
@@ -975,6 +1031,7 @@ impl Server {
         let more = |more: bool| if more { Step::Again } else { Step::Wait };
         match &mut self.phase {
             Phase::Closed => Ok(Step::Wait),
+            Phase::V2(_) => self.v2_step(),
             Phase::Startup(s) => {
                 if s.state.blocks_input() {
                     return Ok(Step::Wait);
@@ -1131,6 +1188,12 @@ impl Server {
                 s.state = State::Cancelled;
                 self.core.events.push_back(ServerEvent::CancelRequest(c));
             }
+            (State::AwaitPacket, F::UnsupportedStartup(u))
+                if u.version().major == 2
+                    && self.config.min_protocol_version == ProtocolVersion::V2_0 =>
+            {
+                return self.start_v2(&u);
+            }
             (State::AwaitPacket, F::UnsupportedStartup(u)) => {
                 let v = u.version();
                 let text = format!(
@@ -1149,6 +1212,11 @@ impl Server {
                     return Ok(());
                 }
                 return Err(Error::UnsupportedProtocol { version: v });
+            }
+            (State::AwaitPacket, F::Startup(msg))
+                if self.config.max_protocol_version == ProtocolVersion::V2_0 =>
+            {
+                return self.v2_only(msg.version());
             }
             (State::AwaitPacket, F::Startup(msg)) => {
                 let requested = msg.version();

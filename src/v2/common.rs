@@ -66,7 +66,14 @@ impl Text {
 }
 
 /// One row of a CopyDataRows stream: a line of COPY text data, its final newline included.
-/// It has no other newline and is not the end marker [`COPY_END`].
+/// It has no other newline and does not end with the end marker: `\.` before the newline,
+/// its backslash not escaped by another (PostgreSQL reads that as the end of the data, the
+/// bytes before it as the last row).
+///
+/// The last row may also come without a newline, directly followed by `\.` on the same line,
+/// which is how libpq sends data that does not end with a newline: a frontend decoder
+/// hands such a row out on its own, then [`FrontendMessage::CopyDataEnd`](crate::v2::FrontendMessage).
+/// [`CopyLine::last`] builds one.
 ///
 /// ```
 /// use pgproto::v2::CopyLine;
@@ -76,6 +83,9 @@ impl Text {
 /// assert!(CopyLine::new("no newline").is_err());
 /// assert!(CopyLine::new("two\nlines\n").is_err());
 /// assert!(CopyLine::new("\\.\n").is_err()); // the end marker
+/// assert!(CopyLine::new("x\\.\n").is_err()); // the last row, then the end marker
+/// assert!(CopyLine::new("x\\\\.\n").is_ok()); // an escaped backslash, then a period
+/// assert!(CopyLine::last("no newline").is_ok());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CopyLine(Bytes);
@@ -91,14 +101,38 @@ impl CopyLine {
                 reason: "must end with its only newline",
             });
         }
-        if l == COPY_END {
+        if ends_with_marker(l) {
             return Err(EncodeError::OutOfRange {
                 field: "COPY line",
-                reason: "is the end-of-data marker",
+                reason: "ends with the end-of-data marker",
             });
         }
         check_body("COPY line", l.len())?;
         Ok(Self(Bytes::copy_from_slice(l)))
+    }
+
+    /// The last row of a frontend's COPY data without its newline: encoded, the end marker
+    /// [`COPY_END`] must follow it directly. Fails with [`EncodeError::OutOfRange`] for an
+    /// empty row, one with a newline, or one that ends with an unescaped backslash (which
+    /// would escape the marker's).
+    pub fn last(row: impl AsRef<[u8]>) -> Result<Self, EncodeError> {
+        let l = row.as_ref();
+        if l.is_empty()
+            || memchr::memchr(b'\n', l).is_some()
+            || backslashes_before(l, l.len()) % 2 == 1
+        {
+            return Err(EncodeError::OutOfRange {
+                field: "COPY line",
+                reason: "a last row must be non-empty, without newline, not ending in a backslash",
+            });
+        }
+        check_body("COPY line", l.len())?;
+        Ok(Self(Bytes::copy_from_slice(l)))
+    }
+
+    /// Whether this is a last row without its newline ([`CopyLine::last`]).
+    pub fn is_last(&self) -> bool {
+        self.0.last() != Some(&b'\n')
     }
 
     /// A line already checked (cut at its newline, not the end marker).
@@ -115,4 +149,17 @@ impl CopyLine {
     pub fn bytes(&self) -> &Bytes {
         &self.0
     }
+}
+
+/// How many backslashes come right before offset `at` of `s`.
+fn backslashes_before(s: &[u8], at: usize) -> usize {
+    s[..at].iter().rev().take_while(|&&b| b == b'\\').count()
+}
+
+/// Whether a line (its newline included) ends with the end marker: `\.` before the newline,
+/// the backslash not escaped by another, as PostgreSQL's COPY text reader sees it.
+pub(crate) fn ends_with_marker(line: &[u8]) -> bool {
+    line.len() >= COPY_END.len()
+        && line.ends_with(b".\n")
+        && backslashes_before(line, line.len() - 2) % 2 == 1
 }

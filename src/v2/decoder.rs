@@ -16,7 +16,7 @@ use crate::error::{DecodeError, Tag};
 use crate::limits::Limits;
 use crate::message::startup::{CancelRequest, CANCEL_REQUEST_CODE, SSL_REQUEST_CODE};
 use crate::v2::backend::{copy_line, BackendMessage};
-use crate::v2::common::{CopyLine, COPY_END};
+use crate::v2::common::{ends_with_marker, CopyLine, COPY_END};
 use crate::v2::frontend::{FrontendMessage, PasswordPacket, StartupPacket};
 use crate::v2::scan::{self, Progress};
 
@@ -381,14 +381,22 @@ impl FrontendDecoder {
                 let Some(n) = scan::line(&self.input.buf, &mut self.input.progress, max)? else {
                     return Ok(None);
                 };
-                let line = self.input.take(n);
-                if line == COPY_END {
-                    self.mode = FrontendMode::Tagged;
-                    return Ok(Some(FrontendMessage::CopyDataEnd));
+                // The end marker may follow the last row on its line, as libpq sends data that
+                // does not end with a newline: then that row comes first, without a newline.
+                let marker_at = ends_with_marker(&self.input.buf[..n]).then(|| n - COPY_END.len());
+                match marker_at {
+                    Some(0) => {
+                        self.input.take(n);
+                        self.mode = FrontendMode::Tagged;
+                        Ok(Some(FrontendMessage::CopyDataEnd))
+                    }
+                    Some(at) => Ok(Some(FrontendMessage::CopyDataRow(CopyLine::from_checked(
+                        self.input.take(at),
+                    )))),
+                    None => Ok(Some(FrontendMessage::CopyDataRow(CopyLine::from_checked(
+                        self.input.take(n),
+                    )))),
                 }
-                Ok(Some(FrontendMessage::CopyDataRow(CopyLine::from_checked(
-                    line,
-                ))))
             }
             FrontendMode::Tagged => {
                 let Some(n) = scan::frontend_message(

@@ -142,6 +142,19 @@ impl StartupPacket {
         self.field(4)
     }
 
+    /// A packet read as PostgreSQL 7.4 to 13 read one: the bytes after the version word,
+    /// zero-filled when the packet is short and cut when it is long (the decoder, by contrast,
+    /// wants the 296 bytes the 2.0 documentation gives).
+    pub(crate) fn lenient(version: ProtocolVersion, rest: &[u8]) -> Self {
+        let mut fields = BytesMut::zeroed(STARTUP_PACKET_LEN - 8);
+        let n = rest.len().min(fields.len());
+        fields[..n].copy_from_slice(&rest[..n]);
+        Self {
+            version,
+            fields: fields.freeze(),
+        }
+    }
+
     /// Decodes a whole start-up packet (length word included) whose code is a 2.x version.
     pub(crate) fn decode(packet: &Bytes) -> Result<Self, DecodeError> {
         if packet.len() != STARTUP_PACKET_LEN {

@@ -30,11 +30,29 @@ pub(crate) fn copy_line() -> impl Strategy<Value = CopyLine> + Clone {
                 *x = b'\t';
             }
         }
-        if b == b"\\." {
+        // Never `\.` before the newline: that would end the data.
+        if b.last() == Some(&b'.') {
             b.push(b'x');
         }
         b.push(b'\n');
         CopyLine::new(b).unwrap()
+    })
+}
+
+/// The last row of a frontend's COPY data without its newline (libpq sends data that does not
+/// end with one as it is, then `\.`).
+pub(crate) fn last_copy_row() -> impl Strategy<Value = CopyLine> + Clone {
+    raw_bytes(20).prop_map(|mut b| {
+        for x in &mut b {
+            if *x == b'\n' {
+                *x = b'\t';
+            }
+        }
+        // Never a backslash last: it would escape the marker's.
+        if b.last().is_none_or(|&x| x == b'\\') {
+            b.push(b'y');
+        }
+        CopyLine::last(b).unwrap()
     })
 }
 
@@ -191,8 +209,9 @@ pub(crate) fn frontend_stream(max_items: usize) -> impl Strategy<Value = Vec<Fro
     let item = prop_oneof![
         3 => text(60).prop_map(|q| vec![FrontendMessage::Query(q)]),
         1 => function_call().prop_map(|f| vec![FrontendMessage::FunctionCall(f)]),
-        1 => vec(copy_line(), 0..4).prop_map(|lines| {
+        1 => (vec(copy_line(), 0..4), option::of(last_copy_row())).prop_map(|(lines, last)| {
             let mut v: Vec<_> = lines.into_iter().map(FrontendMessage::CopyDataRow).collect();
+            v.extend(last.map(FrontendMessage::CopyDataRow));
             v.push(FrontendMessage::CopyDataEnd);
             v
         }),
