@@ -275,14 +275,17 @@ pub enum Error {
         /// What was being generated.
         what: &'static str,
     },
-    /// The client asked for a protocol version this crate does not speak (2.0, or a major
-    /// version other than 3).
+    /// The client asked for a protocol version the server does not speak: a major version
+    /// other than 2 or 3, 2.0 unless [`ServerConfig::min_protocol_version`](crate::ServerConfig)
+    /// allows it, or 3.x when the server speaks only 2.0.
     #[error("unsupported frontend protocol {version}")]
     UnsupportedProtocol {
         /// The version requested.
         version: crate::ProtocolVersion,
     },
-    /// A server that speaks only protocol 2.0 sent an error in that protocol's format.
+    /// A server that speaks only protocol 2.0 answered the 3.x start-up with an error in that
+    /// protocol's format. (With [`ClientConfig::min_protocol_version`](crate::ClientConfig) 2.0
+    /// the client falls back instead: [`ClientEvent::FallbackToV2`](crate::ClientEvent).)
     #[error("server error (protocol 2.0): {message}")]
     LegacyServer {
         /// The error text, with invalid UTF-8 replaced.
