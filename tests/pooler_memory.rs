@@ -227,7 +227,7 @@ impl Pooler {
                         .unwrap();
                     let version = session.server.protocol_version();
                     let key = self.keys.issue(version, 32, pgproto::os_random, c).unwrap();
-                    session.server.finish_startup(Some(&key)).unwrap();
+                    session.server.finish_startup(Some(key)).unwrap();
                 }
                 ServerEvent::Message(m) => {
                     let u = match session.upstream {

@@ -88,7 +88,7 @@ fn application_ends_the_startup_with_its_parameters_notice_and_key() {
             .unwrap();
         // Not a query answer yet.
         assert!(s.ready_for_query(TransactionStatus::Idle).is_err());
-        s.finish_startup(Some(&key)).unwrap();
+        s.finish_startup(Some(key.clone())).unwrap();
     })
     .unwrap();
     assert_eq!(client.parameter("server_version"), Some("18.1 (upstream)"));
@@ -138,7 +138,7 @@ fn finish_startup_checks_the_key_against_the_version() {
     start(&mut client, &mut server, |s| {
         let long = BackendKeyData::new(1, [1u8; 32]).unwrap();
         assert!(matches!(
-            s.finish_startup(Some(&long)),
+            s.finish_startup(Some(long)),
             Err(UsageError::Encode(_))
         ));
         assert!(s.awaits_startup_end()); // nothing changed

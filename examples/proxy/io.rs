@@ -1,16 +1,16 @@
-//! The two ends of a connection, plain or TLS, as a reading half and a writing half that can
-//! wait at the same time (a proxy must read one side while the other side's writes are
-//! pending, or the two servers' buffers fill and both wait forever).
+//! A connection, plain or TLS, whose reading and writing can wait at the same time (a proxy
+//! must read one side while the other side's writes are pending, or the two servers' buffers
+//! fill and both wait forever).
 //!
 //! A plain socket is read and written through its readiness (`readable`, `try_read`): an idle
-//! connection waits without a buffer. A TLS stream is split; its writes go to a small task
-//! through a bounded channel, so that a pending write never blocks the reads.
+//! connection waits without a buffer, and nothing is allocated to split it. A TLS stream is
+//! split; its writes go to a small task through a bounded channel, so that a pending write
+//! never blocks the reads.
 
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -27,51 +27,108 @@ pub(crate) type TlsIo = Box<dyn AsyncReadWrite>;
 pub(crate) trait AsyncReadWrite: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncReadWrite for T {}
 
-/// The reading half.
-pub(crate) enum Reader {
-    Plain(OwnedReadHalf),
-    Tls(ReadHalf<TlsIo>),
+/// A connection.
+pub(crate) enum Conn {
+    Plain(TcpStream),
+    Tls {
+        reader: ReadHalf<TlsIo>,
+        writer: mpsc::Sender<Bytes>,
+    },
 }
 
-/// The writing half.
-pub(crate) enum Writer {
-    Plain(OwnedWriteHalf),
-    Tls(mpsc::Sender<Bytes>),
+/// The reading side of a [`Conn`], borrowed.
+pub(crate) enum ReadSide<'a> {
+    Plain(&'a TcpStream),
+    Tls(&'a mut ReadHalf<TlsIo>),
 }
 
-/// Splits a plain socket.
-pub(crate) fn plain(tcp: TcpStream) -> (Reader, Writer) {
-    let (r, w) = tcp.into_split();
-    (Reader::Plain(r), Writer::Plain(w))
+/// The writing side of a [`Conn`], borrowed.
+pub(crate) enum WriteSide<'a> {
+    Plain(&'a TcpStream),
+    Tls(&'a mpsc::Sender<Bytes>),
 }
 
-/// Splits a TLS stream; its writes go through a task that ends when the [`Writer`] is dropped.
-pub(crate) fn tls(stream: TlsIo) -> (Reader, Writer) {
-    let (r, mut w) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(TLS_QUEUE);
-    tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if w.write_all(&b).await.is_err() {
-                return;
+impl Conn {
+    /// A plain socket.
+    pub(crate) fn plain(tcp: TcpStream) -> Self {
+        Self::Plain(tcp)
+    }
+
+    /// A TLS stream; its writes go through a task that ends when the connection is dropped.
+    pub(crate) fn tls(stream: TlsIo) -> Self {
+        let (reader, mut w) = tokio::io::split(stream);
+        let (writer, mut rx) = mpsc::channel::<Bytes>(TLS_QUEUE);
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if w.write_all(&b).await.is_err() {
+                    return;
+                }
+                if rx.is_empty() && w.flush().await.is_err() {
+                    return;
+                }
             }
-            if rx.is_empty() && w.flush().await.is_err() {
-                return;
+            let _ = w.shutdown().await;
+        });
+        Self::Tls { reader, writer }
+    }
+
+    /// Both sides, to wait on at once.
+    pub(crate) fn sides(&mut self) -> (ReadSide<'_>, WriteSide<'_>) {
+        match self {
+            Self::Plain(tcp) => (ReadSide::Plain(tcp), WriteSide::Plain(tcp)),
+            Self::Tls { reader, writer } => (ReadSide::Tls(reader), WriteSide::Tls(writer)),
+        }
+    }
+
+    /// Waits until a plain socket is readable (or has ended); a TLS stream returns at once
+    /// (its reads wait in [`ReadSide::read`]). Reads nothing.
+    pub(crate) async fn ready(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(tcp) => tcp.readable().await,
+            Self::Tls { .. } => Ok(()),
+        }
+    }
+
+    /// Reads some bytes into `buf` (0: end of file).
+    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        self.sides().0.read(buf).await
+    }
+
+    /// Writes all of `buf`.
+    pub(crate) async fn write_all(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        let mut w = self.sides().1;
+        while !buf.is_empty() {
+            w.write(buf).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether an idle connection is still sound: nothing to read (a server sends nothing
+    /// unasked but a FATAL error before it closes), no end of file. Does not wait.
+    pub(crate) fn idle_and_open(&mut self) -> bool {
+        let mut probe = BytesMut::with_capacity(64);
+        match self {
+            Self::Plain(tcp) => matches!(
+                tcp.try_read_buf(&mut probe),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            ),
+            Self::Tls { reader, .. } => {
+                use futures_util::FutureExt;
+                reader.read_buf(&mut probe).now_or_never().is_none()
             }
         }
-        let _ = w.shutdown().await;
-    });
-    (Reader::Tls(r), Writer::Tls(tx))
+    }
 }
 
-impl Reader {
+impl ReadSide<'_> {
     /// Reads some bytes into `buf` (0: end of file). Cancel-safe: if the future is dropped,
     /// nothing was read.
     pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            Self::Plain(r) => loop {
-                r.readable().await?;
+            Self::Plain(tcp) => loop {
+                tcp.readable().await?;
                 buf.reserve(READ_SIZE);
-                match r.try_read_buf(buf) {
+                match tcp.try_read_buf(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
@@ -85,32 +142,14 @@ impl Reader {
     }
 }
 
-impl Reader {
-    /// Whether an idle connection is still sound: nothing to read (a server sends nothing
-    /// unasked but a FATAL error before it closes), no end of file. Does not wait.
-    pub(crate) fn idle_and_open(&mut self) -> bool {
-        let mut probe = BytesMut::with_capacity(64);
-        match self {
-            Self::Plain(r) => matches!(
-                r.try_read_buf(&mut probe),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock
-            ),
-            Self::Tls(r) => {
-                use futures_util::FutureExt;
-                r.read_buf(&mut probe).now_or_never().is_none()
-            }
-        }
-    }
-}
-
-impl Writer {
+impl WriteSide<'_> {
     /// Writes some of `buf`, removing what was written. Cancel-safe: if the future is dropped,
     /// nothing was written.
     pub(crate) async fn write(&mut self, buf: &mut BytesMut) -> io::Result<()> {
         match self {
-            Self::Plain(w) => loop {
-                w.writable().await?;
-                match w.try_write(buf) {
+            Self::Plain(tcp) => loop {
+                tcp.writable().await?;
+                match tcp.try_write(buf) {
                     Ok(n) => {
                         buf.advance(n);
                         return Ok(());
@@ -126,33 +165,25 @@ impl Writer {
             }
         }
     }
-
-    /// Writes all of `buf`.
-    pub(crate) async fn write_all(&mut self, buf: &mut BytesMut) -> io::Result<()> {
-        while !buf.is_empty() {
-            self.write(buf).await?;
-        }
-        Ok(())
-    }
 }
 
 fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")
 }
 
-/// Reads from `reader` if there is one; otherwise never completes (a `select!` branch that is
+/// Reads from `side` if there is one; otherwise never completes (a `select!` branch that is
 /// off).
-pub(crate) async fn read_opt(reader: Option<&mut Reader>, buf: &mut BytesMut) -> io::Result<usize> {
-    match reader {
-        Some(r) => r.read(buf).await,
+pub(crate) async fn read_opt(side: Option<ReadSide<'_>>, buf: &mut BytesMut) -> io::Result<usize> {
+    match side {
+        Some(mut r) => r.read(buf).await,
         None => std::future::pending().await,
     }
 }
 
-/// Writes to `writer` if there is one; otherwise never completes.
-pub(crate) async fn write_opt(writer: Option<&mut Writer>, buf: &mut BytesMut) -> io::Result<()> {
-    match writer {
-        Some(w) => w.write(buf).await,
+/// Writes to `side` if there is one; otherwise never completes.
+pub(crate) async fn write_opt(side: Option<WriteSide<'_>>, buf: &mut BytesMut) -> io::Result<()> {
+    match side {
+        Some(mut w) => w.write(buf).await,
         None => std::future::pending().await,
     }
 }

@@ -14,7 +14,7 @@
 //! `channel_binding`, `require_auth`, `max_protocol_version`, `application_name`,
 //! `connect_timeout`, ...; `sslmode=require` is TLS without certificate verification, as in
 //! libpq). Other options: `--max-prepared N` (statements kept prepared per upstream connection,
-//! default 100).
+//! default 100) and `--threads N` (1 by default: one thread, as PgBouncer; 0 for one per CPU).
 //!
 //! - **Transaction mode** (the default): an upstream connection is held from a transaction's
 //!   first message until ReadyForQuery `I`, then serves another client. Named prepared
@@ -64,6 +64,7 @@ mod server_tls;
 mod session;
 mod upstream;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -78,7 +79,7 @@ use upstream::Target;
 const USAGE: &str =
     "usage: proxy --listen ADDR --upstream CONNINFO [--pool-mode session|transaction] \
                      [--pool-size N] [--auth scram|md5|password|trust] [--user U] [--password P] \
-                     [--no-tls] [--max-prepared N]";
+                     [--no-tls] [--max-prepared N] [--threads N]";
 
 /// `--pool-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,7 @@ struct Args {
     password: String,
     tls: bool,
     max_prepared: usize,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -120,6 +122,7 @@ fn parse_args() -> Result<Args, String> {
         password: "demo".into(),
         tls: true,
         max_prepared: 100,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -143,6 +146,11 @@ fn parse_args() -> Result<Args, String> {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or(format!("--pool-size needs a positive number\n{USAGE}"))?
+            }
+            "--threads" => {
+                args.threads = value()?
+                    .parse()
+                    .map_err(|_| format!("--threads needs a number\n{USAGE}"))?
             }
             "--max-prepared" => {
                 args.max_prepared = value()?
@@ -179,13 +187,14 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Where a CancelRequest for a client's key goes: the cancel key of the upstream connection
-/// serving the client, while one does. A cancel holds the lock until the upstream server has
-/// taken it, and a session takes the lock before it gives its connection back, so a cancel
-/// never reaches a connection that serves another client by then.
+/// Where cancel requests go: the keys the proxy issued, each with the cancel key of the
+/// upstream connection serving that client while one does, and the clients whose cancel is
+/// being sent right now. A session gives its connection back only once no cancel of its own is
+/// on the way, so a cancel never reaches a connection that serves another client by then.
 #[derive(Default)]
-pub(crate) struct CancelSlot {
-    pub(crate) upstream: tokio::sync::Mutex<Option<BackendKeyData>>,
+pub(crate) struct CancelRoutes {
+    keys: CancelKeys<Option<BackendKeyData>>,
+    sending: HashSet<i32>,
 }
 
 /// What every session shares.
@@ -203,7 +212,7 @@ pub(crate) struct Shared {
     /// The database clients must name (the upstream connection's).
     pub(crate) database: String,
     pub(crate) registry: StatementRegistry,
-    pub(crate) cancels: Mutex<CancelKeys<Arc<CancelSlot>>>,
+    cancels: Mutex<CancelRoutes>,
 }
 
 impl Shared {
@@ -224,29 +233,62 @@ impl Shared {
         }
     }
 
+    fn routes(&self) -> std::sync::MutexGuard<'_, CancelRoutes> {
+        self.cancels.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A cancel key for a new session of protocol `version` (32 bytes in 3.2, as PostgreSQL).
+    pub(crate) fn issue_key(&self, version: pgproto::ProtocolVersion) -> Option<BackendKeyData> {
+        self.routes()
+            .keys
+            .issue(version, 32, pgproto::os_random, None)
+    }
+
+    /// Forgets the key of a session that ended.
+    pub(crate) fn forget_key(&self, pid: i32) {
+        self.routes().keys.remove(pid);
+    }
+
+    /// Where the cancels of session `pid` go from now on: the key of the upstream connection
+    /// that serves it, or nowhere. Before nowhere, waits for a cancel of its own on the way.
+    pub(crate) async fn route_cancels(&self, pid: i32, upstream: Option<BackendKeyData>) {
+        loop {
+            {
+                let mut routes = self.routes();
+                if upstream.is_some() || !routes.sending.contains(&pid) {
+                    if let Some(slot) = routes.keys.get_mut(pid) {
+                        *slot = upstream;
+                    }
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     /// Passes a client's CancelRequest to the upstream connection serving it, if the key is one
     /// the proxy issued and a connection serves it now.
     pub(crate) async fn cancel(&self, request: &CancelRequest) {
-        let slot = self
-            .cancels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .find(request)
-            .cloned();
-        let Some(slot) = slot else {
+        let pid = request.process_id();
+        let key = {
+            let mut routes = self.routes();
+            let key = routes.keys.find(request).cloned().flatten();
+            if key.is_some() {
+                routes.sending.insert(pid);
+            }
+            key
+        };
+        let Some(key) = key else {
             return;
         };
-        let guard = slot.upstream.lock().await;
-        if let Some(key) = guard.as_ref() {
-            if let Err(e) = self.pool.target.cancel(key).await {
-                eprintln!("proxy: cancel: {e}");
-            }
+        if let Err(e) = self.pool.target.cancel(&key).await {
+            eprintln!("proxy: cancel: {e}");
         }
+        self.routes().sending.remove(&pid);
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -254,7 +296,25 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(args).await {
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if args.threads > 0 {
+            b.worker_threads(args.threads);
+        }
+        b.enable_all().build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("proxy: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(args)) {
         eprintln!("proxy: {e}");
         std::process::exit(1);
     }
@@ -298,7 +358,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ),
         database: database.clone(),
         registry: StatementRegistry::new("pgproto_"),
-        cancels: Mutex::new(CancelKeys::new()),
+        cancels: Mutex::new(CancelRoutes::default()),
     });
     let password = match args.auth {
         Method::Trust => String::new(),

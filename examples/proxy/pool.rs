@@ -14,7 +14,7 @@ use crate::upstream::{Target, Upstream};
 
 /// An upstream connection lent to a session, with its place in the pool.
 pub(crate) struct Lease {
-    pub(crate) upstream: Upstream,
+    pub(crate) upstream: Box<Upstream>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -22,7 +22,9 @@ pub(crate) struct Lease {
 pub(crate) struct Pool {
     pub(crate) target: Target,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Upstream>>,
+    // Boxed: a lease moves the connection to its session and back without copying it.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<Upstream>>>,
     /// The parameters the first connection reported: what clients are told at log-in.
     params: Mutex<Option<Vec<(String, String)>>>,
 }
@@ -56,7 +58,7 @@ impl Pool {
                 .pop();
             match next {
                 Some(mut u) => {
-                    if u.reader.idle_and_open() {
+                    if u.conn.idle_and_open() {
                         break Some(u);
                     }
                 }
@@ -66,7 +68,7 @@ impl Pool {
         let upstream = match idle {
             Some(u) => u,
             None => {
-                let u = self.target.connect().await?;
+                let u = Box::new(self.target.connect().await?);
                 let mut params = self.params.lock().unwrap_or_else(PoisonError::into_inner);
                 if params.is_none() {
                     *params = Some(u.params.clone());

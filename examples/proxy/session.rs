@@ -8,7 +8,7 @@
 //! flight, and from upstream only while what waits for the client is under [`HIGH_WATER`]: a
 //! slow reader on either side slows the other down instead of growing a buffer.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -21,11 +21,11 @@ use pgproto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::io::{self, Reader, Writer};
+use crate::io::{self, Conn};
 use crate::params;
 use crate::pool::Lease;
 use crate::server_tls::Prefixed;
-use crate::{CancelSlot, Mode, Shared};
+use crate::{Mode, Shared};
 
 /// Requests of one client handed out before the first is answered.
 pub(crate) const PIPELINE_DEPTH: usize = 256;
@@ -50,11 +50,13 @@ fn fatal(code: &str, message: &str) -> End {
 /// Serves one client connection until it ends.
 pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
-    let Some(mut session) = login(tcp, &shared).await else {
+    // The log-in and the end are boxed: their futures (a TLS handshake, a connection to the
+    // upstream server) are large, and an idle session should not carry their room.
+    let Some(mut session) = Box::pin(login(tcp, &shared)).await else {
         return;
     };
     let end = session.run().await;
-    session.finish(end).await;
+    Box::pin(session.finish(end)).await;
 }
 
 /// The socket during log-in.
@@ -242,131 +244,171 @@ async fn finish_login(
     server
         .parameter_status("session_authorization", server.user().to_string().as_str())
         .ok()?;
-    let slot = Arc::new(CancelSlot::default());
-    let key = shared
-        .cancels
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .issue(
-            server.protocol_version(),
-            32,
-            pgproto::os_random,
-            slot.clone(),
-        )?;
-    server.finish_startup(Some(&key)).ok()?;
+    let Some(key) = shared.issue_key(server.protocol_version()) else {
+        let _ = server.reject(&ErrorFields::simple("FATAL", "XX000", "no cancel key"));
+        let _ = flush(&mut server, &mut stream).await;
+        return None;
+    };
+    server.finish_startup(Some(key)).ok()?;
     flush(&mut server, &mut stream).await?;
-    let (reader, writer) = match stream {
-        LoginStream::Plain(tcp) => io::plain(tcp),
-        LoginStream::Tls(tls) => io::tls(tls),
+    // An idle session keeps no buffer.
+    server.release_buffers();
+    let conn = match stream {
+        LoginStream::Plain(tcp) => Conn::plain(tcp),
+        LoginStream::Tls(tls) => Conn::tls(tls),
         LoginStream::Gone => return None,
     };
     Some(Session {
         shared: shared.clone(),
         server,
         statements: ClientStatements::default(),
-        lease: None,
-        reader,
-        writer,
+        conn,
         client_eof: false,
-        cbuf: BytesMut::new(),
-        ubuf: BytesMut::new(),
-        to_client: BytesMut::new(),
-        to_upstream: BytesMut::new(),
-        slot,
-        key,
         wanted,
+        work: None,
     })
 }
 
-/// A logged-in client.
+/// A logged-in client. Idle, it is this and nothing more; what an active session needs (the
+/// upstream connection, the buffers) is in [`Work`], allocated while it is active.
 struct Session {
     shared: Arc<Shared>,
     server: Server,
     statements: ClientStatements,
+    conn: Conn,
+    client_eof: bool,
+    /// The tracked parameters' values the client asked for (see [`params`]).
+    wanted: Vec<(String, String)>,
+    work: Option<Box<Work>>,
+}
+
+/// An active session's share.
+#[derive(Default)]
+struct Work {
     /// The upstream connection serving the client, while one does.
     lease: Option<Lease>,
-    reader: Reader,
-    writer: Writer,
-    client_eof: bool,
     /// Read buffers.
     cbuf: BytesMut,
     ubuf: BytesMut,
     /// Bytes waiting to be written.
     to_client: BytesMut,
     to_upstream: BytesMut,
-    slot: Arc<CancelSlot>,
-    key: BackendKeyData,
-    /// The tracked parameters' values the client asked for (see [`params`]).
-    wanted: Vec<(String, String)>,
+}
+
+impl Work {
+    fn idle(&self) -> bool {
+        self.lease.is_none() && self.to_client.is_empty() && self.to_upstream.is_empty()
+    }
 }
 
 impl Session {
+    /// The process ID of the client's cancel key.
+    fn pid(&self) -> i32 {
+        self.server
+            .backend_key()
+            .map_or(0, BackendKeyData::process_id)
+    }
+
     /// The run loop, until the session ends.
     async fn run(&mut self) -> End {
         loop {
-            let read_client = !self.client_eof
-                && self.to_upstream.len() < HIGH_WATER
-                && self.to_client.len() < HIGH_WATER
-                && self.server.in_flight() < PIPELINE_DEPTH;
-            let read_upstream = self.lease.is_some() && self.to_client.len() < HIGH_WATER;
-            let write_upstream = self.lease.is_some() && !self.to_upstream.is_empty();
-            let (up_reader, up_writer) = match &mut self.lease {
-                Some(l) => (Some(&mut l.upstream.reader), Some(&mut l.upstream.writer)),
+            if self.work.is_none() {
+                // Idle: wait for the client with a small future; the machinery of an active
+                // session is allocated only while it is active.
+                if self.conn.ready().await.is_err() {
+                    return End::Client;
+                }
+                self.work = Some(Box::default());
+            }
+            if let Some(end) = Box::pin(self.active()).await {
+                return end;
+            }
+        }
+    }
+
+    /// Until the session is idle again (`None`, with its work dropped) or over.
+    async fn active(&mut self) -> Option<End> {
+        loop {
+            let Self {
+                server,
+                conn,
+                work,
+                client_eof,
+                ..
+            } = self;
+            let work = work.get_or_insert_with(Box::default);
+            let read_client = !*client_eof
+                && work.to_upstream.len() < HIGH_WATER
+                && work.to_client.len() < HIGH_WATER
+                && server.in_flight() < PIPELINE_DEPTH;
+            let read_upstream = work.lease.is_some() && work.to_client.len() < HIGH_WATER;
+            let write_upstream = work.lease.is_some() && !work.to_upstream.is_empty();
+            let write_client = !work.to_client.is_empty();
+            let (mut client_r, mut client_w) = conn.sides();
+            let (up_r, up_w) = match &mut work.lease {
+                Some(l) => {
+                    let (r, w) = l.upstream.conn.sides();
+                    (Some(r), Some(w))
+                }
                 None => (None, None),
             };
             tokio::select! {
-                r = self.reader.read(&mut self.cbuf), if read_client => {
+                r = client_r.read(&mut work.cbuf), if read_client => {
                     match r {
                         Ok(0) | Err(_) => {
-                            self.client_eof = true;
-                            self.server.receive_eof();
+                            *client_eof = true;
+                            server.receive_eof();
                         }
                         Ok(_) => {
-                            self.server.receive(&self.cbuf);
-                            self.cbuf.clear();
+                            server.receive(&work.cbuf);
+                            work.cbuf.clear();
                         }
                     }
                     if let Err(end) = self.client_input().await {
-                        return end;
+                        return Some(end);
                     }
                 }
-                r = io::read_opt(up_reader, &mut self.ubuf), if read_upstream => {
+                r = io::read_opt(up_r, &mut work.ubuf), if read_upstream => {
                     match r {
                         Ok(n) if n > 0 => {}
-                        Ok(_) => return self.upstream_lost("the upstream server closed the connection"),
-                        Err(e) => return self.upstream_lost(&format!("upstream connection: {e}")),
+                        Ok(_) => return Some(self.upstream_lost("the upstream server closed the connection")),
+                        Err(e) => return Some(self.upstream_lost(&format!("upstream connection: {e}"))),
                     }
                     if let Err(end) = self.upstream_input().await {
-                        return end;
+                        return Some(end);
                     }
                     if let Err(end) = self.client_input().await {
-                        return end;
+                        return Some(end);
                     }
                 }
-                r = self.writer.write(&mut self.to_client), if !self.to_client.is_empty() => {
+                r = client_w.write(&mut work.to_client), if write_client => {
                     if r.is_err() {
-                        return End::Client;
+                        return Some(End::Client);
                     }
                 }
-                r = io::write_opt(up_writer, &mut self.to_upstream), if write_upstream => {
+                r = io::write_opt(up_w, &mut work.to_upstream), if write_upstream => {
                     if let Err(e) = r {
-                        return self.upstream_lost(&format!("upstream connection: {e}"));
+                        return Some(self.upstream_lost(&format!("upstream connection: {e}")));
                     }
                 }
+                // Nothing can move (the client ended, nothing is pending): the end.
+                else => return Some(End::Client),
             }
-            if self.lease.is_none() && self.to_client.is_empty() && self.to_upstream.is_empty() {
-                // Idle: keep no buffer.
-                self.cbuf = BytesMut::new();
-                self.ubuf = BytesMut::new();
-                self.to_client = BytesMut::new();
+            let idle = self.work.as_ref().is_none_or(|w| w.idle())
+                && self.server.buffered_len() == 0
+                && !self.client_eof;
+            if idle {
+                // Back to the small wait: no buffer, no work.
+                self.work = None;
                 self.server.release_buffers();
+                return None;
             }
         }
     }
 
     /// An upstream connection that failed: the client gets FATAL 08006.
     fn upstream_lost(&mut self, why: &str) -> End {
-        if let Some(l) = &mut self.lease {
+        if let Some(l) = self.work.as_mut().and_then(|w| w.lease.as_mut()) {
             l.upstream.broken = true;
         }
         fatal("08006", &format!("server connection lost: {why}"))
@@ -375,18 +417,22 @@ impl Session {
     /// Hands the client's messages on: to the upstream connection (taking one from the pool if
     /// need be), or answered here when no connection is needed.
     async fn client_input(&mut self) -> Result<(), End> {
+        let pid = self.pid();
         let Self {
             shared,
             server,
             statements,
-            lease,
-            writer,
-            to_client,
-            to_upstream,
-            slot,
+            conn,
+            work,
             wanted,
             ..
         } = self;
+        let Work {
+            lease,
+            to_client,
+            to_upstream,
+            ..
+        } = &mut **work.get_or_insert_with(Box::default);
         loop {
             // Nothing in flight before this message (which the poll hands out).
             let alone = server.in_flight() == 0;
@@ -427,17 +473,16 @@ impl Session {
                     _ => {}
                 }
                 // A connection is needed: what the client waits for goes out first.
-                if !to_client.is_empty() && writer.write_all(to_client).await.is_err() {
+                if !to_client.is_empty() && conn.write_all(to_client).await.is_err() {
                     return Err(End::Client);
                 }
-                let l = shared.pool.acquire().await.map_err(|e| {
+                let mut l = Box::pin(shared.pool.acquire()).await.map_err(|e| {
                     fatal(
                         "08006",
                         &format!("could not connect to the upstream server: {e}"),
                     )
                 })?;
-                *slot.upstream.lock().await = l.upstream.key.clone();
-                let mut l = l;
+                shared.route_cancels(pid, l.upstream.key.clone()).await;
                 let up = &mut l.upstream;
                 if let Some(set) = params::set_query(wanted, &up.params) {
                     // The client's parameters first; the answers are not the client's.
@@ -471,18 +516,22 @@ impl Session {
     /// Routes what the upstream connection sent; gives the connection back once it is idle
     /// (transaction mode).
     async fn upstream_input(&mut self) -> Result<(), End> {
+        let pid = self.pid();
         let Self {
             shared,
             server,
             statements,
-            lease,
-            to_client,
-            ubuf,
-            slot,
+            work,
             wanted,
             ..
         } = self;
-        let Some(l) = lease.as_mut() else {
+        let Some(Work {
+            lease: Some(l),
+            to_client,
+            ubuf,
+            ..
+        }) = work.as_deref_mut()
+        else {
             return Ok(());
         };
         let up = &mut l.upstream;
@@ -550,9 +599,15 @@ impl Session {
             && up.correlator.is_idle()
             && up.relay.buffered_len() == 0
         {
-            *slot.upstream.lock().await = None;
-            if let Some(l) = lease.take() {
-                shared.pool.release(l);
+            shared.route_cancels(pid, None).await;
+            if let Some(Work {
+                lease: lease @ Some(_),
+                ..
+            }) = work.as_deref_mut()
+            {
+                if let Some(l) = lease.take() {
+                    shared.pool.release(l);
+                }
             }
         }
         Ok(())
@@ -562,28 +617,26 @@ impl Session {
     /// back to the pool if it is reusable (after `DISCARD ALL` in session mode), the cancel key
     /// is forgotten.
     async fn finish(mut self, end: End) {
+        let pid = self.pid();
+        let mut work = self.work.take().unwrap_or_default();
         match end {
             End::Client => {}
             End::Fatal(fields) => {
-                move_output(&mut self.server, &mut self.to_client);
+                move_output(&mut self.server, &mut work.to_client);
                 if self.server.fatal(&fields).is_ok() {
-                    move_output(&mut self.server, &mut self.to_client);
+                    move_output(&mut self.server, &mut work.to_client);
                 }
-                let _ = self.flush_client().await;
+                let _ = flush_client(&mut self.conn, &mut work.to_client).await;
             }
             End::Flush => {
-                move_output(&mut self.server, &mut self.to_client);
-                let _ = self.flush_client().await;
+                move_output(&mut self.server, &mut work.to_client);
+                let _ = flush_client(&mut self.conn, &mut work.to_client).await;
             }
         }
-        drop(self.writer);
-        *self.slot.upstream.lock().await = None;
-        self.shared
-            .cancels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(self.key.process_id());
-        if let Some(mut lease) = self.lease.take() {
+        drop(self.conn);
+        self.shared.route_cancels(pid, None).await;
+        self.shared.forget_key(pid);
+        if let Some(mut lease) = work.lease.take() {
             if lease.upstream.reusable() {
                 if self.shared.mode == Mode::Session {
                     let reset = tokio::time::timeout(Duration::from_secs(5), reset(&mut lease));
@@ -595,15 +648,13 @@ impl Session {
             }
         }
     }
+}
 
-    async fn flush_client(&mut self) -> std::io::Result<()> {
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            self.writer.write_all(&mut self.to_client),
-        )
+/// Writes what waits for the client, within 5 s.
+async fn flush_client(conn: &mut Conn, to_client: &mut BytesMut) -> std::io::Result<()> {
+    tokio::time::timeout(Duration::from_secs(5), conn.write_all(to_client))
         .await
         .map_err(|_| std::io::ErrorKind::TimedOut)?
-    }
 }
 
 /// Moves the state machine's output to the client's write buffer.
@@ -616,7 +667,7 @@ fn move_output(server: &mut Server, to_client: &mut BytesMut) {
 /// One correlator event: a synthesized answer goes to the client, a finished request updates the
 /// statement maps.
 fn settle(
-    event: CorrelatorEvent<pgproto::pooler::StatementNote>,
+    event: CorrelatorEvent<StatementNote>,
     server: &mut Server,
     rewrite: &mut Rewrite<'_>,
 ) -> Result<(), End> {
@@ -660,10 +711,13 @@ async fn reset(lease: &mut Lease) -> Result<(), String> {
     out.extend_from_slice(b"Q\0\0\0\x10DISCARD ALL\0");
     up.correlator
         .push(Request::Query, Action::Skip, StatementNote::None);
-    up.write_all(&mut out).await.map_err(|e| e.to_string())?;
+    up.conn
+        .write_all(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = BytesMut::new();
     while !up.correlator.is_empty() {
-        let n = up.reader.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = up.conn.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("closed".into());
         }

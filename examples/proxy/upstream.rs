@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use pgproto::pooler::{cancel_packet, Correlator, StatementNote, UpstreamStatements};
 use pgproto::{BackendKeyData, Client, ClientEvent, Limits, Relay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,12 +13,11 @@ use tokio_rustls::TlsConnector;
 
 use crate::client_tls::TlsSetup;
 use crate::conninfo::ConnInfo;
-use crate::io::{self, Reader, Writer};
+use crate::io::Conn;
 
 /// A connection to the upstream server, past its start-up.
 pub(crate) struct Upstream {
-    pub(crate) reader: Reader,
-    pub(crate) writer: Writer,
+    pub(crate) conn: Conn,
     /// What the server sends, cut into frames.
     pub(crate) relay: Relay,
     /// The requests in flight on it.
@@ -160,13 +158,12 @@ impl Target {
                 return Err("the upstream server closed the connection during start-up".into());
             }
         }
-        let (reader, writer) = match stream {
-            Stream::Plain(tcp) => io::plain(tcp),
-            Stream::Tls(tls) => io::tls(tls),
+        let conn = match stream {
+            Stream::Plain(tcp) => Conn::plain(tcp),
+            Stream::Tls(tls) => Conn::tls(tls),
         };
         Ok(Upstream {
-            reader,
-            writer,
+            conn,
             relay: Relay::backend(Limits::default()),
             correlator: Correlator::new(),
             statements: UpstreamStatements::new(self.max_prepared),
@@ -253,10 +250,5 @@ impl Upstream {
                 .correlator
                 .transaction_status()
                 .is_none_or(|s| s == pgproto::TransactionStatus::Idle)
-    }
-
-    /// Writes `buf` whole (outside the session loop: the reset of a connection).
-    pub(crate) async fn write_all(&mut self, buf: &mut BytesMut) -> std::io::Result<()> {
-        self.writer.write_all(buf).await
     }
 }

@@ -67,7 +67,38 @@ pub fn cancel_packet(key: &BackendKeyData) -> Bytes {
 /// ```
 #[derive(Debug)]
 pub struct CancelKeys<T> {
-    map: HashMap<i32, (Bytes, T)>,
+    map: HashMap<i32, (Secret, T)>,
+}
+
+/// A secret key: up to 32 bytes (PostgreSQL's length, and every 3.0 key) kept inline, so that
+/// an entry costs no allocation of its own.
+#[derive(Debug)]
+enum Secret {
+    Inline { len: u8, bytes: [u8; 32] },
+    Heap(Box<[u8]>),
+}
+
+impl Secret {
+    fn new(key: &[u8]) -> Self {
+        match key.len() {
+            len @ 0..=32 => {
+                let mut bytes = [0u8; 32];
+                bytes[..len].copy_from_slice(key);
+                Self::Inline {
+                    len: len as u8,
+                    bytes,
+                }
+            }
+            _ => Self::Heap(key.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(b) => b,
+        }
+    }
 }
 
 impl<T> Default for CancelKeys<T> {
@@ -114,7 +145,7 @@ impl<T> CancelKeys<T> {
             let pid = i32::from_be_bytes(pid) & 0x7fff_ffff;
             if pid != 0 && !self.map.contains_key(&pid) {
                 let key = BackendKeyData::new(pid, &secret).ok()?;
-                self.map.insert(pid, (Bytes::from(secret), value));
+                self.map.insert(pid, (Secret::new(&secret), value));
                 return Some(key);
             }
         }
@@ -125,7 +156,13 @@ impl<T> CancelKeys<T> {
     /// secret compared in constant time).
     pub fn find(&self, request: &CancelRequest) -> Option<&T> {
         let (secret, value) = self.map.get(&request.process_id())?;
-        keys_equal(secret, request.secret_key()).then_some(value)
+        keys_equal(secret.as_slice(), request.secret_key()).then_some(value)
+    }
+
+    /// What the key of `process_id` was issued for, to change it (for example, the upstream
+    /// connection that now serves the session).
+    pub fn get_mut(&mut self, process_id: i32) -> Option<&mut T> {
+        self.map.get_mut(&process_id).map(|(_, v)| v)
     }
 
     /// Forgets the key of `process_id` (its session ended), returning its value.
@@ -159,6 +196,8 @@ mod tests {
             .issue(ProtocolVersion::V3_2, 1000, crate::os_random, ())
             .unwrap();
         assert_eq!(k.secret_key().len(), 256);
+        let long = CancelRequest::new(k.process_id(), k.secret_key()).unwrap();
+        assert_eq!(keys.find(&long), Some(&()));
         assert!(k.process_id() > 0);
         assert_eq!(keys.len(), 2);
         assert!(keys
@@ -174,5 +213,8 @@ mod tests {
             .unwrap();
         let short = CancelRequest::new(k.process_id(), &k.secret_key()[..4]).unwrap();
         assert_eq!(keys.find(&short), None);
+        *keys.get_mut(k.process_id()).unwrap() = 2;
+        let right = CancelRequest::new(k.process_id(), k.secret_key()).unwrap();
+        assert_eq!(keys.find(&right), Some(&2));
     }
 }

@@ -80,7 +80,7 @@ impl Server {
     ///         ServerEvent::Startup { .. } => server.authenticate(ServerAuth::Trust)?,
     ///         ServerEvent::Authenticated => {
     ///             server.parameter_status("server_version", "18.1")?;
-    ///             server.finish_startup(Some(&BackendKeyData::new(42, [1, 2, 3, 4])?))?;
+    ///             server.finish_startup(Some(BackendKeyData::new(42, [1, 2, 3, 4])?))?;
     ///         }
     ///         _ => {}
     ///     }
@@ -90,7 +90,7 @@ impl Server {
     /// assert!(server.is_ready());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn finish_startup(&mut self, key: Option<&BackendKeyData>) -> Result<(), UsageError> {
+    pub fn finish_startup(&mut self, key: Option<BackendKeyData>) -> Result<(), UsageError> {
         let s = self.startup_state("finish the start-up")?;
         if !matches!(s.state, State::AwaitStartupEnd) {
             return Err(self.not_allowed("finish the start-up"));
@@ -109,7 +109,7 @@ impl Server {
                         reason: "4 bytes in protocol 3.0, 4 to 256 in 3.2",
                     }));
                 }
-                k.clone()
+                k
             }
             None => match self.random_key() {
                 Some(k) => k,
