@@ -9,7 +9,12 @@
 //! - **servers and mock servers**, through [`Server`] (the backend role: encryption requests,
 //!   version negotiation, trust, cleartext, MD5 and SCRAM-SHA-256(-PLUS) authentication, one
 //!   request answered at a time with each answer checked, discard-until-Sync, COPY);
-//! - **poolers and proxies**, through both at once;
+//! - **poolers and proxies**, through both at once and the [`pooler`] primitives: a start-up
+//!   the application ends itself (its parameters, its cancel key, a FATAL error after
+//!   authentication), requests in flight on the server side ([`ServerConfig::pipeline_depth`]),
+//!   frames passed through in pieces ([`Relay`], [`Server::forward`]), the correlation queue of
+//!   an upstream connection ([`pooler::Correlator`]), prepared statements renamed per pool
+//!   ([`pooler::Rewrite`]) and cancel routing ([`pooler::CancelKeys`]);
 //! - **tools and fuzzers**, through the decoders ([`BackendDecoder`], [`FrontendDecoder`]) and
 //!   the message types, which every state machine is built on;
 //! - **replication clients and servers**, through [`replication`]: the messages inside CopyData

@@ -16,29 +16,6 @@
 //! The type byte and the length word are checked as by the decoders ([`Limits`]): an unknown
 //! type byte or a length out of range is an error before any of the body is buffered, and the
 //! error is sticky.
-//!
-//! ```
-//! use pgproto::{FrameHeader, Limits, Relay};
-//!
-//! // A 100,000-byte DataRow arrives in reads of 16 KiB; the relay hands out each read at once.
-//! let mut frame = vec![b'D'];
-//! frame.extend_from_slice(&100_000u32.to_be_bytes());
-//! frame.extend_from_slice(&[0, 1, 0, 0, 0x86, 0x96]); // one column of 99,990 bytes
-//! frame.resize(100_001, b'x');
-//! assert_eq!(FrameHeader::peek(&frame).unwrap().unwrap().frame_len(), 100_001);
-//!
-//! let mut relay = Relay::backend(Limits::default());
-//! let mut forwarded = Vec::new();
-//! for read in frame.chunks(16 * 1024) {
-//!     relay.receive(read);
-//!     while let Some(piece) = relay.next_piece().unwrap() {
-//!         assert_eq!(piece.header().tag(), b'D');
-//!         forwarded.extend_from_slice(piece.bytes()); // write it to the peer
-//!     }
-//!     assert!(relay.buffered_len() == 0); // nothing kept back
-//! }
-//! assert_eq!(forwarded, frame);
-//! ```
 
 use bytes::{Buf, BytesMut};
 
@@ -252,8 +229,40 @@ enum Peer {
     Frontend,
 }
 
-/// Cuts a stream of tagged frames into [`FramePiece`]s without decoding them (see the
-/// [module documentation](self)).
+/// Cuts a stream of tagged frames into [`FramePiece`]s without decoding them: frame-level
+/// pass-through, for a proxy that moves messages it does not decode.
+///
+/// Frames up to a size ([`Relay::with_whole_limit`], 64 KiB by default) are handed out whole,
+/// once all of them has arrived, so that the application can read the small ones it cares
+/// about (ReadyForQuery, ErrorResponse, ParameterStatus); larger ones (a multi-megabyte DataRow
+/// or CopyData) are handed out in pieces as their bytes arrive, so that they can be forwarded
+/// before all of them has been received. The relay holds no more than the whole-frame limit
+/// plus one read. Pieces are the bytes as received: written out in order they re-encode the
+/// stream byte for byte. The type byte and the length word are checked as the decoders check
+/// them ([`Limits`]), before any of the body is buffered; errors are sticky.
+///
+/// ```
+/// use pgproto::{FrameHeader, Limits, Relay};
+///
+/// // A 100,000-byte DataRow arrives in reads of 16 KiB; the relay hands out each read at once.
+/// let mut frame = vec![b'D'];
+/// frame.extend_from_slice(&100_000u32.to_be_bytes());
+/// frame.extend_from_slice(&[0, 1, 0, 0, 0x86, 0x96]); // one column of 99,990 bytes
+/// frame.resize(100_001, b'x');
+/// assert_eq!(FrameHeader::peek(&frame).unwrap().unwrap().frame_len(), 100_001);
+///
+/// let mut relay = Relay::backend(Limits::default());
+/// let mut forwarded = Vec::new();
+/// for read in frame.chunks(16 * 1024) {
+///     relay.receive(read);
+///     while let Some(piece) = relay.next_piece().unwrap() {
+///         assert_eq!(piece.header().tag(), b'D');
+///         forwarded.extend_from_slice(piece.bytes()); // write it to the peer
+///     }
+///     assert!(relay.buffered_len() == 0); // nothing kept back
+/// }
+/// assert_eq!(forwarded, frame);
+/// ```
 ///
 /// Follows the crate's run loop: after every [`Relay::receive`], call [`Relay::next_piece`]
 /// until it returns `Ok(None)`. A piece borrows the relay's buffer until the next call.

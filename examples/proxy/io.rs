@@ -11,6 +11,7 @@ use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -128,8 +129,24 @@ impl ReadSide<'_> {
             Self::Plain(tcp) => loop {
                 tcp.readable().await?;
                 buf.reserve(READ_SIZE);
-                match tcp.try_read_buf(buf) {
+                // A read shorter than the room given drained the socket: its readiness is
+                // cleared here (as a would-block read would have cleared it), which saves the
+                // next wait a read that can only fail. Tokio ignores the clearing if the socket
+                // became readable again meanwhile.
+                let room = buf.capacity() - buf.len();
+                let mut got = 0;
+                let read = tcp.try_io(Interest::READABLE, || {
+                    let n = tcp.try_read_buf(buf)?;
+                    got = n;
+                    if n > 0 && n < room {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(n)
+                    }
+                });
+                match read {
                     Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => return Ok(got),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
@@ -161,6 +178,35 @@ impl WriteSide<'_> {
             Self::Tls(tx) => {
                 let permit = tx.reserve().await.map_err(|_| closed())?;
                 permit.send(buf.split().freeze());
+                Ok(())
+            }
+        }
+    }
+}
+
+impl WriteSide<'_> {
+    /// Writes what can be written of `buf` now, without waiting (the common case: the socket
+    /// has room), removing it from `buf`; what is left waits for the run loop.
+    pub(crate) fn write_now(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        match self {
+            Self::Plain(tcp) => {
+                while !buf.is_empty() {
+                    match tcp.try_write(buf) {
+                        Ok(n) => buf.advance(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            Self::Tls(tx) => {
+                if !buf.is_empty() {
+                    match tx.try_reserve() {
+                        Ok(permit) => permit.send(buf.split().freeze()),
+                        Err(mpsc::error::TrySendError::Full(())) => {}
+                        Err(mpsc::error::TrySendError::Closed(())) => return Err(closed()),
+                    }
+                }
                 Ok(())
             }
         }

@@ -367,6 +367,9 @@ impl Session {
                     if let Err(end) = self.client_input().await {
                         return Some(end);
                     }
+                    if let Err(end) = self.write_now() {
+                        return Some(end);
+                    }
                 }
                 r = io::read_opt(up_r, &mut work.ubuf), if read_upstream => {
                     match r {
@@ -378,6 +381,9 @@ impl Session {
                         return Some(end);
                     }
                     if let Err(end) = self.client_input().await {
+                        return Some(end);
+                    }
+                    if let Err(end) = self.write_now() {
                         return Some(end);
                     }
                 }
@@ -404,6 +410,24 @@ impl Session {
                 return None;
             }
         }
+    }
+
+    /// Writes to both sides what can be written without waiting, sparing the run loop a turn.
+    fn write_now(&mut self) -> Result<(), End> {
+        let Some(work) = self.work.as_deref_mut() else {
+            return Ok(());
+        };
+        if !work.to_upstream.is_empty() {
+            if let Some(l) = work.lease.as_mut() {
+                if let Err(e) = l.upstream.conn.sides().1.write_now(&mut work.to_upstream) {
+                    return Err(self.upstream_lost(&format!("upstream connection: {e}")));
+                }
+            }
+        }
+        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err() {
+            return Err(End::Client);
+        }
+        Ok(())
     }
 
     /// An upstream connection that failed: the client gets FATAL 08006.

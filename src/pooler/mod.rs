@@ -24,10 +24,11 @@
 //!   pool's ([`StatementRegistry`]), prepares them on the upstream connection that serves the
 //!   client when it lacks them, and answers for the upstream connection when it does not need
 //!   to be asked ([`ClientStatements`], [`UpstreamStatements`]).
-//! - **Cancel**: a CancelRequest from a client (a [`ServerEvent::CancelRequest`]
-//!   (crate::ServerEvent::CancelRequest) on a new connection) is matched to the session its key
-//!   was issued for in constant time ([`CancelKeys`], [`keys_equal`]), and the pooler sends
-//!   the upstream connection's key on a new connection of its own ([`cancel_packet`]).
+//! - **Cancel**: a CancelRequest from a client
+//!   ([`ServerEvent::CancelRequest`](crate::ServerEvent::CancelRequest) on a new connection) is
+//!   matched to the session its key was issued for in constant time ([`CancelKeys`],
+//!   [`keys_equal`]), and the pooler sends the upstream connection's key on a new connection
+//!   of its own ([`cancel_packet`]).
 //!
 //! # The run loop of one client
 //!

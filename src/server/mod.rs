@@ -14,10 +14,11 @@
 //! MUST drain [`Server::poll_event`] until it returns `Ok(None)`, then drain
 //! [`Server::poll_transmit`] and write those bytes to the client.
 //!
-//! # One request at a time
+//! # One request at a time (by default)
 //!
 //! Like a PostgreSQL backend, the machine hands out the next frontend message only once the
-//! previous one is answered: Parse by ParseComplete, Bind by BindComplete, Describe by
+//! previous one is answered (a proxy raises [`ServerConfig::pipeline_depth`] to have a pipeline
+//! handed out as it arrives, see [`Server`]): Parse by ParseComplete, Bind by BindComplete, Describe by
 //! RowDescription or NoData, Execute by CommandComplete, EmptyQueryResponse or PortalSuspended,
 //! Close by CloseComplete, Query, Sync and FunctionCall by ReadyForQuery; any of them by
 //! ErrorResponse. While a message waits for its answer, `poll_event` returns `Ok(None)`.
@@ -265,8 +266,9 @@ struct StartupData {
 ///
 /// After every input and every answer, drain `poll_event` until `Ok(None)`, then
 /// `poll_transmit` (see the [crate documentation](crate#the-run-loop)). Like a backend, the
-/// machine hands out one request at a time: `poll_event` returns `Ok(None)` until the message
-/// it handed out is answered.
+/// machine hands out one request at a time by default: `poll_event` returns `Ok(None)` until
+/// the message it handed out is answered (see [Requests in flight](#requests-in-flight) for
+/// more).
 ///
 /// With [`ServerConfig::min_protocol_version`] 2.0, a 2.0 StartupPacket is served as
 /// PostgreSQL 7.4 to 13 served one: the application sees the same events and gives the same
@@ -291,6 +293,27 @@ struct StartupData {
 /// let bytes = server.poll_transmit().unwrap(); // AuthenticationOk ... ReadyForQuery
 /// assert_eq!(&bytes[..9], b"R\0\0\0\x08\0\0\0\0");
 /// ```
+///
+/// # Requests in flight
+///
+/// With a [`ServerConfig::pipeline_depth`] above 1, `poll_event` hands out up to that many
+/// requests before the first is answered, as they arrive: what a proxy needs to forward a
+/// client's pipeline upstream without waiting for each answer. The answers (typed, or frames
+/// passed through with [`Server::forward`]) are matched to the queue of requests in flight in
+/// order, each checked against the request at its front ([`crate::protocol`]); ReadyForQuery
+/// ends a Query, Sync or FunctionCall; after an ErrorResponse to an extended-query message the
+/// requests handed out behind it are dropped up to the next Sync (the backend skips them and
+/// answers none), and if no Sync was handed out yet, the machine discards what comes until one
+/// arrives, as with one request at a time. Syncs handed out before a COPY FROM STDIN began are
+/// dropped when it begins (the backend ignores them). [`Server::in_flight`] counts the queue.
+///
+/// # Start-up under the application's control
+///
+/// With [`StartupEnd::Application`], authentication ends with AuthenticationOk alone: the
+/// application then sends the parameters it wants ([`Server::parameter_status`]), notices, or a
+/// FATAL error ([`Server::reject`]), and ends the start-up with [`Server::finish_startup`],
+/// choosing the cancel key. [`Server::configure`] replaces the configuration once the
+/// StartupMessage is known (per user or database).
 #[derive(Debug)]
 pub struct Server {
     config: std::sync::Arc<ServerConfig>,
