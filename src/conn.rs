@@ -51,7 +51,7 @@ pub(crate) struct Core<D, E> {
     /// Events decided but not yet polled.
     pub(crate) events: VecDeque<E>,
     /// The error that ended the connection, returned by every later poll.
-    pub(crate) error: Option<Error>,
+    pub(crate) error: Option<Box<Error>>,
     /// The peer closed the connection.
     pub(crate) eof: bool,
     /// The protocol trace, if the application asked for one: fed once per `receive` and once

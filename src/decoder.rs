@@ -48,14 +48,16 @@ struct Buffer {
     /// Bytes at the start of `buf` already decoded and handed out by reference (by consecutive
     /// `next_ref` calls), dropped by the next call that does anything else.
     lent: usize,
-    error: Option<DecodeError>,
+    error: Option<Box<DecodeError>>,
 }
 
 impl Buffer {
     /// Frees the buffer's memory if it holds no undecoded bytes.
     fn shrink(&mut self) {
         self.release();
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
+        // Even with no room left, an empty view may share (and keep alive) the allocation of
+        // a message handed out owned: it is dropped too.
+        if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
     }
@@ -78,7 +80,7 @@ impl Buffer {
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.buf = BytesMut::new();
         self.lent = 0;
-        self.error = Some(e.clone());
+        self.error = Some(Box::new(e.clone()));
         e
     }
 
@@ -356,7 +358,7 @@ impl BackendDecoder {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         let limits = self.limits;
         match self
@@ -379,7 +381,7 @@ impl BackendDecoder {
     pub fn next(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         if let Some(r) = self.single_byte() {
             return r;
@@ -543,7 +545,7 @@ impl BackendDecoder {
         }
         self.inner.release();
         if let Some(e) = &self.inner.error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         if self.expect != Expect::Tagged {
             return self.next().map(|m| m.map(BackendLent::Message));
@@ -811,7 +813,7 @@ impl FrontendDecoder {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         if self.phase != Phase::Normal {
             return Ok(None);
@@ -895,7 +897,7 @@ impl FrontendDecoder {
     pub(crate) fn skip_unless(&mut self, keep: &[u8]) -> Result<Option<u8>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         if self.phase != Phase::Normal {
             return Ok(None);
@@ -1103,7 +1105,7 @@ impl FrontendDecoder {
     pub fn next(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         match self.phase {
             Phase::Startup => self.startup_packet().map_err(|e| self.inner.fail(e)),

@@ -155,6 +155,91 @@ async fn a_cancel_reaches_its_clients_query_and_no_other() {
     bystander.simple_query("SELECT 1").await.unwrap();
 }
 
+/// Clients idle longer than the proxy's parking delay (10 ms: their sessions leave the
+/// runtime for the parking thread) come back whole: their prepared statements, their cancel
+/// keys, a transaction paused half-way, and a client that leaves while parked does not disturb
+/// the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_idle_past_the_parking_delay_come_back_whole() {
+    let f = Fixture::start(&["--pool-size", "2"]);
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        clients.push(connect(&f).await);
+    }
+    let mut leaver = Some(connect(&f).await);
+    let mut statements = Vec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let sql = format!("SELECT $1::int + {i}");
+        statements.push(step("prepare", c.prepare(&sql)).await.unwrap());
+    }
+    if let Some(l) = &leaver {
+        step("leaver", l.simple_query("SELECT 1")).await.unwrap();
+    }
+    for round in 0..3i32 {
+        // Idle well past the parking delay; the leaver goes away while parked.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if round == 1 {
+            // Its socket closes while its session is parked.
+            drop(leaver.take());
+        }
+        let work = clients
+            .iter()
+            .zip(&statements)
+            .enumerate()
+            .map(|(i, (c, s))| async move {
+                let row = c.query_one(s, &[&round]).await?;
+                Ok::<_, tokio_postgres::Error>(row.get::<_, i32>(0) == round + i as i32)
+            });
+        let ok = step("queries after idling", try_join_all(work))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", f.stderr()));
+        assert!(ok.iter().all(|&b| b), "round {round}: wrong results {ok:?}");
+    }
+    // A transaction paused half-way keeps its upstream connection (it is not idle).
+    let c = &clients[0];
+    step(
+        "begin",
+        c.batch_execute("BEGIN; CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (7)"),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let row = step("in transaction", c.query_one("SELECT x FROM t", &[]))
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 7);
+    step("commit", c.batch_execute("COMMIT")).await.unwrap();
+    // A parked client's cancel key still reaches its query.
+    let victim = &clients[1];
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let token = victim.cancel_token();
+    let long = victim.simple_query("SELECT pg_sleep(30)");
+    let cancel = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel_query(NoTls).await.expect("send CancelRequest");
+        }
+    };
+    let err = step("cancel after idling", async {
+        tokio::select! {
+            r = long => r,
+            () = cancel => unreachable!(),
+        }
+    })
+    .await
+    .expect_err("pg_sleep(30) was not cancelled");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "{err}"
+    );
+    for c in &clients {
+        step("last query", c.simple_query("SELECT 1"))
+            .await
+            .unwrap();
+    }
+}
+
 /// Helpers every psycopg script starts with: `out(key, value)` prints one result line.
 const PRELUDE: &str = r#"
 import json, sys, threading, time

@@ -10,8 +10,8 @@
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -35,18 +35,22 @@ pub(crate) enum Conn {
         reader: ReadHalf<TlsIo>,
         writer: mpsc::Sender<Bytes>,
     },
+    /// No socket (it was taken, see [`Conn::take_plain`]): reads end of file, writes fail.
+    Closed,
 }
 
 /// The reading side of a [`Conn`], borrowed.
 pub(crate) enum ReadSide<'a> {
     Plain(&'a TcpStream),
     Tls(&'a mut ReadHalf<TlsIo>),
+    Closed,
 }
 
 /// The writing side of a [`Conn`], borrowed.
 pub(crate) enum WriteSide<'a> {
     Plain(&'a TcpStream),
     Tls(&'a mpsc::Sender<Bytes>),
+    Closed,
 }
 
 impl Conn {
@@ -78,6 +82,19 @@ impl Conn {
         match self {
             Self::Plain(tcp) => (ReadSide::Plain(tcp), WriteSide::Plain(tcp)),
             Self::Tls { reader, writer } => (ReadSide::Tls(reader), WriteSide::Tls(writer)),
+            Self::Closed => (ReadSide::Closed, WriteSide::Closed),
+        }
+    }
+
+    /// Takes a plain socket out of the runtime (to be parked), leaving [`Conn::Closed`];
+    /// `None` for a TLS stream, which stays.
+    pub(crate) fn take_plain(&mut self) -> Option<std::net::TcpStream> {
+        match std::mem::replace(self, Self::Closed) {
+            Self::Plain(tcp) => tcp.into_std().ok(),
+            other => {
+                *self = other;
+                None
+            }
         }
     }
 
@@ -86,7 +103,7 @@ impl Conn {
     pub(crate) async fn ready(&mut self) -> io::Result<()> {
         match self {
             Self::Plain(tcp) => tcp.readable().await,
-            Self::Tls { .. } => Ok(()),
+            Self::Tls { .. } | Self::Closed => Ok(()),
         }
     }
 
@@ -117,6 +134,7 @@ impl Conn {
                 use futures_util::FutureExt;
                 reader.read_buf(&mut probe).now_or_never().is_none()
             }
+            Self::Closed => false,
         }
     }
 }
@@ -155,6 +173,7 @@ impl ReadSide<'_> {
                 buf.reserve(READ_SIZE);
                 r.read_buf(buf).await
             }
+            Self::Closed => Ok(0),
         }
     }
 }
@@ -180,6 +199,7 @@ impl WriteSide<'_> {
                 permit.send(buf.split().freeze());
                 Ok(())
             }
+            Self::Closed => Err(closed()),
         }
     }
 }
@@ -209,6 +229,7 @@ impl WriteSide<'_> {
                 }
                 Ok(())
             }
+            Self::Closed => Err(closed()),
         }
     }
 }

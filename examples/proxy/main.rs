@@ -54,6 +54,7 @@ mod client_tls;
 mod conninfo;
 mod io;
 mod params;
+mod park;
 mod pool;
 #[path = "../client/results.rs"]
 #[allow(dead_code)]
@@ -193,7 +194,9 @@ fn parse_args() -> Result<Args, String> {
 /// on the way, so a cancel never reaches a connection that serves another client by then.
 #[derive(Default)]
 pub(crate) struct CancelRoutes {
-    keys: CancelKeys<Option<BackendKeyData>>,
+    /// Each issued key with the upstream key its cancels go to (boxed: most sessions are idle
+    /// and have none, and the table has a slot per client).
+    keys: CancelKeys<Option<Box<BackendKeyData>>>,
     sending: HashSet<i32>,
 }
 
@@ -213,6 +216,8 @@ pub(crate) struct Shared {
     pub(crate) database: String,
     pub(crate) registry: StatementRegistry,
     cancels: Mutex<CancelRoutes>,
+    /// Where idle plain sessions wait off the runtime (see [`park`]).
+    pub(crate) parking: Option<park::Parking>,
 }
 
 impl Shared {
@@ -257,7 +262,7 @@ impl Shared {
                 let mut routes = self.routes();
                 if upstream.is_some() || !routes.sending.contains(&pid) {
                     if let Some(slot) = routes.keys.get_mut(pid) {
-                        *slot = upstream;
+                        *slot = upstream.map(Box::new);
                     }
                     return;
                 }
@@ -272,7 +277,7 @@ impl Shared {
         let pid = request.process_id();
         let key = {
             let mut routes = self.routes();
-            let key = routes.keys.find(request).cloned().flatten();
+            let key = routes.keys.find(request).cloned().flatten().map(|k| *k);
             if key.is_some() {
                 routes.sending.insert(pid);
             }
@@ -359,6 +364,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         database: database.clone(),
         registry: StatementRegistry::new("pgproto_"),
         cancels: Mutex::new(CancelRoutes::default()),
+        parking: Some(park::Parking::start(tokio::runtime::Handle::current())?),
     });
     let password = match args.auth {
         Method::Trust => String::new(),

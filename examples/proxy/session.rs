@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::io::{self, Conn};
 use crate::params;
+use crate::park::PARK_AFTER;
 use crate::pool::Lease;
 use crate::server_tls::Prefixed;
 use crate::{Mode, Shared};
@@ -41,6 +42,8 @@ enum End {
     Fatal(ErrorFields),
     /// The state machine queued its own FATAL error (a protocol violation): flush and close.
     Flush,
+    /// Idle for [`PARK_AFTER`] on a plain socket: to be parked (see [`crate::park`]).
+    Park,
 }
 
 fn fatal(code: &str, message: &str) -> End {
@@ -52,11 +55,42 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
     // The log-in and the end are boxed: their futures (a TLS handshake, a connection to the
     // upstream server) are large, and an idle session should not carry their room.
-    let Some(mut session) = Box::pin(login(tcp, &shared)).await else {
+    let Some(session) = Box::pin(login(tcp, &shared)).await else {
         return;
     };
-    let end = session.run().await;
-    Box::pin(session.finish(end)).await;
+    drive(Box::new(session)).await;
+}
+
+/// Serves a parked session again, its socket readable (see [`crate::park`]).
+pub(crate) async fn resume(mut session: Box<Session>, tcp: std::net::TcpStream) {
+    session.conn = match TcpStream::from_std(tcp) {
+        Ok(tcp) => Conn::plain(tcp),
+        Err(_) => Conn::Closed,
+    };
+    drive(session).await;
+}
+
+/// Runs a logged-in session until it ends or is parked. The session is boxed: the task of a
+/// session holds only the run loop's own state.
+async fn drive(mut session: Box<Session>) {
+    loop {
+        let end = session.run().await;
+        if !matches!(end, End::Park) {
+            return Box::pin(session.finish(end)).await;
+        }
+        let Some(tcp) = session.conn.take_plain() else {
+            continue;
+        };
+        let shared = session.shared.clone();
+        if let Some(parking) = &shared.parking {
+            return parking.park(session, tcp);
+        }
+        // Not parked after all: serve it here.
+        session.conn = match TcpStream::from_std(tcp) {
+            Ok(tcp) => Conn::plain(tcp),
+            Err(_) => Conn::Closed,
+        };
+    }
 }
 
 /// The socket during log-in.
@@ -271,7 +305,7 @@ async fn finish_login(
 
 /// A logged-in client. Idle, it is this and nothing more; what an active session needs (the
 /// upstream connection, the buffers) is in [`Work`], allocated while it is active.
-struct Session {
+pub(crate) struct Session {
     shared: Arc<Shared>,
     server: Server,
     statements: ClientStatements,
@@ -314,8 +348,15 @@ impl Session {
         loop {
             if self.work.is_none() {
                 // Idle: wait for the client with a small future; the machinery of an active
-                // session is allocated only while it is active.
-                if self.conn.ready().await.is_err() {
+                // session is allocated only while it is active. A plain socket idle for long
+                // is parked off the runtime.
+                if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
+                    match tokio::time::timeout(PARK_AFTER, self.conn.ready()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Client,
+                        Err(_) => return End::Park,
+                    }
+                } else if self.conn.ready().await.is_err() {
                     return End::Client;
                 }
                 self.work = Some(Box::default());
@@ -424,7 +465,8 @@ impl Session {
                 }
             }
         }
-        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err() {
+        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err()
+        {
             return Err(End::Client);
         }
         Ok(())
@@ -644,7 +686,7 @@ impl Session {
         let pid = self.pid();
         let mut work = self.work.take().unwrap_or_default();
         match end {
-            End::Client => {}
+            End::Client | End::Park => {}
             End::Fatal(fields) => {
                 move_output(&mut self.server, &mut work.to_client);
                 if self.server.fatal(&fields).is_ok() {

@@ -510,7 +510,7 @@ impl Client {
                 Ok(()) => Ok(()),
                 Err(Ok(e)) => Err(e),
                 Err(Err(e)) => {
-                    self.core.error = Some(e);
+                    self.core.error = Some(Box::new(e));
                     Ok(())
                 }
             };
@@ -533,7 +533,7 @@ impl Client {
             }
             Err(Ok(e)) => Err(e),
             Err(Err(e)) => {
-                self.core.error = Some(e);
+                self.core.error = Some(Box::new(e));
                 Ok(())
             }
         }
@@ -555,7 +555,7 @@ impl Client {
             Ok(()) => Ok(()),
             Err(Ok(e)) => Err(e),
             Err(Err(e)) => {
-                self.core.error = Some(e);
+                self.core.error = Some(Box::new(e));
                 Ok(())
             }
         }
@@ -1020,7 +1020,7 @@ impl Client {
                 return Ok(Some(e.map_message(BackendMessageRef::Message)));
             }
             if let Some(e) = &self.core.error {
-                return Err(e.clone());
+                return Err((**e).clone());
             }
             let step = self.step();
             self.update_row_request();
@@ -1035,7 +1035,7 @@ impl Client {
                 }
                 Err(e) => {
                     self.phase = Phase::Closed;
-                    self.core.error = Some(e);
+                    self.core.error = Some(Box::new(e));
                     self.row_request = None;
                 }
             }
@@ -1051,7 +1051,7 @@ impl Client {
             received: count,
         };
         self.phase = Phase::Closed;
-        self.core.error = Some(e.clone());
+        self.core.error = Some(Box::new(e.clone()));
         self.row_request = None;
         e
     }

@@ -235,6 +235,8 @@ struct StartupData {
     ssl_done: bool,
     gss_done: bool,
     startup: Option<StartupMessage>,
+    /// The tls-server-end-point channel-binding data, once TLS is established with it.
+    end_point: Option<Vec<u8>>,
 }
 
 /// The backend state machine: one connection from a client, seen from the server.
@@ -321,7 +323,6 @@ pub struct Server {
     phase: Phase,
     version: ProtocolVersion,
     tls: bool,
-    end_point: Option<Vec<u8>>,
     user: Box<str>,
     backend_key: Option<BackendKeyData>,
     discarded: u64,
@@ -365,10 +366,10 @@ impl Server {
                 ssl_done: false,
                 gss_done: false,
                 startup: None,
+                end_point: None,
             })),
             version: ProtocolVersion::V3_0,
             tls: false,
-            end_point: None,
             user: "".into(),
             backend_key: None,
             discarded: 0,
@@ -464,7 +465,9 @@ impl Server {
     pub fn tls_established(&mut self, server_end_point: Option<Vec<u8>>) -> Result<(), UsageError> {
         self.encryption_established(true)?;
         self.tls = true;
-        self.end_point = server_end_point;
+        if let Phase::Startup(s) = &mut self.phase {
+            s.end_point = server_end_point;
+        }
         Ok(())
     }
 
@@ -585,10 +588,9 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_authenticate(auth);
         }
-        let end_point = if self.tls {
-            self.end_point.clone()
-        } else {
-            None
+        let end_point = match &self.phase {
+            Phase::Startup(s) if self.tls => s.end_point.clone(),
+            _ => None,
         };
         let secret = self.config.mock_auth_secret;
         let iterations = self.config.mock_auth_iterations;
@@ -979,7 +981,7 @@ impl Server {
                 ));
             }
             if let Some(e) = &self.core.error {
-                return Err(e.clone());
+                return Err((**e).clone());
             }
             match self.step() {
                 Ok(Step::Again) => {}
@@ -1023,7 +1025,7 @@ impl Server {
             }
         }
         self.phase = Phase::Closed;
-        self.core.error = Some(e);
+        self.core.error = Some(Box::new(e));
     }
 
     fn state_name(&self) -> &'static str {
@@ -1231,7 +1233,7 @@ impl Server {
                     // The error is recorded here, not returned: returning it would make
                     // `poll_event` queue a protocol-3 ErrorResponse after the old-format one.
                     self.phase = Phase::Closed;
-                    self.core.error = Some(Error::UnsupportedProtocol { version: v });
+                    self.core.error = Some(Box::new(Error::UnsupportedProtocol { version: v }));
                     return Ok(());
                 }
                 return Err(Error::UnsupportedProtocol { version: v });
@@ -1300,7 +1302,7 @@ impl Server {
                 let mechanism = startup::scram_mechanism(r.mechanism(), *plus_offered)
                     .map_err(AuthError::Scram)?;
                 let end_point = if *plus_offered {
-                    self.end_point.as_deref()
+                    s.end_point.as_deref()
                 } else {
                     None
                 };

@@ -82,7 +82,7 @@ impl Server {
         if packet.user().is_empty() {
             // PostgreSQL's FATAL 28000, in 2.0's form.
             self.v2_fatal_text(&AuthError::MissingUser.to_string());
-            self.core.error = Some(AuthError::MissingUser.into());
+            self.core.error = Some(Box::new(AuthError::MissingUser.into()));
             return Ok(());
         }
         let user = Bytes::copy_from_slice(packet.user());
@@ -187,9 +187,9 @@ impl Server {
                 let text =
                     format!("{method} authentication is not supported in protocol version 2");
                 self.v2_fatal_text(&text);
-                self.core.error = Some(Error::Auth(AuthError::Unsupported {
+                self.core.error = Some(Box::new(Error::Auth(AuthError::Unsupported {
                     method: "an authentication method protocol 2.0 cannot carry",
-                }));
+                })));
                 return Ok(());
             }
         };
@@ -499,7 +499,7 @@ impl Server {
             .out
             .extend_from_slice(&super::startup::legacy_error(&text));
         self.phase = Phase::Closed;
-        self.core.error = Some(Error::UnsupportedProtocol { version });
+        self.core.error = Some(Box::new(Error::UnsupportedProtocol { version }));
         Ok(())
     }
 
