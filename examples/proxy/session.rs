@@ -424,7 +424,8 @@ impl Session {
                 }
             }
         }
-        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err() {
+        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err()
+        {
             return Err(End::Client);
         }
         Ok(())
