@@ -166,3 +166,51 @@ fn a_second_plain_error_is_still_refused() {
         "{result:?}"
     );
 }
+
+/// Finding 2: `error_response` with severity FATAL while no request was in flight on the
+/// server's side was sent and the session went on. But the client may have pipelined requests
+/// the server had not read yet: it takes the FATAL as the first one's answer (libpq does the
+/// same), so the server's next answer reached a client that no longer expected it, and the
+/// client failed ("unexpected RowDescription while idle"). PostgreSQL exits after a FATAL: the
+/// `Server` now closes the connection then, as `fatal()` and a forwarded FATAL do.
+#[test]
+fn a_fatal_while_idle_ends_the_session() {
+    let (mut c, mut s) = connected();
+    let parse = c.parse("", "SELECT 1", &[]).unwrap();
+    let describe = c.describe(pgproto::Target::Portal, "").unwrap();
+    while let Some(b) = c.poll_transmit() {
+        s.receive(&b);
+    }
+    // The server reads the Parse only, and answers it.
+    assert!(matches!(
+        s.poll_event().map(|e| e.map(|e| e.into_owned())),
+        Ok(Some(ServerEvent::Message(FrontendMessage::Parse(_))))
+    ));
+    s.parse_complete().unwrap();
+    assert_eq!(s.in_flight(), 0);
+    // Nothing in flight on the server's side: a FATAL ends the session.
+    s.error_response(&fields("FATAL", "57P01")).unwrap();
+    assert!(!s.is_ready());
+    assert!(
+        matches!(s.poll_event(), Ok(None)),
+        "the Describe is not handed out"
+    );
+    assert_eq!(
+        s.row_description(&pgproto::RowDescription::new(&[]).unwrap()),
+        Err(pgproto::UsageError::Closed)
+    );
+    let (events, err) = to_client(&mut s, &mut c);
+    assert_eq!(err, None);
+    let [ClientEvent::Response {
+        request: r1,
+        message: BackendMessage::ParseComplete,
+    }, ClientEvent::Response {
+        request: r2,
+        message: BackendMessage::ErrorResponse(fatal),
+    }] = &events[..]
+    else {
+        panic!("unexpected events: {events:?}");
+    };
+    assert_eq!((*r1, *r2), (parse, describe));
+    assert_eq!(code(fatal), b"57P01");
+}
