@@ -214,3 +214,83 @@ fn a_fatal_while_idle_ends_the_session() {
     assert_eq!((*r1, *r2), (parse, describe));
     assert_eq!(code(fatal), b"57P01");
 }
+
+/// Finding 3: a Sync the client pipelined behind a Query that the server answers with
+/// CopyBothResponse. The `Server` ignored it, as a Sync during COPY FROM STDIN; but the
+/// `Client` sends such Syncs again only after COPY FROM STDIN, so the Sync was never answered
+/// and the next ReadyForQuery went to the wrong request, shifting every later answer.
+/// PostgreSQL's walsender, the only server of CopyBoth, ends the session with FATAL 08P01 on
+/// anything but CopyData, CopyDone or Terminate; the `Server` now does the same.
+#[test]
+fn a_sync_during_copy_both_ends_the_session() {
+    let (mut c, mut s) = connected();
+    let q = c.query("START_REPLICATION SLOT s LOGICAL 0/0").unwrap();
+    c.sync().unwrap();
+    let events = to_server(&mut c, &mut s);
+    assert_eq!(events.len(), 1);
+    s.copy_both_response(&CopyResponse::new(Format::Binary, FormatCodes::default()))
+        .unwrap();
+    // The Sync, read during CopyBoth.
+    let err = s.poll_event().map(|e| e.map(|e| e.into_owned()));
+    assert!(
+        matches!(err, Err(Error::UnexpectedMessage { .. })),
+        "{err:?}"
+    );
+    let (events, err) = to_client(&mut s, &mut c);
+    assert_eq!(err, None);
+    let [ClientEvent::Response {
+        request,
+        message: BackendMessage::CopyBothResponse(_),
+    }, ClientEvent::Response {
+        message: BackendMessage::ErrorResponse(fatal),
+        ..
+    }] = &events[..]
+    else {
+        panic!("unexpected events: {events:?}");
+    };
+    assert_eq!(*request, q);
+    assert_eq!(fatal.severity(), Some(&b"FATAL"[..]));
+    assert_eq!(code(fatal), b"08P01");
+}
+
+/// A Sync pipelined behind a Query that starts COPY FROM STDIN is still ignored by the server
+/// and sent again by the client after CopyDone: each request gets its answer.
+#[test]
+fn a_sync_during_copy_from_stdin_is_still_ignored() {
+    let (mut c, mut s) = connected();
+    let q = c.query("COPY t FROM STDIN").unwrap();
+    let sync = c.sync().unwrap();
+    to_server(&mut c, &mut s);
+    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+        .unwrap();
+    assert!(matches!(s.poll_event(), Ok(None)), "the Sync is ignored");
+    to_client(&mut s, &mut c);
+    c.copy_done().unwrap();
+    let events = to_server(&mut c, &mut s);
+    assert!(
+        matches!(
+            &events[..],
+            [ServerEvent::Message(FrontendMessage::CopyDone)]
+        ),
+        "{events:?}"
+    );
+    s.command_complete("COPY 0").unwrap();
+    s.ready_for_query(pgproto::TransactionStatus::Idle).unwrap();
+    // The Sync sent again.
+    assert!(matches!(
+        s.poll_event().map(|e| e.map(|e| e.into_owned())),
+        Ok(Some(ServerEvent::Message(FrontendMessage::Sync)))
+    ));
+    s.ready_for_query(pgproto::TransactionStatus::Idle).unwrap();
+    let (events, err) = to_client(&mut s, &mut c);
+    assert_eq!(err, None);
+    let answered: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Response { request, .. } => Some(*request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, [q, q, sync]);
+    assert_eq!(c.pending_requests(), 0);
+}

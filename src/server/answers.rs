@@ -81,9 +81,10 @@ impl Server {
             Next::Stay => {}
             Next::Go(stage) => {
                 c.stage = stage;
-                if stage.frontend_sending() && !q.behind.is_empty() {
+                if stage == protocol::Stage::CopyIn && !q.behind.is_empty() {
                     // The Syncs a pipelining client sent before it learnt of the COPY reach
-                    // the backend during COPY FROM STDIN, which ignores them.
+                    // the backend during COPY FROM STDIN, which ignores them. (During CopyBoth
+                    // they would end the session: see `copy_message`.)
                     let before = q.behind.len();
                     q.behind.retain(|r| r.request != Request::Sync);
                     self.discarded += (before - q.behind.len()) as u64;
