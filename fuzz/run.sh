@@ -12,12 +12,17 @@
 # directory that is then left in place) and printed in base64, so a CI log is enough to
 # reproduce it: `echo ... | base64 -d > crash && RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET crash`.
 #
-# Campaign mode (`--campaign` first): every target for FUZZ_SECONDS (default 1800) with one
-# libFuzzer job per core, on a corpus kept between runs in FUZZ_CORPUS (default
+# Campaign mode (`--campaign` first): every target for FUZZ_SECONDS (default 1800) with
+# FUZZ_JOBS libFuzzer jobs (default: one per core), on a corpus kept between runs in FUZZ_CORPUS (default
 # fuzz/campaign/, ignored by git; seeded from fuzz/corpus/ the first time), so that campaigns add
 # up. The summary gives each target's executions.
 #
-# Usage: [FUZZ_SECONDS=N | FUZZ_TOTAL_SECONDS=N] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [--campaign] [TARGET[=SECONDS]...]
+# FUZZ_SANITIZER (default `address`, cargo-fuzz's own default) is passed to `cargo fuzz
+# --sanitizer`. The crate forbids unsafe code, so `none` only gives up checking the
+# dependencies' unsafe code, for several times the executions per second: what a long campaign
+# on few cores may prefer.
+#
+# Usage: [FUZZ_SECONDS=N | FUZZ_TOTAL_SECONDS=N] [FUZZ_JOBS=N] [FUZZ_SANITIZER=S] [FUZZ_ARTIFACTS=DIR] bash fuzz/run.sh [--campaign] [TARGET[=SECONDS]...]
 set -euo pipefail
 
 cd "$(dirname "$0")"
@@ -28,7 +33,7 @@ if [ "${1:-}" = "--campaign" ]; then
 fi
 if [ "$campaign" = 1 ]; then
     seconds=${FUZZ_SECONDS:-1800}
-    jobs=$(nproc 2>/dev/null || echo 1)
+    jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 else
     seconds=${FUZZ_SECONDS:-60}
     jobs=1
@@ -40,6 +45,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 # cargo-fuzz passes -Z flags to rustc; stable rustc accepts them only with this set.
 export RUSTC_BOOTSTRAP=1
+sanitizer=(--sanitizer "${FUZZ_SANITIZER:-address}")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgproto-fuzz.XXXXXX")
 artifacts=${FUZZ_ARTIFACTS:-$work/artifacts}
@@ -53,7 +59,7 @@ else
     mapfile -t targets < <(cargo fuzz list)
     # One build of every target up front: cargo builds them in parallel.
     echo "== building ${#targets[@]} targets"
-    cargo fuzz build
+    cargo fuzz build "${sanitizer[@]}"
 fi
 if [ -n "${FUZZ_TOTAL_SECONDS:-}" ]; then
     seconds=$((FUZZ_TOTAL_SECONDS / ${#targets[@]}))
@@ -83,7 +89,7 @@ for spec in "${targets[@]}"; do
         extra=(-jobs="$jobs" -workers="$jobs")
     fi
     set +e
-    cargo fuzz run "$t" "$corpus" -- \
+    cargo fuzz run "${sanitizer[@]}" "$t" "$corpus" -- \
         -max_total_time="$budget" \
         -rss_limit_mb=2048 \
         -timeout=10 \

@@ -114,7 +114,10 @@ pub enum ClientEvent<M = BackendMessage> {
         /// The request skipped.
         request: RequestId,
     },
-    /// An ErrorResponse when no request was in flight (for example, the server shutting down).
+    /// An ErrorResponse when no request was in flight (for example, the server shutting down),
+    /// or a FATAL (or PANIC) one where the request in flight allows no error (for example
+    /// right after a Query's ERROR, when the server ends the session): the connection's end
+    /// usually follows.
     UnsolicitedError(ErrorFields),
     /// The connection ended cleanly: the server closed it after Terminate.
     Closed,
@@ -1248,6 +1251,18 @@ impl Client {
         let next = Answer::of_tag(lent.tag())
             .and_then(|answer| protocol::next(front.kind, session.stage, answer))
             .map(|next| next.resolve(front.kind));
+        let lent = match lent {
+            // A FATAL (or PANIC) where the request allows no error, for example right after a
+            // Query's ERROR: the server is ending the session (PostgreSQL 18 sends ERROR then
+            // FATAL 08P01 for a message pipelined behind COPY FROM STDIN; an administrator's
+            // `pg_terminate_backend` may come at any point). libpq hands it out as one more
+            // error; it is handed out as is, and the end of the connection follows.
+            BackendLent::Message(B::ErrorResponse(f)) if next.is_none() && is_fatal(&f) => {
+                self.core.events.push_back(ClientEvent::UnsolicitedError(f));
+                return Ok(None);
+            }
+            other => other,
+        };
         if next.is_some() {
             match &lent {
                 BackendLent::DataRow { count, .. } => session
@@ -1292,4 +1307,12 @@ impl Client {
         }
         Ok(Some((front.id, lent)))
     }
+}
+
+/// Whether an ErrorResponse ends the session (severity FATAL or PANIC).
+fn is_fatal(fields: &ErrorFields) -> bool {
+    matches!(
+        fields.severity_nonlocalized().or(fields.severity()),
+        Some(b"FATAL" | b"PANIC")
+    )
 }

@@ -81,9 +81,10 @@ impl Server {
             Next::Stay => {}
             Next::Go(stage) => {
                 c.stage = stage;
-                if stage.frontend_sending() && !q.behind.is_empty() {
+                if stage == protocol::Stage::CopyIn && !q.behind.is_empty() {
                     // The Syncs a pipelining client sent before it learnt of the COPY reach
-                    // the backend during COPY FROM STDIN, which ignores them.
+                    // the backend during COPY FROM STDIN, which ignores them. (During CopyBoth
+                    // they would end the session: see `copy_message`.)
                     let before = q.behind.len();
                     q.behind.retain(|r| r.request != Request::Sync);
                     self.discarded += (before - q.behind.len()) as u64;
@@ -303,7 +304,10 @@ impl Server {
 
     /// ErrorResponse: the current request failed. After an extended-query message, the machine
     /// discards what follows until Sync. With no request in flight only a FATAL (or PANIC) is
-    /// sent, as is (for example before closing): PostgreSQL never sends a plain ERROR then.
+    /// sent, and it ends the connection as [`Server::fatal`] does: PostgreSQL never sends a
+    /// plain ERROR then, and exits after a FATAL. (A client that has pipelined requests the
+    /// server has not read yet takes the FATAL as the first one's answer, as libpq does, so no
+    /// answer may follow it.)
     ///
     /// Fails with [`UsageError::NotAllowed`] during start-up, when [`crate::protocol`] does
     /// not allow an error in the request's current stage, or when no request is in flight and
@@ -338,8 +342,9 @@ impl Server {
             None
         };
         BackendMessage::ErrorResponse(fields.clone()).encode(&mut self.core.out);
-        if let Some(next) = next {
-            self.apply(next);
+        match next {
+            Some(next) => self.apply(next),
+            None => self.phase = Phase::Closed,
         }
         Ok(())
     }

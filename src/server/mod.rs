@@ -1401,8 +1401,13 @@ impl Server {
                 }
                 return Ok(Step::Deliver(lent));
             }
-            // PostgreSQL ignores Flush and Sync during COPY FROM STDIN.
-            Layout::Flush | Layout::Sync => self.discarded += 1,
+            // PostgreSQL ignores Flush and Sync during COPY FROM STDIN (where a client that
+            // pipelined them before it learnt of the COPY sends them again after CopyDone).
+            Layout::Flush | Layout::Sync if self.in_copy_from_stdin() => self.discarded += 1,
+            // During CopyBoth, PostgreSQL's walsender ends the session with FATAL 08P01 on
+            // anything but CopyData, CopyDone and Terminate: such a Sync would never be sent
+            // again, nor answered.
+            other @ (Layout::Flush | Layout::Sync) => return Err(self.unexpected_layout(other)),
             Layout::Terminate => {
                 self.phase = Phase::Closed;
                 self.core.events.push_back(ServerEvent::Terminate);
@@ -1418,6 +1423,14 @@ impl Server {
             }
         }
         Ok(Step::Again)
+    }
+
+    /// Whether the request being answered is in COPY FROM STDIN (not CopyBoth).
+    fn in_copy_from_stdin(&self) -> bool {
+        matches!(
+            &self.phase,
+            Phase::Ready(Serving { current: Some(c), .. }) if c.stage == Stage::CopyIn
+        )
     }
 
     fn unexpected_layout(&self, l: &Layout) -> Error {
