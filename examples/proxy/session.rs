@@ -346,20 +346,26 @@ impl Session {
     /// The run loop, until the session ends.
     async fn run(&mut self) -> End {
         loop {
-            if self.work.is_none() {
-                // Idle: wait for the client with a small future; the machinery of an active
-                // session is allocated only while it is active. A plain socket idle for long
-                // is parked off the runtime.
-                if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
-                    match tokio::time::timeout(PARK_AFTER, self.conn.ready()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return End::Client,
-                        Err(_) => return End::Park,
+            // Idle (just logged in, back from parking, or between transactions): wait for the
+            // client with a small future. A plain socket is parked off the runtime once idle
+            // for [`PARK_AFTER`]; until then its buffers stay, ready for a client that goes
+            // on at once (as most do). A TLS stream drops them at once and waits.
+            if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
+                match tokio::time::timeout(PARK_AFTER, self.conn.ready()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return End::Client,
+                    Err(_) => {
+                        self.work = None;
+                        self.server.release_buffers();
+                        return End::Park;
                     }
-                } else if self.conn.ready().await.is_err() {
+                }
+            } else {
+                self.work = None;
+                self.server.release_buffers();
+                if self.conn.ready().await.is_err() {
                     return End::Client;
                 }
-                self.work = Some(Box::default());
             }
             if let Some(end) = Box::pin(self.active()).await {
                 return end;
@@ -367,7 +373,7 @@ impl Session {
         }
     }
 
-    /// Until the session is idle again (`None`, with its work dropped) or over.
+    /// Until the session is idle again (`None`) or over.
     async fn active(&mut self) -> Option<End> {
         loop {
             let Self {
@@ -445,9 +451,7 @@ impl Session {
                 && self.server.buffered_len() == 0
                 && !self.client_eof;
             if idle {
-                // Back to the small wait: no buffer, no work.
-                self.work = None;
-                self.server.release_buffers();
+                // Back to the small wait, which drops the buffers if the wait is long.
                 return None;
             }
         }
