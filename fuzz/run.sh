@@ -103,8 +103,10 @@ for spec in "${targets[@]}"; do
         rm -f fuzz-*.log
     fi
     # One "Done N runs" line per libFuzzer process: the target's executions are their sum.
-    runs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{n += $2} END {print n + 0}')
-    secs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{if ($5 > s) s = $5} END {print s + 0}')
+    # (A crashed run has no such line: grep fails, which must not end the script before the
+    # crashing input is printed.)
+    runs=$( (grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" || true) | awk '{n += $2} END {print n + 0}')
+    secs=$( (grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" || true) | awk '{if ($5 > s) s = $5} END {print s + 0}')
     if [ "$rc" -eq 0 ] && [ "$runs" -gt 0 ]; then
         summary+=("$t: $runs runs in $secs s (budget ${budget} s, $jobs job(s))")
     else

@@ -330,8 +330,14 @@ impl Tracer {
             .get(4..8)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         match code {
-            Some(SSL_REQUEST_CODE) => self.backend.mode = Mode::Answer { ssl: true },
-            Some(GSSENC_REQUEST_CODE) => self.backend.mode = Mode::Answer { ssl: false },
+            // A direction that could not be cut into messages stays untraced.
+            Some(SSL_REQUEST_CODE) if self.backend.mode != Mode::Ended => {
+                self.backend.mode = Mode::Answer { ssl: true };
+            }
+            Some(GSSENC_REQUEST_CODE) if self.backend.mode != Mode::Ended => {
+                self.backend.mode = Mode::Answer { ssl: false };
+            }
+            Some(SSL_REQUEST_CODE | GSSENC_REQUEST_CODE) => {}
             Some(CANCEL_REQUEST_CODE) => self.frontend.mode = Mode::Ended,
             _ => self.frontend.mode = Mode::Tagged,
         }
@@ -378,6 +384,7 @@ impl Tracer {
         );
         self.emit();
         let side = self.side(direction);
+        side.reset();
         side.mode = Mode::Ended;
         side.buf = Vec::new();
     }

@@ -505,6 +505,28 @@ fn tracer_ends_a_direction_it_cannot_frame() {
 }
 
 #[test]
+fn an_encryption_request_does_not_revive_a_direction_that_ended() {
+    // Found by the trace fuzz target: the backend's unframeable bytes ended its direction with a
+    // frame half counted, and a later SSLRequest set it to expect an answer again, resuming
+    // that count (an arithmetic overflow, a panic with overflow checks on).
+    let lines = Lines::default();
+    let mut t = lines.tracer();
+    t.backend(b"Z\0\0\0\x02");
+    t.frontend(b"\0\0\0\x08\x04\xd2\x16\x2f"); // SSLRequest
+    t.backend(b"SZ\0\0\0\x05I");
+    t.frontend(b"\0\0\0\x08\x04\xd2\x16\x30"); // GSSENCRequest
+    t.backend(b"G");
+    assert_eq!(
+        lines.take(),
+        [
+            "B\t2\tinvalid length word: the rest of this direction is not traced",
+            "F\t8\tSSLRequest\t 1234 5679",
+            "F\t8\tGSSENCRequest\t 1234 5680",
+        ]
+    );
+}
+
+#[test]
 fn tracer_keeps_at_most_max_message_len_bytes() {
     let lines = Lines::default();
     let mut t = lines.tracer().with_max_message_len(16);
