@@ -2,8 +2,9 @@
 //! it.
 //!
 //! The segment being written is `NAME.partial`, zero-filled to the segment size when created;
-//! once its last byte is written it is synced and renamed to `NAME` (`TTTTTTTTXXXXXXXXYYYYYYYY`:
-//! timeline, then the segment number split in two, in upper-case hexadecimal). Streaming starts
+//! once its last byte is written it is synced and renamed to `NAME`, 24 upper-case hexadecimal
+//! digits: 8 for the timeline, then the segment number split into two halves of 8 (for example
+//! `000000010000000000000003`). Streaming starts
 //! at the segment after the last complete one in the directory, or at a `.partial` segment's
 //! start, or (with `--slot`) at the slot's `restart_lsn` (`READ_REPLICATION_SLOT`), or at the
 //! server's current WAL position; `--start` overrides these. The start is always rounded down
