@@ -86,6 +86,12 @@ impl Conn {
         }
     }
 
+    /// A plain socket back from outside the runtime ([`Conn::Closed`] if it cannot be
+    /// registered again).
+    pub(crate) fn from_std(tcp: std::net::TcpStream) -> Self {
+        TcpStream::from_std(tcp).map_or(Self::Closed, Self::Plain)
+    }
+
     /// Takes a plain socket out of the runtime (to be parked), leaving [`Conn::Closed`];
     /// `None` for a TLS stream, which stays.
     pub(crate) fn take_plain(&mut self) -> Option<std::net::TcpStream> {

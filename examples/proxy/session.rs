@@ -63,10 +63,7 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
 
 /// Serves a parked session again, its socket readable (see [`crate::park`]).
 pub(crate) async fn resume(mut session: Box<Session>, tcp: std::net::TcpStream) {
-    session.conn = match TcpStream::from_std(tcp) {
-        Ok(tcp) => Conn::plain(tcp),
-        Err(_) => Conn::Closed,
-    };
+    session.conn = Conn::from_std(tcp);
     drive(session).await;
 }
 
@@ -78,18 +75,14 @@ async fn drive(mut session: Box<Session>) {
         if !matches!(end, End::Park) {
             return Box::pin(session.finish(end)).await;
         }
-        let Some(tcp) = session.conn.take_plain() else {
-            continue;
-        };
+        // `run` parks only a plain socket, and only with a parking thread.
         let shared = session.shared.clone();
-        if let Some(parking) = &shared.parking {
-            return parking.park(session, tcp);
+        match (session.conn.take_plain(), &shared.parking) {
+            (Some(tcp), Some(parking)) => return parking.park(session, tcp),
+            // The socket could not leave the runtime: the connection is closed.
+            (None, _) => {}
+            (Some(tcp), None) => session.conn = Conn::from_std(tcp),
         }
-        // Not parked after all: serve it here.
-        session.conn = match TcpStream::from_std(tcp) {
-            Ok(tcp) => Conn::plain(tcp),
-            Err(_) => Conn::Closed,
-        };
     }
 }
 
