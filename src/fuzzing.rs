@@ -50,6 +50,36 @@ pub fn v2_decode_frontend(data: &[u8]) {
     v2::frontend(data)
 }
 
+/// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
+/// far, and returns the end of its frame (the decoding targets of both protocol versions).
+fn check_frame<M: crate::Encode + std::fmt::Debug>(
+    msg: &M,
+    input: &[u8],
+    done: usize,
+    fed: usize,
+) -> usize {
+    let len = msg.encoded_len();
+    let end = done + len;
+    assert!(
+        end <= fed,
+        "{msg:?} claims {len} bytes at offset {done}, but only {fed} bytes were fed"
+    );
+    let mut out = bytes::BytesMut::new();
+    msg.encode(&mut out);
+    assert_eq!(
+        out.len(),
+        len,
+        "encoded_len() disagrees with encode() for {msg:?}"
+    );
+    assert!(
+        out[..] == input[done..end],
+        "re-encoding {msg:?} does not give its frame back:\n  frame: {:02x?}\n  again: {:02x?}",
+        &input[done..end],
+        &out[..]
+    );
+    end
+}
+
 mod v2;
 /// CopyData payloads through the replication decoders (streaming replication, BASE_BACKUP,
 /// pgoutput with options from the input), and text through the replication command, LSN and
@@ -72,11 +102,10 @@ mod decode_frontend {
     //! input), and the decoder holds exactly the bytes not yet decoded. After an error: the same error
     //! again, even after more input arrives (errors are sticky).
 
-    use std::fmt::Debug;
     use std::hint::black_box;
 
-    use crate::{AuthResponseKind, Encode, FrontendDecoder, FrontendMessage, Limits};
-    use bytes::BytesMut;
+    use super::check_frame;
+    use crate::{AuthResponseKind, FrontendDecoder, FrontendMessage, Limits};
 
     const KINDS: [AuthResponseKind; 4] = [
         AuthResponseKind::Password,
@@ -145,31 +174,6 @@ mod decode_frontend {
             }
         }
     }
-
-    /// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
-    /// far, and returns the end of its frame.
-    fn check_frame<M: Encode + Debug>(msg: &M, input: &[u8], done: usize, fed: usize) -> usize {
-        let len = msg.encoded_len();
-        let end = done + len;
-        assert!(
-            end <= fed,
-            "{msg:?} claims {len} bytes at offset {done}, but only {fed} bytes were fed"
-        );
-        let mut out = BytesMut::new();
-        msg.encode(&mut out);
-        assert_eq!(
-            out.len(),
-            len,
-            "encoded_len() disagrees with encode() for {msg:?}"
-        );
-        assert!(
-            out[..] == input[done..end],
-            "re-encoding {msg:?} does not give its frame back:\n  frame: {:02x?}\n  again: {:02x?}",
-            &input[done..end],
-            &out[..]
-        );
-        end
-    }
 }
 
 mod decode_backend {
@@ -186,13 +190,10 @@ mod decode_backend {
     //! equal), and both decoders hold exactly the bytes not yet decoded. On an error: both fail the
     //! same way, and keep failing the same way, even after more input arrives (errors are sticky).
 
-    use std::fmt::Debug;
     use std::hint::black_box;
 
-    use crate::{
-        BackendDecoder, BackendMessage, BackendMessageRef, DecodeError, Encode, ProtocolVersion,
-    };
-    use bytes::BytesMut;
+    use super::check_frame;
+    use crate::{BackendDecoder, BackendMessage, BackendMessageRef, DecodeError, ProtocolVersion};
 
     fn decoder(ctx: u8) -> BackendDecoder {
         let mut dec = BackendDecoder::new();
@@ -310,31 +311,6 @@ mod decode_backend {
             }
             _ => panic!("next() gave {msg:?} but next_ref() gave {r:?}"),
         }
-    }
-
-    /// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
-    /// far, and returns the end of its frame.
-    fn check_frame<M: Encode + Debug>(msg: &M, input: &[u8], done: usize, fed: usize) -> usize {
-        let len = msg.encoded_len();
-        let end = done + len;
-        assert!(
-            end <= fed,
-            "{msg:?} claims {len} bytes at offset {done}, but only {fed} bytes were fed"
-        );
-        let mut out = BytesMut::new();
-        msg.encode(&mut out);
-        assert_eq!(
-            out.len(),
-            len,
-            "encoded_len() disagrees with encode() for {msg:?}"
-        );
-        assert!(
-            out[..] == input[done..end],
-            "re-encoding {msg:?} does not give its frame back:\n  frame: {:02x?}\n  again: {:02x?}",
-            &input[done..end],
-            &out[..]
-        );
-        end
     }
 }
 

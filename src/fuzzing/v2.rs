@@ -12,8 +12,7 @@
 use std::fmt::Debug;
 use std::hint::black_box;
 
-use bytes::BytesMut;
-
+use super::check_frame;
 use crate::v2::{BackendDecoder, BackendMessage, FrontendDecoder, FrontendMessage};
 use crate::{DecodeError, Encode, Limits};
 
@@ -139,31 +138,6 @@ fn decode<D: Decoder>(dec: &mut D, input: &[u8], chunk: usize, max: usize) -> Ou
         }
     }
     (out, None)
-}
-
-/// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
-/// far, and returns the end of its bytes.
-fn check_frame<M: Encode + Debug>(msg: &M, input: &[u8], done: usize, fed: usize) -> usize {
-    let len = msg.encoded_len();
-    let end = done + len;
-    assert!(
-        end <= fed,
-        "{msg:?} claims {len} bytes at {done}, {fed} fed"
-    );
-    let mut out = BytesMut::new();
-    msg.encode(&mut out);
-    assert_eq!(
-        out.len(),
-        len,
-        "encoded_len() disagrees with encode() for {msg:?}"
-    );
-    assert!(
-        out[..] == input[done..end],
-        "re-encoding {msg:?} does not give its bytes back:\n  were: {:02x?}\n  gave: {:02x?}",
-        &input[done..end],
-        &out[..]
-    );
-    end
 }
 
 /// Runs `make()`'s decoder over the input in chunks and whole, and compares.
