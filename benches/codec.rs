@@ -31,7 +31,7 @@ use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
     BackendDecoder, BackendMessage, BackendMessageRef, Bind, DataRow, Encode, Execute, FormatCodes,
-    FrontendDecoder, FrontendMessage, FrontendMessageRef, Limits, Values,
+    FrontendDecoder, FrontendMessage, FrontendMessage, Limits, Values,
 };
 
 use common::{
@@ -319,7 +319,7 @@ fn pgproto_frontend(chunks: &[&[u8]]) -> Sum {
 }
 
 fn pgproto_frontend_next_ref(chunks: &[&[u8]]) -> Sum {
-    use FrontendMessageRef as M;
+    use FrontendMessage as M;
     let mut s = Sum::default();
     let mut dec = FrontendDecoder::after_startup(Limits::default());
     for chunk in chunks {

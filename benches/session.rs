@@ -31,7 +31,7 @@ use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
     BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent, Format,
-    FrontendMessageRef, Server, ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus,
+    FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus,
 };
 
 use common::{
@@ -100,7 +100,7 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
 /// One pipeline of Parse/Bind/Describe/Execute/Sync batches through a connected server, every
 /// field read and every message answered; the checksum of what it read and wrote.
 fn pgproto_server_pass(server: &mut Server, reads: &[&[u8]]) -> u64 {
-    use FrontendMessageRef as M;
+    use FrontendMessage as M;
     let mut s = Sum::default();
     // Reads every field of `message` and answers it (the same for both polls).
     macro_rules! answer {

@@ -21,12 +21,10 @@ use crate::limits::{Class, Limits};
 use crate::message::backend::{name as backend_name, CLASS as BACKEND_CLASS};
 use crate::message::backend::{tag as btag, BackendMessage};
 use crate::message::common::ProtocolVersion;
-use crate::message::frontend::CopyData;
 use crate::message::frontend::{name as frontend_name, CLASS as FRONTEND_CLASS};
 use crate::message::frontend::{tag as ftag, AuthResponseKind, FrontendMessage};
-use crate::message::frontend_ref::{
-    BindRef, CloseRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef,
-};
+use crate::message::frontend::{Bind, Close, CopyData, CopyFail, Describe, Execute, Parse, Query};
+use crate::message::payload::Payload;
 use crate::message::layout::{
     empty_layout, text_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout,
 };
@@ -587,7 +585,7 @@ impl BackendDecoder {
 
 /// Where a message read in place lies in a [`FrontendDecoder`]'s buffer (its body at
 /// `at..end`) and where its fields lie in that body, once checked: what
-/// [`FrontendDecoder::view`] turns into a [`FrontendMessageRef`]. Holding it borrows nothing.
+/// [`FrontendDecoder::view`] turns into a [`FrontendMessage`]. Holding it borrows nothing.
 #[derive(Debug)]
 pub(crate) struct FrontendLent {
     at: usize,
@@ -611,7 +609,7 @@ pub(crate) enum Layout {
     CopyFail(Span),
     Terminate,
     /// Any other message, decoded.
-    Message(Box<FrontendMessage>),
+    Message(Box<FrontendMessage<'static>>),
 }
 
 impl Layout {
@@ -771,7 +769,7 @@ impl FrontendDecoder {
         self.inner.buf.split().freeze()
     }
 
-    fn startup_packet(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+    fn startup_packet(&mut self) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
         let Some(h) = self.inner.buf.get(..4) else {
             return Ok(None);
         };
@@ -830,16 +828,16 @@ impl FrontendDecoder {
     }
 
     /// Like [`FrontendDecoder::next`], but the messages of an extended-query pipeline (Parse,
-    /// Bind, Describe, Execute, Sync, Flush) and Query and CopyData are returned as views into
-    /// the decoder's buffer, valid until the next call on the decoder: no allocation, no
-    /// reference count, and consecutive messages only move a cursor. Everything else, start-up
-    /// packets included, comes as [`FrontendMessageRef::Message`].
+    /// Bind, Describe, Execute, Sync, Flush) and Query and CopyData borrow the decoder's buffer,
+    /// valid until the next call on the decoder: no allocation, no reference count, and
+    /// consecutive messages only move a cursor. Everything else, start-up packets included,
+    /// comes owned.
     ///
-    /// The same bytes give the same messages (compare with [`FrontendMessageRef::to_owned`]) and
+    /// The same bytes give the same messages (compare with [`FrontendMessage::into_owned`]) and
     /// the same errors, at the same points, as [`FrontendDecoder::next`]; the two may be mixed.
     ///
     /// ```
-    /// use pgproto::{FrontendDecoder, FrontendMessageRef, Limits};
+    /// use pgproto::{FrontendDecoder, FrontendMessage, Limits};
     ///
     /// let mut dec = FrontendDecoder::after_startup(Limits::default());
     /// // Bind (unnamed portal, statement "s1", one text value "42"), Execute, Sync.
@@ -848,11 +846,11 @@ impl FrontendDecoder {
     /// let mut seen = Vec::new();
     /// while let Some(m) = dec.next_ref().unwrap() {
     ///     match m {
-    ///         FrontendMessageRef::Bind(b) => {
+    ///         FrontendMessage::Bind(b) => {
     ///             assert_eq!(b.statement(), b"s1");
     ///             assert_eq!(b.params().iter().collect::<Vec<_>>(), [Some(&b"42"[..])]);
     ///         }
-    ///         FrontendMessageRef::Execute(e) => assert_eq!(e.max_rows(), 0),
+    ///         FrontendMessage::Execute(e) => assert_eq!(e.max_rows(), 0),
     ///         _ => {}
     ///     }
     ///     seen.push(m.name());
@@ -860,7 +858,7 @@ impl FrontendDecoder {
     /// assert_eq!(seen, ["Bind", "Execute", "Sync"]);
     /// ```
     #[inline]
-    pub fn next_ref(&mut self) -> Result<Option<FrontendMessageRef<'_>>, DecodeError> {
+    pub fn next_ref(&mut self) -> Result<Option<FrontendMessage<'_>>, DecodeError> {
         match self.advance()? {
             Some(lent) => Ok(Some(self.view(lent))),
             None => Ok(None),
@@ -870,23 +868,25 @@ impl FrontendDecoder {
     /// The view of a message [`FrontendDecoder::advance`] checked: valid until the next call
     /// that takes `&mut self`.
     #[inline]
-    pub(crate) fn view(&self, lent: FrontendLent) -> FrontendMessageRef<'_> {
+    pub(crate) fn view(&self, lent: FrontendLent) -> FrontendMessage<'_> {
         let FrontendLent { at, end, layout } = lent;
-        let body = || &self.inner.buf[at..end];
+        let body = || Payload::Borrowed(&self.inner.buf[at..end]);
         match layout {
-            Layout::Parse(l) => FrontendMessageRef::Parse(ParseRef::view(body(), l)),
-            Layout::Bind(l) => FrontendMessageRef::Bind(BindRef::view(body(), l)),
-            Layout::Describe(l) => FrontendMessageRef::Describe(DescribeRef::view(body(), l)),
-            Layout::Close(l) => FrontendMessageRef::Close(CloseRef::view(body(), l)),
-            Layout::Execute(l) => FrontendMessageRef::Execute(ExecuteRef::view(body(), l)),
-            Layout::Sync => FrontendMessageRef::Sync,
-            Layout::Flush => FrontendMessageRef::Flush,
-            Layout::Query(l) => FrontendMessageRef::Query(l.of(body())),
-            Layout::CopyData => FrontendMessageRef::CopyData(body()),
-            Layout::CopyDone => FrontendMessageRef::CopyDone,
-            Layout::CopyFail(l) => FrontendMessageRef::CopyFail(l.of(body())),
-            Layout::Terminate => FrontendMessageRef::Terminate,
-            Layout::Message(m) => FrontendMessageRef::Message(m),
+            Layout::Parse(l) => FrontendMessage::Parse(Parse::from_parts(body(), l)),
+            Layout::Bind(l) => FrontendMessage::Bind(Bind::from_parts(body(), l)),
+            Layout::Describe(l) => FrontendMessage::Describe(Describe::from_parts(body(), l)),
+            Layout::Close(l) => FrontendMessage::Close(Close::from_parts(body(), l)),
+            Layout::Execute(l) => FrontendMessage::Execute(Execute::from_parts(body(), l)),
+            Layout::Sync => FrontendMessage::Sync,
+            Layout::Flush => FrontendMessage::Flush,
+            Layout::Query(l) => FrontendMessage::Query(Query::from_checked(body().slice(l.range()))),
+            Layout::CopyData => FrontendMessage::CopyData(CopyData::from_checked(body())),
+            Layout::CopyDone => FrontendMessage::CopyDone,
+            Layout::CopyFail(l) => {
+                FrontendMessage::CopyFail(CopyFail::from_checked(body().slice(l.range())))
+            }
+            Layout::Terminate => FrontendMessage::Terminate,
+            Layout::Message(m) => *m,
         }
     }
 
@@ -1102,7 +1102,7 @@ impl FrontendDecoder {
     /// packet ([`DecodeError::DataAfterEnd`]); the error is sticky: every later call returns it
     /// again.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+    pub fn next(&mut self) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
             return Err((**e).clone());
@@ -1121,7 +1121,7 @@ impl FrontendDecoder {
                     return Ok(None);
                 };
                 // The frame is split off the buffer already.
-                FrontendMessage::decode(f.tag, &f.body, self.auth)
+                FrontendMessage::decode_payload(f.tag, Payload::Shared(f.body), self.auth)
                     .map(Some)
                     .map_err(|e| self.malformed_body(0, e))
             }

@@ -31,7 +31,7 @@
 //! means "give me more input" (or, on a server, "answer the message I handed you").
 //!
 //! Events borrow: a row ([`BackendMessageRef::DataRow`]) or a frontend message
-//! ([`FrontendMessageRef`]) points into the machine's receive buffer and stays valid until the
+//! ([`FrontendMessage`]) points into the machine's receive buffer and stays valid until the
 //! next call that takes `&mut self`, so a result set or a pipeline streams through without an
 //! allocation per message. Read what you need, then answer or poll again; `into_owned()` on an
 //! event ([`ClientEvent::into_owned`], [`ServerEvent::into_owned`]) keeps it longer.
@@ -86,7 +86,7 @@
 //!
 //! ```
 //! use pgproto::{
-//!     FieldDescription, Format, FrontendMessageRef, RowDescription, Server, ServerAuth,
+//!     FieldDescription, Format, FrontendMessage, RowDescription, Server, ServerAuth,
 //!     ServerConfig, ServerEvent, TransactionStatus,
 //! };
 //!
@@ -98,7 +98,7 @@
 //! while let Some(event) = server.poll_event()? {
 //!     match event {
 //!         ServerEvent::Startup { .. } => server.authenticate(ServerAuth::Trust)?,
-//!         ServerEvent::Message(FrontendMessageRef::Query(sql)) => {
+//!         ServerEvent::Message(FrontendMessage::Query(sql)) => {
 //!             assert_eq!(sql, b"SELECT 1"); // borrowed: read it before answering
 //!             let column = FieldDescription {
 //!                 name: b"?column?",
@@ -279,9 +279,6 @@ pub use message::frontend::{
     tag as frontend_tag, AuthResponseKind, Bind, Close, CopyData, CopyFail, Describe, Execute,
     FrontendMessage, FunctionCall, GssResponse, Parse, PasswordMessage, Query, SaslInitialResponse,
     SaslResponse, UntypedAuthResponse,
-};
-pub use message::frontend_ref::{
-    BindRef, CloseRef, DescribeRef, ExecuteRef, FrontendMessageRef, ParseRef,
 };
 pub use message::rows::{
     Columns, DataRow, DataRowRef, FieldDescription, Fields, ParameterDescription, RowDescription,

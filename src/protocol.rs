@@ -34,11 +34,11 @@ pub mod v2;
 ///
 /// ```
 /// use pgproto::protocol::Request;
-/// use pgproto::{FrontendMessageRef, ParseRef};
+/// use pgproto::{FrontendMessage, Parse};
 ///
-/// let parse = FrontendMessageRef::Parse(ParseRef::decode(b"\0SELECT 1\0\0\0").unwrap());
+/// let parse = FrontendMessage::Parse(Parse::decode(b"\0SELECT 1\0\0\0").unwrap());
 /// assert_eq!(Request::of_message(&parse), Some(Request::Parse));
-/// assert_eq!(Request::of_message(&FrontendMessageRef::Flush), None); // answered by nothing
+/// assert_eq!(Request::of_message(&FrontendMessage::Flush), None); // answered by nothing
 /// assert!(Request::Parse.is_extended() && !Request::Sync.is_extended());
 /// assert!(Request::Sync.ends_with_ready());
 /// ```
@@ -80,8 +80,8 @@ impl Request {
 
     /// The request a frontend message opens; `None` for the messages no answer is owed for
     /// (Flush, Terminate, the COPY data stream, start-up and authentication messages).
-    pub fn of_message(message: &crate::FrontendMessageRef<'_>) -> Option<Self> {
-        use crate::{FrontendMessage, FrontendMessageRef as M, Target};
+    pub fn of_message(message: &crate::FrontendMessage<'_>) -> Option<Self> {
+        use crate::{FrontendMessage as M, Target};
         Some(match message {
             M::Query(_) => Self::Query,
             M::Parse(_) => Self::Parse,
@@ -91,7 +91,7 @@ impl Request {
             M::Execute(_) => Self::Execute,
             M::Close(_) => Self::Close,
             M::Sync => Self::Sync,
-            M::Message(m) if matches!(**m, FrontendMessage::FunctionCall(_)) => Self::FunctionCall,
+            M::FunctionCall(_) => Self::FunctionCall,
             _ => return None,
         })
     }

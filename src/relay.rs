@@ -11,7 +11,7 @@
 //! - A [`FramePiece`] is the bytes exactly as received, type byte and length word included:
 //!   writing the pieces out in order re-encodes the stream byte for byte. So does
 //!   [`Encode`](crate::Encode) on a decoded [`Frame`](crate::Frame) or
-//!   [`FrontendMessageRef`](crate::FrontendMessageRef).
+//!   [`FrontendMessage`](crate::FrontendMessage).
 //!
 //! The type byte and the length word are checked as by the decoders ([`Limits`]): an unknown
 //! type byte or a length out of range is an error before any of the body is buffered, and the

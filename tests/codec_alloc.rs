@@ -211,7 +211,7 @@ fn next_data_row_allocates_nothing_per_row() {
 fn frontend_next_ref_allocates_nothing_per_message() {
     use bytes::BytesMut;
     use pgproto::{
-        Bind, Encode, Execute, FrontendDecoder, FrontendMessage, FrontendMessageRef, Limits, Parse,
+        Bind, Encode, Execute, FrontendDecoder, FrontendMessage, FrontendMessage, Limits, Parse,
     };
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const BATCHES: usize = 2_000;
@@ -234,8 +234,8 @@ fn frontend_next_ref_allocates_nothing_per_message() {
         while let Some(m) = dec.next_ref().unwrap() {
             messages += 1;
             match m {
-                FrontendMessageRef::Bind(b) => values += b.params().iter().flatten().count(),
-                FrontendMessageRef::Message(m) => panic!("not lent: {m:?}"),
+                FrontendMessage::Bind(b) => values += b.params().iter().flatten().count(),
+                FrontendMessage::Message(m) => panic!("not lent: {m:?}"),
                 _ => {}
             }
         }
@@ -331,7 +331,7 @@ fn client_allocates_nothing_per_row() {
 fn server_allocates_nothing_per_message() {
     use bytes::BytesMut;
     use pgproto::{
-        Bind, Encode, Execute, FrontendMessage, FrontendMessageRef, Parse, Server, ServerAuth,
+        Bind, Encode, Execute, FrontendMessage, FrontendMessage, Parse, Server, ServerAuth,
         ServerConfig, ServerEvent, TransactionStatus,
     };
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -361,18 +361,18 @@ fn server_allocates_nothing_per_message() {
         while let Some(e) = server.poll_event().unwrap() {
             messages += 1;
             match e {
-                ServerEvent::Message(FrontendMessageRef::Parse(_)) => {
+                ServerEvent::Message(FrontendMessage::Parse(_)) => {
                     server.parse_complete().unwrap()
                 }
-                ServerEvent::Message(FrontendMessageRef::Bind(b)) => {
+                ServerEvent::Message(FrontendMessage::Bind(b)) => {
                     values += b.params().iter().flatten().count();
                     server.bind_complete().unwrap()
                 }
-                ServerEvent::Message(FrontendMessageRef::Describe(_)) => server.no_data().unwrap(),
-                ServerEvent::Message(FrontendMessageRef::Execute(_)) => {
+                ServerEvent::Message(FrontendMessage::Describe(_)) => server.no_data().unwrap(),
+                ServerEvent::Message(FrontendMessage::Execute(_)) => {
                     server.command_complete("SELECT 0").unwrap()
                 }
-                ServerEvent::Message(FrontendMessageRef::Sync) => {
+                ServerEvent::Message(FrontendMessage::Sync) => {
                     server.ready_for_query(TransactionStatus::Idle).unwrap()
                 }
                 other => panic!("unexpected {other:?}"),

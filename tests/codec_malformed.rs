@@ -8,9 +8,9 @@ mod common;
 use bytes::Bytes;
 use common::{frame, startup_packet, Body};
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, BindRef, Columns,
-    DataRowRef, DecodeError, DescribeRef, ExecuteRef, FrontendDecoder, FrontendMessage, Limits,
-    ParseRef, ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
+    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Bind, Columns,
+    DataRowRef, DecodeError, Describe, Execute, FrontendDecoder, FrontendMessage, Limits,
+    Parse, ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
 };
 
 /// Where the bytes are fed.
@@ -1083,10 +1083,10 @@ fn frame_decoders_agree_with_stream_decoders() {
             Fe(kind) if c.bytes.len() >= 5 && !matches!(c.want, DecodeError::UnknownTag { .. }) => {
                 let b = &c.bytes[5..];
                 let by_ref = match c.bytes[0] {
-                    b'P' => ParseRef::decode(b).err(),
-                    b'B' => BindRef::decode(b).err(),
-                    b'D' => DescribeRef::decode(b).err(),
-                    b'E' => ExecuteRef::decode(b).err(),
+                    b'P' => Parse::decode(b).err(),
+                    b'B' => Bind::decode(b).err(),
+                    b'D' => Describe::decode(b).err(),
+                    b'E' => Execute::decode(b).err(),
                     _ => Some(c.want.clone()),
                 };
                 assert_eq!(by_ref, Some(c.want.clone()), "{}", c.name);

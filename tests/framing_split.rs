@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use common::*;
 use pgproto::{
     AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Columns, DecodeError,
-    Encode, FrontendDecoder, FrontendMessage, FrontendMessageRef, ProtocolVersion, Tag,
+    Encode, FrontendDecoder, FrontendMessage, FrontendMessage, ProtocolVersion, Tag,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -203,8 +203,8 @@ impl Pull for Mixed {
 struct Front(FrontendDecoder);
 
 /// What `FrontendDecoder::next_ref` returns, made owned; lent messages must not come boxed.
-fn owned_of_ref(r: FrontendMessageRef<'_>) -> FrontendMessage {
-    if let FrontendMessageRef::Message(m) = &r {
+fn owned_of_ref(r: FrontendMessage<'_>) -> FrontendMessage {
+    if let FrontendMessage::Message(m) = &r {
         assert!(
             !matches!(
                 **m,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use pgproto::auth::{ChannelBinding, ScramClient, ScramVerifier};
 use pgproto::{
     Authentication, BackendDecoder, BackendMessage, CopyResponse, DecodeError, Error, Format,
-    FormatCodes, FrontendMessage, FrontendMessageRef, ProtocolVersion, Server, ServerAuth,
+    FormatCodes, FrontendMessage, FrontendMessage, ProtocolVersion, Server, ServerAuth,
     ServerConfig, ServerEvent, TransactionStatus, UsageError,
 };
 use support::scripted_client::*;
@@ -568,7 +568,7 @@ fn terminate_and_eof_produce_events() {
 fn poll_message_lends_requests_only_when_idle() {
     let mut s = ready();
     s.receive(&[parse("SELECT 1"), flush(), bind(), sync()].concat());
-    let Some(FrontendMessageRef::Parse(p)) = s.poll_message() else {
+    let Some(FrontendMessage::Parse(p)) = s.poll_message() else {
         panic!("no Parse");
     };
     assert_eq!(p.query(), b"SELECT 1");
@@ -580,18 +580,18 @@ fn poll_message_lends_requests_only_when_idle() {
     assert!(s.poll_message().is_none());
     assert!(matches!(
         s.poll_event(),
-        Ok(Some(ServerEvent::Message(FrontendMessageRef::Flush)))
+        Ok(Some(ServerEvent::Message(FrontendMessage::Flush)))
     ));
     assert!(matches!(
         s.poll_message(),
-        Some(FrontendMessageRef::Bind(_))
+        Some(FrontendMessage::Bind(_))
     ));
     // An error answer starts the discard until Sync: the Sync then comes through poll_event.
     s.error_response(&err_fields("42P01")).unwrap();
     assert!(s.poll_message().is_none());
     assert!(matches!(
         s.poll_event(),
-        Ok(Some(ServerEvent::Message(FrontendMessageRef::Sync)))
+        Ok(Some(ServerEvent::Message(FrontendMessage::Sync)))
     ));
     s.ready_for_query(TransactionStatus::Idle).unwrap();
     // A malformed request is left for poll_event, which answers it (ERROR 08P01 and

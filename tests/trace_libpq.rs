@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use pgproto::trace::{TraceFlags, Tracer};
 use pgproto::{
-    Client, ClientConfig, ClientEvent, Encryption, FieldDescription, Format, FrontendMessageRef,
+    Client, ClientConfig, ClientEvent, Encryption, FieldDescription, Format, FrontendMessage,
     ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent,
     TransactionStatus,
 };
@@ -303,7 +303,7 @@ fn a_server_fed_the_recorded_client_traces_its_messages_as_libpq() {
                             .authenticate(auth.take().expect("one start-up"))
                             .unwrap();
                     }
-                    ServerEvent::Message(FrontendMessageRef::Query(_)) => {
+                    ServerEvent::Message(FrontendMessage::Query(_)) => {
                         let column = FieldDescription {
                             name: b"current_user",
                             table_oid: 0,

@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use pgproto::pooler::{Action, ClientStatements, CorrelatorEvent, Rewrite, Route, StatementNote};
 use pgproto::protocol::Request;
 use pgproto::{
-    BackendKeyData, ErrorFields, FramePiece, FrontendMessageRef, Server, ServerEvent, Target,
+    BackendKeyData, ErrorFields, FramePiece, FrontendMessage, Server, ServerEvent, Target,
     TransactionStatus,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -515,15 +515,15 @@ impl Session {
             if lease.is_none() {
                 // What needs no upstream connection, when nothing else is in flight.
                 match &m {
-                    FrontendMessageRef::Flush => continue,
-                    FrontendMessageRef::Sync if alone => {
+                    FrontendMessage::Flush => continue,
+                    FrontendMessage::Sync if alone => {
                         drop(m);
                         server
                             .ready_for_query(TransactionStatus::Idle)
                             .map_err(|e| fatal("XX000", &e.to_string()))?;
                         continue;
                     }
-                    FrontendMessageRef::Close(c)
+                    FrontendMessage::Close(c)
                         if alone && c.target() == Target::Statement && !c.name().is_empty() =>
                     {
                         statements.remove(c.name());

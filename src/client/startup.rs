@@ -646,7 +646,7 @@ impl Startup {
             scram = scram.with_nonce(n).map_err(AuthError::Scram)?;
         }
         let first = scram.client_first().map_err(AuthError::Scram)?;
-        SaslInitialResponse::new(mechanism, Some(Bytes::from(first)))
+        SaslInitialResponse::new(mechanism, Some(&first))
             .map_err(|_| AuthError::TooLong)?
             .encode(out);
         self.state = State::Scram(Box::new(scram), ScramStep::SentFirst);

@@ -31,6 +31,29 @@ pub trait Encode {
     fn encoded_len(&self) -> usize;
 }
 
+/// The body of the one frame `write` appends: how a constructor builds a message with the
+/// encoder that writes it from borrowed values, the one encode path.
+pub(crate) fn frame_body(
+    write: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<bytes::Bytes, EncodeError> {
+    let mut out = BytesMut::new();
+    write(&mut out)?;
+    Ok(out.split_off(5.min(out.len())).freeze())
+}
+
+/// Reads back the layout of a body an encoder just wrote. It cannot fail (the encoder checked
+/// every value first); if encoder and layout ever disagreed, the constructor fails instead of
+/// building a message that reads wrong.
+pub(crate) fn read_back<L>(
+    message: &'static str,
+    layout: Result<L, crate::error::DecodeError>,
+) -> Result<L, EncodeError> {
+    layout.map_err(|_| EncodeError::OutOfRange {
+        field: message,
+        reason: "the encoded body does not read back",
+    })
+}
+
 /// The largest body a length word can describe (`i32::MAX` less the 4 bytes of the word).
 pub(crate) const MAX_BODY: usize = i32::MAX as usize - 4;
 

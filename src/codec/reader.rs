@@ -345,11 +345,6 @@ impl<'a> Reader<'a> {
         self.r.u8(field)
     }
 
-    /// Reads a big-endian Int16.
-    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, DecodeError> {
-        self.r.i16(field)
-    }
-
     /// Reads a big-endian Int16 that the protocol uses as an unsigned count.
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         self.r.u16(field)

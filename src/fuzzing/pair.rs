@@ -3,7 +3,7 @@
 //!
 //! The fuzz input chooses the configuration, the client's commands, the server's answers and
 //! how the bytes are cut into reads. Every event of both machines is read in its borrowed form
-//! (`ClientEvent<BackendMessageRef<'_>>`, `ServerEvent<FrontendMessageRef<'_>>`), every field
+//! (`ClientEvent<BackendMessageRef<'_>>`, `ServerEvent<FrontendMessage<'_>>`), every field
 //! of every borrowed message included, and never made owned.
 //!
 //! Input layout: byte 0 is the configuration, byte 1 the default read size (0: each transfer

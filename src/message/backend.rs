@@ -73,7 +73,7 @@ text_message!(
     CommandComplete, tag::COMMAND_COMPLETE, "CommandComplete", tag, "command tag"
 );
 
-impl CommandComplete {
+impl CommandComplete<'_> {
     /// The row count at the end of the tag (`INSERT 0 5`, `SELECT 3`, `COPY 10`...), if any.
     pub fn rows(&self) -> Option<u64> {
         let t = self.tag();
@@ -521,9 +521,9 @@ pub enum BackendMessage {
     /// CloseComplete.
     CloseComplete,
     /// CommandComplete.
-    CommandComplete(CommandComplete),
+    CommandComplete(CommandComplete<'static>),
     /// CopyData.
-    CopyData(CopyData),
+    CopyData(CopyData<'static>),
     /// CopyDone.
     CopyDone,
     /// CopyInResponse.
@@ -631,8 +631,10 @@ impl BackendMessage {
             tag::BACKEND_KEY_DATA => Self::BackendKeyData(BackendKeyData::decode(body, version)?),
             tag::BIND_COMPLETE => return empty_body("BindComplete", Self::BindComplete),
             tag::CLOSE_COMPLETE => return empty_body("CloseComplete", Self::CloseComplete),
-            tag::COMMAND_COMPLETE => Self::CommandComplete(CommandComplete::decode(body)?),
-            tag::COPY_DATA => Self::CopyData(CopyData::decode(body)),
+            tag::COMMAND_COMPLETE => {
+                Self::CommandComplete(CommandComplete::decode_payload(body.clone().into())?)
+            }
+            tag::COPY_DATA => Self::CopyData(CopyData::from_checked(body.clone())),
             tag::COPY_DONE => return empty_body("CopyDone", Self::CopyDone),
             tag::COPY_IN_RESPONSE => {
                 Self::CopyInResponse(CopyResponse::decode(body, "CopyInResponse")?)

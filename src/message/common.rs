@@ -194,12 +194,6 @@ impl FormatCodes {
         Ok(r.span_from(start))
     }
 
-    /// A list of codes already checked to be 0 or 1, two bytes each.
-    #[inline]
-    pub(crate) fn from_checked(raw: Bytes) -> Self {
-        Self { raw }
-    }
-
     /// A borrowed view of the list.
     pub fn as_view(&self) -> FormatCodesRef<'_> {
         FormatCodesRef::from_checked(&self.raw)
@@ -307,20 +301,6 @@ impl Values {
         Self { count, raw }
     }
 
-    /// Reads `count` values, checking every length against the bytes that remain.
-    pub(crate) fn decode_counted(
-        r: &mut Reader<'_>,
-        count: u16,
-        message: &'static str,
-        field: &'static str,
-    ) -> Result<Self, DecodeError> {
-        let span = Self::check_counted(r.slices(), count, message, field)?;
-        Ok(Self {
-            count,
-            raw: r.share(span),
-        })
-    }
-
     /// Reads and checks `count` values, returning where they lie: the one check behind both
     /// [`Values`] and [`ValuesRef`].
     #[inline]
@@ -388,12 +368,6 @@ impl<'a> FormatCodesRef<'a> {
     #[inline]
     pub fn len(&self) -> usize {
         self.raw.len() / 2
-    }
-
-    /// The codes' bytes on the wire, without their count.
-    #[inline]
-    pub(crate) fn raw(&self) -> &'a [u8] {
-        self.raw
     }
 
     /// Whether the list is empty.

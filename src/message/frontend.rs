@@ -2,13 +2,14 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::reader::Reader;
-use crate::codec::{
-    check_body, check_count, check_cstr, empty, put_cstr, put_cstr_to, tagged, Encode,
-};
+use crate::codec::{check_body, check_cstr, empty, frame_body, put_cstr, read_back, tagged, Encode};
 use crate::error::{DecodeError, EncodeError, Tag};
-use crate::message::common::{Format, FormatCodes, ProtocolVersion, Target, Values};
-use crate::message::layout::{empty_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout};
+use crate::message::common::{
+    Format, FormatCodes, FormatCodesRef, ProtocolVersion, Values, ValuesRef,
+};
+pub use crate::message::extended::{Bind, Close, Describe, Execute, Parse};
+use crate::message::layout::{FunctionCallLayout, HasLayout, SaslInitialLayout};
+use crate::message::payload::Payload;
 use crate::message::startup::{
     encode_request, CancelRequest, StartupMessage, UnsupportedStartup, GSSENC_REQUEST_CODE,
     SSL_REQUEST_CODE,
@@ -24,34 +25,36 @@ type_bytes! {
     /// The same byte can mean a different message in the other direction (`D` is Describe here and
     /// DataRow from the backend), so these live apart from [`crate::backend_tag`].
     mod tag;
+    enum FrontendMessage;
     /// Bind.
-    BIND = b'B', "Bind", Large;
+    BIND = b'B', "Bind", Large => Bind(Bind);
     /// Close.
-    CLOSE = b'C', "Close", Small;
+    CLOSE = b'C', "Close", Small => Close(Close);
     /// CopyData.
-    COPY_DATA = b'd', "CopyData", Large;
+    COPY_DATA = b'd', "CopyData", Large => CopyData(CopyData);
     /// CopyDone.
-    COPY_DONE = b'c', "CopyDone", Small;
+    COPY_DONE = b'c', "CopyDone", Small => CopyDone;
     /// CopyFail.
-    COPY_FAIL = b'f', "CopyFail", Small;
+    COPY_FAIL = b'f', "CopyFail", Small => CopyFail(CopyFail);
     /// Describe.
-    DESCRIBE = b'D', "Describe", Small;
+    DESCRIBE = b'D', "Describe", Small => Describe(Describe);
     /// Execute.
-    EXECUTE = b'E', "Execute", Small;
+    EXECUTE = b'E', "Execute", Small => Execute(Execute);
     /// Flush.
-    FLUSH = b'H', "Flush", Small;
+    FLUSH = b'H', "Flush", Small => Flush;
     /// FunctionCall.
-    FUNCTION_CALL = b'F', "FunctionCall", Large;
+    FUNCTION_CALL = b'F', "FunctionCall", Large => FunctionCall(FunctionCall);
     /// Parse.
-    PARSE = b'P', "Parse", Large;
-    /// PasswordMessage, SASLInitialResponse, SASLResponse and GSSResponse.
+    PARSE = b'P', "Parse", Large => Parse(Parse);
+    /// PasswordMessage, SASLInitialResponse, SASLResponse and GSSResponse (decoded by the kind
+    /// the receiver expects: see [`AuthResponseKind`](crate::AuthResponseKind)).
     PASSWORD = b'p', "authentication response", Auth;
     /// Query.
-    QUERY = b'Q', "Query", Large;
+    QUERY = b'Q', "Query", Large => Query(Query);
     /// Sync.
-    SYNC = b'S', "Sync", Small;
+    SYNC = b'S', "Sync", Small => Sync;
     /// Terminate.
-    TERMINATE = b'X', "Terminate", Small;
+    TERMINATE = b'X', "Terminate", Small => Terminate;
 }
 
 /// Which message a `p` frame is. The wire does not say: it depends on the authentication request
@@ -100,63 +103,58 @@ raw_message!(
     CopyData, b'd', "CopyData"
 );
 
-impl UntypedAuthResponse {
+impl UntypedAuthResponse<'_> {
     /// Decodes the body as the given kind of authentication response; fails with the
     /// [`DecodeError`] of a PasswordMessage or SASLInitialResponse body that is malformed
     /// (SASLResponse and GSSResponse bodies are raw bytes and always decode).
-    pub fn decode_as(&self, kind: AuthResponseKind) -> Result<FrontendMessage, DecodeError> {
-        decode_auth(kind, &self.data)
+    pub fn decode_as(&self, kind: AuthResponseKind) -> Result<FrontendMessage<'_>, DecodeError> {
+        decode_auth(kind, self.data.borrow())
     }
 }
 
 /// SASLInitialResponse: the chosen mechanism and the optional initial client response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslInitialResponse {
-    mechanism: Bytes,
-    data: Option<Bytes>,
+pub struct SaslInitialResponse<'a> {
+    body: Payload<'a>,
+    layout: SaslInitialLayout,
 }
 
-impl SaslInitialResponse {
+impl HasLayout for SaslInitialResponse<'_> {
+    type Layout = SaslInitialLayout;
+}
+
+body_message!(SaslInitialResponse, tag::PASSWORD);
+
+impl<'a> SaslInitialResponse<'a> {
     /// A SASLInitialResponse; `data` is `None` when the mechanism sends no initial response.
     ///
     /// Fails with [`EncodeError::InteriorNul`] when `mechanism` contains NUL, or
     /// [`EncodeError::TooLong`] when the message would not fit its length word.
-    pub fn new(mechanism: &str, data: Option<Bytes>) -> Result<Self, EncodeError> {
-        check_cstr("mechanism", mechanism.as_bytes())?;
-        check_body(
-            "SASLInitialResponse",
-            mechanism.len() + 5 + data.as_ref().map_or(0, |d| d.len()),
-        )?;
-        Ok(Self {
-            mechanism: Bytes::copy_from_slice(mechanism.as_bytes()),
-            data,
+    pub fn new(
+        mechanism: &str,
+        data: Option<&[u8]>,
+    ) -> Result<SaslInitialResponse<'static>, EncodeError> {
+        let body = frame_body(|out| SaslInitialResponse::encode_values(out, mechanism, data))?;
+        let layout = read_back("SASLInitialResponse", SaslInitialLayout::read(&body))?;
+        Ok(SaslInitialResponse {
+            body: body.into(),
+            layout,
         })
     }
 
-    /// The mechanism name, such as `SCRAM-SHA-256`.
-    pub fn mechanism(&self) -> &[u8] {
-        &self.mechanism
-    }
-
-    /// The initial response, if any.
-    pub fn data(&self) -> Option<&Bytes> {
-        self.data.as_ref()
-    }
-
-    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "SASLInitialResponse");
-        let mechanism = r.cstr("mechanism")?;
-        let data = r.nullable("initial response")?;
-        r.finish()?;
-        Ok(Self { mechanism, data })
-    }
-}
-
-impl Encode for SaslInitialResponse {
-    fn encode(&self, out: &mut BytesMut) {
-        tagged(out, tag::PASSWORD, self.encoded_len() - 5, |out| {
-            put_cstr(out, &self.mechanism);
-            match &self.data {
+    /// Appends a SASLInitialResponse to `out`: the one way it is written. The checks of
+    /// [`SaslInitialResponse::new`]; on error nothing is written.
+    pub fn encode_values(
+        out: &mut BytesMut,
+        mechanism: &str,
+        data: Option<&[u8]>,
+    ) -> Result<(), EncodeError> {
+        check_cstr("mechanism", mechanism.as_bytes())?;
+        let len = mechanism.len() + 5 + data.map_or(0, <[u8]>::len);
+        check_body("SASLInitialResponse", len)?;
+        tagged(out, tag::PASSWORD, len, |out| {
+            put_cstr(out, mechanism.as_bytes());
+            match data {
                 None => out.put_i32(-1),
                 Some(d) => {
                     out.put_i32(d.len() as i32);
@@ -164,455 +162,40 @@ impl Encode for SaslInitialResponse {
                 }
             }
         });
-    }
-
-    fn encoded_len(&self) -> usize {
-        5 + self.mechanism.len() + 1 + 4 + self.data.as_ref().map_or(0, |d| d.len())
-    }
-}
-
-/// Parse: creates a prepared statement from a query string, optionally fixing parameter types.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parse {
-    pub(crate) name: Bytes,
-    pub(crate) query: Bytes,
-    pub(crate) param_types: Bytes,
-}
-
-impl Parse {
-    /// A Parse message; `param_types` are type OIDs (0 leaves a type unspecified).
-    ///
-    /// Fails with [`EncodeError::InteriorNul`] when `name` or `query` contains NUL,
-    /// [`EncodeError::TooMany`] on more than 65,535 types, or [`EncodeError::TooLong`] when the
-    /// message would not fit its length word.
-    ///
-    /// ```
-    /// use pgproto::Parse;
-    /// let p = Parse::new("s1", "SELECT $1::int4", &[23]).unwrap();
-    /// assert_eq!(p.param_types().collect::<Vec<_>>(), [23]);
-    /// ```
-    pub fn new(name: &str, query: &str, param_types: &[u32]) -> Result<Self, EncodeError> {
-        check_cstr("statement name", name.as_bytes())?;
-        check_cstr("query string", query.as_bytes())?;
-        check_count("parameter types", param_types.len())?;
-        check_body(
-            "Parse",
-            name.len() + query.len() + 4 + param_types.len() * 4,
-        )?;
-        let mut t = BytesMut::with_capacity(param_types.len() * 4);
-        for oid in param_types {
-            t.put_u32(*oid);
-        }
-        Ok(Self {
-            name: Bytes::copy_from_slice(name.as_bytes()),
-            query: Bytes::copy_from_slice(query.as_bytes()),
-            param_types: t.freeze(),
-        })
-    }
-
-    /// The prepared statement's name (empty for the unnamed statement).
-    pub fn name(&self) -> &[u8] {
-        &self.name
-    }
-
-    /// The query string.
-    pub fn query(&self) -> &[u8] {
-        &self.query
-    }
-
-    /// The parameter type OIDs given.
-    pub fn param_types(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        self.param_types
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-    }
-
-    /// Appends a Parse of these values to `out` directly, without building a [`Parse`] first:
-    /// the same checks as [`Parse::new`], and on error nothing is written.
-    ///
-    /// ```
-    /// use bytes::BytesMut;
-    /// use pgproto::{Encode, Parse};
-    /// let mut out = BytesMut::new();
-    /// Parse::encode_values(&mut out, "s1", "SELECT $1::int4", &[23]).unwrap();
-    /// let mut want = BytesMut::new();
-    /// Parse::new("s1", "SELECT $1::int4", &[23]).unwrap().encode(&mut want);
-    /// assert_eq!(out, want);
-    /// ```
-    #[inline]
-    pub fn encode_values(
-        out: &mut BytesMut,
-        name: &str,
-        query: &str,
-        param_types: &[u32],
-    ) -> Result<(), EncodeError> {
-        check_cstr("statement name", name.as_bytes())?;
-        check_cstr("query string", query.as_bytes())?;
-        let count = check_count("parameter types", param_types.len())?;
-        let body = name.len() + query.len() + 4 + param_types.len() * 4;
-        check_body("Parse", body)?;
-        tagged_fields!(out, tag::PARSE, body, |out| {
-            put_cstr_to(out, name.as_bytes());
-            put_cstr_to(out, query.as_bytes());
-            out.put_u16(count);
-            for oid in param_types {
-                out.put_u32(*oid);
-            }
-        });
         Ok(())
     }
 
-    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let l = ParseLayout::read(body)?;
-        Ok(Self {
-            name: l.name.share(body),
-            query: l.query.share(body),
-            param_types: l.param_types.share(body),
-        })
-    }
-}
-
-impl Encode for Parse {
-    fn encode(&self, out: &mut BytesMut) {
-        tagged(out, tag::PARSE, self.encoded_len() - 5, |out| {
-            put_cstr(out, &self.name);
-            put_cstr(out, &self.query);
-            out.put_u16((self.param_types.len() / 4) as u16);
-            out.put_slice(&self.param_types);
-        });
+    /// The mechanism name, such as `SCRAM-SHA-256`.
+    pub fn mechanism(&self) -> &[u8] {
+        self.layout.mechanism.of(self.body.as_slice())
     }
 
-    fn encoded_len(&self) -> usize {
-        5 + self.name.len() + self.query.len() + 2 + 2 + self.param_types.len()
-    }
-}
-
-/// Bind: creates a portal from a prepared statement and parameter values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    pub(crate) portal: Bytes,
-    pub(crate) statement: Bytes,
-    pub(crate) param_formats: FormatCodes,
-    pub(crate) params: Values,
-    pub(crate) result_formats: FormatCodes,
-}
-
-impl Bind {
-    /// A Bind message. Fails with [`EncodeError::InteriorNul`] when `portal` or `statement`
-    /// contains NUL, or [`EncodeError::TooLong`] when the message would not fit its length word.
-    ///
-    /// ```
-    /// use pgproto::{Bind, Format, FormatCodes, Values};
-    /// let b = Bind::new(
-    ///     "",
-    ///     "s1",
-    ///     FormatCodes::new(&[Format::Binary]).unwrap(),
-    ///     Values::new([Some(&[0, 0, 0, 7][..]), None]).unwrap(),
-    ///     FormatCodes::default(),
-    /// )
-    /// .unwrap();
-    /// assert_eq!(b.params().iter().collect::<Vec<_>>(), [Some(&[0, 0, 0, 7][..]), None]);
-    /// ```
-    pub fn new(
-        portal: &str,
-        statement: &str,
-        param_formats: FormatCodes,
-        params: Values,
-        result_formats: FormatCodes,
-    ) -> Result<Self, EncodeError> {
-        check_cstr("portal name", portal.as_bytes())?;
-        check_cstr("statement name", statement.as_bytes())?;
-        let m = Self {
-            portal: Bytes::copy_from_slice(portal.as_bytes()),
-            statement: Bytes::copy_from_slice(statement.as_bytes()),
-            param_formats,
-            params,
-            result_formats,
-        };
-        check_body("Bind", m.encoded_len() - 5)?;
-        Ok(m)
+    /// The initial response, if any.
+    pub fn data(&self) -> Option<&[u8]> {
+        let body = self.body.as_slice();
+        self.layout.data.map(|d| d.of(body))
     }
 
-    /// The destination portal (empty for the unnamed portal).
-    pub fn portal(&self) -> &[u8] {
-        &self.portal
-    }
-
-    /// The source prepared statement (empty for the unnamed statement).
-    pub fn statement(&self) -> &[u8] {
-        &self.statement
-    }
-
-    /// The parameter format codes.
-    pub fn param_formats(&self) -> &FormatCodes {
-        &self.param_formats
-    }
-
-    /// The parameter values.
-    pub fn params(&self) -> &Values {
-        &self.params
-    }
-
-    /// The result-column format codes.
-    pub fn result_formats(&self) -> &FormatCodes {
-        &self.result_formats
-    }
-
-    /// Appends a Bind of these values to `out` directly, without building a [`Bind`] (and its
-    /// [`FormatCodes`] and [`Values`]) first: the checks of those constructors, with the same
-    /// errors, and on error nothing is written. `None` is NULL.
-    ///
-    /// ```
-    /// use bytes::BytesMut;
-    /// use pgproto::{Bind, Encode, Format, FormatCodes, Values};
-    /// let mut out = BytesMut::new();
-    /// let params = [Some(&[0, 0, 0, 7][..]), None];
-    /// Bind::encode_values(&mut out, "", "s1", &[Format::Binary], &params, &[]).unwrap();
-    /// let bind = Bind::new(
-    ///     "",
-    ///     "s1",
-    ///     FormatCodes::new(&[Format::Binary]).unwrap(),
-    ///     Values::new(params).unwrap(),
-    ///     FormatCodes::default(),
-    /// )
-    /// .unwrap();
-    /// let mut want = BytesMut::new();
-    /// bind.encode(&mut want);
-    /// assert_eq!(out, want);
-    /// ```
-    #[inline]
-    pub fn encode_values(
-        out: &mut BytesMut,
-        portal: &str,
-        statement: &str,
-        param_formats: &[Format],
-        params: &[Option<&[u8]>],
-        result_formats: &[Format],
-    ) -> Result<(), EncodeError> {
-        // The checks of `Bind::new(portal, statement, FormatCodes::new(param_formats)?,
-        // Values::new(params)?, FormatCodes::new(result_formats)?)`, in that order.
-        let param_format_count = check_count("formats", param_formats.len())?;
-        let values_len = Values::check_lens(params)?;
-        let param_count = check_count("values", params.len())?;
-        let result_format_count = check_count("formats", result_formats.len())?;
-        check_cstr("portal name", portal.as_bytes())?;
-        check_cstr("statement name", statement.as_bytes())?;
-        let body = portal.len()
-            + statement.len()
-            + 2
-            + (2 + param_formats.len() * 2)
-            + (2 + values_len)
-            + (2 + result_formats.len() * 2);
-        check_body("Bind", body)?;
-        tagged_fields!(out, tag::BIND, body, |out| {
-            put_cstr_to(out, portal.as_bytes());
-            put_cstr_to(out, statement.as_bytes());
-            out.put_u16(param_format_count);
-            for f in param_formats {
-                out.put_i16(f.code());
-            }
-            out.put_u16(param_count);
-            for v in params {
-                match v {
-                    None => out.put_i32(-1),
-                    Some(v) => {
-                        out.put_i32(v.len() as i32);
-                        out.put_slice(v);
-                    }
-                }
-            }
-            out.put_u16(result_format_count);
-            for f in result_formats {
-                out.put_i16(f.code());
-            }
-        });
-        Ok(())
-    }
-
-    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let l = BindLayout::read(body)?;
-        Ok(Self {
-            portal: l.portal.share(body),
-            statement: l.statement.share(body),
-            param_formats: FormatCodes::from_checked(l.param_formats.share(body)),
-            params: Values::from_checked(l.param_count, l.params.share(body)),
-            result_formats: FormatCodes::from_checked(l.result_formats.share(body)),
-        })
-    }
-}
-
-impl Encode for Bind {
-    fn encode(&self, out: &mut BytesMut) {
-        tagged(out, tag::BIND, self.encoded_len() - 5, |out| {
-            put_cstr(out, &self.portal);
-            put_cstr(out, &self.statement);
-            self.param_formats.put(out);
-            self.params.put(out);
-            self.result_formats.put(out);
-        });
-    }
-
-    fn encoded_len(&self) -> usize {
-        5 + self.portal.len()
-            + self.statement.len()
-            + 2
-            + self.param_formats.wire_len()
-            + self.params.wire_len()
-            + self.result_formats.wire_len()
-    }
-}
-
-macro_rules! target_message {
-    ($(#[$doc:meta])* $name:ident, $tag:expr, $label:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name {
-            pub(crate) target: Target,
-            pub(crate) name: Bytes,
-        }
-
-        impl $name {
-            #[doc = concat!("A ", $label, " of a prepared statement or portal.")]
-            ///
-            /// Fails with [`EncodeError::InteriorNul`] when `name` contains NUL, or
-            /// [`EncodeError::TooLong`] when the message would not fit its length word.
-            pub fn new(target: Target, name: &str) -> Result<Self, EncodeError> {
-                check_cstr("name", name.as_bytes())?;
-                check_body($label, name.len() + 2)?;
-                Ok(Self { target, name: Bytes::copy_from_slice(name.as_bytes()) })
-            }
-
-            /// Whether a statement or a portal is meant.
-            pub fn target(&self) -> Target {
-                self.target
-            }
-
-            /// Its name (empty for the unnamed one).
-            pub fn name(&self) -> &[u8] {
-                &self.name
-            }
-
-            #[doc = concat!("Appends a ", $label, " to `out` directly, without building a [`", stringify!($name), "`]")]
-            #[doc = concat!("first: the same checks as [`", stringify!($name), "::new`], and on error nothing is written.")]
-            #[inline]
-            pub fn encode_values(out: &mut BytesMut, target: Target, name: &str) -> Result<(), EncodeError> {
-                check_cstr("name", name.as_bytes())?;
-                check_body($label, name.len() + 2)?;
-                tagged(out, $tag, name.len() + 2, |out| {
-                    out.put_u8(target.byte());
-                    put_cstr(out, name.as_bytes());
-                });
-                Ok(())
-            }
-
-            pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-                let l = TargetLayout::read(body, $label)?;
-                Ok(Self { target: l.target, name: l.name.share(body) })
-            }
-        }
-
-        impl Encode for $name {
-            fn encode(&self, out: &mut BytesMut) {
-                tagged(out, $tag, self.name.len() + 2, |out| {
-                    out.put_u8(self.target.byte());
-                    put_cstr(out, &self.name);
-                });
-            }
-
-            fn encoded_len(&self) -> usize {
-                self.name.len() + 7
-            }
-        }
-    };
-}
-
-target_message!(
-    /// Describe: asks for the description of a prepared statement or portal.
-    Describe, tag::DESCRIBE, "Describe"
-);
-target_message!(
-    /// Close: closes a prepared statement or portal.
-    Close, tag::CLOSE, "Close"
-);
-
-/// Execute: runs a portal, returning at most `max_rows` rows (0 for no limit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Execute {
-    pub(crate) portal: Bytes,
-    pub(crate) max_rows: i32,
-}
-
-impl Execute {
-    /// An Execute message. Fails with [`EncodeError::InteriorNul`] when `portal` contains NUL,
-    /// or [`EncodeError::TooLong`] when the message would not fit its length word.
-    pub fn new(portal: &str, max_rows: i32) -> Result<Self, EncodeError> {
-        check_cstr("portal name", portal.as_bytes())?;
-        check_body("Execute", portal.len() + 5)?;
-        Ok(Self {
-            portal: Bytes::copy_from_slice(portal.as_bytes()),
-            max_rows,
-        })
-    }
-
-    /// The portal (empty for the unnamed portal).
-    pub fn portal(&self) -> &[u8] {
-        &self.portal
-    }
-
-    /// The row limit; 0 means none.
-    pub fn max_rows(&self) -> i32 {
-        self.max_rows
-    }
-
-    /// Appends an Execute to `out` directly, without building an [`Execute`] first: the same
-    /// checks as [`Execute::new`], and on error nothing is written.
-    #[inline]
-    pub fn encode_values(
-        out: &mut BytesMut,
-        portal: &str,
-        max_rows: i32,
-    ) -> Result<(), EncodeError> {
-        check_cstr("portal name", portal.as_bytes())?;
-        check_body("Execute", portal.len() + 5)?;
-        tagged(out, tag::EXECUTE, portal.len() + 5, |out| {
-            put_cstr(out, portal.as_bytes());
-            out.put_i32(max_rows);
-        });
-        Ok(())
-    }
-
-    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let l = ExecuteLayout::read(body)?;
-        Ok(Self {
-            portal: l.portal.share(body),
-            max_rows: l.max_rows,
-        })
-    }
-}
-
-impl Encode for Execute {
-    fn encode(&self, out: &mut BytesMut) {
-        tagged(out, tag::EXECUTE, self.portal.len() + 5, |out| {
-            put_cstr(out, &self.portal);
-            out.put_i32(self.max_rows);
-        });
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.portal.len() + 10
+    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
+        let layout = SaslInitialLayout::read(body.as_slice())?;
+        Ok(Self { body, layout })
     }
 }
 
 /// FunctionCall: calls a function by OID (the legacy fast-path interface).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionCall {
-    function: u32,
-    arg_formats: FormatCodes,
-    args: Values,
-    result_format: Format,
+pub struct FunctionCall<'a> {
+    body: Payload<'a>,
+    layout: FunctionCallLayout,
 }
 
-impl FunctionCall {
+impl HasLayout for FunctionCall<'_> {
+    type Layout = FunctionCallLayout;
+}
+
+body_message!(FunctionCall, tag::FUNCTION_CALL);
+
+impl<'a> FunctionCall<'a> {
     /// A FunctionCall message; fails with [`EncodeError::TooLong`] when the arguments do not fit
     /// one message.
     pub fn new(
@@ -620,78 +203,65 @@ impl FunctionCall {
         arg_formats: FormatCodes,
         args: Values,
         result_format: Format,
-    ) -> Result<Self, EncodeError> {
-        let m = Self {
-            function,
-            arg_formats,
-            args,
-            result_format,
-        };
-        check_body("FunctionCall", m.encoded_len() - 5)?;
-        Ok(m)
+    ) -> Result<FunctionCall<'static>, EncodeError> {
+        let len = 4 + arg_formats.wire_len() + args.wire_len() + 2;
+        check_body("FunctionCall", len)?;
+        let body = frame_body(|out| {
+            tagged(out, tag::FUNCTION_CALL, len, |out| {
+                out.put_u32(function);
+                arg_formats.put(out);
+                args.put(out);
+                out.put_i16(result_format.code());
+            });
+            Ok(())
+        })?;
+        let layout = read_back("FunctionCall", FunctionCallLayout::read(&body))?;
+        Ok(FunctionCall {
+            body: body.into(),
+            layout,
+        })
     }
 
     /// The function's OID.
     pub fn function(&self) -> u32 {
-        self.function
+        self.layout.function
     }
 
     /// The argument format codes.
-    pub fn arg_formats(&self) -> &FormatCodes {
-        &self.arg_formats
+    pub fn arg_formats(&self) -> FormatCodesRef<'_> {
+        FormatCodesRef::from_checked(self.layout.arg_formats.of(self.body.as_slice()))
     }
 
-    /// The arguments.
-    pub fn args(&self) -> &Values {
-        &self.args
+    /// The arguments, read in place.
+    pub fn args(&self) -> ValuesRef<'_> {
+        ValuesRef::from_checked(
+            self.layout.arg_count,
+            self.layout.args.of(self.body.as_slice()),
+        )
     }
 
     /// The format wanted for the result.
     pub fn result_format(&self) -> Format {
-        self.result_format
+        self.layout.result_format
     }
 
-    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, "FunctionCall");
-        let function = r.u32("function OID")?;
-        let arg_formats = FormatCodes::decode(&mut r, "FunctionCall", "argument formats")?;
-        let n = r.u16("argument count")?;
-        let args = Values::decode_counted(&mut r, n, "FunctionCall", "arguments")?;
-        let code = r.i16("result format")?;
-        let result_format = Format::from_code(code).ok_or(DecodeError::InvalidValue {
-            message: "FunctionCall",
-            field: "result format",
-            value: code.into(),
-        })?;
-        r.finish()?;
-        Ok(Self {
-            function,
-            arg_formats,
-            args,
-            result_format,
-        })
+    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
+        let layout = FunctionCallLayout::read(body.as_slice())?;
+        Ok(Self { body, layout })
     }
 }
 
-impl Encode for FunctionCall {
-    fn encode(&self, out: &mut BytesMut) {
-        tagged(out, tag::FUNCTION_CALL, self.encoded_len() - 5, |out| {
-            out.put_u32(self.function);
-            self.arg_formats.put(out);
-            self.args.put(out);
-            out.put_i16(self.result_format.code());
-        });
-    }
-
-    fn encoded_len(&self) -> usize {
-        5 + 4 + self.arg_formats.wire_len() + self.args.wire_len() + 2
-    }
-}
-
-/// Every message a frontend can send, start-up packets included.
+/// Every message a frontend can send, start-up packets included: borrowed from a decoder's
+/// buffer (`FrontendMessage<'buf>`, what [`FrontendDecoder::next_ref`] and
+/// [`Server::poll_event`] lend) or owned (`FrontendMessage<'static>`, what
+/// [`FrontendDecoder::next`] returns and [`FrontendMessage::into_owned`] makes of any of them).
+///
+/// [`FrontendDecoder::next_ref`]: crate::FrontendDecoder::next_ref
+/// [`FrontendDecoder::next`]: crate::FrontendDecoder::next
+/// [`Server::poll_event`]: crate::Server::poll_event
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FrontendMessage {
+pub enum FrontendMessage<'a> {
     /// StartupMessage (untagged).
     Startup(StartupMessage),
     /// SSLRequest (untagged).
@@ -703,44 +273,76 @@ pub enum FrontendMessage {
     /// A start-up packet for a protocol version other than 3.x (untagged).
     UnsupportedStartup(UnsupportedStartup),
     /// PasswordMessage (`p` during password authentication).
-    PasswordMessage(PasswordMessage),
+    PasswordMessage(PasswordMessage<'a>),
     /// SASLInitialResponse (`p` answering AuthenticationSASL).
-    SaslInitialResponse(SaslInitialResponse),
+    SaslInitialResponse(SaslInitialResponse<'a>),
     /// SASLResponse (`p` answering AuthenticationSASLContinue).
-    SaslResponse(SaslResponse),
+    SaslResponse(SaslResponse<'a>),
     /// GSSResponse (`p` during GSSAPI or SSPI authentication).
-    GssResponse(GssResponse),
+    GssResponse(GssResponse<'a>),
     /// A `p` message decoded without knowing its kind.
-    UntypedAuthResponse(UntypedAuthResponse),
+    UntypedAuthResponse(UntypedAuthResponse<'a>),
     /// Query.
-    Query(Query),
+    Query(Query<'a>),
     /// Parse.
-    Parse(Parse),
+    Parse(Parse<'a>),
     /// Bind.
-    Bind(Bind),
+    Bind(Bind<'a>),
     /// Describe.
-    Describe(Describe),
+    Describe(Describe<'a>),
     /// Execute.
-    Execute(Execute),
+    Execute(Execute<'a>),
     /// Close.
-    Close(Close),
+    Close(Close<'a>),
     /// Sync.
     Sync,
     /// Flush.
     Flush,
     /// FunctionCall.
-    FunctionCall(FunctionCall),
+    FunctionCall(FunctionCall<'a>),
     /// CopyData.
-    CopyData(CopyData),
+    CopyData(CopyData<'a>),
     /// CopyDone.
     CopyDone,
     /// CopyFail.
-    CopyFail(CopyFail),
+    CopyFail(CopyFail<'a>),
     /// Terminate.
     Terminate,
 }
 
-impl FrontendMessage {
+/// Applies `$e` to the message inside every variant that holds one with a body, `$keep` to the
+/// start-up packets (which are always owned), and gives the empty variants back as they are.
+macro_rules! each_body {
+    ($self:expr, $m:ident => $e:expr, $s:ident => $keep:expr) => {
+        match $self {
+            FrontendMessage::Startup($s) => FrontendMessage::Startup($keep),
+            FrontendMessage::SslRequest => FrontendMessage::SslRequest,
+            FrontendMessage::GssEncRequest => FrontendMessage::GssEncRequest,
+            FrontendMessage::CancelRequest($s) => FrontendMessage::CancelRequest($keep),
+            FrontendMessage::UnsupportedStartup($s) => FrontendMessage::UnsupportedStartup($keep),
+            FrontendMessage::PasswordMessage($m) => FrontendMessage::PasswordMessage($e),
+            FrontendMessage::SaslInitialResponse($m) => FrontendMessage::SaslInitialResponse($e),
+            FrontendMessage::SaslResponse($m) => FrontendMessage::SaslResponse($e),
+            FrontendMessage::GssResponse($m) => FrontendMessage::GssResponse($e),
+            FrontendMessage::UntypedAuthResponse($m) => FrontendMessage::UntypedAuthResponse($e),
+            FrontendMessage::Query($m) => FrontendMessage::Query($e),
+            FrontendMessage::Parse($m) => FrontendMessage::Parse($e),
+            FrontendMessage::Bind($m) => FrontendMessage::Bind($e),
+            FrontendMessage::Describe($m) => FrontendMessage::Describe($e),
+            FrontendMessage::Execute($m) => FrontendMessage::Execute($e),
+            FrontendMessage::Close($m) => FrontendMessage::Close($e),
+            FrontendMessage::Sync => FrontendMessage::Sync,
+            FrontendMessage::Flush => FrontendMessage::Flush,
+            FrontendMessage::FunctionCall($m) => FrontendMessage::FunctionCall($e),
+            FrontendMessage::CopyData($m) => FrontendMessage::CopyData($e),
+            FrontendMessage::CopyDone => FrontendMessage::CopyDone,
+            FrontendMessage::CopyFail($m) => FrontendMessage::CopyFail($e),
+            FrontendMessage::Terminate => FrontendMessage::Terminate,
+        }
+    };
+}
+
+impl<'a> FrontendMessage<'a> {
     /// The message's name as in the PostgreSQL documentation.
     pub fn name(&self) -> &'static str {
         match self {
@@ -788,37 +390,59 @@ impl FrontendMessage {
         })
     }
 
-    /// Decodes a tagged frame's body. `auth` says which message a `p` frame is; with `None` it
-    /// becomes [`FrontendMessage::UntypedAuthResponse`].
+    /// The message, owned: whatever it borrows is copied (an owned message is returned as it
+    /// is, without a copy).
+    pub fn into_owned(self) -> FrontendMessage<'static> {
+        each_body!(self, m => m.into_owned(), s => s)
+    }
+
+    /// The message, borrowed from `self` (start-up packets, which are always owned, are
+    /// cloned).
+    pub fn as_borrowed(&self) -> FrontendMessage<'_> {
+        each_body!(self, m => m.as_borrowed(), s => s.clone())
+    }
+
+    /// Decodes a tagged frame's body, borrowing it. `auth` says which message a `p` frame is;
+    /// with `None` it becomes [`FrontendMessage::UntypedAuthResponse`]. Call
+    /// [`FrontendMessage::into_owned`] to keep the message beyond `body`.
     ///
     /// Fails with [`DecodeError::UnknownTag`] for a type byte no frontend message has, or with
     /// the [`DecodeError`] of a body that does not decode as its message.
+    ///
+    /// ```
+    /// use pgproto::{frontend_tag, FrontendMessage};
+    /// let m = FrontendMessage::decode(frontend_tag::QUERY, b"SELECT 1\0", None).unwrap();
+    /// let FrontendMessage::Query(q) = &m else { unreachable!() };
+    /// assert_eq!(q.sql(), b"SELECT 1");
+    /// ```
     pub fn decode(
         tag_byte: u8,
-        body: &Bytes,
+        body: &'a [u8],
         auth: Option<AuthResponseKind>,
     ) -> Result<Self, DecodeError> {
-        let empty_body = |message: &'static str, m: Self| empty_layout(body, message).map(|()| m);
-        Ok(match tag_byte {
-            tag::QUERY => Self::Query(Query::decode(body)?),
-            tag::PARSE => Self::Parse(Parse::decode(body)?),
-            tag::BIND => Self::Bind(Bind::decode(body)?),
-            tag::DESCRIBE => Self::Describe(Describe::decode(body)?),
-            tag::EXECUTE => Self::Execute(Execute::decode(body)?),
-            tag::CLOSE => Self::Close(Close::decode(body)?),
-            tag::SYNC => return empty_body("Sync", Self::Sync),
-            tag::FLUSH => return empty_body("Flush", Self::Flush),
-            tag::FUNCTION_CALL => Self::FunctionCall(FunctionCall::decode(body)?),
-            tag::COPY_DATA => Self::CopyData(CopyData::decode(body)),
-            tag::COPY_DONE => return empty_body("CopyDone", Self::CopyDone),
-            tag::COPY_FAIL => Self::CopyFail(CopyFail::decode(body)?),
-            tag::TERMINATE => return empty_body("Terminate", Self::Terminate),
+        Self::decode_payload(tag_byte, body.into(), auth)
+    }
+
+    /// [`FrontendMessage::decode`] of a body held as a [`Payload`]: the one decoding path, for
+    /// borrowed and shared bodies alike.
+    #[inline]
+    pub(crate) fn decode_payload(
+        tag_byte: u8,
+        body: Payload<'a>,
+        auth: Option<AuthResponseKind>,
+    ) -> Result<Self, DecodeError> {
+        if let Some(m) = decode_declared(tag_byte, body.clone()) {
+            return m;
+        }
+        match tag_byte {
             tag::PASSWORD => match auth {
-                None => Self::UntypedAuthResponse(UntypedAuthResponse::decode(body)),
-                Some(kind) => decode_auth(kind, body)?,
+                None => Ok(Self::UntypedAuthResponse(UntypedAuthResponse::from_checked(
+                    body,
+                ))),
+                Some(kind) => decode_auth(kind, body),
             },
-            other => return Err(DecodeError::UnknownTag { tag: Tag(other) }),
-        })
+            other => Err(DecodeError::UnknownTag { tag: Tag(other) }),
+        }
     }
 
     /// Decodes a whole untagged start-up packet, length word included.
@@ -866,20 +490,23 @@ impl FrontendMessage {
     }
 }
 
-fn decode_auth(kind: AuthResponseKind, body: &Bytes) -> Result<FrontendMessage, DecodeError> {
+fn decode_auth(
+    kind: AuthResponseKind,
+    body: Payload<'_>,
+) -> Result<FrontendMessage<'_>, DecodeError> {
     Ok(match kind {
         AuthResponseKind::Password => {
-            FrontendMessage::PasswordMessage(PasswordMessage::decode(body)?)
+            FrontendMessage::PasswordMessage(PasswordMessage::decode_payload(body)?)
         }
         AuthResponseKind::SaslInitial => {
-            FrontendMessage::SaslInitialResponse(SaslInitialResponse::decode(body)?)
+            FrontendMessage::SaslInitialResponse(SaslInitialResponse::decode_payload(body)?)
         }
-        AuthResponseKind::Sasl => FrontendMessage::SaslResponse(SaslResponse::decode(body)),
-        AuthResponseKind::Gss => FrontendMessage::GssResponse(GssResponse::decode(body)),
+        AuthResponseKind::Sasl => FrontendMessage::SaslResponse(SaslResponse::from_checked(body)),
+        AuthResponseKind::Gss => FrontendMessage::GssResponse(GssResponse::from_checked(body)),
     })
 }
 
-impl Encode for FrontendMessage {
+impl Encode for FrontendMessage<'_> {
     #[inline]
     fn encode(&self, out: &mut BytesMut) {
         match self {

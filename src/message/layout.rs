@@ -1,13 +1,18 @@
-//! Where the fields of a frontend message body lie: the one check of each body that both the
-//! owned messages of [`crate::message::frontend`] and the borrowed views of
-//! [`crate::message::frontend_ref`] are cut from.
+//! Where the fields of a frontend message body lie: the one check of each body, whose result a
+//! message keeps beside its body (borrowed or owned) to cut its fields from.
 
 use crate::codec::reader::{SliceReader, Span};
 use crate::error::DecodeError;
-use crate::message::common::{FormatCodes, Target, Values};
+use crate::message::common::{Format, FormatCodes, Target, Values};
+
+/// The layout type of a message.
+pub(crate) trait HasLayout {
+    /// Where the fields lie.
+    type Layout;
+}
 
 /// Where the fields of a Parse body lie.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ParseLayout {
     pub(crate) name: Span,
     pub(crate) query: Span,
@@ -33,7 +38,7 @@ impl ParseLayout {
 }
 
 /// Where the fields of a Bind body lie.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BindLayout {
     pub(crate) portal: Span,
     pub(crate) statement: Span,
@@ -66,7 +71,7 @@ impl BindLayout {
 }
 
 /// Where the fields of a Describe or Close body lie.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TargetLayout {
     pub(crate) target: Target,
     pub(crate) name: Span,
@@ -84,7 +89,7 @@ impl TargetLayout {
 }
 
 /// Where the fields of an Execute body lie.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ExecuteLayout {
     pub(crate) portal: Span,
     pub(crate) max_rows: i32,
@@ -119,4 +124,58 @@ pub(crate) fn text_layout(
 #[inline]
 pub(crate) fn empty_layout(body: &[u8], message: &'static str) -> Result<(), DecodeError> {
     SliceReader::new(body, message).finish()
+}
+
+/// Where the fields of a SASLInitialResponse body lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SaslInitialLayout {
+    pub(crate) mechanism: Span,
+    pub(crate) data: Option<Span>,
+}
+
+impl SaslInitialLayout {
+    #[inline]
+    pub(crate) fn read(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = SliceReader::new(body, "SASLInitialResponse");
+        let mechanism = r.cstr_span("mechanism")?;
+        let at = r.position() + 4;
+        let data = r.nullable("initial response")?.map(|_| r.span_from(at));
+        r.finish()?;
+        Ok(Self { mechanism, data })
+    }
+}
+
+/// Where the fields of a FunctionCall body lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FunctionCallLayout {
+    pub(crate) function: u32,
+    pub(crate) arg_formats: Span,
+    pub(crate) arg_count: u16,
+    pub(crate) args: Span,
+    pub(crate) result_format: Format,
+}
+
+impl FunctionCallLayout {
+    #[inline]
+    pub(crate) fn read(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = SliceReader::new(body, "FunctionCall");
+        let function = r.u32("function OID")?;
+        let arg_formats = FormatCodes::check(&mut r, "FunctionCall", "argument formats")?;
+        let arg_count = r.u16("argument count")?;
+        let args = Values::check_counted(&mut r, arg_count, "FunctionCall", "arguments")?;
+        let code = r.i16("result format")?;
+        let result_format = Format::from_code(code).ok_or(DecodeError::InvalidValue {
+            message: "FunctionCall",
+            field: "result format",
+            value: code.into(),
+        })?;
+        r.finish()?;
+        Ok(Self {
+            function,
+            arg_formats,
+            arg_count,
+            args,
+            result_format,
+        })
+    }
 }

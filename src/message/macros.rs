@@ -6,7 +6,49 @@
 /// constants, `name(byte)` (the message's name for error reports) and `CLASS` (each byte's size
 /// class for the length limits, [`Class::Unknown`](crate::limits::Class) for bytes that start no
 /// message).
+///
+/// With `enum Name;` after `mod tag;`, a row may also say which variant of that enum its byte
+/// decodes to: `=> Variant(Type)` (decoded by `Type::decode_payload`) or `=> Variant` (an empty
+/// body); the table then also writes `decode_declared`, the decode dispatch for those rows.
 macro_rules! type_bytes {
+    (
+        $(#[$module_doc:meta])*
+        mod tag;
+        enum $enum:ident;
+        $( $(#[$doc:meta])* $constant:ident = $byte:literal, $name:literal, $class:ident
+            $(=> $variant:ident $(($ty:ident))?)?; )*
+    ) => {
+        type_bytes! {
+            $(#[$module_doc])*
+            mod tag;
+            $( $(#[$doc])* $constant = $byte, $name, $class; )*
+        }
+
+        /// Decodes a body by its type byte, for the bytes whose row in the table names their
+        /// message; `None` for the others (decoded by hand, or no message at all).
+        #[inline]
+        pub(crate) fn decode_declared(
+            t: u8,
+            body: $crate::message::payload::Payload<'_>,
+        ) -> Option<Result<$enum<'_>, $crate::error::DecodeError>> {
+            $( type_bytes!(@arm $enum, t, body, $byte, $name $(=> $variant $(($ty))?)?); )*
+            let _ = body;
+            None
+        }
+    };
+    (@arm $enum:ident, $t:ident, $body:ident, $byte:literal, $name:literal => $variant:ident($ty:ident)) => {
+        if $t == $byte {
+            return Some($ty::decode_payload($body).map($enum::$variant));
+        }
+    };
+    (@arm $enum:ident, $t:ident, $body:ident, $byte:literal, $name:literal => $variant:ident) => {
+        if $t == $byte {
+            return Some(
+                $crate::message::layout::empty_layout($body.as_slice(), $name).map(|()| $enum::$variant),
+            );
+        }
+    };
+    (@arm $enum:ident, $t:ident, $body:ident, $byte:literal, $name:literal) => {};
     (
         $(#[$module_doc:meta])*
         mod tag;
@@ -49,34 +91,47 @@ macro_rules! tagged_fields {
     }};
 }
 
+/// Writes a message whose body is one NUL-terminated string (Query, CopyFail, PasswordMessage):
+/// the text kept without its NUL, borrowed or owned.
 macro_rules! text_message {
     ($(#[$doc:meta])* $name:ident, $tag:expr, $label:literal, $field:ident, $field_label:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name {
-            $field: ::bytes::Bytes,
+        pub struct $name<'a> {
+            $field: $crate::message::payload::Payload<'a>,
         }
 
-        impl $name {
+        impl<'a> $name<'a> {
             #[doc = concat!("A ", $label, " message; fails with")]
             /// [`EncodeError::InteriorNul`] if the text contains NUL, or
             /// [`EncodeError::TooLong`] if it does not fit one message.
-            pub fn new(text: impl AsRef<[u8]>) -> Result<Self, $crate::error::EncodeError> {
+            pub fn new(text: impl AsRef<[u8]>) -> Result<$name<'static>, $crate::error::EncodeError> {
                 let t = text.as_ref();
                 $crate::codec::check_cstr($field_label, t)?;
                 $crate::codec::check_body($label, t.len() + 1)?;
-                Ok(Self { $field: ::bytes::Bytes::copy_from_slice(t) })
+                Ok($name { $field: ::bytes::Bytes::copy_from_slice(t).into() })
             }
 
             #[doc = concat!("The ", $field_label, " as sent, without its NUL.")]
+            #[inline]
             pub fn $field(&self) -> &[u8] {
-                &self.$field
+                self.$field.as_slice()
             }
 
             #[doc = concat!("The ", $field_label, " as UTF-8; fails with")]
             /// [`DecodeError::InvalidUtf8`] if it is not.
             pub fn as_str(&self) -> Result<&str, $crate::error::DecodeError> {
-                $crate::message::common::utf8($field_label, &self.$field)
+                $crate::message::common::utf8($field_label, self.$field.as_slice())
+            }
+
+            /// The message, owned: borrowed text is copied.
+            pub fn into_owned(self) -> $name<'static> {
+                $name { $field: self.$field.into_owned() }
+            }
+
+            /// The message, borrowed from `self`.
+            pub fn as_borrowed(&self) -> $name<'_> {
+                $name { $field: self.$field.borrow() }
             }
 
             #[doc = concat!("Appends a ", $label, " of `text` to `out` directly, without building a")]
@@ -93,19 +148,27 @@ macro_rules! text_message {
 
             /// A message of text already checked (no NUL, length within limits).
             #[allow(dead_code)]
-            pub(crate) fn from_checked($field: ::bytes::Bytes) -> Self {
-                Self { $field }
+            #[inline]
+            pub(crate) fn from_checked($field: impl Into<$crate::message::payload::Payload<'a>>) -> Self {
+                Self { $field: $field.into() }
             }
 
-            pub(crate) fn decode(body: &::bytes::Bytes) -> Result<Self, $crate::error::DecodeError> {
-                let text = $crate::message::layout::text_layout(body, $label, $field_label)?;
-                Ok(Self { $field: text.share(body) })
+            #[doc = concat!("Checks a ", $label, " body (the bytes after the length word), borrowing it.")]
+            pub fn decode(body: &'a [u8]) -> Result<Self, $crate::error::DecodeError> {
+                Self::decode_payload(body.into())
+            }
+
+            #[inline]
+            pub(crate) fn decode_payload(body: $crate::message::payload::Payload<'a>) -> Result<Self, $crate::error::DecodeError> {
+                let text = $crate::message::layout::text_layout(body.as_slice(), $label, $field_label)?;
+                Ok(Self { $field: body.slice(text.range()) })
             }
         }
 
-        impl $crate::codec::Encode for $name {
+        impl $crate::codec::Encode for $name<'_> {
             fn encode(&self, out: &mut ::bytes::BytesMut) {
-                $crate::codec::tagged(out, $tag, self.$field.len() + 1, |out| $crate::codec::put_cstr(out, &self.$field));
+                let t = self.$field.as_slice();
+                $crate::codec::tagged(out, $tag, t.len() + 1, |out| $crate::codec::put_cstr(out, t));
             }
 
             fn encoded_len(&self) -> usize {
@@ -115,42 +178,71 @@ macro_rules! text_message {
     };
 }
 
+/// Writes a message whose body is raw bytes (CopyData, SASLResponse, GSSResponse), borrowed or
+/// owned.
 macro_rules! raw_message {
     ($(#[$doc:meta])* $name:ident, $tag:expr, $label:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name {
-            data: ::bytes::Bytes,
+        pub struct $name<'a> {
+            data: $crate::message::payload::Payload<'a>,
         }
 
-        impl $name {
+        impl<'a> $name<'a> {
             #[doc = concat!("A ", $label, " message carrying `data`; fails with")]
             /// [`EncodeError::TooLong`] if it does not fit one message.
-            pub fn new(data: impl Into<::bytes::Bytes>) -> Result<Self, $crate::error::EncodeError> {
+            pub fn new(data: impl Into<::bytes::Bytes>) -> Result<$name<'static>, $crate::error::EncodeError> {
                 let data = data.into();
                 $crate::codec::check_body($label, data.len())?;
-                Ok(Self { data })
+                Ok($name { data: data.into() })
+            }
+
+            /// A message borrowing `data` (which must fit one message: it is not checked).
+            #[inline]
+            pub fn borrowed(data: &'a [u8]) -> Self {
+                Self { data: data.into() }
             }
 
             /// The payload.
-            pub fn data(&self) -> &::bytes::Bytes {
-                &self.data
+            #[inline]
+            pub fn data(&self) -> &[u8] {
+                self.data.as_slice()
+            }
+
+            /// The payload as [`Bytes`](::bytes::Bytes): shared if the message is owned, copied if
+            /// it is borrowed.
+            pub fn into_data(self) -> ::bytes::Bytes {
+                self.data.into_shared()
+            }
+
+            /// The message, owned: a borrowed payload is copied.
+            pub fn into_owned(self) -> $name<'static> {
+                $name { data: self.data.into_owned() }
+            }
+
+            /// The message, borrowed from `self`.
+            pub fn as_borrowed(&self) -> $name<'_> {
+                $name { data: self.data.borrow() }
             }
 
             /// A message of data already checked (length within limits).
             #[allow(dead_code)]
-            pub(crate) fn from_checked(data: ::bytes::Bytes) -> Self {
-                Self { data }
+            #[inline]
+            pub(crate) fn from_checked(data: impl Into<$crate::message::payload::Payload<'a>>) -> Self {
+                Self { data: data.into() }
             }
 
-            pub(crate) fn decode(body: &::bytes::Bytes) -> Self {
-                Self { data: body.clone() }
+            #[allow(dead_code)]
+            #[inline]
+            pub(crate) fn decode_payload(body: $crate::message::payload::Payload<'a>) -> Result<Self, $crate::error::DecodeError> {
+                Ok(Self { data: body })
             }
         }
 
-        impl $crate::codec::Encode for $name {
+        impl $crate::codec::Encode for $name<'_> {
             fn encode(&self, out: &mut ::bytes::BytesMut) {
-                $crate::codec::tagged(out, $tag, self.data.len(), |out| ::bytes::BufMut::put_slice(out, &self.data));
+                let d = self.data.as_slice();
+                $crate::codec::tagged(out, $tag, d.len(), |out| ::bytes::BufMut::put_slice(out, d));
             }
 
             fn encoded_len(&self) -> usize {
@@ -159,3 +251,54 @@ macro_rules! raw_message {
         }
     };
 }
+
+/// Writes what every message kept as body and layout has: `into_owned`, `as_borrowed`, `body`,
+/// and encoding by copying the body.
+macro_rules! body_message {
+    ($name:ident, $tag:expr) => {
+        impl<'a> $name<'a> {
+            /// The message, owned: a borrowed body is copied out of the buffer it points into.
+            pub fn into_owned(self) -> $name<'static> {
+                $name {
+                    body: self.body.into_owned(),
+                    layout: self.layout,
+                }
+            }
+
+            /// The message, borrowed from `self`.
+            pub fn as_borrowed(&self) -> $name<'_> {
+                $name {
+                    body: self.body.borrow(),
+                    layout: self.layout,
+                }
+            }
+
+            /// The message's body as on the wire (after the length word).
+            pub fn body(&self) -> &[u8] {
+                self.body.as_slice()
+            }
+
+            #[allow(dead_code)]
+            #[inline]
+            pub(crate) fn from_parts(
+                body: $crate::message::payload::Payload<'a>,
+                layout: <Self as $crate::message::layout::HasLayout>::Layout,
+            ) -> Self {
+                Self { body, layout }
+            }
+        }
+
+        impl $crate::codec::Encode for $name<'_> {
+            #[inline]
+            fn encode(&self, out: &mut ::bytes::BytesMut) {
+                let body = self.body.as_slice();
+                $crate::codec::tagged(out, $tag, body.len(), |out| ::bytes::BufMut::put_slice(out, body));
+            }
+
+            fn encoded_len(&self) -> usize {
+                5 + self.body.len()
+            }
+        }
+    };
+}
+

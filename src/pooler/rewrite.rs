@@ -13,7 +13,7 @@ use super::statements::{
 use crate::codec::Encode;
 use crate::error::EncodeError;
 use crate::message::common::Target;
-use crate::message::frontend_ref::FrontendMessageRef;
+use crate::message::frontend::FrontendMessage;
 use crate::protocol::Request;
 
 /// ParseComplete, as the pooler answers a Parse the upstream connection does not need.
@@ -134,11 +134,11 @@ impl Rewrite<'_> {
     /// would be too long; nothing is written or pushed then.
     pub fn message(
         &mut self,
-        message: &FrontendMessageRef<'_>,
+        message: &FrontendMessage<'_>,
         out: &mut BytesMut,
         correlator: &mut Correlator<StatementNote>,
     ) -> Result<(), RewriteError> {
-        use FrontendMessageRef as M;
+        use FrontendMessage as M;
         match message {
             M::Parse(p) if !p.name().is_empty() => {
                 let name = p.name();
@@ -264,7 +264,7 @@ impl Rewrite<'_> {
     /// The message as received.
     fn pass(
         &mut self,
-        message: &FrontendMessageRef<'_>,
+        message: &FrontendMessage<'_>,
         out: &mut BytesMut,
         correlator: &mut Correlator<StatementNote>,
     ) {

@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::tagged;
 use crate::message::frontend::tag;
-use crate::message::frontend_ref::ParseRef;
+use crate::message::frontend::Parse;
 
 /// A statement as the pooler knows it: its query text and parameter types, and the name it has
 /// on every upstream connection.
@@ -85,12 +85,12 @@ impl Statement {
 ///
 /// ```
 /// use pgproto::pooler::StatementRegistry;
-/// use pgproto::ParseRef;
+/// use pgproto::Parse;
 ///
 /// let registry = StatementRegistry::new("pgproto_");
-/// let a = registry.intern(&ParseRef::decode(b"P_0\0SELECT 1\0\0\0").unwrap());
-/// let b = registry.intern(&ParseRef::decode(b"other\0SELECT 1\0\0\0").unwrap());
-/// let c = registry.intern(&ParseRef::decode(b"P_0\0SELECT 2\0\0\0").unwrap());
+/// let a = registry.intern(&Parse::decode(b"P_0\0SELECT 1\0\0\0").unwrap());
+/// let b = registry.intern(&Parse::decode(b"other\0SELECT 1\0\0\0").unwrap());
+/// let c = registry.intern(&Parse::decode(b"P_0\0SELECT 2\0\0\0").unwrap());
 /// assert!(std::sync::Arc::ptr_eq(&a, &b)); // the same text: one statement, whatever the names
 /// assert_eq!((a.name(), c.name()), ("pgproto_1", "pgproto_2"));
 /// ```
@@ -124,7 +124,7 @@ impl StatementRegistry {
     }
 
     /// The statement a Parse describes (its name aside), created if no one holds it.
-    pub fn intern(&self, parse: &ParseRef<'_>) -> Arc<Statement> {
+    pub fn intern(&self, parse: &Parse<'_>) -> Arc<Statement> {
         let mut r = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (
             Bytes::copy_from_slice(parse.query()),
@@ -240,11 +240,11 @@ impl ClientStatements {
 ///
 /// ```
 /// use pgproto::pooler::{StatementRegistry, UpstreamStatements};
-/// use pgproto::ParseRef;
+/// use pgproto::Parse;
 ///
 /// let registry = StatementRegistry::new("s");
-/// let one = registry.intern(&ParseRef::decode(b"\0SELECT 1\0\0\0").unwrap());
-/// let two = registry.intern(&ParseRef::decode(b"\0SELECT 2\0\0\0").unwrap());
+/// let one = registry.intern(&Parse::decode(b"\0SELECT 1\0\0\0").unwrap());
+/// let two = registry.intern(&Parse::decode(b"\0SELECT 2\0\0\0").unwrap());
 /// let mut upstream = UpstreamStatements::new(1);
 /// assert!(upstream.make_room().is_none());
 /// upstream.insert(one.clone());
@@ -349,17 +349,17 @@ mod tests {
     #[test]
     fn registry_forgets_statements_no_one_holds() {
         let registry = StatementRegistry::new("s");
-        let keep = registry.intern(&ParseRef::decode(b"\0SELECT 0\0\0\0").unwrap());
+        let keep = registry.intern(&Parse::decode(b"\0SELECT 0\0\0\0").unwrap());
         for i in 1..200 {
             let q = format!("\0SELECT {i}\0\0\0");
-            drop(registry.intern(&ParseRef::decode(q.as_bytes()).unwrap()));
+            drop(registry.intern(&Parse::decode(q.as_bytes()).unwrap()));
         }
         assert_eq!(registry.len(), 1);
         let r = registry.inner.lock().unwrap();
         assert!(r.by_text.len() < 130, "{}", r.by_text.len());
         drop(r);
         // Types count: the same text with other types is another statement.
-        let typed = registry.intern(&ParseRef::decode(b"\0SELECT 0\0\0\x01\0\0\0\x17").unwrap());
+        let typed = registry.intern(&Parse::decode(b"\0SELECT 0\0\0\x01\0\0\0\x17").unwrap());
         assert_ne!(typed.id(), keep.id());
         assert_eq!(typed.param_types().collect::<Vec<_>>(), [23]);
     }
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn statement_messages() {
         let registry = StatementRegistry::new("p");
-        let s = registry.intern(&ParseRef::decode(b"x\0SELECT $1\0\0\x01\0\0\0\x17").unwrap());
+        let s = registry.intern(&Parse::decode(b"x\0SELECT $1\0\0\x01\0\0\0\x17").unwrap());
         let mut out = BytesMut::new();
         s.encode_parse(&mut out);
         assert_eq!(&out[..], b"P\0\0\0\x17p1\0SELECT $1\0\0\x01\0\0\0\x17");

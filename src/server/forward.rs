@@ -33,7 +33,7 @@ impl Server {
     /// failed or been closed. Nothing is sent then.
     ///
     /// ```
-    /// use pgproto::{FramePiece, FrontendMessageRef, Server, ServerAuth, ServerConfig, ServerEvent};
+    /// use pgproto::{FramePiece, FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent};
     ///
     /// let mut server = Server::new(ServerConfig::default());
     /// server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0");
@@ -41,7 +41,7 @@ impl Server {
     /// while let Some(event) = server.poll_event()? {
     ///     match event {
     ///         ServerEvent::Startup { .. } => server.authenticate(ServerAuth::Trust)?,
-    ///         ServerEvent::Message(FrontendMessageRef::Query(_)) => {
+    ///         ServerEvent::Message(FrontendMessage::Query(_)) => {
     ///             // What an upstream server answered, passed through frame by frame.
     ///             server.forward(&FramePiece::whole(b"I\0\0\0\x04")?)?; // EmptyQueryResponse
     ///             server.forward(&FramePiece::whole(b"Z\0\0\0\x05T")?)?;

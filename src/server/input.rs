@@ -135,7 +135,7 @@ impl Server {
         }
     }
 
-    pub(super) fn startup_message(&mut self, m: FrontendMessage) -> Result<(), Error> {
+    pub(super) fn startup_message(&mut self, m: FrontendMessage<'static>) -> Result<(), Error> {
         let unexpected = self.unexpected(&m);
         let Phase::Startup(s) = &mut self.phase else {
             return Ok(());

@@ -51,21 +51,20 @@ use crate::message::common::{ProtocolVersion, TransactionStatus};
 use crate::message::fields::ErrorFields;
 use crate::message::frontend::tag as ftag;
 use crate::message::frontend::{AuthResponseKind, FrontendMessage};
-use crate::message::frontend_ref::FrontendMessageRef;
 use crate::message::startup::{CancelRequest, StartupMessage};
 use crate::protocol::{self, CopyStream, Request, Stage};
 use startup::{ScramStep, State};
 
 /// What the server tells the application.
 ///
-/// [`Server::poll_event`] returns `ServerEvent<FrontendMessageRef<'_>>`: the messages of a query
+/// [`Server::poll_event`] returns `ServerEvent<FrontendMessage<'_>>`: the messages of a query
 /// (Parse, Bind, Describe, Execute, Close, Sync, Flush, Query, CopyData) borrow the server's
 /// receive buffer until the next call on the server, so a pipeline is served without an
 /// allocation per message. [`ServerEvent::into_owned`] gives the owned form, `ServerEvent`
 /// (that is, `ServerEvent<FrontendMessage>`), for applications that keep events.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent<M = FrontendMessage> {
+pub enum ServerEvent<M = FrontendMessage<'static>> {
     /// The client asks for TLS. The application MUST answer with [`Server::accept_ssl`].
     SslRequest,
     /// The client asks for GSSAPI encryption. The application MUST answer with
@@ -87,7 +86,7 @@ pub enum ServerEvent<M = FrontendMessage> {
     },
     /// A GSS, SSPI or external SASL token for the application to check; it answers with
     /// [`Server::auth_continue`], [`Server::auth_succeeded`] or [`Server::reject`].
-    AuthResponse(Box<FrontendMessage>),
+    AuthResponse(Box<FrontendMessage<'static>>),
     /// Authentication succeeded; the parameters, cancel key and first ReadyForQuery are queued.
     Authenticated,
     /// A frontend message to answer (Query, Parse, Bind, Describe, Execute, Close, Sync, Flush,
@@ -127,10 +126,10 @@ impl<M> ServerEvent<M> {
     }
 }
 
-impl ServerEvent<FrontendMessageRef<'_>> {
+impl ServerEvent<FrontendMessage<'_>> {
     /// The event, owned: a borrowed message is copied out of the receive buffer.
     pub fn into_owned(self) -> ServerEvent {
-        self.map_message(FrontendMessageRef::into_owned)
+        self.map_message(FrontendMessage::into_owned)
     }
 }
 
@@ -902,7 +901,7 @@ impl Server {
     ///
     /// A message borrows the receive buffer until the next call that takes `&mut self`: read
     /// what the answer needs from it, then answer. [`ServerEvent::into_owned`] keeps it longer.
-    pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
+    pub fn poll_event(&mut self) -> Result<Option<ServerEvent<FrontendMessage<'_>>>, Error> {
         if let Some(lent) = self.next_request() {
             return Ok(Some(ServerEvent::Message(self.core.decoder.view(lent))));
         }
@@ -920,7 +919,7 @@ impl Server {
     /// that takes `&mut self`.
     ///
     /// ```
-    /// use pgproto::{FrontendMessageRef, Server, ServerAuth, ServerConfig, TransactionStatus};
+    /// use pgproto::{FrontendMessage, Server, ServerAuth, ServerConfig, TransactionStatus};
     ///
     /// let mut server = Server::new(ServerConfig::default());
     /// server.receive(b"\0\0\0\x14\0\x03\0\0user\0alice\0\0"); // StartupMessage
@@ -931,7 +930,7 @@ impl Server {
     /// let mut answered = 0;
     /// loop {
     ///     while let Some(message) = server.poll_message() {
-    ///         let FrontendMessageRef::Query(sql) = message else { unreachable!() };
+    ///         let FrontendMessage::Query(sql) = message else { unreachable!() };
     ///         assert_eq!(sql, b"SELECT 1");
     ///         server.empty_query_response()?; // (a real server would run it)
     ///         server.ready_for_query(TransactionStatus::Idle)?;
@@ -946,7 +945,7 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn poll_message(&mut self) -> Option<FrontendMessageRef<'_>> {
+    pub fn poll_message(&mut self) -> Option<FrontendMessage<'_>> {
         let lent = self.next_request()?;
         Some(self.core.decoder.view(lent))
     }
@@ -974,11 +973,11 @@ impl Server {
         Some(lent)
     }
 
-    fn poll_event_general(&mut self) -> Result<Option<ServerEvent<FrontendMessageRef<'_>>>, Error> {
+    fn poll_event_general(&mut self) -> Result<Option<ServerEvent<FrontendMessage<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
                 return Ok(Some(
-                    e.map_message(|m| FrontendMessageRef::Message(Box::new(m))),
+                    e,
                 ));
             }
             if let Some(e) = &self.core.error {

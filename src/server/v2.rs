@@ -16,8 +16,7 @@ use crate::error::{AuthError, Error, UsageError};
 use crate::message::backend::BackendKeyData;
 use crate::message::common::{Format, ProtocolVersion, TransactionStatus};
 use crate::message::fields::ErrorFields;
-use crate::message::frontend::FrontendMessage as Message3;
-use crate::message::frontend_ref::FrontendMessageRef;
+use crate::message::frontend::{CopyData, FrontendMessage as Message3, Query};
 use crate::message::rows::RowDescription as Description3;
 use crate::message::startup::{StartupMessage, UnsupportedStartup};
 use crate::protocol::v2::{self as table, Answer, CopyStream, Next, Request, Stage};
@@ -48,7 +47,7 @@ pub(crate) struct Session {
     /// The message handed out, lent from here by `view`.
     lent: Option<FrontendMessage>,
     /// The FunctionCall handed out, in its 3.0 form.
-    call: Option<Box<Message3>>,
+    call: Option<Box<Message3<'static>>>,
     /// The rows of the current result are BinaryRows.
     binary: bool,
     /// During COPY TO STDOUT: whether the data sent so far ends a line.
@@ -319,19 +318,23 @@ impl Server {
     }
 
     /// The message `v2_step` handed out, as its 3.0 counterpart.
-    pub(super) fn v2_view(&mut self) -> FrontendMessageRef<'_> {
+    pub(super) fn v2_view(&mut self) -> Message3<'_> {
         let Phase::V2(s) = &mut self.phase else {
-            return FrontendMessageRef::Sync;
+            return Message3::Sync;
         };
         if let Some(call) = s.call.take() {
-            return FrontendMessageRef::Message(call);
+            return *call;
         }
         match &s.lent {
-            Some(FrontendMessage::Query(q)) => FrontendMessageRef::Query(q.as_bytes()),
-            Some(FrontendMessage::CopyDataRow(l)) => FrontendMessageRef::CopyData(l.as_bytes()),
-            Some(FrontendMessage::CopyDataEnd) => FrontendMessageRef::CopyDone,
+            Some(FrontendMessage::Query(q)) => {
+                Message3::Query(Query::from_checked(q.as_bytes()))
+            }
+            Some(FrontendMessage::CopyDataRow(l)) => {
+                Message3::CopyData(CopyData::from_checked(l.as_bytes()))
+            }
+            Some(FrontendMessage::CopyDataEnd) => Message3::CopyDone,
             // INVARIANT: `v2_step` lends only the messages above.
-            _ => FrontendMessageRef::Sync,
+            _ => Message3::Sync,
         }
     }
 

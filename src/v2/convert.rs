@@ -169,7 +169,7 @@ pub fn row_description_v2(d: &Description3) -> Result<RowDescription, EncodeErro
 }
 
 /// A 2.0 FunctionCall as 3.0 would carry it: every argument and the result in binary format.
-pub fn function_call_v3(f: &FunctionCall) -> Result<FunctionCall3, EncodeError> {
+pub fn function_call_v3(f: &FunctionCall) -> Result<FunctionCall3<'static>, EncodeError> {
     let formats = FormatCodes::new(&[Format::Binary])?;
     let args = Values::new(f.args())?;
     FunctionCall3::new(f.function_oid(), formats, args, Format::Binary)

@@ -17,7 +17,7 @@ use std::hint::black_box;
 
 use super::{fields, row_description, Pair, Script, END_POINT, OK};
 use crate::{
-    CopyResponse, Error, Format, FormatCodes, FrontendMessage, FrontendMessageRef, Server,
+    CopyResponse, Error, Format, FormatCodes, FrontendMessage, FrontendMessage, Server,
     ServerEvent, Target, TransactionStatus, UsageError,
 };
 
@@ -50,11 +50,11 @@ enum Todo {
 }
 
 /// Reads every field of a borrowed frontend message.
-fn read_frontend(m: FrontendMessageRef<'_>) -> Msg {
+fn read_frontend(m: FrontendMessage<'_>) -> Msg {
     black_box(m.name());
     black_box(m.tag());
     match m {
-        FrontendMessageRef::Parse(p) => {
+        FrontendMessage::Parse(p) => {
             black_box(p.name());
             black_box(p.param_types().sum::<u32>());
             let q = p.query();
@@ -62,7 +62,7 @@ fn read_frontend(m: FrontendMessageRef<'_>) -> Msg {
                 fails: q == b"FAIL",
             }
         }
-        FrontendMessageRef::Bind(b) => {
+        FrontendMessage::Bind(b) => {
             black_box((b.portal(), b.statement()));
             black_box(b.param_formats().into_iter().count());
             black_box(
@@ -74,36 +74,36 @@ fn read_frontend(m: FrontendMessageRef<'_>) -> Msg {
             black_box(b.result_formats().into_iter().count());
             Msg::Bind
         }
-        FrontendMessageRef::Describe(d) => {
+        FrontendMessage::Describe(d) => {
             black_box(d.name());
             Msg::Describe {
                 statement: d.target() == Target::Statement,
             }
         }
-        FrontendMessageRef::Close(c) => {
+        FrontendMessage::Close(c) => {
             black_box((c.target(), c.name()));
             Msg::Close
         }
-        FrontendMessageRef::Execute(e) => {
+        FrontendMessage::Execute(e) => {
             black_box(e.portal());
             Msg::Execute {
                 max_rows: e.max_rows(),
             }
         }
-        FrontendMessageRef::Sync => Msg::Sync,
-        FrontendMessageRef::Flush => Msg::Flush,
-        FrontendMessageRef::Query(sql) => Msg::Query(sql.to_vec()),
-        FrontendMessageRef::CopyData(data) => {
+        FrontendMessage::Sync => Msg::Sync,
+        FrontendMessage::Flush => Msg::Flush,
+        FrontendMessage::Query(sql) => Msg::Query(sql.to_vec()),
+        FrontendMessage::CopyData(data) => {
             black_box(data);
             Msg::CopyData
         }
-        FrontendMessageRef::CopyDone => Msg::CopyDone,
-        FrontendMessageRef::Terminate => panic!("the server handed out Terminate to answer"),
-        FrontendMessageRef::CopyFail(text) => {
+        FrontendMessage::CopyDone => Msg::CopyDone,
+        FrontendMessage::Terminate => panic!("the server handed out Terminate to answer"),
+        FrontendMessage::CopyFail(text) => {
             black_box(text);
             Msg::CopyFail
         }
-        FrontendMessageRef::Message(m) => match *m {
+        FrontendMessage::Message(m) => match *m {
             FrontendMessage::FunctionCall(f) => {
                 black_box(f);
                 Msg::FunctionCall
