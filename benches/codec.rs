@@ -31,7 +31,7 @@ use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
     BackendDecoder, BackendMessage, BackendMessageRef, Bind, DataRow, Encode, Execute, FormatCodes,
-    FrontendDecoder, FrontendMessage, FrontendMessage, Limits, Values,
+    FrontendDecoder, FrontendMessage, Limits, Values,
 };
 
 use common::{

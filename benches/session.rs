@@ -30,8 +30,8 @@ use bytes::BytesMut;
 use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
-    BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent, Format,
-    FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus,
+    BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent, Format, FrontendMessage,
+    Server, ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus,
 };
 
 use common::{

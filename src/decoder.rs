@@ -24,10 +24,10 @@ use crate::message::common::ProtocolVersion;
 use crate::message::frontend::{name as frontend_name, CLASS as FRONTEND_CLASS};
 use crate::message::frontend::{tag as ftag, AuthResponseKind, FrontendMessage};
 use crate::message::frontend::{Bind, Close, CopyData, CopyFail, Describe, Execute, Parse, Query};
-use crate::message::payload::Payload;
 use crate::message::layout::{
     empty_layout, text_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout,
 };
+use crate::message::payload::Payload;
 use crate::message::rows::{DataRow, DataRowRef};
 
 /// A complete tagged frame: the type byte and the body after the length word.
@@ -845,7 +845,7 @@ impl FrontendDecoder {
     /// dec.receive(b"E\0\0\0\x09\0\0\0\0\0S\0\0\0\x04");
     /// let mut seen = Vec::new();
     /// while let Some(m) = dec.next_ref().unwrap() {
-    ///     match m {
+    ///     match &m {
     ///         FrontendMessage::Bind(b) => {
     ///             assert_eq!(b.statement(), b"s1");
     ///             assert_eq!(b.params().iter().collect::<Vec<_>>(), [Some(&b"42"[..])]);
@@ -879,7 +879,9 @@ impl FrontendDecoder {
             Layout::Execute(l) => FrontendMessage::Execute(Execute::from_parts(body(), l)),
             Layout::Sync => FrontendMessage::Sync,
             Layout::Flush => FrontendMessage::Flush,
-            Layout::Query(l) => FrontendMessage::Query(Query::from_checked(body().slice(l.range()))),
+            Layout::Query(l) => {
+                FrontendMessage::Query(Query::from_checked(body().slice(l.range())))
+            }
             Layout::CopyData => FrontendMessage::CopyData(CopyData::from_checked(body())),
             Layout::CopyDone => FrontendMessage::CopyDone,
             Layout::CopyFail(l) => {

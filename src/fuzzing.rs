@@ -301,7 +301,7 @@ mod decode_backend {
                 );
             }
             (BackendMessage::CopyData(c), BackendMessageRef::CopyData(view)) => {
-                assert_eq!(&c.data()[..], *view, "CopyData bytes differ");
+                assert_eq!(c.data(), *view, "CopyData bytes differ");
             }
             (BackendMessage::DataRow(_) | BackendMessage::CopyData(_), _) => {
                 panic!("next() gave {msg:?} but next_ref() did not lend it: {r:?}")

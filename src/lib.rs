@@ -98,8 +98,8 @@
 //! while let Some(event) = server.poll_event()? {
 //!     match event {
 //!         ServerEvent::Startup { .. } => server.authenticate(ServerAuth::Trust)?,
-//!         ServerEvent::Message(FrontendMessage::Query(sql)) => {
-//!             assert_eq!(sql, b"SELECT 1"); // borrowed: read it before answering
+//!         ServerEvent::Message(FrontendMessage::Query(q)) => {
+//!             assert_eq!(q.sql(), b"SELECT 1"); // borrowed: read it before answering
 //!             let column = FieldDescription {
 //!                 name: b"?column?",
 //!                 table_oid: 0,

@@ -33,7 +33,7 @@ fn drain(c: &mut Client) -> (Vec<ClientEvent>, Option<Error>) {
 }
 
 /// Everything the client has queued, decoded as frontend messages.
-fn sent(c: &mut Client, dec: &mut FrontendDecoder) -> Vec<FrontendMessage> {
+fn sent(c: &mut Client, dec: &mut FrontendDecoder) -> Vec<FrontendMessage<'static>> {
     let mut out = Vec::new();
     while let Some(b) = c.poll_transmit() {
         dec.receive(&b);
@@ -239,7 +239,10 @@ fn absurd_iteration_count_is_refused() {
 /// A scripted SCRAM server's first message with iteration count `i`, against a client built
 /// from `config`: the error (if any) and the messages the client sent after its initial
 /// response.
-fn scram_iterations(config: ClientConfig, i: u32) -> (Option<Error>, Vec<FrontendMessage>) {
+fn scram_iterations(
+    config: ClientConfig,
+    i: u32,
+) -> (Option<Error>, Vec<FrontendMessage<'static>>) {
     let mut c = Client::new(config).unwrap();
     let mut dec = FrontendDecoder::new();
     sent(&mut c, &mut dec); // StartupMessage

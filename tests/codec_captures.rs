@@ -56,7 +56,7 @@ impl Capture {
         }
     }
 
-    fn c(&self) -> impl Iterator<Item = &FrontendMessage> + '_ {
+    fn c(&self) -> impl Iterator<Item = &FrontendMessage<'static>> + '_ {
         self.conn.client.messages.iter().map(|d| &d.message)
     }
 
@@ -232,7 +232,7 @@ fn psql_scram() {
     assert_eq!(auth[3], &Authentication::Ok);
     assert_eq!(auth.len(), 4);
 
-    let c: Vec<&FrontendMessage> = cap.c().collect();
+    let c: Vec<&FrontendMessage<'static>> = cap.c().collect();
     let FrontendMessage::SaslInitialResponse(first) = c[1] else {
         panic!("client's second message is {}", c[1].name())
     };
@@ -387,7 +387,7 @@ fn listen_notify() {
 #[test]
 fn pgbench_extended() {
     let cap = Capture::load("pgbench_extended-2");
-    let c: Vec<&FrontendMessage> = cap.c().collect();
+    let c: Vec<&FrontendMessage<'static>> = cap.c().collect();
     let parses: Vec<_> = c
         .iter()
         .filter_map(|m| match m {
@@ -458,7 +458,7 @@ fn pgbench_prepared() {
     assert_eq!(binds.len(), 3 * 7);
     assert!(binds.iter().all(|s| s.starts_with(b"P_")));
     // Each statement is prepared once: later transactions send no Parse.
-    let c: Vec<&FrontendMessage> = cap.c().collect();
+    let c: Vec<&FrontendMessage<'static>> = cap.c().collect();
     let last_parse = c
         .iter()
         .rposition(|m| matches!(m, FrontendMessage::Parse(_)))
@@ -570,7 +570,7 @@ fn psql18_protocol_3_2_negotiated_down_by_15() {
 #[test]
 fn psql_extended_query() {
     let cap = Capture::load("psql_extended_query-1");
-    let c: Vec<&FrontendMessage> = cap.c().collect();
+    let c: Vec<&FrontendMessage<'static>> = cap.c().collect();
     assert!(matches!(c[1], FrontendMessage::Parse(p)
         if p.name().is_empty() && p.query().starts_with(b"SELECT $1::int AS n")
             && p.param_types().len() == 0));
@@ -992,7 +992,7 @@ impl<T: Encode> EncodeDyn for T {
     }
 }
 
-fn startup(version: ProtocolVersion) -> FrontendMessage {
+fn startup(version: ProtocolVersion) -> FrontendMessage<'static> {
     FrontendMessage::Startup(StartupMessage::new(version, [("user", "u")]).unwrap())
 }
 

@@ -8,9 +8,9 @@ mod common;
 use bytes::Bytes;
 use common::{frame, startup_packet, Body};
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Bind, Columns,
-    DataRowRef, DecodeError, Describe, Execute, FrontendDecoder, FrontendMessage, Limits,
-    Parse, ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
+    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Bind, Columns, DataRowRef,
+    DecodeError, Describe, Execute, FrontendDecoder, FrontendMessage, Limits, Parse,
+    ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
 };
 
 /// Where the bytes are fed.

@@ -132,7 +132,7 @@ fn check_fe(msg: &FrontendMessage, ctx: Fe, prefix: &[u8]) -> Result<(), TestCas
 /// Round trip of a message struct: it encodes exactly as its `FrontendMessage` wrapper does.
 fn check_fe_struct<T: Encode>(
     m: &T,
-    whole: &FrontendMessage,
+    whole: &FrontendMessage<'static>,
     ctx: Fe,
     prefix: &[u8],
 ) -> Result<(), TestCaseError> {
@@ -215,8 +215,8 @@ proptest! {
         let without = SaslInitialResponse::new(&mech, None).unwrap();
         prop_assert_eq!(without.data(), None);
         check_fe(&FrontendMessage::SaslInitialResponse(without), ctx, &prefix)?;
-        let with = SaslInitialResponse::new(&mech, Some(data.clone())).unwrap();
-        prop_assert_eq!(with.data(), Some(&data));
+        let with = SaslInitialResponse::new(&mech, Some(&data)).unwrap();
+        prop_assert_eq!(with.data(), Some(&data[..]));
         check_fe(&FrontendMessage::SaslInitialResponse(with), ctx, &prefix)?;
     }
 
@@ -320,7 +320,7 @@ fn same_ref(r: &BackendMessageRef<'_>, m: &BackendMessage) -> Result<(), TestCas
             );
         }
         (BackendMessageRef::CopyData(r), BackendMessage::CopyData(m)) => {
-            prop_assert_eq!(*r, &m.data()[..]);
+            prop_assert_eq!(*r, m.data());
         }
         (BackendMessageRef::Message(r), m) => {
             prop_assert!(!matches!(
@@ -927,7 +927,7 @@ proptest! {
         let Ok(Some(FrontendMessage::UntypedAuthResponse(u))) = untyped.next() else {
             return Err(TestCaseError::fail("not untyped"));
         };
-        prop_assert_eq!(&u.data()[..], &body[..]);
+        prop_assert_eq!(u.data(), &body[..]);
         if let Some(kind) = kind {
             let mut typed = fe_decoder(Fe::Tagged(Some(kind)));
             typed.receive(&bytes);

@@ -36,7 +36,7 @@ fn backend_bytewise(
 fn frontend_bytewise(
     d: &mut FrontendDecoder,
     bytes: &[u8],
-) -> Result<Option<FrontendMessage>, DecodeError> {
+) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
     let (last, init) = bytes.split_last().unwrap();
     for b in init {
         d.receive(&[*b]);

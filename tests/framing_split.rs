@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use common::*;
 use pgproto::{
     AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Columns, DecodeError,
-    Encode, FrontendDecoder, FrontendMessage, FrontendMessage, ProtocolVersion, Tag,
+    Encode, FrontendDecoder, FrontendMessage, ProtocolVersion, Tag,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -202,29 +202,9 @@ impl Pull for Mixed {
 
 struct Front(FrontendDecoder);
 
-/// What `FrontendDecoder::next_ref` returns, made owned; lent messages must not come boxed.
-fn owned_of_ref(r: FrontendMessage<'_>) -> FrontendMessage {
-    if let FrontendMessage::Message(m) = &r {
-        assert!(
-            !matches!(
-                **m,
-                FrontendMessage::Parse(_)
-                    | FrontendMessage::Bind(_)
-                    | FrontendMessage::Describe(_)
-                    | FrontendMessage::Close(_)
-                    | FrontendMessage::Execute(_)
-                    | FrontendMessage::Sync
-                    | FrontendMessage::Flush
-                    | FrontendMessage::Query(_)
-                    | FrontendMessage::CopyData(_)
-                    | FrontendMessage::CopyDone
-                    | FrontendMessage::CopyFail(_)
-                    | FrontendMessage::Terminate
-            ),
-            "not lent: {m:?}"
-        );
-    }
-    let m = r.to_owned();
+/// What `FrontendDecoder::next_ref` returns, made owned.
+fn owned_of_ref(r: FrontendMessage<'_>) -> FrontendMessage<'static> {
+    let m = r.clone().into_owned();
     assert_eq!(r.name(), m.name());
     assert_eq!(r.tag(), m.tag());
     m
@@ -248,11 +228,11 @@ impl FrontRef {
 }
 
 impl Pull for FrontRef {
-    type Msg = FrontendMessage;
+    type Msg = FrontendMessage<'static>;
     fn feed(&mut self, bytes: &[u8]) {
         self.dec.receive(bytes);
     }
-    fn pull(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+    fn pull(&mut self) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
         self.i += 1;
         if self.pattern[self.i % self.pattern.len()] {
             self.dec.next_ref().map(|r| r.map(owned_of_ref))
@@ -266,11 +246,11 @@ impl Pull for FrontRef {
 }
 
 impl Pull for Front {
-    type Msg = FrontendMessage;
+    type Msg = FrontendMessage<'static>;
     fn feed(&mut self, bytes: &[u8]) {
         self.0.receive(bytes);
     }
-    fn pull(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+    fn pull(&mut self) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
         self.0.next()
     }
     fn buffered(&self) -> usize {
@@ -393,7 +373,7 @@ fn backend_stream(len: usize) -> impl Strategy<Value = BackendStream> {
 #[derive(Debug, Clone)]
 struct FrontendStream {
     kind: Option<AuthResponseKind>,
-    msgs: Vec<FrontendMessage>,
+    msgs: Vec<FrontendMessage<'static>>,
 }
 
 impl FrontendStream {

@@ -200,7 +200,7 @@ fn pipelined_pair(depth: usize) -> (Client, Server) {
     (client, server)
 }
 
-fn bind(statement: &str) -> Bind {
+fn bind(statement: &str) -> Bind<'static> {
     Bind::new(
         "",
         statement,

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use pgproto::auth::{ChannelBinding, ScramClient, ScramVerifier};
 use pgproto::{
     Authentication, BackendDecoder, BackendMessage, CopyResponse, DecodeError, Error, Format,
-    FormatCodes, FrontendMessage, FrontendMessage, ProtocolVersion, Server, ServerAuth,
-    ServerConfig, ServerEvent, TransactionStatus, UsageError,
+    FormatCodes, FrontendMessage, ProtocolVersion, Server, ServerAuth, ServerConfig, ServerEvent,
+    TransactionStatus, UsageError,
 };
 use support::scripted_client::*;
 
@@ -582,10 +582,7 @@ fn poll_message_lends_requests_only_when_idle() {
         s.poll_event(),
         Ok(Some(ServerEvent::Message(FrontendMessage::Flush)))
     ));
-    assert!(matches!(
-        s.poll_message(),
-        Some(FrontendMessage::Bind(_))
-    ));
+    assert!(matches!(s.poll_message(), Some(FrontendMessage::Bind(_))));
     // An error answer starts the discard until Sync: the Sync then comes through poll_event.
     s.error_response(&err_fields("42P01")).unwrap();
     assert!(s.poll_message().is_none());

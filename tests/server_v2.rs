@@ -8,9 +8,9 @@ use bytes::BytesMut;
 use pgproto::v2::{PasswordPacket, StartupPacket, COPY_END};
 use pgproto::{
     Client, ClientConfig, ClientEvent, CopyResponse, Encode, Error, ErrorFields, FieldCode,
-    FieldDescription, Format, FormatCodes, FrontendMessage, FrontendMessage, FunctionCall,
-    ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent,
-    TransactionStatus, UsageError, Values,
+    FieldDescription, Format, FormatCodes, FrontendMessage, FunctionCall, ProtocolVersion,
+    RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus, UsageError,
+    Values,
 };
 
 fn v2_config() -> ServerConfig {
@@ -100,7 +100,7 @@ fn field(
 /// The next event, which must be a Query; its text.
 fn next_query(s: &mut Server) -> Vec<u8> {
     match s.poll_event().unwrap() {
-        Some(ServerEvent::Message(FrontendMessage::Query(q))) => q.to_vec(),
+        Some(ServerEvent::Message(FrontendMessage::Query(q))) => q.sql().to_vec(),
         other => panic!("{:?}", other.map(ServerEvent::into_owned)),
     }
 }

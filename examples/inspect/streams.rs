@@ -43,8 +43,8 @@ use std::io::Write;
 use bytes::BytesMut;
 use pgproto::{
     AuthResponseKind, Authentication, BackendDecoder, BackendMessage, DecodeError, Encode,
-    ErrorFields, Format, FormatCodes, FrontendDecoder, FrontendMessage, ProtocolVersion, Target,
-    TransactionStatus, Values,
+    ErrorFields, Format, FormatCodesRef, FrontendDecoder, FrontendMessage, ProtocolVersion, Target,
+    TransactionStatus, ValuesRef,
 };
 
 /// Bytes handed to a decoder at a time, as a network read would.
@@ -158,7 +158,7 @@ impl<M: Message> Stream<M> {
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {
     /// What the client sent.
-    pub(crate) client: Stream<FrontendMessage>,
+    pub(crate) client: Stream<FrontendMessage<'static>>,
     /// What the server sent.
     pub(crate) server: Stream<BackendMessage>,
     /// The version the StartupMessage asked for, if there was one.
@@ -183,11 +183,11 @@ pub(crate) fn be32(b: &[u8]) -> Option<u32> {
 }
 
 impl Pull for FrontendDecoder {
-    type Msg = FrontendMessage;
+    type Msg = FrontendMessage<'static>;
     fn push(&mut self, data: &[u8]) {
         self.receive(data);
     }
-    fn pull(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+    fn pull(&mut self) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
         self.next()
     }
     fn buffered(&self) -> usize {
@@ -529,7 +529,7 @@ pub(crate) fn hex(b: &[u8], max: usize) -> String {
 
 /// A list of values: the first few, each cut short; text ones quoted, binary ones in hex; NULL
 /// for `None`.
-fn values(v: &Values, formats: &FormatCodes) -> String {
+fn values(v: ValuesRef<'_>, formats: FormatCodesRef<'_>) -> String {
     let mut items: Vec<String> = v
         .iter()
         .take(6)
@@ -553,7 +553,7 @@ fn format_name(f: Format) -> &'static str {
     }
 }
 
-fn formats(f: &FormatCodes) -> String {
+fn formats(f: FormatCodesRef<'_>) -> String {
     f.iter().map(format_name).collect::<Vec<_>>().join(",")
 }
 
@@ -581,7 +581,7 @@ fn fields_summary(f: &ErrorFields) -> String {
     s.trim_start().to_owned()
 }
 
-impl Message for FrontendMessage {
+impl Message for FrontendMessage<'_> {
     fn name(&self) -> &'static str {
         Self::name(self)
     }
@@ -728,7 +728,7 @@ impl Message for BackendMessage {
                     plural(m.column_formats().len(), "column", "columns")
                 );
                 if m.column_formats().iter().any(|f| f != m.format()) {
-                    let _ = write!(s, " ({})", formats(m.column_formats()));
+                    let _ = write!(s, " ({})", formats(m.column_formats().as_view()));
                 }
                 s
             }

@@ -33,7 +33,7 @@ pub(crate) enum Legacy {
     },
     /// A 3.x start-up refused in 2.0's format.
     Refused {
-        client: Stream<FrontendMessage>,
+        client: Stream<FrontendMessage<'static>>,
         server: Stream<B2>,
     },
 }

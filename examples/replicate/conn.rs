@@ -326,7 +326,7 @@ impl Conn {
             match self.next_event(Some(wait))? {
                 None => return Ok(CopyEvent::Idle),
                 Some(ClientEvent::Response { message, .. }) => match message {
-                    BackendMessage::CopyData(d) => return Ok(CopyEvent::Data(d.data().clone())),
+                    BackendMessage::CopyData(d) => return Ok(CopyEvent::Data(d.into_data())),
                     BackendMessage::CopyDone => return Ok(CopyEvent::Done),
                     BackendMessage::ErrorResponse(f) => {
                         return Err(DriverError::Server(ServerError::from_fields(&f)))

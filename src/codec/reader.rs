@@ -443,7 +443,7 @@ mod tests {
     fn reads_and_reports_fields() {
         let body = Bytes::from_static(b"\x00\x01\xff\xff\xff\xffab\0\x00\x00\x00\x02xy");
         let mut r = Reader::new(&body, "Test");
-        assert_eq!(r.i16("a").unwrap(), 1);
+        assert_eq!(r.slices().i16("a").unwrap(), 1);
         assert_eq!(r.i32("b").unwrap(), -1);
         assert_eq!(&r.cstr("c").unwrap()[..], b"ab");
         assert_eq!(r.nullable("d").unwrap().as_deref(), Some(&b"xy"[..]));

@@ -8,10 +8,10 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::codec::reader::Span;
 use crate::codec::{
     check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, read_back, tagged,
 };
-use crate::codec::reader::Span;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::common::{Format, FormatCodes, FormatCodesRef, Target, Values, ValuesRef};
 use crate::message::frontend::tag;
@@ -43,7 +43,11 @@ impl<'a> Parse<'a> {
     /// let p = Parse::new("s1", "SELECT $1::int4", &[23]).unwrap();
     /// assert_eq!(p.param_types().collect::<Vec<_>>(), [23]);
     /// ```
-    pub fn new(name: &str, query: &str, param_types: &[u32]) -> Result<Parse<'static>, EncodeError> {
+    pub fn new(
+        name: &str,
+        query: &str,
+        param_types: &[u32],
+    ) -> Result<Parse<'static>, EncodeError> {
         let body = frame_body(|out| Parse::encode_values(out, name, query, param_types))?;
         let layout = read_back("Parse", ParseLayout::read(&body))?;
         Ok(Parse {
@@ -141,7 +145,13 @@ impl<'a> Parse<'a> {
     /// ```
     pub fn encode_renamed(&self, out: &mut BytesMut, name: &[u8]) -> Result<(), EncodeError> {
         let rest = after(self.body.as_slice(), self.layout.name);
-        write_renamed(out, tag::PARSE, "Parse", "statement name", (&[], name, rest))
+        write_renamed(
+            out,
+            tag::PARSE,
+            "Parse",
+            "statement name",
+            (&[], name, rest),
+        )
     }
 }
 
@@ -339,9 +349,17 @@ impl<'a> Bind<'a> {
     /// ```
     pub fn encode_renamed(&self, out: &mut BytesMut, statement: &[u8]) -> Result<(), EncodeError> {
         let body = self.body.as_slice();
-        let portal = body.get(..self.layout.statement.range().start).unwrap_or_default();
+        let portal = body
+            .get(..self.layout.statement.range().start)
+            .unwrap_or_default();
         let rest = after(body, self.layout.statement);
-        write_renamed(out, tag::BIND, "Bind", "statement name", (portal, statement, rest))
+        write_renamed(
+            out,
+            tag::BIND,
+            "Bind",
+            "statement name",
+            (portal, statement, rest),
+        )
     }
 }
 

@@ -2,7 +2,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::{check_body, check_cstr, empty, frame_body, put_cstr, read_back, tagged, Encode};
+use crate::codec::{
+    check_body, check_cstr, empty, frame_body, put_cstr, read_back, tagged, Encode,
+};
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::common::{
     Format, FormatCodes, FormatCodesRef, ProtocolVersion, Values, ValuesRef,
@@ -436,9 +438,9 @@ impl<'a> FrontendMessage<'a> {
         }
         match tag_byte {
             tag::PASSWORD => match auth {
-                None => Ok(Self::UntypedAuthResponse(UntypedAuthResponse::from_checked(
-                    body,
-                ))),
+                None => Ok(Self::UntypedAuthResponse(
+                    UntypedAuthResponse::from_checked(body),
+                )),
                 Some(kind) => decode_auth(kind, body),
             },
             other => Err(DecodeError::UnknownTag { tag: Tag(other) }),

@@ -292,7 +292,9 @@ macro_rules! body_message {
             #[inline]
             fn encode(&self, out: &mut ::bytes::BytesMut) {
                 let body = self.body.as_slice();
-                $crate::codec::tagged(out, $tag, body.len(), |out| ::bytes::BufMut::put_slice(out, body));
+                $crate::codec::tagged(out, $tag, body.len(), |out| {
+                    ::bytes::BufMut::put_slice(out, body)
+                });
             }
 
             fn encoded_len(&self) -> usize {
@@ -301,4 +303,3 @@ macro_rules! body_message {
         }
     };
 }
-

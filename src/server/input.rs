@@ -278,7 +278,7 @@ impl Server {
                 } else {
                     None
                 };
-                let data = r.data().map(|d| &d[..]).unwrap_or_default();
+                let data = r.data().unwrap_or_default();
                 let reply = server
                     .handle_client_first(data, mechanism, end_point)
                     .map_err(AuthError::Scram)?;

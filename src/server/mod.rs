@@ -59,9 +59,10 @@ use startup::{ScramStep, State};
 ///
 /// [`Server::poll_event`] returns `ServerEvent<FrontendMessage<'_>>`: the messages of a query
 /// (Parse, Bind, Describe, Execute, Close, Sync, Flush, Query, CopyData) borrow the server's
-/// receive buffer until the next call on the server, so a pipeline is served without an
+/// receive buffer until the next call on the server (one message type either way: borrowed
+/// or owned is only its lifetime), so a pipeline is served without an
 /// allocation per message. [`ServerEvent::into_owned`] gives the owned form, `ServerEvent`
-/// (that is, `ServerEvent<FrontendMessage>`), for applications that keep events.
+/// (that is, `ServerEvent<FrontendMessage<'static>>`), for applications that keep events.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent<M = FrontendMessage<'static>> {
@@ -930,8 +931,8 @@ impl Server {
     /// let mut answered = 0;
     /// loop {
     ///     while let Some(message) = server.poll_message() {
-    ///         let FrontendMessage::Query(sql) = message else { unreachable!() };
-    ///         assert_eq!(sql, b"SELECT 1");
+    ///         let FrontendMessage::Query(q) = message else { unreachable!() };
+    ///         assert_eq!(q.sql(), b"SELECT 1");
     ///         server.empty_query_response()?; // (a real server would run it)
     ///         server.ready_for_query(TransactionStatus::Idle)?;
     ///         answered += 1;
@@ -976,9 +977,7 @@ impl Server {
     fn poll_event_general(&mut self) -> Result<Option<ServerEvent<FrontendMessage<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
-                return Ok(Some(
-                    e,
-                ));
+                return Ok(Some(e));
             }
             if let Some(e) = &self.core.error {
                 return Err((**e).clone());

@@ -326,9 +326,7 @@ impl Server {
             return *call;
         }
         match &s.lent {
-            Some(FrontendMessage::Query(q)) => {
-                Message3::Query(Query::from_checked(q.as_bytes()))
-            }
+            Some(FrontendMessage::Query(q)) => Message3::Query(Query::from_checked(q.as_bytes())),
             Some(FrontendMessage::CopyDataRow(l)) => {
                 Message3::CopyData(CopyData::from_checked(l.as_bytes()))
             }

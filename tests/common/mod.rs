@@ -176,7 +176,7 @@ pub(crate) fn unsupported_startup() -> impl Strategy<Value = UnsupportedStartup>
 }
 
 /// Any start-up packet that keeps the decoder in the start-up phase.
-pub(crate) fn startup_phase_request() -> impl Strategy<Value = FrontendMessage> + Clone {
+pub(crate) fn startup_phase_request() -> impl Strategy<Value = FrontendMessage<'static>> + Clone {
     prop_oneof![
         Just(FrontendMessage::SslRequest),
         Just(FrontendMessage::GssEncRequest)
@@ -187,37 +187,39 @@ pub(crate) fn startup_phase_request() -> impl Strategy<Value = FrontendMessage> 
 // Frontend: tagged messages
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn password_message() -> impl Strategy<Value = PasswordMessage> + Clone {
+pub(crate) fn password_message() -> impl Strategy<Value = PasswordMessage<'static>> + Clone {
     cbytes(64).prop_map(|p| PasswordMessage::new(p).unwrap())
 }
 
-pub(crate) fn sasl_initial_response() -> impl Strategy<Value = SaslInitialResponse> + Clone {
+pub(crate) fn sasl_initial_response() -> impl Strategy<Value = SaslInitialResponse<'static>> + Clone
+{
     (cstring(20), option::of(payload(64)))
-        .prop_map(|(m, d)| SaslInitialResponse::new(&m, d).unwrap())
+        .prop_map(|(m, d)| SaslInitialResponse::new(&m, d.as_deref()).unwrap())
 }
 
-pub(crate) fn sasl_response() -> impl Strategy<Value = SaslResponse> + Clone {
+pub(crate) fn sasl_response() -> impl Strategy<Value = SaslResponse<'static>> + Clone {
     payload(96).prop_map(|d| SaslResponse::new(d).unwrap())
 }
 
-pub(crate) fn gss_response() -> impl Strategy<Value = GssResponse> + Clone {
+pub(crate) fn gss_response() -> impl Strategy<Value = GssResponse<'static>> + Clone {
     payload(96).prop_map(|d| GssResponse::new(d).unwrap())
 }
 
-pub(crate) fn untyped_auth_response() -> impl Strategy<Value = UntypedAuthResponse> + Clone {
+pub(crate) fn untyped_auth_response() -> impl Strategy<Value = UntypedAuthResponse<'static>> + Clone
+{
     payload(96).prop_map(|d| UntypedAuthResponse::new(d).unwrap())
 }
 
-pub(crate) fn query() -> impl Strategy<Value = Query> + Clone {
+pub(crate) fn query() -> impl Strategy<Value = Query<'static>> + Clone {
     cbytes(80).prop_map(|q| Query::new(q).unwrap())
 }
 
-pub(crate) fn parse() -> impl Strategy<Value = Parse> + Clone {
+pub(crate) fn parse() -> impl Strategy<Value = Parse<'static>> + Clone {
     (cstring(12), cstring(60), vec(any::<u32>(), 0..8))
         .prop_map(|(n, q, t)| Parse::new(&n, &q, &t).unwrap())
 }
 
-pub(crate) fn bind() -> impl Strategy<Value = Bind> + Clone {
+pub(crate) fn bind() -> impl Strategy<Value = Bind<'static>> + Clone {
     (
         cstring(12),
         cstring(12),
@@ -228,24 +230,24 @@ pub(crate) fn bind() -> impl Strategy<Value = Bind> + Clone {
         .prop_map(|(p, s, pf, v, rf)| Bind::new(&p, &s, pf, v, rf).unwrap())
 }
 
-pub(crate) fn describe() -> impl Strategy<Value = Describe> + Clone {
+pub(crate) fn describe() -> impl Strategy<Value = Describe<'static>> + Clone {
     (target(), cstring(16)).prop_map(|(t, n)| Describe::new(t, &n).unwrap())
 }
 
-pub(crate) fn execute() -> impl Strategy<Value = Execute> + Clone {
+pub(crate) fn execute() -> impl Strategy<Value = Execute<'static>> + Clone {
     (cstring(16), any::<i32>()).prop_map(|(p, n)| Execute::new(&p, n).unwrap())
 }
 
-pub(crate) fn close() -> impl Strategy<Value = Close> + Clone {
+pub(crate) fn close() -> impl Strategy<Value = Close<'static>> + Clone {
     (target(), cstring(16)).prop_map(|(t, n)| Close::new(t, &n).unwrap())
 }
 
-pub(crate) fn function_call() -> impl Strategy<Value = FunctionCall> + Clone {
+pub(crate) fn function_call() -> impl Strategy<Value = FunctionCall<'static>> + Clone {
     (any::<u32>(), format_codes(), values(), format())
         .prop_map(|(f, af, a, rf)| FunctionCall::new(f, af, a, rf).unwrap())
 }
 
-pub(crate) fn copy_data() -> impl Strategy<Value = CopyData> + Clone {
+pub(crate) fn copy_data() -> impl Strategy<Value = CopyData<'static>> + Clone {
     prop_oneof![
         4 => payload(64),
         1 => payload(3000),
@@ -253,12 +255,14 @@ pub(crate) fn copy_data() -> impl Strategy<Value = CopyData> + Clone {
     .prop_map(|d| CopyData::new(d).unwrap())
 }
 
-pub(crate) fn copy_fail() -> impl Strategy<Value = CopyFail> + Clone {
+pub(crate) fn copy_fail() -> impl Strategy<Value = CopyFail<'static>> + Clone {
     cbytes(64).prop_map(|m| CopyFail::new(m).unwrap())
 }
 
 /// One `p` message of the given kind (`None`: untyped).
-pub(crate) fn auth_response(kind: Option<AuthResponseKind>) -> BoxedStrategy<FrontendMessage> {
+pub(crate) fn auth_response(
+    kind: Option<AuthResponseKind>,
+) -> BoxedStrategy<FrontendMessage<'static>> {
     match kind {
         None => untyped_auth_response()
             .prop_map(FrontendMessage::UntypedAuthResponse)
@@ -289,7 +293,9 @@ pub(crate) fn auth_response_kind() -> impl Strategy<Value = Option<AuthResponseK
 }
 
 /// Any tagged frontend message; `p` messages are of `kind`.
-pub(crate) fn frontend_tagged(kind: Option<AuthResponseKind>) -> BoxedStrategy<FrontendMessage> {
+pub(crate) fn frontend_tagged(
+    kind: Option<AuthResponseKind>,
+) -> BoxedStrategy<FrontendMessage<'static>> {
     use FrontendMessage as F;
     prop_oneof![
         auth_response(kind),
@@ -352,7 +358,7 @@ pub(crate) fn backend_key_data_v32() -> impl Strategy<Value = BackendKeyData> + 
     (any::<i32>(), cancel_key()).prop_map(|(p, k)| BackendKeyData::new(p, k).unwrap())
 }
 
-pub(crate) fn command_complete() -> impl Strategy<Value = CommandComplete> + Clone {
+pub(crate) fn command_complete() -> impl Strategy<Value = CommandComplete<'static>> + Clone {
     prop_oneof![
         cbytes(40),
         (0u64..1_000_000).prop_map(|n| format!("SELECT {n}").into_bytes()),

@@ -155,7 +155,7 @@ impl<M: Message> Stream<M> {
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {
     /// What the client sent.
-    pub(crate) client: Stream<FrontendMessage>,
+    pub(crate) client: Stream<FrontendMessage<'static>>,
     /// What the server sent.
     pub(crate) server: Stream<BackendMessage>,
     /// The version the StartupMessage asked for, if there was one.
@@ -180,11 +180,11 @@ fn be32(b: &[u8]) -> Option<u32> {
 }
 
 impl Pull for FrontendDecoder {
-    type Msg = FrontendMessage;
+    type Msg = FrontendMessage<'static>;
     fn push(&mut self, data: &[u8]) {
         self.receive(data);
     }
-    fn pull(&mut self) -> Result<Option<FrontendMessage>, DecodeError> {
+    fn pull(&mut self) -> Result<Option<FrontendMessage<'static>>, DecodeError> {
         self.next()
     }
     fn buffered(&self) -> usize {
@@ -428,7 +428,7 @@ pub(crate) trait Message: Encode {
     fn name(&self) -> &'static str;
 }
 
-impl Message for FrontendMessage {
+impl Message for FrontendMessage<'_> {
     fn name(&self) -> &'static str {
         Self::name(self)
     }

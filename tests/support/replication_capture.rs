@@ -127,7 +127,7 @@ pub(crate) fn copy_sessions(conn: &Connection) -> Result<Vec<CopySession>, Strin
             }
             FrontendMessage::CopyData(c) => {
                 if let Some((_, copies)) = queries.last_mut() {
-                    copies.push(c.data().clone());
+                    copies.push(bytes::Bytes::copy_from_slice(c.data()));
                 }
             }
             _ => {}

@@ -183,7 +183,7 @@ pub(crate) fn ready() -> Server {
     ready_server(ServerConfig::default())
 }
 
-pub(crate) fn message(e: &ServerEvent) -> &FrontendMessage {
+pub(crate) fn message(e: &ServerEvent) -> &FrontendMessage<'static> {
     match e {
         ServerEvent::Message(m) => m,
         other => panic!("expected a message, got {other:?}"),

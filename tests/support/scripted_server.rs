@@ -30,7 +30,7 @@ pub(crate) fn drain(c: &mut Client) -> (Vec<ClientEvent>, Option<Error>) {
 }
 
 /// Everything the client has queued, decoded as frontend messages.
-pub(crate) fn sent(c: &mut Client, dec: &mut FrontendDecoder) -> Vec<FrontendMessage> {
+pub(crate) fn sent(c: &mut Client, dec: &mut FrontendDecoder) -> Vec<FrontendMessage<'static>> {
     let mut out = Vec::new();
     while let Some(b) = c.poll_transmit() {
         dec.receive(&b);

@@ -17,8 +17,8 @@ use std::hint::black_box;
 
 use super::{fields, row_description, Pair, Script, END_POINT, OK};
 use crate::{
-    CopyResponse, Error, Format, FormatCodes, FrontendMessage, FrontendMessage, Server,
-    ServerEvent, Target, TransactionStatus, UsageError,
+    CopyResponse, Error, Format, FormatCodes, FrontendMessage, Server, ServerEvent, Target,
+    TransactionStatus, UsageError,
 };
 
 /// A frontend message as the server's application keeps it, once every field of the
@@ -92,7 +92,7 @@ fn read_frontend(m: FrontendMessage<'_>) -> Msg {
         }
         FrontendMessage::Sync => Msg::Sync,
         FrontendMessage::Flush => Msg::Flush,
-        FrontendMessage::Query(sql) => Msg::Query(sql.to_vec()),
+        FrontendMessage::Query(q) => Msg::Query(q.sql().to_vec()),
         FrontendMessage::CopyData(data) => {
             black_box(data);
             Msg::CopyData
@@ -103,13 +103,11 @@ fn read_frontend(m: FrontendMessage<'_>) -> Msg {
             black_box(text);
             Msg::CopyFail
         }
-        FrontendMessage::Message(m) => match *m {
-            FrontendMessage::FunctionCall(f) => {
-                black_box(f);
-                Msg::FunctionCall
-            }
-            other => panic!("the server handed out {other:?} to answer"),
-        },
+        FrontendMessage::FunctionCall(f) => {
+            black_box(f);
+            Msg::FunctionCall
+        }
+        other => panic!("the server handed out {other:?} to answer"),
     }
 }
 
