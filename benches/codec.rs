@@ -30,8 +30,8 @@ use bytes::{BufMut, BytesMut};
 use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
-    BackendDecoder, BackendMessage, BackendMessageRef, Bind, DataRow, Encode, Execute, FormatCodes,
-    FrontendDecoder, FrontendMessage, Limits, Values,
+    BackendDecoder, BackendMessage, Bind, DataRow, Encode, Execute, FormatCodes, FrontendDecoder,
+    FrontendMessage, Limits, Values,
 };
 
 use common::{
@@ -81,7 +81,7 @@ fn pgproto_next_ref(chunks: &[&[u8]]) -> Sum {
         dec.receive(chunk);
         loop {
             match dec.next_ref() {
-                Ok(Some(BackendMessageRef::DataRow(row))) => {
+                Ok(Some(BackendMessage::DataRow(row))) => {
                     s.messages += 1;
                     s.rows += 1;
                     for c in row.columns() {
@@ -112,7 +112,7 @@ fn pgproto_next_data_row(chunks: &[&[u8]]) -> Sum {
                 }
             }
             match dec.next_ref() {
-                Ok(Some(BackendMessageRef::DataRow(row))) => {
+                Ok(Some(BackendMessage::DataRow(row))) => {
                     s.messages += 1;
                     s.rows += 1;
                     for c in row.columns() {
@@ -160,7 +160,7 @@ fn pgproto_next_ref_unwrap(chunks: &[&[u8]]) -> Sum {
         dec.receive(chunk);
         while let Some(m) = dec.next_ref().unwrap() {
             s.messages += 1;
-            if let BackendMessageRef::DataRow(row) = m {
+            if let BackendMessage::DataRow(row) = m {
                 s.rows += 1;
                 for c in row.columns() {
                     s.column(c.unwrap().map(<[u8]>::len));

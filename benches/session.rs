@@ -30,8 +30,8 @@ use bytes::BytesMut;
 use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
-    BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent, Format, FrontendMessage,
-    Server, ServerAuth, ServerConfig, ServerEvent, Target, TransactionStatus,
+    BackendMessage, Client, ClientConfig, ClientEvent, Format, FrontendMessage, Server, ServerAuth,
+    ServerConfig, ServerEvent, Target, TransactionStatus,
 };
 
 use common::{
@@ -73,23 +73,19 @@ fn pgproto_client_pass(client: &mut Client, reads: &[&[u8]]) -> u64 {
             };
             s.messages += 1;
             match message {
-                BackendMessageRef::DataRow(row) => {
+                BackendMessage::DataRow(row) => {
                     s.rows += 1;
                     for c in row.columns() {
                         s.column(c.unwrap().map(<[u8]>::len));
                     }
                 }
-                BackendMessageRef::Message(BackendMessage::RowDescription(d)) => {
+                BackendMessage::RowDescription(d) => {
                     for f in d.fields() {
                         s.bytes += f.name.len() as u64 + u64::from(f.type_oid);
                     }
                 }
-                BackendMessageRef::Message(BackendMessage::CommandComplete(c)) => {
-                    s.bytes += c.tag().len() as u64
-                }
-                BackendMessageRef::Message(BackendMessage::ReadyForQuery(status)) => {
-                    s.bytes += u64::from(status.byte())
-                }
+                BackendMessage::CommandComplete(c) => s.bytes += c.tag().len() as u64,
+                BackendMessage::ReadyForQuery(status) => s.bytes += u64::from(status.byte()),
                 _ => panic!("unexpected message"),
             }
         }

@@ -28,7 +28,7 @@ use crate::message::layout::{
     empty_layout, text_layout, BindLayout, ExecuteLayout, ParseLayout, TargetLayout,
 };
 use crate::message::payload::Payload;
-use crate::message::rows::{DataRow, DataRowRef};
+use crate::message::rows::DataRow;
 
 /// A complete tagged frame: the type byte and the body after the length word.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,46 +184,8 @@ impl Default for BackendDecoder {
     }
 }
 
-/// A backend message read in place by [`BackendDecoder::next_ref`]: DataRow and CopyData borrow
-/// the decoder's buffer until its next call; every other message comes decoded, by value (its
-/// text and byte fields share the received bytes, without a copy).
-///
-/// [`BackendMessageRef::into_owned`] turns any of them into a [`BackendMessage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendMessageRef<'a> {
-    /// A DataRow, borrowed.
-    DataRow(DataRowRef<'a>),
-    /// A CopyData payload, borrowed.
-    CopyData(&'a [u8]),
-    /// Any other message.
-    Message(BackendMessage),
-}
-
-impl BackendMessageRef<'_> {
-    /// The message, owned: what [`BackendDecoder::next`] would have returned. A borrowed
-    /// DataRow or CopyData is copied.
-    pub fn into_owned(self) -> BackendMessage {
-        match self {
-            Self::DataRow(row) => BackendMessage::DataRow(row.into_owned()),
-            Self::CopyData(data) => {
-                BackendMessage::CopyData(CopyData::from_checked(Bytes::copy_from_slice(data)))
-            }
-            Self::Message(m) => m,
-        }
-    }
-
-    /// The message's name as in the PostgreSQL documentation.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::DataRow(_) => "DataRow",
-            Self::CopyData(_) => "CopyData",
-            Self::Message(m) => m.name(),
-        }
-    }
-}
-
 /// Where a message read in place lies in a [`BackendDecoder`]'s buffer, once checked: what
-/// [`BackendDecoder::view`] turns into a [`BackendMessageRef`]. Holding it borrows nothing, so a
+/// [`BackendDecoder::view`] turns into a [`BackendMessage`]. Holding it borrows nothing, so a
 /// state machine can act on it before it lends the message out.
 #[derive(Debug)]
 pub(crate) enum BackendLent {
@@ -232,7 +194,7 @@ pub(crate) enum BackendLent {
     /// A CopyData whose payload lies at `at..end`.
     CopyData { at: usize, end: usize },
     /// Any other message, decoded.
-    Message(BackendMessage),
+    Message(BackendMessage<'static>),
 }
 
 impl BackendLent {
@@ -316,7 +278,7 @@ impl BackendDecoder {
         self.inner.buf.split().freeze()
     }
 
-    fn single_byte(&mut self) -> Option<Result<Option<BackendMessage>, DecodeError>> {
+    fn single_byte(&mut self) -> Option<Result<Option<BackendMessage<'static>>, DecodeError>> {
         let first = *self.inner.buf.first()?;
         let yes = match self.expect {
             Expect::Tagged => return None,
@@ -376,7 +338,7 @@ impl BackendDecoder {
     /// unexpected byte, or the body does not decode as its message; the error is sticky: every
     /// later call returns it again.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
+    pub fn next(&mut self) -> Result<Option<BackendMessage<'static>>, DecodeError> {
         self.inner.release();
         if let Some(e) = &self.inner.error {
             return Err((**e).clone());
@@ -397,7 +359,7 @@ impl BackendDecoder {
             // The hot path: check the row's count in place (as `DataRow::decode` does; the
             // values are checked as they are read), then share its column bytes as one slice:
             // one reference count per row, no decoding through a body reader.
-            let count = match DataRowRef::check(&self.inner.buf[5..total]) {
+            let count = match DataRow::check(&self.inner.buf[5..total]) {
                 Ok(count) => count,
                 Err(e) => return Err(self.inner.fail(e)),
             };
@@ -408,7 +370,7 @@ impl BackendDecoder {
             ))));
         }
         let f = self.inner.split_frame(total);
-        BackendMessage::decode(f.tag, &f.body, self.version)
+        BackendMessage::decode_payload(f.tag, Payload::Shared(f.body), self.version)
             .map(Some)
             .map_err(|e| self.inner.fail(e))
     }
@@ -426,7 +388,7 @@ impl BackendDecoder {
     /// The intended loop drains rows with this and everything else with `next_ref`:
     ///
     /// ```
-    /// use pgproto::{BackendDecoder, BackendMessage, BackendMessageRef};
+    /// use pgproto::{BackendDecoder, BackendMessage};
     ///
     /// let mut dec = BackendDecoder::new();
     /// // Two DataRows of one column each, then CommandComplete, split across two reads.
@@ -440,10 +402,7 @@ impl BackendDecoder {
     ///         }
     ///         match dec.next_ref().unwrap() {
     ///             None => break, // wait for more bytes
-    ///             Some(BackendMessageRef::Message(m)) => {
-    ///                 done = matches!(m, BackendMessage::CommandComplete(_));
-    ///             }
-    ///             Some(_) => {} // a DataRow split across reads, CopyData, ...
+    ///             Some(m) => done = matches!(m, BackendMessage::CommandComplete(_)),
     ///         }
     ///     }
     /// }
@@ -451,7 +410,7 @@ impl BackendDecoder {
     /// assert!(done);
     /// ```
     #[inline]
-    pub fn next_data_row(&mut self) -> Option<DataRowRef<'_>> {
+    pub fn next_data_row(&mut self) -> Option<DataRow<'_>> {
         let (at, end, count) = self.take_row()?;
         Some(self.row_view(at, end, count))
     }
@@ -482,7 +441,7 @@ impl BackendDecoder {
             return None;
         }
         let body = rest.get(..len as usize - 4)?;
-        let count = DataRowRef::check(body).ok()?;
+        let count = DataRow::check(body).ok()?;
         if columns.is_some_and(|n| n != count) {
             return None;
         }
@@ -493,25 +452,23 @@ impl BackendDecoder {
 
     /// The row [`BackendDecoder::take_row`] lent.
     #[inline]
-    pub(crate) fn row_view(&self, at: usize, end: usize, count: u16) -> DataRowRef<'_> {
-        DataRowRef::from_checked(count, &self.inner.buf[at..end])
+    pub(crate) fn row_view(&self, at: usize, end: usize, count: u16) -> DataRow<'_> {
+        DataRow::from_checked(count, &self.inner.buf[at..end])
     }
 
-    /// Like [`BackendDecoder::next`], but DataRow and CopyData are returned as views into the
-    /// decoder's buffer, valid until the next call on the decoder: no allocation, no reference
-    /// count, for the row-streaming hot path. [`BackendDecoder::next_data_row`] is faster still
+    /// Like [`BackendDecoder::next`], but DataRow and CopyData borrow the decoder's buffer,
+    /// valid until the next call on the decoder: no allocation, no reference count, for the
+    /// row-streaming hot path. [`BackendDecoder::next_data_row`] is faster still
     /// for runs of rows.
     ///
     /// Fails with the same errors, at the same points, as [`BackendDecoder::next`]; they are
     /// sticky too.
     #[inline]
-    pub fn next_ref(&mut self) -> Result<Option<BackendMessageRef<'_>>, DecodeError> {
+    pub fn next_ref(&mut self) -> Result<Option<BackendMessage<'_>>, DecodeError> {
         // The hot path: a whole DataRow right after the bytes lent so far. Only the cursor
         // moves; the buffer itself advances past them all on the first other call.
         if let Some((at, end, count)) = self.take_row() {
-            return Ok(Some(BackendMessageRef::DataRow(
-                self.row_view(at, end, count),
-            )));
+            return Ok(Some(BackendMessage::DataRow(self.row_view(at, end, count))));
         }
         match self.advance()? {
             Some(lent) => Ok(Some(self.view(lent))),
@@ -522,15 +479,15 @@ impl BackendDecoder {
     /// The view of a message [`BackendDecoder::advance`] checked: valid until the next call that
     /// takes `&mut self`.
     #[inline]
-    pub(crate) fn view(&self, lent: BackendLent) -> BackendMessageRef<'_> {
+    pub(crate) fn view(&self, lent: BackendLent) -> BackendMessage<'_> {
         match lent {
             BackendLent::DataRow { at, end, count } => {
-                BackendMessageRef::DataRow(self.row_view(at, end, count))
+                BackendMessage::DataRow(self.row_view(at, end, count))
             }
             BackendLent::CopyData { at, end } => {
-                BackendMessageRef::CopyData(&self.inner.buf[at..end])
+                BackendMessage::CopyData(CopyData::from_checked(&self.inner.buf[at..end]))
             }
-            BackendLent::Message(m) => BackendMessageRef::Message(m),
+            BackendLent::Message(m) => m,
         }
     }
 
@@ -558,7 +515,7 @@ impl BackendDecoder {
             Err(e) => return Err(self.inner.fail(e)),
         };
         match self.inner.buf[0] {
-            btag::DATA_ROW => match DataRowRef::check(&self.inner.buf[5..total]) {
+            btag::DATA_ROW => match DataRow::check(&self.inner.buf[5..total]) {
                 Ok(count) => {
                     self.inner.lent = total;
                     Ok(Some(BackendLent::DataRow {
@@ -575,7 +532,7 @@ impl BackendDecoder {
             }
             _ => {
                 let f = self.inner.split_frame(total);
-                BackendMessage::decode(f.tag, &f.body, self.version)
+                BackendMessage::decode_payload(f.tag, Payload::Shared(f.body), self.version)
                     .map(|m| Some(BackendLent::Message(m)))
                     .map_err(|e| self.inner.fail(e))
             }

@@ -30,7 +30,7 @@
 //! bytes to the peer. The machines never block, never spawn and never read a clock: `Ok(None)`
 //! means "give me more input" (or, on a server, "answer the message I handed you").
 //!
-//! Events borrow: a row ([`BackendMessageRef::DataRow`]) or a frontend message
+//! Events borrow: a row ([`BackendMessage::DataRow`]) or a frontend message
 //! ([`FrontendMessage`]) points into the machine's receive buffer and stays valid until the
 //! next call that takes `&mut self`, so a result set or a pipeline streams through without an
 //! allocation per message. Read what you need, then answer or poll again; `into_owned()` on an
@@ -39,7 +39,7 @@
 //! ## A client
 //!
 //! ```
-//! use pgproto::{BackendMessage, BackendMessageRef, Client, ClientConfig, ClientEvent};
+//! use pgproto::{BackendMessage, Client, ClientConfig, ClientEvent};
 //!
 //! let mut client = Client::new(ClientConfig::new("alice"))?;
 //! let startup = client.poll_transmit().expect("the StartupMessage"); // write it to the socket
@@ -64,7 +64,7 @@
 //! let mut rows = Vec::new();
 //! while let Some(event) = client.poll_event()? {
 //!     match event {
-//!         ClientEvent::Response { message: BackendMessageRef::DataRow(row), .. } => {
+//!         ClientEvent::Response { message: BackendMessage::DataRow(row), .. } => {
 //!             // `row` borrows the receive buffer: read it now. Each value is checked as it
 //!             // is read (an error: the server sent a malformed row).
 //!             for value in row.columns() {
@@ -72,7 +72,7 @@
 //!             }
 //!         }
 //!         ClientEvent::Response {
-//!             message: BackendMessageRef::Message(BackendMessage::CommandComplete(c)),
+//!             message: BackendMessage::CommandComplete(c),
 //!             ..
 //!         } => assert_eq!(c.tag(), b"SELECT 1"),
 //!         _ => {}
@@ -189,7 +189,7 @@
 //! buffer, `next` returns owned ones:
 //!
 //! ```
-//! use pgproto::{BackendDecoder, BackendMessageRef};
+//! use pgproto::{BackendDecoder, BackendMessage};
 //!
 //! let mut dec = BackendDecoder::new();
 //! // A DataRow with two columns ("42" and NULL), split across two reads.
@@ -197,7 +197,7 @@
 //! for chunk in bytes.chunks(7) {
 //!     dec.receive(chunk);
 //!     while let Some(msg) = dec.next_ref().unwrap() {
-//!         let BackendMessageRef::DataRow(row) = msg else { panic!() };
+//!         let BackendMessage::DataRow(row) = msg else { panic!() };
 //!         let values = row.columns().collect::<Result<Vec<_>, _>>().unwrap();
 //!         assert_eq!(values, [Some(&b"42"[..]), None]);
 //!     }
@@ -262,7 +262,7 @@ pub use client::{
     RequireAuth, RequireAuthParseError,
 };
 pub use codec::Encode;
-pub use decoder::{BackendDecoder, BackendMessageRef, Frame, FrontendDecoder};
+pub use decoder::{BackendDecoder, Frame, FrontendDecoder};
 pub use error::{AuthError, DecodeError, EncodeError, Error, Tag, UsageError};
 pub use limits::{Limits, LARGE_MESSAGE_LIMIT};
 pub use message::auth::{Authentication, SaslMechanisms};
@@ -281,7 +281,7 @@ pub use message::frontend::{
     SaslResponse, UntypedAuthResponse,
 };
 pub use message::rows::{
-    Columns, DataRow, DataRowRef, FieldDescription, Fields, ParameterDescription, RowDescription,
+    Columns, DataRow, FieldDescription, Fields, ParameterDescription, RowDescription,
 };
 pub use message::startup::{
     CancelRequest, StartupMessage, UnsupportedStartup, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,

@@ -16,14 +16,14 @@ use support::scripted_server::{
     row_description, sent,
 };
 
-fn copy_in() -> BackendMessage {
+fn copy_in() -> BackendMessage<'static> {
     BackendMessage::CopyInResponse(CopyResponse::new(
         Format::Text,
         FormatCodes::new(&[Format::Text]).unwrap(),
     ))
 }
 
-fn copy_out() -> BackendMessage {
+fn copy_out() -> BackendMessage<'static> {
     BackendMessage::CopyOutResponse(CopyResponse::new(
         Format::Text,
         FormatCodes::new(&[Format::Text]).unwrap(),
@@ -31,7 +31,7 @@ fn copy_out() -> BackendMessage {
 }
 
 /// What PostgreSQL answers Parse, Bind and Describe (portal) of a COPY with.
-fn prepared() -> Vec<BackendMessage> {
+fn prepared() -> Vec<BackendMessage<'static>> {
     vec![
         BackendMessage::ParseComplete,
         BackendMessage::BindComplete,

@@ -251,7 +251,7 @@ fn scripted_server(answers: Vec<(Option<usize>, Vec<usize>)>) -> String {
                     |msgs: &[BackendMessage]| msgs.iter().for_each(|m| m.encode(&mut out));
                 let describe = |a: &(Option<usize>, Vec<usize>)| a.0.map(row_description);
                 let rows = |a: &(Option<usize>, Vec<usize>)| {
-                    let mut v: Vec<BackendMessage> =
+                    let mut v: Vec<BackendMessage<'static>> =
                         a.1.iter().map(|&n| data_row(n, b"v")).collect();
                     v.push(complete(&format!("SELECT {}", a.1.len())));
                     v

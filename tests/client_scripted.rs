@@ -5,11 +5,11 @@
 use bytes::{Bytes, BytesMut};
 use pgproto::auth::{ScramServer, ScramVerifier};
 use pgproto::{
-    AuthError, AuthMethod, Authentication, BackendKeyData, BackendMessage, BackendMessageRef,
-    ChannelBindingPolicy, Client, ClientConfig, ClientEvent, CommandComplete, CopyResponse,
-    DataRow, DecodeError, Encode, Encryption, Error, ErrorFields, FieldCode, Format, FormatCodes,
-    FrontendDecoder, FrontendMessage, Limits, NegotiateProtocolVersion, ParameterStatus,
-    ProtocolVersion, RequireAuth, SaslMechanisms, Target, TransactionStatus, UsageError,
+    AuthError, AuthMethod, Authentication, BackendKeyData, BackendMessage, ChannelBindingPolicy,
+    Client, ClientConfig, ClientEvent, CommandComplete, CopyResponse, DataRow, DecodeError, Encode,
+    Encryption, Error, ErrorFields, FieldCode, Format, FormatCodes, FrontendDecoder,
+    FrontendMessage, Limits, NegotiateProtocolVersion, ParameterStatus, ProtocolVersion,
+    RequireAuth, SaslMechanisms, Target, TransactionStatus, UsageError,
 };
 
 fn encode(msgs: &[BackendMessage]) -> Vec<u8> {
@@ -44,7 +44,7 @@ fn sent(c: &mut Client, dec: &mut FrontendDecoder) -> Vec<FrontendMessage<'stati
     out
 }
 
-fn error(code: &str, severity: &str) -> BackendMessage {
+fn error(code: &str, severity: &str) -> BackendMessage<'static> {
     BackendMessage::ErrorResponse(
         ErrorFields::new([
             (FieldCode::Severity, severity),
@@ -55,11 +55,11 @@ fn error(code: &str, severity: &str) -> BackendMessage {
     )
 }
 
-fn ready(s: TransactionStatus) -> BackendMessage {
+fn ready(s: TransactionStatus) -> BackendMessage<'static> {
     BackendMessage::ReadyForQuery(s)
 }
 
-fn after_auth() -> Vec<BackendMessage> {
+fn after_auth() -> Vec<BackendMessage<'static>> {
     vec![
         BackendMessage::Authentication(Authentication::Ok),
         BackendMessage::ParameterStatus(ParameterStatus::new("server_version", "18.4").unwrap()),
@@ -1103,7 +1103,7 @@ fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
         match event {
             ClientEvent::Response {
                 request,
-                message: BackendMessageRef::DataRow(row),
+                message: BackendMessage::DataRow(row),
             } => {
                 assert_eq!(request, q);
                 rows.push(row.columns().collect::<Result<Vec<_>, _>>().map(|v| {
@@ -1113,7 +1113,7 @@ fn a_malformed_row_fails_when_read_and_the_session_carries_on() {
                 }));
             }
             ClientEvent::Response {
-                message: BackendMessageRef::Message(BackendMessage::ReadyForQuery(_)),
+                message: BackendMessage::ReadyForQuery(_),
                 ..
             } => done = true,
             _ => {}
@@ -1153,10 +1153,7 @@ fn poll_row_lends_announced_rows_only() {
         panic!("no RowDescription");
     };
     assert_eq!(request, q);
-    assert!(matches!(
-        message,
-        BackendMessageRef::Message(BackendMessage::RowDescription(_))
-    ));
+    assert!(matches!(message, BackendMessage::RowDescription(_)));
     let mut values = Vec::new();
     while let Some((request, row)) = c.poll_row() {
         assert_eq!(request, q);

@@ -11,7 +11,7 @@
 use std::alloc::System;
 use std::sync::Mutex;
 
-use pgproto::{BackendDecoder, BackendMessage, BackendMessageRef};
+use pgproto::{BackendDecoder, BackendMessage};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -88,7 +88,7 @@ fn next_ref_allocates_nothing_per_row() {
     let mut feed = |dec: &mut BackendDecoder, chunk: &[u8]| {
         dec.receive(chunk);
         while let Some(m) = dec.next_ref().unwrap() {
-            if let BackendMessageRef::DataRow(row) = m {
+            if let BackendMessage::DataRow(row) = m {
                 rows += 1;
                 bytes += row
                     .columns()
@@ -179,7 +179,7 @@ fn next_data_row_allocates_nothing_per_row() {
             }
             match dec.next_ref().unwrap() {
                 None => break,
-                Some(BackendMessageRef::DataRow(_)) => rows += 1,
+                Some(BackendMessage::DataRow(_)) => rows += 1,
                 Some(_) => {}
             }
         }
@@ -283,7 +283,7 @@ fn client_allocates_nothing_per_row() {
             match e {
                 ClientEvent::Response {
                     request,
-                    message: BackendMessageRef::DataRow(row),
+                    message: BackendMessage::DataRow(row),
                 } => {
                     assert_eq!(request, q);
                     rows += 1;
@@ -293,7 +293,7 @@ fn client_allocates_nothing_per_row() {
                         .sum::<usize>();
                 }
                 ClientEvent::Response {
-                    message: BackendMessageRef::Message(BackendMessage::ReadyForQuery(_)),
+                    message: BackendMessage::ReadyForQuery(_),
                     ..
                 } => ready = true,
                 ClientEvent::Response { .. } => {}

@@ -60,7 +60,7 @@ impl Capture {
         self.conn.client.messages.iter().map(|d| &d.message)
     }
 
-    fn s(&self) -> impl Iterator<Item = &BackendMessage> + '_ {
+    fn s(&self) -> impl Iterator<Item = &BackendMessage<'static>> + '_ {
         self.conn.server.messages.iter().map(|d| &d.message)
     }
 
@@ -362,7 +362,7 @@ fn listen_notify() {
     assert!(notifier.c().any(|m| matches!(m, FrontendMessage::Query(q)
         if q.sql() == b"NOTIFY c, 'payload'")));
 
-    let s: Vec<&BackendMessage> = listener.s().collect();
+    let s: Vec<&BackendMessage<'static>> = listener.s().collect();
     let i = s
         .iter()
         .position(|m| matches!(m, BackendMessage::NotificationResponse(_)))
@@ -576,7 +576,7 @@ fn psql_extended_query() {
             && p.param_types().len() == 0));
     assert!(c.iter().any(|m| matches!(m, FrontendMessage::Describe(d)
         if d.target() == Target::Statement && d.name().is_empty())));
-    let s: Vec<&BackendMessage> = cap.s().collect();
+    let s: Vec<&BackendMessage<'static>> = cap.s().collect();
     let params: Vec<Vec<u32>> = s
         .iter()
         .filter_map(|m| match m {
@@ -1078,7 +1078,8 @@ fn gssenc_then_ssl_refused_then_startup() {
     let conn = decode(&client, &server);
     assert_eq!(conn.client.end, End::Complete);
     assert_eq!(conn.server.end, End::Complete);
-    let s: Vec<&BackendMessage> = conn.server.messages.iter().map(|d| &d.message).collect();
+    let s: Vec<&BackendMessage<'static>> =
+        conn.server.messages.iter().map(|d| &d.message).collect();
     assert_eq!(
         s[..2],
         [

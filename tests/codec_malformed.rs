@@ -8,9 +8,9 @@ mod common;
 use bytes::Bytes;
 use common::{frame, startup_packet, Body};
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Bind, Columns, DataRowRef,
-    DecodeError, Describe, Execute, FrontendDecoder, FrontendMessage, Limits, Parse,
-    ProtocolVersion, Tag, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
+    AuthResponseKind, BackendDecoder, BackendMessage, Bind, Columns, DataRow, DecodeError,
+    Describe, Execute, FrontendDecoder, FrontendMessage, Limits, Parse, ProtocolVersion, Tag,
+    CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
 };
 
 /// Where the bytes are fed.
@@ -996,7 +996,7 @@ fn malformed_inputs_fail_with_the_exact_error() {
                         chunks,
                         |b| d.borrow_mut().receive(b),
                         || match d.borrow_mut().next_ref()? {
-                            Some(BackendMessageRef::DataRow(row)) => {
+                            Some(BackendMessage::DataRow(row)) => {
                                 read_values(row.columns()).map(Some)
                             }
                             other => Ok(other.map(drop)),
@@ -1014,7 +1014,7 @@ fn malformed_inputs_fail_with_the_exact_error() {
                                 return read_values(row.columns()).map(Some);
                             }
                             match d.next_ref()? {
-                                Some(BackendMessageRef::DataRow(row)) => {
+                                Some(BackendMessage::DataRow(row)) => {
                                     read_values(row.columns()).map(Some)
                                 }
                                 other => Ok(other.map(drop)),
@@ -1071,7 +1071,7 @@ fn frame_decoders_agree_with_stream_decoders() {
                     _ => ProtocolVersion::V3_0,
                 };
                 if c.bytes[0] == b'D' {
-                    let by_ref = DataRowRef::decode(&c.bytes[5..]);
+                    let by_ref = DataRow::decode(&c.bytes[5..]);
                     let by_ref = by_ref.and_then(|row| read_values(row.columns()));
                     assert_eq!(by_ref.err(), Some(c.want.clone()), "{}", c.name);
                 }
@@ -1176,8 +1176,7 @@ fn error_response_where_an_ssl_answer_is_expected() {
         d.receive(&bytes);
         assert!(matches!(
             d.next_ref(),
-            Ok(Some(pgproto::BackendMessageRef::Message(m)))
-                if matches!(m, BackendMessage::ErrorResponse(_))
+            Ok(Some(BackendMessage::ErrorResponse(_)))
         ));
     }
     // S / N / G / N are single bytes; anything after them is framed normally.

@@ -23,7 +23,7 @@ fn header(tag: u8, len: i32) -> Vec<u8> {
 fn backend_bytewise(
     d: &mut BackendDecoder,
     bytes: &[u8],
-) -> Result<Option<BackendMessage>, DecodeError> {
+) -> Result<Option<BackendMessage<'static>>, DecodeError> {
     let (last, init) = bytes.split_last().unwrap();
     for b in init {
         d.receive(&[*b]);

@@ -7,8 +7,8 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use pgproto::{
-    AuthResponseKind, BackendDecoder, BackendMessage, BackendMessageRef, Columns, DecodeError,
-    Encode, FrontendDecoder, FrontendMessage, ProtocolVersion, Tag,
+    AuthResponseKind, BackendDecoder, BackendMessage, Columns, DecodeError, Encode,
+    FrontendDecoder, FrontendMessage, ProtocolVersion, Tag,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -86,7 +86,7 @@ enum Item {
     /// The columns, or the error that reading them gave (values are checked as they are read).
     Row(Result<Vec<Option<Vec<u8>>>, DecodeError>),
     Copy(Vec<u8>),
-    Other(BackendMessage),
+    Other(BackendMessage<'static>),
 }
 
 /// Reads every column of a row, as an application would.
@@ -98,7 +98,7 @@ fn columns(cols: Columns<'_>, announced: usize) -> Result<Vec<Option<Vec<u8>>>, 
     Ok(cols)
 }
 
-fn item_of(m: BackendMessage) -> Item {
+fn item_of(m: BackendMessage<'static>) -> Item {
     match m {
         BackendMessage::DataRow(r) => Item::Row(columns(r.columns(), r.len())),
         BackendMessage::CopyData(c) => Item::Copy(c.data().to_vec()),
@@ -106,28 +106,22 @@ fn item_of(m: BackendMessage) -> Item {
     }
 }
 
-fn item_of_ref(r: BackendMessageRef<'_>) -> Item {
+fn item_of_ref(r: BackendMessage<'_>) -> Item {
     match r {
-        BackendMessageRef::DataRow(r) => Item::Row(columns(r.columns(), r.len())),
-        BackendMessageRef::CopyData(c) => Item::Copy(c.to_vec()),
-        BackendMessageRef::Message(m) => {
-            assert!(!matches!(
-                m,
-                BackendMessage::DataRow(_) | BackendMessage::CopyData(_)
-            ));
-            Item::Other(m)
-        }
+        BackendMessage::DataRow(r) => Item::Row(columns(r.columns(), r.len())),
+        BackendMessage::CopyData(c) => Item::Copy(c.data().to_vec()),
+        m => Item::Other(m.into_owned()),
     }
 }
 
 struct Owned(BackendDecoder);
 
 impl Pull for Owned {
-    type Msg = BackendMessage;
+    type Msg = BackendMessage<'static>;
     fn feed(&mut self, bytes: &[u8]) {
         self.0.receive(bytes);
     }
-    fn pull(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
+    fn pull(&mut self) -> Result<Option<BackendMessage<'static>>, DecodeError> {
         self.0.next()
     }
     fn buffered(&self) -> usize {
@@ -165,7 +159,7 @@ impl Pull for Rows {
         let before = self.0.buffered_len();
         let r = self.0.next_ref();
         // `next_data_row` declines a whole, valid DataRow only when something else comes first.
-        if let Ok(Some(BackendMessageRef::DataRow(_))) = &r {
+        if let Ok(Some(BackendMessage::DataRow(_))) = &r {
             panic!("next_data_row declined a valid DataRow ({before} bytes buffered)");
         }
         r.map(|r| r.map(item_of_ref))
@@ -326,8 +320,8 @@ fn run<P: Pull>(
 #[derive(Debug, Clone)]
 struct BackendStream {
     version: ProtocolVersion,
-    first: Option<BackendMessage>,
-    msgs: Vec<BackendMessage>,
+    first: Option<BackendMessage<'static>>,
+    msgs: Vec<BackendMessage<'static>>,
 }
 
 impl BackendStream {
@@ -342,7 +336,7 @@ impl BackendStream {
         d
     }
 
-    fn all(&self) -> Vec<BackendMessage> {
+    fn all(&self) -> Vec<BackendMessage<'static>> {
         self.first.iter().chain(&self.msgs).cloned().collect()
     }
 }

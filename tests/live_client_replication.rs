@@ -75,7 +75,7 @@ impl Session {
     }
 
     /// The next response message.
-    fn response(&mut self) -> BackendMessage {
+    fn response(&mut self) -> BackendMessage<'static> {
         loop {
             match self.next() {
                 ClientEvent::Response { message, .. } => return message,
@@ -87,12 +87,12 @@ impl Session {
 
     /// Sends `sql`; returns the response messages up to ReadyForQuery, or up to the first
     /// CopyBothResponse or CopyOutResponse (included).
-    fn query(&mut self, sql: &str) -> Vec<BackendMessage> {
+    fn query(&mut self, sql: &str) -> Vec<BackendMessage<'static>> {
         self.client.query(sql).unwrap();
         self.until_ready_or_copy()
     }
 
-    fn until_ready_or_copy(&mut self) -> Vec<BackendMessage> {
+    fn until_ready_or_copy(&mut self) -> Vec<BackendMessage<'static>> {
         let mut v = Vec::new();
         loop {
             let m = self.response();

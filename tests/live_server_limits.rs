@@ -65,7 +65,7 @@ impl Conn {
     }
 
     /// The next message; `None` at end of file.
-    fn next(&mut self, timeout: Duration) -> Option<BackendMessage> {
+    fn next(&mut self, timeout: Duration) -> Option<BackendMessage<'static>> {
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 64 * 1024];
         loop {

@@ -16,7 +16,7 @@ use pgproto::{
 use support::pg::{Cluster, PgVersion, DATABASE, TRUST_USER};
 
 /// The first answer PostgreSQL gives to `packet`: AuthenticationOk, or the ErrorResponse.
-fn postgres_answer(cluster: &Cluster, packet: &[u8]) -> BackendMessage {
+fn postgres_answer(cluster: &Cluster, packet: &[u8]) -> BackendMessage<'static> {
     let mut socket = TcpStream::connect(cluster.addr()).expect("connect to PostgreSQL 18");
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -600,7 +600,7 @@ fn row_description() -> RowDescription {
     .unwrap()
 }
 
-fn summarize(m: BackendMessage) -> Resp {
+fn summarize(m: BackendMessage<'static>) -> Resp {
     match m {
         BackendMessage::RowDescription(_) => Resp::RowDescription,
         BackendMessage::DataRow(r) => {

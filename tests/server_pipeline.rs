@@ -416,7 +416,7 @@ fn a_large_frame_forwarded_in_pieces() {
         }
         while let Some(e) = client.poll_event().unwrap() {
             if let ClientEvent::Response {
-                message: pgproto::BackendMessageRef::DataRow(r),
+                message: pgproto::BackendMessage::DataRow(r),
                 ..
             } = e
             {

@@ -256,7 +256,7 @@ impl Conn {
     }
 
     /// The next response message, waiting as long as the socket timeout allows.
-    fn next_response(&mut self) -> Result<BackendMessage, DriverError> {
+    fn next_response(&mut self) -> Result<BackendMessage<'static>, DriverError> {
         loop {
             match self.next_event(None)? {
                 Some(ClientEvent::Response { message, .. }) => return Ok(message),

@@ -30,7 +30,7 @@ pub use pipeline::RequestId;
 
 use crate::codec::Encode;
 use crate::conn::Core;
-use crate::decoder::{BackendDecoder, BackendLent, BackendMessageRef};
+use crate::decoder::{BackendDecoder, BackendLent};
 use crate::error::{EncodeError, Error, UsageError};
 use crate::message::auth::Authentication;
 use crate::message::backend::{
@@ -41,7 +41,7 @@ use crate::message::fields::ErrorFields;
 use crate::message::frontend::{
     Bind, Close, CopyData, CopyFail, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query,
 };
-use crate::message::rows::DataRowRef;
+use crate::message::rows::DataRow;
 use crate::message::startup::CancelRequest;
 use crate::protocol::{self, Answer, CopyStream, Next, Stage};
 use pipeline::{Kind, Pending, Pipeline};
@@ -49,14 +49,14 @@ use startup::Startup;
 
 /// What the client tells the application.
 ///
-/// [`Client::poll_event`] returns `ClientEvent<BackendMessageRef<'_>>`: a response's DataRow or
+/// [`Client::poll_event`] returns `ClientEvent<BackendMessage<'_>>`: a response's DataRow or
 /// CopyData borrows the client's receive buffer until the next call on the client, so a result
 /// set streams through without an allocation per row. [`ClientEvent::into_owned`] gives the
-/// owned form, `ClientEvent` (that is, `ClientEvent<BackendMessage>`), for applications that
+/// owned form, `ClientEvent` (that is, `ClientEvent<BackendMessage<'static>>`), for applications that
 /// keep events.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent<M = BackendMessage> {
+pub enum ClientEvent<M = BackendMessage<'static>> {
     /// The server answered SSLRequest. If `accepted`, the I/O layer MUST now perform the TLS
     /// handshake and then call [`Client::tls_established`]; until then the client sends and
     /// accepts nothing.
@@ -168,10 +168,10 @@ impl<M> ClientEvent<M> {
     }
 }
 
-impl ClientEvent<BackendMessageRef<'_>> {
+impl ClientEvent<BackendMessage<'_>> {
     /// The event, owned: a borrowed DataRow or CopyData is copied out of the receive buffer.
     pub fn into_owned(self) -> ClientEvent {
-        self.map_message(BackendMessageRef::into_owned)
+        self.map_message(BackendMessage::into_owned)
     }
 }
 
@@ -954,7 +954,7 @@ impl Client {
     /// ([`crate::Columns`]).
     ///
     /// ```
-    /// use pgproto::{BackendMessageRef, Client, ClientConfig, ClientEvent};
+    /// use pgproto::{BackendMessage, Client, ClientConfig, ClientEvent};
     ///
     /// let mut client = Client::new(ClientConfig::new("alice"))?;
     /// # while client.poll_transmit().is_some() {}
@@ -977,7 +977,7 @@ impl Client {
     ///         None => break,
     ///         // A row `poll_row` left (for example the first of a result whose width nothing
     ///         // announced).
-    ///         Some(ClientEvent::Response { message: BackendMessageRef::DataRow(row), .. }) => {
+    ///         Some(ClientEvent::Response { message: BackendMessage::DataRow(row), .. }) => {
     ///             for value in row.columns() {
     ///                 rows.push(value?.map(<[u8]>::to_vec));
     ///             }
@@ -989,7 +989,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn poll_row(&mut self) -> Option<(RequestId, DataRowRef<'_>)> {
+    pub fn poll_row(&mut self) -> Option<(RequestId, DataRow<'_>)> {
         let request = self.row_request?;
         let (at, end, count) = self.core.decoder.take_row_of(Some(self.row_columns))?;
         Some((request, self.core.decoder.row_view(at, end, count)))
@@ -1001,7 +1001,7 @@ impl Client {
     /// A response's DataRow or CopyData borrows the receive buffer until the next call that
     /// takes `&mut self`; [`ClientEvent::into_owned`] keeps it longer.
     #[inline]
-    pub fn poll_event(&mut self) -> Result<Option<ClientEvent<BackendMessageRef<'_>>>, Error> {
+    pub fn poll_event(&mut self) -> Result<Option<ClientEvent<BackendMessage<'_>>>, Error> {
         // The row fast path: a whole DataRow for the request in flight, nothing queued.
         if let Some(request) = self.row_request {
             if let Some((at, end, count)) = self.core.decoder.take_row() {
@@ -1010,18 +1010,18 @@ impl Client {
                 }
                 return Ok(Some(ClientEvent::Response {
                     request,
-                    message: BackendMessageRef::DataRow(self.core.decoder.row_view(at, end, count)),
+                    message: BackendMessage::DataRow(self.core.decoder.row_view(at, end, count)),
                 }));
             }
         }
         self.poll_event_general()
     }
 
-    fn poll_event_general(&mut self) -> Result<Option<ClientEvent<BackendMessageRef<'_>>>, Error> {
+    fn poll_event_general(&mut self) -> Result<Option<ClientEvent<BackendMessage<'_>>>, Error> {
         loop {
             if let Some(e) = self.core.events.pop_front() {
                 self.update_row_request();
-                return Ok(Some(e.map_message(BackendMessageRef::Message)));
+                return Ok(Some(e));
             }
             if let Some(e) = &self.core.error {
                 return Err((**e).clone());

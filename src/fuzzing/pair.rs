@@ -3,7 +3,7 @@
 //!
 //! The fuzz input chooses the configuration, the client's commands, the server's answers and
 //! how the bytes are cut into reads. Every event of both machines is read in its borrowed form
-//! (`ClientEvent<BackendMessageRef<'_>>`, `ServerEvent<FrontendMessage<'_>>`), every field
+//! (`ClientEvent<BackendMessage<'_>>`, `ServerEvent<FrontendMessage<'_>>`), every field
 //! of every borrowed message included, and never made owned.
 //!
 //! Input layout: byte 0 is the configuration, byte 1 the default read size (0: each transfer
@@ -51,8 +51,8 @@ use std::sync::OnceLock;
 
 use crate::auth::{md5, ScramVerifier};
 use crate::{
-    BackendMessage, BackendMessageRef, Bind, Client, ClientConfig, ClientEvent, Encryption, Error,
-    ErrorFields, FieldCode, FieldDescription, Format, FormatCodes, FunctionCall, ProtocolVersion,
+    BackendMessage, Bind, Client, ClientConfig, ClientEvent, Encryption, Error, ErrorFields,
+    FieldCode, FieldDescription, Format, FormatCodes, FunctionCall, ProtocolVersion,
     RowDescription, Server, ServerAuth, ServerConfig, Target, TransactionStatus, UsageError,
     Values,
 };
@@ -132,9 +132,9 @@ enum Act {
 
 /// Reads every field of a borrowed backend message; whether it starts the client's COPY data
 /// stream.
-fn read_backend(m: BackendMessageRef<'_>) -> bool {
+fn read_backend(m: BackendMessage<'_>) -> bool {
     match m {
-        BackendMessageRef::DataRow(row) => {
+        BackendMessage::DataRow(row) => {
             black_box(row.len());
             // Values are checked as they are read; a bad one ends the row, not the session.
             for c in row.columns() {
@@ -142,11 +142,11 @@ fn read_backend(m: BackendMessageRef<'_>) -> bool {
             }
             false
         }
-        BackendMessageRef::CopyData(data) => {
-            black_box(data);
+        BackendMessage::CopyData(data) => {
+            black_box(data.data());
             false
         }
-        BackendMessageRef::Message(m) => {
+        m => {
             let copy_in = matches!(
                 m,
                 BackendMessage::CopyInResponse(_) | BackendMessage::CopyBothResponse(_)

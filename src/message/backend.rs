@@ -9,6 +9,7 @@ use crate::message::auth::Authentication;
 use crate::message::common::{utf8, Format, FormatCodes, ProtocolVersion, TransactionStatus};
 use crate::message::fields::ErrorFields;
 use crate::message::frontend::CopyData;
+use crate::message::payload::Payload;
 use crate::message::rows::{DataRow, ParameterDescription, RowDescription};
 use crate::message::startup::{check_key, MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN};
 
@@ -18,20 +19,21 @@ type_bytes! {
     /// not long in libpq, but a statement may have 65,535 parameters (262,142 bytes), so it is
     /// long here.
     mod tag;
+    enum BackendMessage;
     /// Every Authentication message.
     AUTHENTICATION = b'R', "Authentication", Small;
     /// BackendKeyData.
     BACKEND_KEY_DATA = b'K', "BackendKeyData", Small;
     /// BindComplete.
-    BIND_COMPLETE = b'2', "BindComplete", Small;
+    BIND_COMPLETE = b'2', "BindComplete", Small => BindComplete;
     /// CloseComplete.
-    CLOSE_COMPLETE = b'3', "CloseComplete", Small;
+    CLOSE_COMPLETE = b'3', "CloseComplete", Small => CloseComplete;
     /// CommandComplete.
-    COMMAND_COMPLETE = b'C', "CommandComplete", Small;
+    COMMAND_COMPLETE = b'C', "CommandComplete", Small => CommandComplete(CommandComplete);
     /// CopyData.
-    COPY_DATA = b'd', "CopyData", Large;
+    COPY_DATA = b'd', "CopyData", Large => CopyData(CopyData);
     /// CopyDone.
-    COPY_DONE = b'c', "CopyDone", Small;
+    COPY_DONE = b'c', "CopyDone", Small => CopyDone;
     /// CopyInResponse.
     COPY_IN_RESPONSE = b'G', "CopyInResponse", Small;
     /// CopyOutResponse.
@@ -39,9 +41,9 @@ type_bytes! {
     /// CopyBothResponse.
     COPY_BOTH_RESPONSE = b'W', "CopyBothResponse", Small;
     /// DataRow.
-    DATA_ROW = b'D', "DataRow", Large;
+    DATA_ROW = b'D', "DataRow", Large => DataRow(DataRow);
     /// EmptyQueryResponse.
-    EMPTY_QUERY_RESPONSE = b'I', "EmptyQueryResponse", Small;
+    EMPTY_QUERY_RESPONSE = b'I', "EmptyQueryResponse", Small => EmptyQueryResponse;
     /// ErrorResponse.
     ERROR_RESPONSE = b'E', "ErrorResponse", Large;
     /// FunctionCallResponse.
@@ -49,7 +51,7 @@ type_bytes! {
     /// NegotiateProtocolVersion.
     NEGOTIATE_PROTOCOL_VERSION = b'v', "NegotiateProtocolVersion", Small;
     /// NoData.
-    NO_DATA = b'n', "NoData", Small;
+    NO_DATA = b'n', "NoData", Small => NoData;
     /// NoticeResponse.
     NOTICE_RESPONSE = b'N', "NoticeResponse", Large;
     /// NotificationResponse.
@@ -59,9 +61,9 @@ type_bytes! {
     /// ParameterStatus.
     PARAMETER_STATUS = b'S', "ParameterStatus", Small;
     /// ParseComplete.
-    PARSE_COMPLETE = b'1', "ParseComplete", Small;
+    PARSE_COMPLETE = b'1', "ParseComplete", Small => ParseComplete;
     /// PortalSuspended.
-    PORTAL_SUSPENDED = b's', "PortalSuspended", Small;
+    PORTAL_SUSPENDED = b's', "PortalSuspended", Small => PortalSuspended;
     /// ReadyForQuery.
     READY_FOR_QUERY = b'Z', "ReadyForQuery", Small;
     /// RowDescription.
@@ -501,7 +503,7 @@ impl CopyResponse {
 /// Every message a backend can send.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendMessage {
+pub enum BackendMessage<'a> {
     /// The single byte answering SSLRequest: `S` (accepted) or `N` (refused).
     SslResponse {
         /// Whether the server will do TLS.
@@ -521,9 +523,9 @@ pub enum BackendMessage {
     /// CloseComplete.
     CloseComplete,
     /// CommandComplete.
-    CommandComplete(CommandComplete<'static>),
+    CommandComplete(CommandComplete<'a>),
     /// CopyData.
-    CopyData(CopyData<'static>),
+    CopyData(CopyData<'a>),
     /// CopyDone.
     CopyDone,
     /// CopyInResponse.
@@ -533,7 +535,7 @@ pub enum BackendMessage {
     /// CopyBothResponse.
     CopyBothResponse(CopyResponse),
     /// DataRow.
-    DataRow(DataRow),
+    DataRow(DataRow<'a>),
     /// EmptyQueryResponse.
     EmptyQueryResponse,
     /// ErrorResponse.
@@ -562,7 +564,7 @@ pub enum BackendMessage {
     RowDescription(RowDescription),
 }
 
-impl BackendMessage {
+impl<'a> BackendMessage<'a> {
     /// The type byte, or `None` for the single-byte answers to SSLRequest and GSSENCRequest.
     pub fn tag(&self) -> Option<u8> {
         Some(match self {
@@ -605,37 +607,113 @@ impl BackendMessage {
         }
     }
 
-    /// Decodes a tagged frame's body. `version` is the protocol version in force, which decides
-    /// how long a BackendKeyData key may be.
+    /// The message, owned: a borrowed DataRow, CopyData or CommandComplete is copied (an
+    /// owned message is returned as it is, without a copy).
+    pub fn into_owned(self) -> BackendMessage<'static> {
+        match self {
+            Self::DataRow(m) => BackendMessage::DataRow(m.into_owned()),
+            Self::CopyData(m) => BackendMessage::CopyData(m.into_owned()),
+            Self::CommandComplete(m) => BackendMessage::CommandComplete(m.into_owned()),
+            Self::SslResponse { accepted } => BackendMessage::SslResponse { accepted },
+            Self::GssEncResponse { accepted } => BackendMessage::GssEncResponse { accepted },
+            Self::Authentication(m) => BackendMessage::Authentication(m),
+            Self::BackendKeyData(m) => BackendMessage::BackendKeyData(m),
+            Self::BindComplete => BackendMessage::BindComplete,
+            Self::CloseComplete => BackendMessage::CloseComplete,
+            Self::CopyDone => BackendMessage::CopyDone,
+            Self::CopyInResponse(m) => BackendMessage::CopyInResponse(m),
+            Self::CopyOutResponse(m) => BackendMessage::CopyOutResponse(m),
+            Self::CopyBothResponse(m) => BackendMessage::CopyBothResponse(m),
+            Self::EmptyQueryResponse => BackendMessage::EmptyQueryResponse,
+            Self::ErrorResponse(m) => BackendMessage::ErrorResponse(m),
+            Self::FunctionCallResponse(m) => BackendMessage::FunctionCallResponse(m),
+            Self::NegotiateProtocolVersion(m) => BackendMessage::NegotiateProtocolVersion(m),
+            Self::NoData => BackendMessage::NoData,
+            Self::NoticeResponse(m) => BackendMessage::NoticeResponse(m),
+            Self::NotificationResponse(m) => BackendMessage::NotificationResponse(m),
+            Self::ParameterDescription(m) => BackendMessage::ParameterDescription(m),
+            Self::ParameterStatus(m) => BackendMessage::ParameterStatus(m),
+            Self::ParseComplete => BackendMessage::ParseComplete,
+            Self::PortalSuspended => BackendMessage::PortalSuspended,
+            Self::ReadyForQuery(m) => BackendMessage::ReadyForQuery(m),
+            Self::RowDescription(m) => BackendMessage::RowDescription(m),
+        }
+    }
+
+    /// The message, borrowed from `self` (the messages that are always owned are cloned).
+    pub fn as_borrowed(&self) -> BackendMessage<'_> {
+        match self {
+            Self::DataRow(m) => BackendMessage::DataRow(m.as_borrowed()),
+            Self::CopyData(m) => BackendMessage::CopyData(m.as_borrowed()),
+            Self::CommandComplete(m) => BackendMessage::CommandComplete(m.as_borrowed()),
+            Self::SslResponse { accepted } => BackendMessage::SslResponse {
+                accepted: *accepted,
+            },
+            Self::GssEncResponse { accepted } => BackendMessage::GssEncResponse {
+                accepted: *accepted,
+            },
+            Self::Authentication(m) => BackendMessage::Authentication(m.clone()),
+            Self::BackendKeyData(m) => BackendMessage::BackendKeyData(m.clone()),
+            Self::BindComplete => BackendMessage::BindComplete,
+            Self::CloseComplete => BackendMessage::CloseComplete,
+            Self::CopyDone => BackendMessage::CopyDone,
+            Self::CopyInResponse(m) => BackendMessage::CopyInResponse(m.clone()),
+            Self::CopyOutResponse(m) => BackendMessage::CopyOutResponse(m.clone()),
+            Self::CopyBothResponse(m) => BackendMessage::CopyBothResponse(m.clone()),
+            Self::EmptyQueryResponse => BackendMessage::EmptyQueryResponse,
+            Self::ErrorResponse(m) => BackendMessage::ErrorResponse(m.clone()),
+            Self::FunctionCallResponse(m) => BackendMessage::FunctionCallResponse(m.clone()),
+            Self::NegotiateProtocolVersion(m) => {
+                BackendMessage::NegotiateProtocolVersion(m.clone())
+            }
+            Self::NoData => BackendMessage::NoData,
+            Self::NoticeResponse(m) => BackendMessage::NoticeResponse(m.clone()),
+            Self::NotificationResponse(m) => BackendMessage::NotificationResponse(m.clone()),
+            Self::ParameterDescription(m) => BackendMessage::ParameterDescription(m.clone()),
+            Self::ParameterStatus(m) => BackendMessage::ParameterStatus(m.clone()),
+            Self::ParseComplete => BackendMessage::ParseComplete,
+            Self::PortalSuspended => BackendMessage::PortalSuspended,
+            Self::ReadyForQuery(m) => BackendMessage::ReadyForQuery(*m),
+            Self::RowDescription(m) => BackendMessage::RowDescription(m.clone()),
+        }
+    }
+
+    /// Decodes a tagged frame's body, borrowing it. `version` is the protocol version in force,
+    /// which decides how long a BackendKeyData key may be. DataRow, CopyData and
+    /// CommandComplete borrow `body`; the other messages are decoded into owned values. Call
+    /// [`BackendMessage::into_owned`] to keep the message beyond `body`.
     ///
     /// Fails with [`DecodeError::UnknownTag`] for a type byte no backend message has, or with
     /// the [`DecodeError`] of the body that does not decode as its message.
+    ///
+    /// ```
+    /// use pgproto::{backend_tag, BackendMessage, ProtocolVersion, TransactionStatus};
+    /// let m = BackendMessage::decode(backend_tag::READY_FOR_QUERY, b"I", ProtocolVersion::V3_0);
+    /// assert_eq!(m.unwrap(), BackendMessage::ReadyForQuery(TransactionStatus::Idle));
+    /// ```
     pub fn decode(
         tag_byte: u8,
-        body: &Bytes,
+        body: &'a [u8],
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        let empty_body = |message: &'static str, m: Self| {
-            if body.is_empty() {
-                Ok(m)
-            } else {
-                Err(DecodeError::TrailingBytes {
-                    message,
-                    extra: body.len(),
-                })
-            }
-        };
+        Self::decode_payload(tag_byte, body.into(), version)
+    }
+
+    /// [`BackendMessage::decode`] of a body held as a [`Payload`]: the one decoding path, for
+    /// borrowed and shared bodies alike.
+    pub(crate) fn decode_payload(
+        tag_byte: u8,
+        body: Payload<'a>,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        if let Some(m) = decode_declared(tag_byte, body.clone()) {
+            return m;
+        }
+        // The rest decode into owned values, from shared bytes (copied if borrowed).
+        let body = &body.into_shared();
         Ok(match tag_byte {
-            tag::DATA_ROW => Self::DataRow(DataRow::decode(body)?),
             tag::AUTHENTICATION => Self::Authentication(Authentication::decode(body)?),
             tag::BACKEND_KEY_DATA => Self::BackendKeyData(BackendKeyData::decode(body, version)?),
-            tag::BIND_COMPLETE => return empty_body("BindComplete", Self::BindComplete),
-            tag::CLOSE_COMPLETE => return empty_body("CloseComplete", Self::CloseComplete),
-            tag::COMMAND_COMPLETE => {
-                Self::CommandComplete(CommandComplete::decode_payload(body.clone().into())?)
-            }
-            tag::COPY_DATA => Self::CopyData(CopyData::from_checked(body.clone())),
-            tag::COPY_DONE => return empty_body("CopyDone", Self::CopyDone),
             tag::COPY_IN_RESPONSE => {
                 Self::CopyInResponse(CopyResponse::decode(body, "CopyInResponse")?)
             }
@@ -644,9 +722,6 @@ impl BackendMessage {
             }
             tag::COPY_BOTH_RESPONSE => {
                 Self::CopyBothResponse(CopyResponse::decode(body, "CopyBothResponse")?)
-            }
-            tag::EMPTY_QUERY_RESPONSE => {
-                return empty_body("EmptyQueryResponse", Self::EmptyQueryResponse)
             }
             tag::ERROR_RESPONSE => Self::ErrorResponse(ErrorFields::decode(body, "ErrorResponse")?),
             tag::FUNCTION_CALL_RESPONSE => {
@@ -658,7 +733,6 @@ impl BackendMessage {
             tag::NEGOTIATE_PROTOCOL_VERSION => {
                 Self::NegotiateProtocolVersion(NegotiateProtocolVersion::decode(body)?)
             }
-            tag::NO_DATA => return empty_body("NoData", Self::NoData),
             tag::NOTICE_RESPONSE => {
                 Self::NoticeResponse(ErrorFields::decode(body, "NoticeResponse")?)
             }
@@ -669,8 +743,6 @@ impl BackendMessage {
                 Self::ParameterDescription(ParameterDescription::decode(body)?)
             }
             tag::PARAMETER_STATUS => Self::ParameterStatus(ParameterStatus::decode(body)?),
-            tag::PARSE_COMPLETE => return empty_body("ParseComplete", Self::ParseComplete),
-            tag::PORTAL_SUSPENDED => return empty_body("PortalSuspended", Self::PortalSuspended),
             tag::READY_FOR_QUERY => {
                 let mut r = Reader::new(body, "ReadyForQuery");
                 let b = r.u8("transaction status")?;
@@ -689,7 +761,7 @@ impl BackendMessage {
     }
 }
 
-impl Encode for BackendMessage {
+impl Encode for BackendMessage<'_> {
     fn encode(&self, out: &mut BytesMut) {
         match self {
             Self::SslResponse { accepted } => out.put_u8(if *accepted { b'S' } else { b'N' }),

@@ -10,6 +10,7 @@ use crate::codec::reader::Reader;
 use crate::codec::{check_body, check_count, check_cstr, put_cstr, tagged, Encode};
 use crate::error::{DecodeError, EncodeError};
 use crate::message::common::{Format, Values};
+use crate::message::payload::Payload;
 
 /// The bytes of each field after its name: table OID, column number, type OID, type size,
 /// type modifier, format code.
@@ -210,19 +211,22 @@ impl<'a> Iterator for Fields<'a> {
 
 impl ExactSizeIterator for Fields<'_> {}
 
-/// DataRow (`D`): one row of column values, `None` for NULL.
+/// DataRow (`D`): one row of column values, `None` for NULL: borrowed from a decoder's buffer
+/// (`DataRow<'buf>`, what [`BackendDecoder::next_data_row`](crate::BackendDecoder::next_data_row)
+/// and [`Client::poll_row`](crate::Client::poll_row) lend, valid until their next call) or owned
+/// (`DataRow<'static>`).
 ///
 /// A DataRow is checked when it is decoded only as far as its frame and column count; each
 /// column value is checked as [`DataRow::columns`] hands it out (see [`Columns`]), so a row is
 /// validated once, by the one pass that reads it, and a proxy that forwards rows unread pays
 /// nothing for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataRow {
+pub struct DataRow<'a> {
     count: u16,
-    raw: Bytes,
+    raw: Payload<'a>,
 }
 
-impl DataRow {
+impl<'a> DataRow<'a> {
     /// The backend type byte.
     pub const TAG: u8 = b'D';
 
@@ -235,15 +239,15 @@ impl DataRow {
     /// let columns: Result<Vec<_>, _> = row.columns().collect();
     /// assert_eq!(columns.unwrap(), [Some(&b"1"[..]), None]);
     /// ```
-    pub fn new<'v, I>(values: I) -> Result<Self, EncodeError>
+    pub fn new<'v, I>(values: I) -> Result<DataRow<'static>, EncodeError>
     where
         I: IntoIterator<Item = Option<&'v [u8]>>,
     {
         let values = Values::new(values)?;
         check_body("DataRow", values.wire_len())?;
-        Ok(Self {
+        Ok(DataRow {
             count: values.len() as u16,
-            raw: values.raw().clone(),
+            raw: values.raw().clone().into(),
         })
     }
 
@@ -275,100 +279,45 @@ impl DataRow {
         Ok(())
     }
 
-    /// The number of columns the row announces.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether the row announces no columns.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The column values in order (`None` is NULL), each checked as it is handed out: see
-    /// [`Columns`].
-    pub fn columns(&self) -> Columns<'_> {
-        Columns::new(&self.raw, self.count)
-    }
-
-    /// The value of column `index` (`None` inside is NULL); `None` when the row has fewer
-    /// columns, and an error when a value up to it is malformed.
-    pub fn get(&self, index: usize) -> Option<Result<Option<&[u8]>, DecodeError>> {
-        self.columns().nth(index)
-    }
-
-    /// The bytes after the column count: each value's length word and bytes, as received.
-    pub fn raw(&self) -> &Bytes {
-        &self.raw
-    }
-
-    /// A row of `count` values in `raw` (the bytes after the column count), which
-    /// [`DataRowRef::check`] has accepted.
-    #[inline]
-    pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
-        Self { count, raw }
-    }
-
-    pub(crate) fn decode(body: &Bytes) -> Result<Self, DecodeError> {
-        let count = DataRowRef::check(body)?;
-        Ok(Self {
-            count,
-            raw: body.slice(2..),
-        })
-    }
-}
-
-impl Encode for DataRow {
-    fn encode(&self, out: &mut BytesMut) {
-        tagged(out, Self::TAG, 2 + self.raw.len(), |out| {
-            out.put_u16(self.count);
-            out.put_slice(&self.raw);
-        });
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.raw.len() + 7
-    }
-}
-
-/// A DataRow read in place from a decoder's buffer, valid until the decoder's next call: the
-/// allocation-free, refcount-free view for hot loops. See
-/// [`BackendDecoder::next_data_row`](crate::BackendDecoder::next_data_row). Its column values
-/// are checked as [`DataRowRef::columns`] hands them out, as [`DataRow`]'s are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataRowRef<'a> {
-    count: u16,
-    raw: &'a [u8],
-}
-
-impl<'a> DataRowRef<'a> {
-    /// A view of a DataRow body (the bytes after the length word), checked as far as its
-    /// column count.
+    /// A row of a DataRow body (the bytes after the length word), borrowing it, checked as far
+    /// as its column count.
     ///
     /// Fails with [`DecodeError::Truncated`] when the body is shorter than the column count,
     /// or [`DecodeError::InvalidCount`] when the count needs more bytes than the body has
-    /// (four per value at least). The values are checked by [`DataRowRef::columns`].
+    /// (four per value at least). The values are checked by [`DataRow::columns`].
     ///
     /// ```
-    /// use pgproto::{DataRowRef, DecodeError};
+    /// use pgproto::{DataRow, DecodeError};
     ///
-    /// let row = DataRowRef::decode(b"\0\x02\0\0\0\x011\xff\xff\xff\xff").unwrap();
+    /// let row = DataRow::decode(b"\0\x02\0\0\0\x011\xff\xff\xff\xff").unwrap();
     /// let columns: Vec<_> = row.columns().collect::<Result<_, _>>().unwrap();
     /// assert_eq!(columns, [Some(&b"1"[..]), None]);
     ///
     /// // One value announced, whose length runs past the end: the column says so.
-    /// let row = DataRowRef::decode(b"\0\x01\0\0\0\x09abc").unwrap();
+    /// let row = DataRow::decode(b"\0\x01\0\0\0\x09abc").unwrap();
     /// assert!(matches!(row.columns().next(), Some(Err(DecodeError::Truncated { .. }))));
     /// ```
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        let count = Self::check(body)?;
-        Ok(Self::from_checked(count, &body[2..]))
+        Self::decode_payload(body.into())
     }
 
-    /// A view of the bytes after the column count, which [`DataRowRef::check`] has accepted.
+    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
+        let count = Self::check(body.as_slice())?;
+        let len = body.len();
+        Ok(Self {
+            count,
+            raw: body.slice(2..len),
+        })
+    }
+
+    /// A row of `count` values in `raw` (the bytes after the column count), which
+    /// [`DataRow::check`] has accepted.
     #[inline]
-    pub(crate) fn from_checked(count: u16, raw: &'a [u8]) -> Self {
-        Self { count, raw }
+    pub(crate) fn from_checked(count: u16, raw: impl Into<Payload<'a>>) -> Self {
+        Self {
+            count,
+            raw: raw.into(),
+        }
     }
 
     /// Checks a DataRow body as far as its column count and returns the count: the count is
@@ -408,29 +357,54 @@ impl<'a> DataRowRef<'a> {
     /// The column values in order (`None` is NULL), each checked as it is handed out: see
     /// [`Columns`].
     #[inline]
-    pub fn columns(&self) -> Columns<'a> {
-        Columns::new(self.raw, self.count)
+    pub fn columns(&self) -> Columns<'_> {
+        Columns::new(self.raw.as_slice(), self.count)
     }
 
     /// The value of column `index` (`None` inside is NULL); `None` when the row has fewer
     /// columns, and an error when a value up to it is malformed.
-    pub fn get(&self, index: usize) -> Option<Result<Option<&'a [u8]>, DecodeError>> {
+    pub fn get(&self, index: usize) -> Option<Result<Option<&[u8]>, DecodeError>> {
         self.columns().nth(index)
     }
 
     /// The bytes after the column count: each value's length word and bytes, as received.
     #[inline]
-    pub fn raw(&self) -> &'a [u8] {
-        self.raw
+    pub fn raw(&self) -> &[u8] {
+        self.raw.as_slice()
     }
 
-    /// The row, owned (its column bytes copied, unchecked as they were).
-    pub fn into_owned(self) -> DataRow {
-        DataRow::from_checked(self.count, Bytes::copy_from_slice(self.raw))
+    /// The row, owned: borrowed column bytes are copied (unchecked, as they were).
+    pub fn into_owned(self) -> DataRow<'static> {
+        DataRow {
+            count: self.count,
+            raw: self.raw.into_owned(),
+        }
+    }
+
+    /// The row, borrowed from `self`.
+    pub fn as_borrowed(&self) -> DataRow<'_> {
+        DataRow {
+            count: self.count,
+            raw: self.raw.borrow(),
+        }
     }
 }
 
-/// The column values of a [`DataRow`] or [`DataRowRef`], checked as they are handed out: each
+impl Encode for DataRow<'_> {
+    fn encode(&self, out: &mut BytesMut) {
+        let raw = self.raw.as_slice();
+        tagged(out, Self::TAG, 2 + raw.len(), |out| {
+            out.put_u16(self.count);
+            out.put_slice(raw);
+        });
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.raw.len() + 7
+    }
+}
+
+/// The column values of a [`DataRow`], checked as they are handed out: each
 /// item is a value (`None` for NULL) or the error that makes the row malformed, after which
 /// the iterator ends. A value's length word must be -1 (NULL) or fit the bytes left
 /// ([`DecodeError::Truncated`], [`DecodeError::InvalidCount`] for a negative length other

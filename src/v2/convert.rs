@@ -177,7 +177,7 @@ pub fn function_call_v3(f: &FunctionCall) -> Result<FunctionCall3<'static>, Enco
 
 /// What a Client hands out for a 2.0 answer to a request: the 3.0 message that means the same,
 /// or `None` for CursorResponse, which has none.
-pub(crate) fn response_v3(m: BackendMessage) -> Option<Message3> {
+pub(crate) fn response_v3(m: BackendMessage) -> Option<Message3<'static>> {
     use BackendMessage as B;
     Some(match m {
         B::RowDescription(d) => Message3::RowDescription(row_description_v3(&d)),
@@ -206,7 +206,7 @@ fn text_copy() -> CopyResponse {
     CopyResponse::new(Format::Text, FormatCodes::default())
 }
 
-fn data_row<'a>(count: usize, values: impl Iterator<Item = Option<&'a [u8]>>) -> DataRow {
+fn data_row<'a>(count: usize, values: impl Iterator<Item = Option<&'a [u8]>>) -> DataRow<'static> {
     let mut raw = BytesMut::new();
     for v in values {
         match v {

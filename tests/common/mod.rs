@@ -371,7 +371,7 @@ pub(crate) fn copy_response() -> impl Strategy<Value = CopyResponse> + Clone {
     (format(), format_codes()).prop_map(|(f, c)| CopyResponse::new(f, c))
 }
 
-pub(crate) fn data_row() -> impl Strategy<Value = DataRow> + Clone {
+pub(crate) fn data_row() -> impl Strategy<Value = DataRow<'static>> + Clone {
     value_list().prop_map(|v| DataRow::new(v.iter().map(|o| o.as_deref())).unwrap())
 }
 
@@ -455,7 +455,7 @@ pub(crate) fn row_description() -> impl Strategy<Value = RowDescription> + Clone
 }
 
 /// Any tagged backend message; BackendKeyData keys follow `version`.
-pub(crate) fn backend_tagged(version: ProtocolVersion) -> BoxedStrategy<BackendMessage> {
+pub(crate) fn backend_tagged(version: ProtocolVersion) -> BoxedStrategy<BackendMessage<'static>> {
     use BackendMessage as B;
     let key = if version >= ProtocolVersion::V3_2 {
         backend_key_data_v32().boxed()

@@ -157,7 +157,7 @@ pub(crate) struct Connection {
     /// What the client sent.
     pub(crate) client: Stream<FrontendMessage<'static>>,
     /// What the server sent.
-    pub(crate) server: Stream<BackendMessage>,
+    pub(crate) server: Stream<BackendMessage<'static>>,
     /// The version the StartupMessage asked for, if there was one.
     pub(crate) requested_version: Option<ProtocolVersion>,
     /// The version in force at the end: the requested one, or the one NegotiateProtocolVersion
@@ -200,11 +200,11 @@ impl Pull for FrontendDecoder {
 }
 
 impl Pull for BackendDecoder {
-    type Msg = BackendMessage;
+    type Msg = BackendMessage<'static>;
     fn push(&mut self, data: &[u8]) {
         self.receive(data);
     }
-    fn pull(&mut self) -> Result<Option<BackendMessage>, DecodeError> {
+    fn pull(&mut self) -> Result<Option<BackendMessage<'static>>, DecodeError> {
         let m = self.next()?;
         // A DataRow's values are checked as they are read: read them all, so that a damaged
         // row is a decoding failure like any other.
@@ -434,7 +434,7 @@ impl Message for FrontendMessage<'_> {
     }
 }
 
-impl Message for BackendMessage {
+impl Message for BackendMessage<'_> {
     fn name(&self) -> &'static str {
         Self::name(self)
     }

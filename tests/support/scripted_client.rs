@@ -110,11 +110,11 @@ pub(crate) fn drain(s: &mut Server) -> (Vec<ServerEvent>, Option<Error>) {
 }
 
 /// Everything queued for the client, decoded. `ssl`: the first byte answers an SSLRequest.
-pub(crate) fn sent(s: &mut Server) -> Vec<BackendMessage> {
+pub(crate) fn sent(s: &mut Server) -> Vec<BackendMessage<'static>> {
     sent_with(s, BackendDecoder::new())
 }
 
-pub(crate) fn sent_with(s: &mut Server, mut dec: BackendDecoder) -> Vec<BackendMessage> {
+pub(crate) fn sent_with(s: &mut Server, mut dec: BackendDecoder) -> Vec<BackendMessage<'static>> {
     let mut out = Vec::new();
     while let Some(b) = s.poll_transmit() {
         dec.receive(&b);

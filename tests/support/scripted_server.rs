@@ -64,7 +64,7 @@ pub(crate) fn connected() -> (Client, FrontendDecoder) {
 }
 
 /// An ErrorResponse with this SQLSTATE.
-pub(crate) fn error(code: &str) -> BackendMessage {
+pub(crate) fn error(code: &str) -> BackendMessage<'static> {
     BackendMessage::ErrorResponse(
         ErrorFields::new([
             (FieldCode::Severity, "ERROR"),
@@ -76,28 +76,28 @@ pub(crate) fn error(code: &str) -> BackendMessage {
 }
 
 /// ReadyForQuery.
-pub(crate) fn ready(s: TransactionStatus) -> BackendMessage {
+pub(crate) fn ready(s: TransactionStatus) -> BackendMessage<'static> {
     BackendMessage::ReadyForQuery(s)
 }
 
 /// ReadyForQuery, idle.
-pub(crate) fn idle() -> BackendMessage {
+pub(crate) fn idle() -> BackendMessage<'static> {
     ready(TransactionStatus::Idle)
 }
 
 /// CommandComplete with `tag`.
-pub(crate) fn complete(tag: &str) -> BackendMessage {
+pub(crate) fn complete(tag: &str) -> BackendMessage<'static> {
     BackendMessage::CommandComplete(CommandComplete::new(tag).unwrap())
 }
 
 /// A RowDescription of `n` text columns.
-pub(crate) fn row_description(n: usize) -> BackendMessage {
+pub(crate) fn row_description(n: usize) -> BackendMessage<'static> {
     let field = FieldDescription::new(b"c", 25);
     BackendMessage::RowDescription(RowDescription::new(&vec![field; n]).unwrap())
 }
 
 /// A DataRow of `n` columns, each `value`.
-pub(crate) fn data_row(n: usize, value: &[u8]) -> BackendMessage {
+pub(crate) fn data_row(n: usize, value: &[u8]) -> BackendMessage<'static> {
     BackendMessage::DataRow(DataRow::new(vec![Some(value); n]).unwrap())
 }
 
