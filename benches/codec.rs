@@ -30,8 +30,8 @@ use bytes::{BufMut, BytesMut};
 use criterion::{Criterion, Throughput};
 use fallible_iterator::FallibleIterator;
 use pgproto::{
-    BackendDecoder, BackendMessage, Bind, DataRow, Encode, Execute, FormatCodes, FrontendDecoder,
-    FrontendMessage, Limits, Values,
+    BackendDecoder, BackendMessage, Bind, DataRow, Encode, Execute, FrontendDecoder,
+    FrontendMessage, Limits,
 };
 
 use common::{
@@ -494,15 +494,9 @@ fn pgproto_binds(out: &mut BytesMut, groups: &[BindGroup<'_>]) {
 /// pgproto by building the messages first (constructors, then `Encode`).
 fn pgproto_binds_construct(out: &mut BytesMut, groups: &[BindGroup<'_>]) {
     for (statement, params) in groups {
-        Bind::new(
-            "",
-            statement,
-            FormatCodes::default(),
-            Values::new(params.iter().copied()).unwrap(),
-            FormatCodes::default(),
-        )
-        .unwrap()
-        .encode(out);
+        Bind::new("", statement, &[], &params[..], &[])
+            .unwrap()
+            .encode(out);
         Execute::new("", 0).unwrap().encode(out);
         FrontendMessage::Sync.encode(out);
     }
@@ -605,14 +599,7 @@ fn encode(c: &mut Criterion) {
     let prebuilt: Vec<(Bind, Execute)> = groups
         .iter()
         .map(|(statement, params)| {
-            let bind = Bind::new(
-                "",
-                statement,
-                FormatCodes::default(),
-                Values::new(params.iter().copied()).unwrap(),
-                FormatCodes::default(),
-            )
-            .unwrap();
+            let bind = Bind::new("", statement, &[], &params[..], &[]).unwrap();
             (bind, Execute::new("", 0).unwrap())
         })
         .collect();
@@ -761,14 +748,7 @@ fn ratios() {
     let prebuilt: Vec<(Bind, Execute)> = groups
         .iter()
         .map(|(statement, params)| {
-            let bind = Bind::new(
-                "",
-                statement,
-                FormatCodes::default(),
-                Values::new(params.iter().copied()).unwrap(),
-                FormatCodes::default(),
-            )
-            .unwrap();
+            let bind = Bind::new("", statement, &[], &params[..], &[]).unwrap();
             (bind, Execute::new("", 0).unwrap())
         })
         .collect();

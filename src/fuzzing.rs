@@ -338,7 +338,7 @@ mod client_session {
 
     use crate::{
         BackendMessage, Bind, ChannelBindingPolicy, Client, ClientConfig, ClientEvent, Encryption,
-        FormatCodes, FrontendDecoder, FrontendMessage, ProtocolVersion, Target, UsageError, Values,
+        FrontendDecoder, FrontendMessage, ProtocolVersion, Target, UsageError,
     };
 
     /// The most requests the application starts, so that a long stream of ReadyForQuery cannot make
@@ -416,14 +416,7 @@ mod client_session {
                 self.c.query("SELECT 1").expect("ready for a query");
                 return;
             }
-            let bind = Bind::new(
-                "",
-                "",
-                FormatCodes::default(),
-                Values::new([Some(&b"1"[..]), None]).expect("two values"),
-                FormatCodes::default(),
-            )
-            .expect("a valid Bind");
+            let bind = Bind::new("", "", &[], &[Some(&b"1"[..]), None], &[]).expect("a valid Bind");
             // The shape pgbench -M extended sends, so that its captures make good seeds.
             self.c.parse("", "SELECT $1, $2", &[23, 25]).expect("ready");
             self.c.bind(&bind).expect("ready");
@@ -600,9 +593,9 @@ mod server_session {
 
     use crate::auth::{md5, ScramVerifier};
     use crate::{
-        CopyResponse, ErrorFields, FieldCode, FieldDescription, Format, FormatCodes,
-        FrontendMessage, ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig,
-        ServerEvent, Target, TransactionStatus, UsageError,
+        CopyResponse, ErrorFields, FieldCode, FieldDescription, Format, FrontendMessage,
+        ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, Target,
+        TransactionStatus, UsageError,
     };
 
     fn verifier() -> ScramVerifier {
@@ -744,7 +737,7 @@ mod server_session {
             match m {
                 FrontendMessage::Query(q) => {
                     let sql = q.sql();
-                    let copy = CopyResponse::new(Format::Text, FormatCodes::default());
+                    let copy = CopyResponse::new(Format::Text, &[]).expect("a few column formats");
                     if sql.is_empty() {
                         self.s.empty_query_response().expect(OK);
                     } else if contains(sql, b"/0") {

@@ -271,8 +271,7 @@ pub use message::backend::{
     NegotiateProtocolVersion, NotificationResponse, ParameterStatus,
 };
 pub use message::common::{
-    Format, FormatCodes, FormatCodesRef, FormatIter, ProtocolVersion, Target, TransactionStatus,
-    Values, ValuesIter, ValuesRef,
+    Format, FormatCodes, FormatIter, ProtocolVersion, Target, TransactionStatus, Values, ValuesIter,
 };
 pub use message::fields::{ErrorField, ErrorFields, ErrorFieldsIter, FieldCode};
 pub use message::frontend::{

@@ -7,8 +7,8 @@
 mod support;
 
 use pgproto::{
-    BackendMessage, Client, CopyData, CopyResponse, Format, FormatCodes, FrontendMessage, Server,
-    ServerAuth, ServerConfig, ServerEvent, TransactionStatus, UsageError,
+    BackendMessage, Client, CopyData, CopyResponse, Format, FrontendMessage, Server, ServerAuth,
+    ServerConfig, ServerEvent, TransactionStatus, UsageError,
 };
 use support::pair::Pair;
 use support::scripted_server::{
@@ -17,17 +17,11 @@ use support::scripted_server::{
 };
 
 fn copy_in() -> BackendMessage<'static> {
-    BackendMessage::CopyInResponse(CopyResponse::new(
-        Format::Text,
-        FormatCodes::new(&[Format::Text]).unwrap(),
-    ))
+    BackendMessage::CopyInResponse(CopyResponse::new(Format::Text, &[Format::Text]).unwrap())
 }
 
 fn copy_out() -> BackendMessage<'static> {
-    BackendMessage::CopyOutResponse(CopyResponse::new(
-        Format::Text,
-        FormatCodes::new(&[Format::Text]).unwrap(),
-    ))
+    BackendMessage::CopyOutResponse(CopyResponse::new(Format::Text, &[Format::Text]).unwrap())
 }
 
 /// What PostgreSQL answers Parse, Bind and Describe (portal) of a COPY with.
@@ -302,7 +296,7 @@ fn our_client_and_our_server_agree() {
                 FrontendMessage::Bind(_) => s.bind_complete().unwrap(),
                 FrontendMessage::Describe(_) => s.no_data().unwrap(),
                 FrontendMessage::Execute(_) => s
-                    .copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+                    .copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
                     .unwrap(),
                 FrontendMessage::CopyData(d) if d.data().starts_with(b"bad") => s
                     .error_response(&pgproto::ErrorFields::simple("ERROR", "22P02", "bad"))

@@ -7,9 +7,9 @@ use pgproto::auth::{ScramServer, ScramVerifier};
 use pgproto::{
     AuthError, AuthMethod, Authentication, BackendKeyData, BackendMessage, ChannelBindingPolicy,
     Client, ClientConfig, ClientEvent, CommandComplete, CopyResponse, DataRow, DecodeError, Encode,
-    Encryption, Error, ErrorFields, FieldCode, Format, FormatCodes, FrontendDecoder,
-    FrontendMessage, Limits, NegotiateProtocolVersion, ParameterStatus, ProtocolVersion,
-    RequireAuth, SaslMechanisms, Target, TransactionStatus, UsageError,
+    Encryption, Error, ErrorFields, FieldCode, Format, FrontendDecoder, FrontendMessage, Limits,
+    NegotiateProtocolVersion, ParameterStatus, ProtocolVersion, RequireAuth, SaslMechanisms,
+    Target, TransactionStatus, UsageError,
 };
 
 fn encode(msgs: &[BackendMessage]) -> Vec<u8> {
@@ -716,14 +716,7 @@ fn pipelined_requests_are_matched_and_skipped_after_an_error() {
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(c.parse("", &format!("SELECT {i}"), &[]).unwrap());
-        let bind = pgproto::Bind::new(
-            "",
-            "",
-            FormatCodes::default(),
-            pgproto::Values::default(),
-            FormatCodes::default(),
-        )
-        .unwrap();
+        let bind = pgproto::Bind::new("", "", &[], &[], &[]).unwrap();
         ids.push(c.bind(&bind).unwrap());
         ids.push(c.execute("", 0).unwrap());
         ids.push(c.sync().unwrap());
@@ -845,7 +838,7 @@ fn copy_in_and_out() {
     let (mut c, mut dec) = connected();
     let q = c.query("COPY t FROM STDIN").unwrap();
     assert!(c.copy_data(b"x").is_err(), "not in COPY yet");
-    let resp = CopyResponse::new(Format::Text, FormatCodes::new(&[Format::Text]).unwrap());
+    let resp = CopyResponse::new(Format::Text, &[Format::Text]).unwrap();
     c.receive(&encode(&[BackendMessage::CopyInResponse(resp.clone())]));
     let (mut events, _) = drain(&mut c);
     assert!(matches!(
@@ -1036,7 +1029,7 @@ fn responses_follow_the_protocol_table() {
     c.query("SELECT 1/0; COPY t FROM STDIN").unwrap();
     c.receive(&encode(&[
         error("22012", "ERROR"),
-        BackendMessage::CopyInResponse(CopyResponse::new(Format::Text, FormatCodes::default())),
+        BackendMessage::CopyInResponse(CopyResponse::new(Format::Text, &[]).unwrap()),
     ]));
     let (_, err) = drain(&mut c);
     assert!(
@@ -1053,13 +1046,7 @@ fn responses_follow_the_protocol_table() {
     // A FunctionCall gets one result (or one error), then ReadyForQuery; a second result is a
     // protocol violation.
     let (mut c, _) = connected();
-    let call = pgproto::FunctionCall::new(
-        1,
-        FormatCodes::default(),
-        pgproto::Values::new([Some(&b"x"[..])]).unwrap(),
-        Format::Text,
-    )
-    .unwrap();
+    let call = pgproto::FunctionCall::new(1, &[], &[Some(&b"x"[..])], Format::Text).unwrap();
     c.function_call(&call).unwrap();
     c.receive(&encode(&[
         BackendMessage::FunctionCallResponse(Some(Bytes::from_static(b"1"))),

@@ -8,8 +8,7 @@ use bytes::BytesMut;
 use pgproto::v2::{FrontendDecoder as Frontend2, FrontendMessage as F2, StartupPacket, COPY_END};
 use pgproto::{
     AuthError, AuthMethod, BackendMessage, Client, ClientConfig, ClientEvent, Encode, Encryption,
-    Error, Format, FormatCodes, FunctionCall, ProtocolVersion, RequestId, Target,
-    TransactionStatus, UsageError, Values,
+    Error, Format, FunctionCall, ProtocolVersion, RequestId, Target, TransactionStatus, UsageError,
 };
 
 /// PostgreSQL 13's start-up for a trusted user: AuthenticationOk, BackendKeyData, ReadyForQuery.
@@ -331,14 +330,8 @@ EFATAL:  terminating connection because protocol synchronization was lost\n\0",
 #[test]
 fn function_calls_are_binary() {
     let mut c = connected();
-    let binary = FormatCodes::new(&[Format::Binary]).unwrap();
-    let call = FunctionCall::new(
-        1317,
-        binary.clone(),
-        Values::new([Some(&b"abcd"[..])]).unwrap(),
-        Format::Binary,
-    )
-    .unwrap();
+    let binary = &[Format::Binary];
+    let call = FunctionCall::new(1317, binary, &[Some(&b"abcd"[..])], Format::Binary).unwrap();
     let id = c.function_call(&call).unwrap();
     assert_eq!(sent(&mut c), b"F\0\0\0\x05\x25\0\0\0\x01\0\0\0\x04abcd");
     c.receive(b"VG\0\0\0\x04\0\0\0\x040Z");
@@ -353,13 +346,7 @@ fn function_calls_are_binary() {
         ClientEvent::Response { message: BackendMessage::FunctionCallResponse(Some(v)), .. } if v[..] == [0, 0, 0, 4]
     )));
     // Text arguments cannot be sent over 2.0.
-    let text = FunctionCall::new(
-        1317,
-        FormatCodes::new(&[]).unwrap(),
-        Values::new([Some(&b"abcd"[..])]).unwrap(),
-        Format::Binary,
-    )
-    .unwrap();
+    let text = FunctionCall::new(1317, &[], &[Some(&b"abcd"[..])], Format::Binary).unwrap();
     assert!(matches!(
         c.function_call(&text),
         Err(UsageError::NotAllowed { .. })
@@ -585,10 +572,8 @@ A\0\0\0\x07chan\0EERROR:  boom\n\0ZVG\0\0\0\x02ab0Z";
                 c.query("q1").unwrap();
                 c.query("q2").unwrap();
                 c.query("q3").unwrap();
-                let binary = FormatCodes::new(&[Format::Binary]).unwrap();
-                let call =
-                    FunctionCall::new(1, binary, Values::new([None]).unwrap(), Format::Binary)
-                        .unwrap();
+                let binary = &[Format::Binary];
+                let call = FunctionCall::new(1, binary, &[None], Format::Binary).unwrap();
                 c.function_call(&call).unwrap();
             }
         }

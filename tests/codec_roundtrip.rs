@@ -12,11 +12,11 @@ use common::*;
 use pgproto::{
     AuthResponseKind, Authentication, BackendDecoder, BackendKeyData, BackendMessage, Bind,
     CancelRequest, Close, CommandComplete, CopyFail, DataRow, Describe, Encode, EncodeError,
-    ErrorFields, Execute, FieldCode, FieldDescription, Format, FormatCodes, FrontendDecoder,
-    FrontendMessage, Limits, NegotiateProtocolVersion, NotificationResponse, ParameterDescription,
-    ParameterStatus, Parse, PasswordMessage, ProtocolVersion, Query, RowDescription,
-    SaslInitialResponse, SaslMechanisms, StartupMessage, Target, Values, CANCEL_REQUEST_CODE,
-    GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
+    ErrorFields, Execute, FieldCode, FieldDescription, Format, FrontendDecoder, FrontendMessage,
+    Limits, NegotiateProtocolVersion, NotificationResponse, ParameterDescription, ParameterStatus,
+    Parse, PasswordMessage, ProtocolVersion, Query, RowDescription, SaslInitialResponse,
+    SaslMechanisms, StartupMessage, Target, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,
+    SSL_REQUEST_CODE,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -232,9 +232,9 @@ proptest! {
         let b = Bind::new(
             &portal,
             &stmt,
-            FormatCodes::new(&pf).unwrap(),
-            Values::new(params.iter().map(|o| o.as_deref())).unwrap(),
-            FormatCodes::new(&rf).unwrap(),
+            &pf,
+            &params.iter().map(|o| o.as_deref()).collect::<Vec<Option<&[u8]>>>(),
+            &rf,
         )
         .unwrap();
         let mut d = fe_decoder(Fe::Tagged(None));
@@ -613,15 +613,7 @@ proptest! {
         prefix in raw_bytes(8),
     ) {
         let params: Vec<Option<&[u8]>> = v.iter().map(|o| o.as_deref()).collect();
-        let built = (|| {
-            Bind::new(
-                &portal,
-                &statement,
-                FormatCodes::new(&pf)?,
-                Values::new(params.iter().copied())?,
-                FormatCodes::new(&rf)?,
-            )
-        })();
+        let built = Bind::new(&portal, &statement, &pf, &params, &rf);
         same_as_built(
             &prefix,
             |out| Bind::encode_values(out, &portal, &statement, &pf, &params, &rf),
@@ -966,15 +958,7 @@ fn constructors_reject_interior_nul() {
         Parse::new("", "SELECT\0", &[]).unwrap_err(),
         nul("query string")
     );
-    let bind = |p: &str, s: &str| {
-        Bind::new(
-            p,
-            s,
-            FormatCodes::default(),
-            Values::default(),
-            FormatCodes::default(),
-        )
-    };
+    let bind = |p: &str, s: &str| Bind::new(p, s, &[], &[], &[]);
     assert_eq!(bind("p\0", "").unwrap_err(), nul("portal name"));
     assert_eq!(bind("", "s\0").unwrap_err(), nul("statement name"));
     assert_eq!(
@@ -1077,11 +1061,11 @@ fn constructors_reject_more_than_65535_entries() {
         too_many("parameter types")
     );
     assert_eq!(
-        FormatCodes::new(&vec![Format::Text; N]).unwrap_err(),
+        Bind::new("", "", &vec![Format::Text; N], &[], &[]).unwrap_err(),
         too_many("formats")
     );
     assert_eq!(
-        Values::new(vec![None::<&[u8]>; N]).unwrap_err(),
+        Bind::new("", "", &[], &vec![None::<&[u8]>; N], &[]).unwrap_err(),
         too_many("values")
     );
     assert_eq!(
@@ -1117,15 +1101,8 @@ fn exactly_65535_entries_round_trip() {
     d.receive(&encode(&p));
     assert_eq!(d.next(), Ok(Some(FrontendMessage::Parse(p))));
 
-    let v = Values::new(vec![None::<&[u8]>; N]).unwrap();
-    let b = Bind::new(
-        "",
-        "",
-        FormatCodes::new(&vec![Format::Binary; N]).unwrap(),
-        v,
-        FormatCodes::default(),
-    )
-    .unwrap();
+    let v = &vec![None::<&[u8]>; N];
+    let b = Bind::new("", "", &vec![Format::Binary; N], v, &[]).unwrap();
     d.receive(&encode(&b));
     assert_eq!(d.next(), Ok(Some(FrontendMessage::Bind(b))));
 

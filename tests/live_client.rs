@@ -717,27 +717,13 @@ fn extended_pipeline(version: PgVersion) {
             format!("SELECT {i}")
         };
         c.parse("", &sql, &[]).unwrap();
-        let bind = pgproto::Bind::new(
-            "",
-            "",
-            pgproto::FormatCodes::default(),
-            pgproto::Values::new(std::iter::empty::<Option<&[u8]>>()).unwrap(),
-            pgproto::FormatCodes::default(),
-        )
-        .unwrap();
+        let bind = pgproto::Bind::new("", "", &[], &[], &[]).unwrap();
         c.bind(&bind).unwrap();
         execs.push(c.execute("", 0).unwrap());
     }
     let sync1 = c.sync().unwrap();
     c.parse("", "SELECT 'after'", &[]).unwrap();
-    let bind = pgproto::Bind::new(
-        "",
-        "",
-        pgproto::FormatCodes::default(),
-        pgproto::Values::new(std::iter::empty::<Option<&[u8]>>()).unwrap(),
-        pgproto::FormatCodes::default(),
-    )
-    .unwrap();
+    let bind = pgproto::Bind::new("", "", &[], &[], &[]).unwrap();
     c.bind(&bind).unwrap();
     c.describe(Target::Portal, "").unwrap();
     let after = c.execute("", 0).unwrap();

@@ -17,8 +17,7 @@ use std::sync::OnceLock;
 
 use driver::{connect, Conn};
 use pgproto::{
-    BackendMessage, Bind, Client, ClientEvent, FormatCodes, RequestId, Target, TransactionStatus,
-    UsageError, Values,
+    BackendMessage, Bind, Client, ClientEvent, RequestId, Target, TransactionStatus, UsageError,
 };
 use support::client_cli::{psql_at, run_cli};
 use support::pg::{Cluster, PgVersion, TRUST_USER};
@@ -50,14 +49,7 @@ fn execute(c: &mut Client, sql: &str) -> RequestId {
 /// [`execute`], returning the Describe's id too.
 fn execute_described(c: &mut Client, sql: &str) -> (RequestId, RequestId) {
     c.parse("", sql, &[]).unwrap();
-    let bind = Bind::new(
-        "",
-        "",
-        FormatCodes::default(),
-        Values::default(),
-        FormatCodes::default(),
-    )
-    .unwrap();
+    let bind = Bind::new("", "", &[], &[], &[]).unwrap();
     c.bind(&bind).unwrap();
     let d = c.describe(Target::Portal, "").unwrap();
     (d, c.execute("", 0).unwrap())

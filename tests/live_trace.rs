@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgproto::trace::{TraceFlags, Tracer};
-use pgproto::{BackendMessage, Bind, ClientEvent, FormatCodes, Values};
+use pgproto::{BackendMessage, Bind, ClientEvent};
 use support::demo_server::DemoServer;
 use support::pg::{venv_python, Cluster, PgVersion, SCRAM_USER, SSL_USER};
 use support::trace::{compare, inspect_trace, lines, read, strip_fields, SESSIONS};
@@ -344,14 +344,7 @@ fn client_traced_mid_session_sees_portal_suspended() {
     let c = conn.client_mut();
     c.parse("", "SELECT generate_series(1, 3)", &[])
         .expect("parse");
-    let bind = Bind::new(
-        "",
-        "",
-        FormatCodes::default(),
-        Values::default(),
-        FormatCodes::default(),
-    )
-    .expect("bind");
+    let bind = Bind::new("", "", &[], &[], &[]).expect("bind");
     c.bind(&bind).expect("bind");
     c.execute("", 2).expect("execute");
     c.execute("", 0).expect("execute");

@@ -17,10 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use driver::{connect, Conn, DriverError};
-use pgproto::{
-    AuthMethod, ClientEvent, Format, FormatCodes, FunctionCall, ProtocolVersion, TransactionStatus,
-    Values,
-};
+use pgproto::{AuthMethod, ClientEvent, Format, FunctionCall, ProtocolVersion, TransactionStatus};
 use support::client_cli::run_cli;
 use support::pg::{Cluster, PgVersion, User, MD5_USER, PASSWORD_USER, SCRAM_USER, TRUST_USER};
 
@@ -266,7 +263,7 @@ fn notifications_and_function_calls() {
     assert_eq!(n.process_id, other.backend_pid().unwrap());
 
     // length(text) is OID 1317; int4pl is OID 177.
-    let binary = || FormatCodes::new(&[Format::Binary]).unwrap();
+    let binary = || &[Format::Binary];
     for (oid, args, want) in [
         (
             1317,
@@ -284,8 +281,7 @@ fn notifications_and_function_calls() {
         // A strict function given NULL returns NULL: FunctionVoidResponse.
         (1317, vec![None], None),
     ] {
-        let call =
-            FunctionCall::new(oid, binary(), Values::new(args).unwrap(), Format::Binary).unwrap();
+        let call = FunctionCall::new(oid, binary(), &args, Format::Binary).unwrap();
         let id = conn.client_mut().function_call(&call).unwrap();
         conn.pump().unwrap();
         let mut result = None;
@@ -306,13 +302,7 @@ fn notifications_and_function_calls() {
         assert_eq!(result, Some(want), "function {oid}");
     }
     // An error in a function call.
-    let call = FunctionCall::new(
-        0,
-        binary(),
-        Values::new([None::<&[u8]>]).unwrap(),
-        Format::Binary,
-    )
-    .unwrap();
+    let call = FunctionCall::new(0, binary(), &[None::<&[u8]>], Format::Binary).unwrap();
     let id = conn.client_mut().function_call(&call).unwrap();
     conn.pump().unwrap();
     let mut names = Vec::new();

@@ -23,9 +23,9 @@ mod support;
 use pgproto::auth::{md5, ScramVerifier};
 use pgproto::{
     AuthError, AuthMethod, BackendMessage, Bind, Client, ClientConfig, ClientEvent, CopyResponse,
-    Encryption, Error, ErrorFields, FieldCode, FieldDescription, Format, FormatCodes,
-    FrontendMessage, FunctionCall, ProtocolVersion, RequestId, RowDescription, Server, ServerAuth,
-    ServerConfig, ServerEvent, Target, TransactionStatus, Values,
+    Encryption, Error, ErrorFields, FieldCode, FieldDescription, Format, FrontendMessage,
+    FunctionCall, ProtocolVersion, RequestId, RowDescription, Server, ServerAuth, ServerConfig,
+    ServerEvent, Target, TransactionStatus,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -809,11 +809,9 @@ impl Backend {
                 Resp::Suspended => s.portal_suspended(),
                 Resp::CloseComplete => s.close_complete(),
                 Resp::Ready(status) => s.ready_for_query(status),
-                Resp::CopyIn => {
-                    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
-                }
+                Resp::CopyIn => s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap()),
                 Resp::CopyOut => {
-                    s.copy_out_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+                    s.copy_out_response(&CopyResponse::new(Format::Text, &[]).unwrap())
                 }
                 Resp::CopyData(d) => s.copy_data(&d),
                 Resp::CopyDone => s.copy_done(),
@@ -879,16 +877,7 @@ fn send(c: &mut Client, req: &Req) -> Option<RequestId> {
     let r = match req {
         Req::Query(stmts) => c.query(&stmts.iter().map(Stmt::sql).collect::<Vec<_>>().join("; ")),
         Req::Parse(name, stmt) => c.parse(name, &stmt.sql(), &[]),
-        Req::Bind(portal, stmt) => c.bind(
-            &Bind::new(
-                portal,
-                stmt,
-                FormatCodes::default(),
-                Values::default(),
-                FormatCodes::default(),
-            )
-            .unwrap(),
-        ),
+        Req::Bind(portal, stmt) => c.bind(&Bind::new(portal, stmt, &[], &[], &[]).unwrap()),
         Req::Describe(t, name) => c.describe(*t, name),
         Req::Execute(portal, max) => c.execute(portal, *max),
         Req::Close(t, name) => c.close(*t, name),
@@ -897,15 +886,9 @@ fn send(c: &mut Client, req: &Req) -> Option<RequestId> {
             c.flush().unwrap();
             return None;
         }
-        Req::FunctionCall(arg) => c.function_call(
-            &FunctionCall::new(
-                42,
-                FormatCodes::default(),
-                Values::new([arg.as_deref()]).unwrap(),
-                Format::Binary,
-            )
-            .unwrap(),
-        ),
+        Req::FunctionCall(arg) => {
+            c.function_call(&FunctionCall::new(42, &[], &[arg.as_deref()], Format::Binary).unwrap())
+        }
     };
     Some(r.unwrap_or_else(|e| panic!("the client refused {req:?}: {e}")))
 }

@@ -19,7 +19,7 @@ use pgproto::replication::{
 };
 use pgproto::{
     BackendMessage, Client, ClientConfig, ClientEvent, CopyResponse, FieldDescription, Format,
-    FormatCodes, FrontendMessage, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent,
+    FrontendMessage, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent,
     TransactionStatus,
 };
 use support::pair::{Answer, Pair};
@@ -41,7 +41,7 @@ fn text_columns(names: &[&'static str]) -> RowDescription {
 }
 
 fn copy_response() -> CopyResponse {
-    CopyResponse::new(Format::Text, FormatCodes::new(&[]).unwrap())
+    CopyResponse::new(Format::Text, &[]).unwrap()
 }
 
 fn one_row(s: &mut Server, names: &[&'static str], values: &[Option<&[u8]>]) {

@@ -8,9 +8,8 @@ mod support;
 use pgproto::auth::ScramVerifier;
 use pgproto::{
     AuthError, AuthMethod, BackendMessage, Bind, Client, ClientConfig, ClientEvent, CopyResponse,
-    Error, ErrorFields, FieldCode, FieldDescription, Format, FormatCodes, FrontendMessage,
-    ProtocolVersion, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent,
-    TransactionStatus, Values,
+    Error, ErrorFields, FieldCode, FieldDescription, Format, FrontendMessage, ProtocolVersion,
+    RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus,
 };
 
 use support::pair::{Altered, Direction};
@@ -151,7 +150,7 @@ fn answer(s: &mut Server, e: &ServerEvent) {
             if sql == "FAIL" {
                 s.error_response(&ok_fields("boom")).unwrap();
             } else if sql == "COPY IN" {
-                s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+                s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
                     .unwrap();
                 return;
             } else {
@@ -192,14 +191,7 @@ fn queries_pipelines_and_copy() {
     let mut ids = Vec::new();
     for sql in ["SELECT 1", "FAIL", "SELECT 3"] {
         ids.push(c.parse("", sql, &[]).unwrap());
-        let bind = Bind::new(
-            "",
-            "",
-            FormatCodes::default(),
-            Values::default(),
-            FormatCodes::default(),
-        )
-        .unwrap();
+        let bind = Bind::new("", "", &[], &[], &[]).unwrap();
         ids.push(c.bind(&bind).unwrap());
         ids.push(c.execute("", 0).unwrap());
         ids.push(c.sync().unwrap());

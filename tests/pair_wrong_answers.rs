@@ -7,7 +7,7 @@ mod support;
 
 use pgproto::{
     BackendMessage, Client, ClientConfig, ClientEvent, CopyResponse, Error, ErrorFields, FieldCode,
-    Format, FormatCodes, FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent,
+    Format, FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent,
 };
 
 use support::pair::Pair;
@@ -115,7 +115,7 @@ fn error_then_fatal_for_a_message_pipelined_behind_copy_from_stdin() {
     let next = c.query("SELECT 1").unwrap();
     let events = to_server(&mut c, &mut s);
     assert_eq!(events.len(), 1, "the second Query waits: {events:?}");
-    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+    s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
         .unwrap();
     // The second Query reaches the server during COPY FROM STDIN.
     assert!(matches!(
@@ -228,7 +228,7 @@ fn a_sync_during_copy_both_ends_the_session() {
     c.sync().unwrap();
     let events = to_server(&mut c, &mut s);
     assert_eq!(events.len(), 1);
-    s.copy_both_response(&CopyResponse::new(Format::Binary, FormatCodes::default()))
+    s.copy_both_response(&CopyResponse::new(Format::Binary, &[]).unwrap())
         .unwrap();
     // The Sync, read during CopyBoth.
     let err = s.poll_event().map(|e| e.map(|e| e.into_owned()));
@@ -261,7 +261,7 @@ fn a_sync_during_copy_from_stdin_is_still_ignored() {
     let q = c.query("COPY t FROM STDIN").unwrap();
     let sync = c.sync().unwrap();
     to_server(&mut c, &mut s);
-    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+    s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
         .unwrap();
     assert!(matches!(s.poll_event(), Ok(None)), "the Sync is ignored");
     to_client(&mut s, &mut c);

@@ -15,9 +15,9 @@ use pgproto::pooler::{
 };
 use pgproto::{
     BackendMessage, Bind, CancelRequest, Client, ClientConfig, ClientEvent, ErrorFields,
-    FieldDescription, Format, FormatCodes, FramePiece, FrontendMessage, Limits, ProtocolVersion,
-    Relay, RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd, Target,
-    TransactionStatus, Values,
+    FieldDescription, Format, FramePiece, FrontendMessage, Limits, ProtocolVersion, Relay,
+    RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd, Target,
+    TransactionStatus,
 };
 
 /// A pretend PostgreSQL backend: named statements and portals with PostgreSQL's errors, each
@@ -357,14 +357,7 @@ impl Peer {
     }
 
     fn run(&mut self, statement: &str) {
-        let bind = Bind::new(
-            "",
-            statement,
-            FormatCodes::default(),
-            Values::new(std::iter::empty::<Option<&[u8]>>()).unwrap(),
-            FormatCodes::default(),
-        )
-        .unwrap();
+        let bind = Bind::new("", statement, &[], &[], &[]).unwrap();
         self.client.bind(&bind).unwrap();
         self.client.execute("", 0).unwrap();
     }

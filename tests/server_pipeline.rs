@@ -8,9 +8,9 @@
 use bytes::BytesMut;
 use pgproto::{
     BackendKeyData, BackendMessage, Bind, Client, ClientConfig, ClientEvent, CopyResponse, Encode,
-    Error, ErrorFields, Format, FormatCodes, FramePiece, FrontendMessage, Limits, ProtocolVersion,
-    Relay, Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd, Target, TransactionStatus,
-    UsageError, Values,
+    Error, ErrorFields, Format, FramePiece, FrontendMessage, Limits, ProtocolVersion, Relay,
+    Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd, Target, TransactionStatus,
+    UsageError,
 };
 
 /// Moves the client's bytes to the server.
@@ -201,14 +201,7 @@ fn pipelined_pair(depth: usize) -> (Client, Server) {
 }
 
 fn bind(statement: &str) -> Bind<'static> {
-    Bind::new(
-        "",
-        statement,
-        FormatCodes::default(),
-        Values::new(std::iter::empty::<Option<&[u8]>>()).unwrap(),
-        FormatCodes::new(&[Format::Text]).unwrap(),
-    )
-    .unwrap()
+    Bind::new("", statement, &[], &[], &[Format::Text]).unwrap()
 }
 
 /// A whole frame's bytes.
@@ -343,7 +336,7 @@ fn copy_in_through_a_pipeline_ignores_the_syncs_sent_before_it() {
     server.parse_complete().unwrap();
     server.bind_complete().unwrap();
     server
-        .copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+        .copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
         .unwrap();
     // The Sync behind the Execute reaches a backend during COPY FROM STDIN: ignored.
     assert_eq!(server.in_flight(), 1);

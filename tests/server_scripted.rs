@@ -10,7 +10,7 @@ use bytes::Bytes;
 use pgproto::auth::{ChannelBinding, ScramClient, ScramVerifier};
 use pgproto::{
     Authentication, BackendDecoder, BackendMessage, CopyResponse, DecodeError, Error, Format,
-    FormatCodes, FrontendMessage, ProtocolVersion, Server, ServerAuth, ServerConfig, ServerEvent,
+    FrontendMessage, ProtocolVersion, Server, ServerAuth, ServerConfig, ServerEvent,
     TransactionStatus, UsageError,
 };
 use support::scripted_client::*;
@@ -469,7 +469,7 @@ fn flush_and_sync_during_copy_in_are_ignored() {
     let mut s = ready();
     s.receive(&query("COPY t FROM STDIN"));
     drain(&mut s);
-    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+    s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
         .unwrap();
     let mut bytes = frame(b'd', b"1\n");
     bytes.extend(flush());
@@ -495,7 +495,7 @@ fn flush_and_sync_during_copy_in_are_ignored() {
     let mut s = ready();
     s.receive(&query("COPY t FROM STDIN"));
     drain(&mut s);
-    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+    s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
         .unwrap();
     s.receive(&frame(b'f', &cstr("client gave up")));
     let (events, _) = drain(&mut s);
@@ -508,7 +508,7 @@ fn flush_and_sync_during_copy_in_are_ignored() {
     let mut s = ready();
     s.receive(&query("COPY t FROM STDIN"));
     drain(&mut s);
-    s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+    s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
         .unwrap();
     sent(&mut s);
     s.receive(&query("SELECT 1"));

@@ -8,9 +8,8 @@ use bytes::BytesMut;
 use pgproto::v2::{PasswordPacket, StartupPacket, COPY_END};
 use pgproto::{
     Client, ClientConfig, ClientEvent, CopyResponse, Encode, Error, ErrorFields, FieldCode,
-    FieldDescription, Format, FormatCodes, FrontendMessage, FunctionCall, ProtocolVersion,
-    RowDescription, Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus, UsageError,
-    Values,
+    FieldDescription, Format, FrontendMessage, FunctionCall, ProtocolVersion, RowDescription,
+    Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus, UsageError,
 };
 
 fn v2_config() -> ServerConfig {
@@ -153,14 +152,8 @@ text\0\0\0\0\x19\xff\xff\xff\xff\xff\xffD\xa0\0\0\0\x051\0\0\0\x05xCSELECT 1\0Pb
         s.bind_complete(),
         s.no_data(),
         s.portal_suspended(),
-        s.copy_both_response(&CopyResponse::new(
-            Format::Text,
-            FormatCodes::new(&[]).unwrap(),
-        )),
-        s.copy_in_response(&CopyResponse::new(
-            Format::Binary,
-            FormatCodes::new(&[]).unwrap(),
-        )),
+        s.copy_both_response(&CopyResponse::new(Format::Text, &[]).unwrap()),
+        s.copy_in_response(&CopyResponse::new(Format::Binary, &[]).unwrap()),
     ] {
         assert!(
             matches!(refused, Err(UsageError::NotAllowed { .. })),
@@ -218,7 +211,7 @@ A\0\0\0\x4dchan\0"
 #[test]
 fn copy_both_ways() {
     let mut s = connected();
-    let text = CopyResponse::new(Format::Text, FormatCodes::new(&[]).unwrap());
+    let text = CopyResponse::new(Format::Text, &[]).unwrap();
     s.receive(b"Qcopy t to stdout\0");
     next_query(&mut s);
     s.copy_out_response(&text).unwrap();
@@ -283,17 +276,11 @@ fn function_calls_and_terminate() {
     s.receive(b"F\0\0\0\x05\x25\0\0\0\x02\0\0\0\x04abcd\xff\xff\xff\xff");
     let (events, err) = drain(&mut s);
     assert_eq!(err, None);
-    let binary = FormatCodes::new(&[Format::Binary]).unwrap();
+    let binary = &[Format::Binary];
     assert_eq!(
         events,
         [ServerEvent::Message(FrontendMessage::FunctionCall(
-            FunctionCall::new(
-                1317,
-                binary,
-                Values::new([Some(&b"abcd"[..]), None]).unwrap(),
-                Format::Binary
-            )
-            .unwrap()
+            FunctionCall::new(1317, binary, &[Some(&b"abcd"[..]), None], Format::Binary).unwrap()
         ))]
     );
     s.function_call_response(Some(&4i32.to_be_bytes())).unwrap();
@@ -508,7 +495,7 @@ fn drive(
 
 /// A small application: trust, and each Query answered by its text.
 fn app(s: &mut Server, e: ServerEvent) {
-    let text = CopyResponse::new(Format::Text, FormatCodes::new(&[]).unwrap());
+    let text = CopyResponse::new(Format::Text, &[]).unwrap();
     match e {
         ServerEvent::Startup { .. } => s.authenticate(ServerAuth::Trust).unwrap(),
         ServerEvent::Authenticated => {}
@@ -625,13 +612,8 @@ fn our_client_and_server_over_2_0() {
     let events = drive(&mut c, &mut s, &mut app);
     assert!(events.iter().any(|e| matches!(e, ClientEvent::Response { request, message: pgproto::BackendMessage::CommandComplete(t) } if *request == id && t.tag() == b"COPY 2")));
     // A function call.
-    let call = FunctionCall::new(
-        1,
-        FormatCodes::new(&[Format::Binary]).unwrap(),
-        Values::new([Some(&b"abc"[..])]).unwrap(),
-        Format::Binary,
-    )
-    .unwrap();
+    let call =
+        FunctionCall::new(1, &[Format::Binary], &[Some(&b"abc"[..])], Format::Binary).unwrap();
     c.function_call(&call).unwrap();
     let events = drive(&mut c, &mut s, &mut app);
     assert!(events.iter().any(|e| matches!(e, ClientEvent::Response { message: pgproto::BackendMessage::FunctionCallResponse(Some(v)), .. } if v[..] == 3i32.to_be_bytes())));
@@ -701,7 +683,7 @@ mod arbitrary_input {
 
     /// Answers whatever comes, as a generic application would.
     fn answer(s: &mut Server, e: ServerEvent) {
-        let text = CopyResponse::new(Format::Text, FormatCodes::new(&[]).unwrap());
+        let text = CopyResponse::new(Format::Text, &[]).unwrap();
         match e {
             ServerEvent::Message(FrontendMessage::Query(q)) => {
                 if q.sql().starts_with(b"copy") {

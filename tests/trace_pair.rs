@@ -12,8 +12,7 @@ use pgproto::auth::ScramVerifier;
 use pgproto::trace::{TraceFlags, Tracer};
 use pgproto::{
     Bind, Client, ClientConfig, CopyResponse, Encryption, ErrorFields, FieldCode, Format,
-    FormatCodes, FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus,
-    Values,
+    FrontendMessage, Server, ServerAuth, ServerConfig, ServerEvent, TransactionStatus,
 };
 
 type Lines = Arc<Mutex<Vec<String>>>;
@@ -53,7 +52,7 @@ fn answer(s: &mut Server, e: &ServerEvent, auth: &mut Option<ServerAuth>) {
                 s.ready_for_query(TransactionStatus::Idle).unwrap();
             }
             FrontendMessage::Query(q) if q.sql() == b"COPY IN" => {
-                s.copy_in_response(&CopyResponse::new(Format::Text, FormatCodes::default()))
+                s.copy_in_response(&CopyResponse::new(Format::Text, &[]).unwrap())
                     .unwrap();
             }
             FrontendMessage::Query(q) => {
@@ -114,14 +113,7 @@ fn session(sizes: &[usize]) -> (Vec<String>, Vec<String>) {
     p.client.query("SELECT 'a\tb'").unwrap();
     p.client.query("FAIL").unwrap();
     p.client.parse("", "SELECT x", &[23]).unwrap();
-    let bind = Bind::new(
-        "",
-        "",
-        FormatCodes::new(&[Format::Binary]).unwrap(),
-        Values::new([Some(&[0, 0, 0, 7][..])]).unwrap(),
-        FormatCodes::default(),
-    )
-    .unwrap();
+    let bind = Bind::new("", "", &[Format::Binary], &[Some(&[0, 0, 0, 7][..])], &[]).unwrap();
     p.client.bind(&bind).unwrap();
     p.client.execute("", 1).unwrap();
     p.client.execute("", 0).unwrap();

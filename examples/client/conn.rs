@@ -25,8 +25,7 @@ use std::time::Duration;
 
 use pgproto::trace::Tracer;
 use pgproto::{
-    AuthMethod, BackendMessage, Bind, Client, ClientEvent, FormatCodes, RequestId, Target,
-    UsageError, Values,
+    AuthMethod, BackendMessage, Bind, Client, ClientEvent, RequestId, Target, UsageError,
 };
 
 use super::conninfo::{ConnInfo, DEFAULT_TIMEOUT};
@@ -583,16 +582,12 @@ impl Conn {
     ) -> Result<(), DriverError> {
         let mut owner: HashMap<RequestId, usize> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
-            let values = Values::new(s.params.iter().map(|p| p.as_deref().map(str::as_bytes)))
-                .map_err(UsageError::from)?;
-            let bind = Bind::new(
-                "",
-                "",
-                FormatCodes::default(),
-                values,
-                FormatCodes::default(),
-            )
-            .map_err(UsageError::from)?;
+            let values: Vec<Option<&[u8]>> = s
+                .params
+                .iter()
+                .map(|p| p.as_deref().map(str::as_bytes))
+                .collect();
+            let bind = Bind::new("", "", &[], &values, &[]).map_err(UsageError::from)?;
             let ids = [
                 self.client.parse("", &s.sql, &[])?,
                 self.client.bind(&bind)?,

@@ -43,8 +43,8 @@ use std::io::Write;
 use bytes::BytesMut;
 use pgproto::{
     AuthResponseKind, Authentication, BackendDecoder, BackendMessage, DecodeError, Encode,
-    ErrorFields, Format, FormatCodesRef, FrontendDecoder, FrontendMessage, ProtocolVersion, Target,
-    TransactionStatus, ValuesRef,
+    ErrorFields, Format, FormatCodes, FrontendDecoder, FrontendMessage, ProtocolVersion, Target,
+    TransactionStatus, Values,
 };
 
 /// Bytes handed to a decoder at a time, as a network read would.
@@ -529,7 +529,7 @@ pub(crate) fn hex(b: &[u8], max: usize) -> String {
 
 /// A list of values: the first few, each cut short; text ones quoted, binary ones in hex; NULL
 /// for `None`.
-fn values(v: ValuesRef<'_>, formats: FormatCodesRef<'_>) -> String {
+fn values(v: Values<'_>, formats: FormatCodes<'_>) -> String {
     let mut items: Vec<String> = v
         .iter()
         .take(6)
@@ -553,7 +553,7 @@ fn format_name(f: Format) -> &'static str {
     }
 }
 
-fn formats(f: FormatCodesRef<'_>) -> String {
+fn formats(f: FormatCodes<'_>) -> String {
     f.iter().map(format_name).collect::<Vec<_>>().join(",")
 }
 
@@ -728,7 +728,7 @@ impl Message for BackendMessage<'_> {
                     plural(m.column_formats().len(), "column", "columns")
                 );
                 if m.column_formats().iter().any(|f| f != m.format()) {
-                    let _ = write!(s, " ({})", formats(m.column_formats().as_view()));
+                    let _ = write!(s, " ({})", formats(m.column_formats()));
                 }
                 s
             }

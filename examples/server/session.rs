@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pgproto::{
-    CopyResponse, ErrorFields, FieldDescription, Format, FormatCodes, FrontendMessage,
-    RowDescription, StartupMessage, Target, TransactionStatus, UsageError,
+    CopyResponse, ErrorFields, FieldDescription, Format, FrontendMessage, RowDescription,
+    StartupMessage, Target, TransactionStatus, UsageError,
 };
 use rusqlite::Connection;
 
@@ -568,10 +568,7 @@ pub(crate) fn describe(
 }
 
 pub(crate) fn copy_response(columns: usize) -> Result<CopyResponse, UsageError> {
-    Ok(CopyResponse::new(
-        Format::Text,
-        FormatCodes::new(&vec![Format::Text; columns])?,
-    ))
+    Ok(CopyResponse::new(Format::Text, &vec![Format::Text; columns]).unwrap())
 }
 
 /// Sends NoticeResponse and ParameterStatus messages.

@@ -52,9 +52,8 @@ use std::sync::OnceLock;
 use crate::auth::{md5, ScramVerifier};
 use crate::{
     BackendMessage, Bind, Client, ClientConfig, ClientEvent, Encryption, Error, ErrorFields,
-    FieldCode, FieldDescription, Format, FormatCodes, FunctionCall, ProtocolVersion,
-    RowDescription, Server, ServerAuth, ServerConfig, Target, TransactionStatus, UsageError,
-    Values,
+    FieldCode, FieldDescription, Format, FunctionCall, ProtocolVersion, RowDescription, Server,
+    ServerAuth, ServerConfig, Target, TransactionStatus, UsageError,
 };
 
 mod server_app;
@@ -421,15 +420,8 @@ impl Pair {
             }
             2 => {
                 let b = script.byte();
-                let values = Values::new([Some(&b"1"[..])]).expect("one value");
-                let bind = Bind::new(
-                    "",
-                    name(b),
-                    FormatCodes::default(),
-                    values,
-                    FormatCodes::default(),
-                )
-                .expect("a valid Bind");
+                let values = &[Some(&b"1"[..])];
+                let bind = Bind::new("", name(b), &[], values, &[]).expect("a valid Bind");
                 c.bind(&bind).map(Some)
             }
             3 => {
@@ -444,13 +436,8 @@ impl Pair {
             6 => c.sync().map(Some),
             7 => c.flush().map(|()| None),
             8 => {
-                let call = FunctionCall::new(
-                    42,
-                    FormatCodes::default(),
-                    Values::new([Some(&b"7"[..])]).expect("one value"),
-                    Format::Binary,
-                )
-                .expect("a valid FunctionCall");
+                let call = FunctionCall::new(42, &[], &[Some(&b"7"[..])], Format::Binary)
+                    .expect("a valid FunctionCall");
                 c.function_call(&call).map(Some)
             }
             9 => c.copy_data(b"1\t2\n").map(|()| None),

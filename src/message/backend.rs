@@ -3,10 +3,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::reader::Reader;
-use crate::codec::{check_body, check_cstr, empty, put_cstr, tagged, Encode};
+use crate::codec::{check_body, check_count, check_cstr, empty, put_cstr, tagged, Encode};
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::auth::Authentication;
-use crate::message::common::{utf8, Format, FormatCodes, ProtocolVersion, TransactionStatus};
+use crate::message::common::{
+    put_formats, utf8, Format, FormatCodes, ProtocolVersion, TransactionStatus,
+};
 use crate::message::fields::ErrorFields;
 use crate::message::frontend::CopyData;
 use crate::message::payload::Payload;
@@ -449,17 +451,23 @@ impl Encode for NegotiateProtocolVersion {
 /// per-column formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyResponse {
-    format: Format,
-    column_formats: FormatCodes,
+    pub(crate) format: Format,
+    /// The column format codes as on the wire, after their count (checked).
+    pub(crate) column_formats: Bytes,
 }
 
 impl CopyResponse {
     /// A copy response: `format` overall and one code per column.
-    pub fn new(format: Format, column_formats: FormatCodes) -> Self {
-        Self {
+    ///
+    /// Fails with [`EncodeError::TooMany`] on more than 65,535 column formats.
+    pub fn new(format: Format, column_formats: &[Format]) -> Result<Self, EncodeError> {
+        let count = check_count("formats", column_formats.len())?;
+        let mut codes = BytesMut::with_capacity(2 + column_formats.len() * 2);
+        put_formats(&mut codes, count, column_formats);
+        Ok(Self {
             format,
-            column_formats,
-        }
+            column_formats: codes.split_off(2).freeze(),
+        })
     }
 
     /// The overall COPY format (text or binary).
@@ -468,8 +476,8 @@ impl CopyResponse {
     }
 
     /// The per-column formats.
-    pub fn column_formats(&self) -> &FormatCodes {
-        &self.column_formats
+    pub fn column_formats(&self) -> FormatCodes<'_> {
+        FormatCodes::from_checked(&self.column_formats)
     }
 
     pub(crate) fn decode(body: &Bytes, message: &'static str) -> Result<Self, DecodeError> {
@@ -480,7 +488,8 @@ impl CopyResponse {
             field: "format",
             value: code.into(),
         })?;
-        let column_formats = FormatCodes::decode(&mut r, message, "column formats")?;
+        let codes = FormatCodes::check(r.slices(), message, "column formats")?;
+        let column_formats = r.share(codes);
         r.finish()?;
         Ok(Self {
             format,
@@ -489,14 +498,16 @@ impl CopyResponse {
     }
 
     fn put(&self, out: &mut BytesMut, tag_byte: u8) {
-        tagged(out, tag_byte, 1 + self.column_formats.wire_len(), |out| {
+        tagged(out, tag_byte, 3 + self.column_formats.len(), |out| {
             out.put_u8(self.format.code() as u8);
-            self.column_formats.put(out);
+            // INVARIANT: the count was checked (built) or read as an Int16 (decoded).
+            out.put_u16((self.column_formats.len() / 2) as u16);
+            out.put_slice(&self.column_formats);
         });
     }
 
     fn encoded_len(&self) -> usize {
-        6 + self.column_formats.wire_len()
+        8 + self.column_formats.len()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::reader::{Reader, SliceReader, Span};
+use crate::codec::reader::{SliceReader, Span};
 use crate::codec::{check_count, check_value_len, MAX_BODY};
 use crate::error::{DecodeError, EncodeError};
 
@@ -141,36 +141,80 @@ impl Target {
     }
 }
 
-/// A list of format codes as it stands on the wire (Int16 count, then Int16 codes), checked at
-/// decode time so iteration cannot fail.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FormatCodes {
-    raw: Bytes,
+/// The wire form of values after their count (each an Int32 length, -1 for NULL, and that many
+/// bytes), checked as a message requires: what `DataRow::new` builds a row from.
+///
+/// Fails with [`EncodeError::OutOfRange`] when a value, or all of them together, would not fit
+/// one message, or with [`EncodeError::TooMany`] on more than 65,535 values.
+pub(crate) fn values_raw<'v, I>(values: I) -> Result<(u16, Bytes), EncodeError>
+where
+    I: IntoIterator<Item = Option<&'v [u8]>>,
+{
+    let mut b = BytesMut::new();
+    let mut count = 0usize;
+    for v in values {
+        count += 1;
+        match v {
+            None => b.put_i32(-1),
+            Some(v) => {
+                check_value_len("value", v.len())?;
+                b.put_i32(v.len() as i32);
+                b.put_slice(v);
+            }
+        }
+        if b.len() > MAX_BODY {
+            return Err(EncodeError::OutOfRange {
+                field: "values",
+                reason: "longer than a message allows",
+            });
+        }
+    }
+    let count = check_count("values", count)?;
+    Ok((count, b.freeze()))
 }
 
-impl FormatCodes {
-    /// Builds a list from formats; fails with [`EncodeError::TooMany`] on more than 65,535.
-    pub fn new(formats: &[Format]) -> Result<Self, EncodeError> {
-        check_count("formats", formats.len())?;
-        let mut b = BytesMut::with_capacity(formats.len() * 2);
-        for f in formats {
-            b.put_i16(f.code());
+/// The wire length of `values` after their count, checked as [`values_raw`] checks them.
+#[inline]
+pub(crate) fn check_lens(values: &[Option<&[u8]>]) -> Result<usize, EncodeError> {
+    let mut len = 0usize;
+    for v in values {
+        len += 4;
+        if let Some(v) = v {
+            check_value_len("value", v.len())?;
+            len += v.len();
         }
-        Ok(Self { raw: b.freeze() })
+        if len > MAX_BODY {
+            return Err(EncodeError::OutOfRange {
+                field: "values",
+                reason: "longer than a message allows",
+            });
+        }
     }
+    Ok(len)
+}
 
-    /// Reads an Int16 count and that many format codes.
-    pub(crate) fn decode(
-        r: &mut Reader<'_>,
-        message: &'static str,
-        field: &'static str,
-    ) -> Result<Self, DecodeError> {
-        let span = Self::check(r.slices(), message, field)?;
-        Ok(Self { raw: r.share(span) })
+/// Writes a list of format codes (Int16 count, then the codes); the count is checked first.
+#[inline]
+pub(crate) fn put_formats(out: &mut impl BufMut, count: u16, formats: &[Format]) {
+    out.put_u16(count);
+    for f in formats {
+        out.put_i16(f.code());
     }
+}
 
+/// A list of format codes as it stands on the wire (Int16 codes, after their count), read in
+/// place from the message that holds it ([`Bind::param_formats`](crate::Bind::param_formats),
+/// [`CopyResponse::column_formats`](crate::CopyResponse::column_formats), ...), checked when
+/// that message was decoded or built so that iteration cannot fail. Messages are built from
+/// plain `&[Format]` slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatCodes<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> FormatCodes<'a> {
     /// Reads and checks an Int16 count and that many format codes, returning where the codes
-    /// lie: the one check behind both [`FormatCodes`] and [`FormatCodesRef`].
+    /// lie.
     #[inline]
     pub(crate) fn check(
         r: &mut SliceReader<'_>,
@@ -194,170 +238,6 @@ impl FormatCodes {
         Ok(r.span_from(start))
     }
 
-    /// A borrowed view of the list.
-    pub fn as_view(&self) -> FormatCodesRef<'_> {
-        FormatCodesRef::from_checked(&self.raw)
-    }
-
-    /// The number of codes.
-    pub fn len(&self) -> usize {
-        self.raw.len() / 2
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
-    /// The codes in order.
-    pub fn iter(&self) -> FormatIter<'_> {
-        self.as_view().iter()
-    }
-
-    /// The format that applies to value `index` of `count`, following the protocol's rule:
-    /// no codes means text for all, one code applies to all, otherwise one code each.
-    pub fn for_index(&self, index: usize) -> Format {
-        self.as_view().for_index(index)
-    }
-
-    pub(crate) fn wire_len(&self) -> usize {
-        2 + self.raw.len()
-    }
-
-    pub(crate) fn put(&self, out: &mut BytesMut) {
-        out.put_u16(self.len() as u16);
-        out.put_slice(&self.raw);
-    }
-}
-
-/// A list of length-prefixed values (Int16 count, then for each an Int32 length, -1 for NULL,
-/// and that many bytes), as in Bind, FunctionCall and DataRow. Checked once at decode time;
-/// iterating afterwards cannot fail and allocates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Values {
-    count: u16,
-    raw: Bytes,
-}
-
-impl Values {
-    /// Builds a list from values, `None` meaning NULL.
-    ///
-    /// Fails with [`EncodeError::OutOfRange`] when a value, or all of them together, would not
-    /// fit one message, or with [`EncodeError::TooMany`] on more than 65,535 values.
-    pub fn new<'v, I>(values: I) -> Result<Self, EncodeError>
-    where
-        I: IntoIterator<Item = Option<&'v [u8]>>,
-    {
-        let mut b = BytesMut::new();
-        let mut count = 0usize;
-        for v in values {
-            count += 1;
-            match v {
-                None => b.put_i32(-1),
-                Some(v) => {
-                    check_value_len("value", v.len())?;
-                    b.put_i32(v.len() as i32);
-                    b.put_slice(v);
-                }
-            }
-            if b.len() > MAX_BODY {
-                return Err(EncodeError::OutOfRange {
-                    field: "values",
-                    reason: "longer than a message allows",
-                });
-            }
-        }
-        let count = check_count("values", count)?;
-        Ok(Self {
-            count,
-            raw: b.freeze(),
-        })
-    }
-
-    /// The checks of [`Values::new`] on `values`, without building anything: returns the wire
-    /// length of the values after the count (each one's length word and bytes).
-    #[inline]
-    pub(crate) fn check_lens(values: &[Option<&[u8]>]) -> Result<usize, EncodeError> {
-        let mut len = 0usize;
-        for v in values {
-            len += 4;
-            if let Some(v) = v {
-                check_value_len("value", v.len())?;
-                len += v.len();
-            }
-            if len > MAX_BODY {
-                return Err(EncodeError::OutOfRange {
-                    field: "values",
-                    reason: "longer than a message allows",
-                });
-            }
-        }
-        Ok(len)
-    }
-
-    /// A list of `count` values whose bytes `raw` were already checked.
-    #[inline]
-    pub(crate) fn from_checked(count: u16, raw: Bytes) -> Self {
-        Self { count, raw }
-    }
-
-    /// Reads and checks `count` values, returning where they lie: the one check behind both
-    /// [`Values`] and [`ValuesRef`].
-    #[inline]
-    pub(crate) fn check_counted(
-        r: &mut SliceReader<'_>,
-        count: u16,
-        message: &'static str,
-        field: &'static str,
-    ) -> Result<Span, DecodeError> {
-        let len = check_values(r.peek_rest(), count, message, field)?;
-        r.take_span(len, field)
-    }
-
-    /// A borrowed view of the list.
-    pub fn as_view(&self) -> ValuesRef<'_> {
-        ValuesRef::from_checked(self.count, &self.raw)
-    }
-
-    /// The number of values.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The values in order; `None` is NULL.
-    pub fn iter(&self) -> ValuesIter<'_> {
-        ValuesIter::new(&self.raw, self.count)
-    }
-
-    /// The raw bytes after the count: each value's length word and bytes.
-    pub fn raw(&self) -> &Bytes {
-        &self.raw
-    }
-
-    pub(crate) fn wire_len(&self) -> usize {
-        2 + self.raw.len()
-    }
-
-    pub(crate) fn put(&self, out: &mut BytesMut) {
-        out.put_u16(self.count);
-        out.put_slice(&self.raw);
-    }
-}
-
-/// A list of format codes borrowed from a decoder's buffer (see
-/// [`FrontendDecoder::next_ref`](crate::FrontendDecoder::next_ref)): the accessors of
-/// [`FormatCodes`], without owning the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FormatCodesRef<'a> {
-    raw: &'a [u8],
-}
-
-impl<'a> FormatCodesRef<'a> {
     /// A view of codes already checked to be 0 or 1, two bytes each.
     #[inline]
     pub(crate) fn from_checked(raw: &'a [u8]) -> Self {
@@ -393,16 +273,9 @@ impl<'a> FormatCodesRef<'a> {
             _ => self.iter().nth(index).unwrap_or_default(),
         }
     }
-
-    /// An owned copy.
-    pub fn to_owned(&self) -> FormatCodes {
-        FormatCodes {
-            raw: Bytes::copy_from_slice(self.raw),
-        }
-    }
 }
 
-impl<'a> IntoIterator for FormatCodesRef<'a> {
+impl<'a> IntoIterator for FormatCodes<'a> {
     type Item = Format;
     type IntoIter = FormatIter<'a>;
 
@@ -439,16 +312,30 @@ impl Iterator for FormatIter<'_> {
 
 impl ExactSizeIterator for FormatIter<'_> {}
 
-/// A list of length-prefixed values borrowed from a decoder's buffer (see
-/// [`FrontendDecoder::next_ref`](crate::FrontendDecoder::next_ref)): the accessors of
-/// [`Values`], without owning the bytes. Iterating allocates nothing.
+/// A list of length-prefixed values (for each an Int32 length, -1 for NULL, and that many bytes)
+/// read in place from the message that holds it ([`Bind::params`](crate::Bind::params),
+/// [`FunctionCall::args`](crate::FunctionCall::args)), checked when that message was decoded or
+/// built. Iterating allocates nothing. Messages are built from plain `&[Option<&[u8]>]` slices
+/// (`None` is NULL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ValuesRef<'a> {
+pub struct Values<'a> {
     count: u16,
     raw: &'a [u8],
 }
 
-impl<'a> ValuesRef<'a> {
+impl<'a> Values<'a> {
+    /// Reads and checks `count` values, returning where they lie.
+    #[inline]
+    pub(crate) fn check_counted(
+        r: &mut SliceReader<'_>,
+        count: u16,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Span, DecodeError> {
+        let len = check_values(r.peek_rest(), count, message, field)?;
+        r.take_span(len, field)
+    }
+
     /// A view of `count` values whose bytes `raw` were already checked.
     #[inline]
     pub(crate) fn from_checked(count: u16, raw: &'a [u8]) -> Self {
@@ -478,14 +365,9 @@ impl<'a> ValuesRef<'a> {
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
-
-    /// An owned copy.
-    pub fn to_owned(&self) -> Values {
-        Values::from_checked(self.count, Bytes::copy_from_slice(self.raw))
-    }
 }
 
-impl<'a> IntoIterator for ValuesRef<'a> {
+impl<'a> IntoIterator for Values<'a> {
     type Item = Option<&'a [u8]>;
     type IntoIter = ValuesIter<'a>;
 

@@ -13,7 +13,7 @@ use crate::codec::{
     check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, read_back, tagged,
 };
 use crate::error::{DecodeError, EncodeError};
-use crate::message::common::{Format, FormatCodes, FormatCodesRef, Target, Values, ValuesRef};
+use crate::message::common::{check_lens, Format, FormatCodes, Target, Values};
 use crate::message::frontend::tag;
 use crate::message::layout::{BindLayout, ExecuteLayout, HasLayout, ParseLayout, TargetLayout};
 use crate::message::payload::Payload;
@@ -169,46 +169,31 @@ impl HasLayout for Bind<'_> {
 body_message!(Bind, tag::BIND);
 
 impl<'a> Bind<'a> {
-    /// A Bind message. Fails with [`EncodeError::InteriorNul`] when `portal` or `statement`
-    /// contains NUL, or [`EncodeError::TooLong`] when the message would not fit its length word.
+    /// A Bind message of these values (`None` is NULL), built by [`Bind::encode_values`].
+    ///
+    /// Fails as [`Bind::encode_values`] does.
     ///
     /// ```
-    /// use pgproto::{Bind, Format, FormatCodes, Values};
-    /// let b = Bind::new(
-    ///     "",
-    ///     "s1",
-    ///     FormatCodes::new(&[Format::Binary]).unwrap(),
-    ///     Values::new([Some(&[0, 0, 0, 7][..]), None]).unwrap(),
-    ///     FormatCodes::default(),
-    /// )
-    /// .unwrap();
+    /// use pgproto::{Bind, Format};
+    /// let b = Bind::new("", "s1", &[Format::Binary], &[Some(&[0, 0, 0, 7][..]), None], &[]).unwrap();
     /// assert_eq!(b.params().iter().collect::<Vec<_>>(), [Some(&[0, 0, 0, 7][..]), None]);
     /// ```
     pub fn new(
         portal: &str,
         statement: &str,
-        param_formats: FormatCodes,
-        params: Values,
-        result_formats: FormatCodes,
+        param_formats: &[Format],
+        params: &[Option<&[u8]>],
+        result_formats: &[Format],
     ) -> Result<Bind<'static>, EncodeError> {
-        check_cstr("portal name", portal.as_bytes())?;
-        check_cstr("statement name", statement.as_bytes())?;
-        let len = portal.len()
-            + statement.len()
-            + 2
-            + param_formats.wire_len()
-            + params.wire_len()
-            + result_formats.wire_len();
-        check_body("Bind", len)?;
         let body = frame_body(|out| {
-            tagged(out, tag::BIND, len, |out| {
-                put_cstr(out, portal.as_bytes());
-                put_cstr(out, statement.as_bytes());
-                param_formats.put(out);
-                params.put(out);
-                result_formats.put(out);
-            });
-            Ok(())
+            Bind::encode_values(
+                out,
+                portal,
+                statement,
+                param_formats,
+                params,
+                result_formats,
+            )
         })?;
         let layout = read_back("Bind", BindLayout::read(&body))?;
         Ok(Bind {
@@ -241,14 +226,14 @@ impl<'a> Bind<'a> {
 
     /// The parameter format codes.
     #[inline]
-    pub fn param_formats(&self) -> FormatCodesRef<'_> {
-        FormatCodesRef::from_checked(self.layout.param_formats.of(self.body.as_slice()))
+    pub fn param_formats(&self) -> FormatCodes<'_> {
+        FormatCodes::from_checked(self.layout.param_formats.of(self.body.as_slice()))
     }
 
     /// The parameter values, read in place.
     #[inline]
-    pub fn params(&self) -> ValuesRef<'_> {
-        ValuesRef::from_checked(
+    pub fn params(&self) -> Values<'_> {
+        Values::from_checked(
             self.layout.param_count,
             self.layout.params.of(self.body.as_slice()),
         )
@@ -256,30 +241,27 @@ impl<'a> Bind<'a> {
 
     /// The result-column format codes.
     #[inline]
-    pub fn result_formats(&self) -> FormatCodesRef<'_> {
-        FormatCodesRef::from_checked(self.layout.result_formats.of(self.body.as_slice()))
+    pub fn result_formats(&self) -> FormatCodes<'_> {
+        FormatCodes::from_checked(self.layout.result_formats.of(self.body.as_slice()))
     }
 
-    /// Appends a Bind of these values to `out`: the one way a Bind is written from values,
-    /// without building a [`Bind`] (and its [`FormatCodes`] and [`Values`]) first. The checks of
-    /// those constructors, with the same errors; on error nothing is written. `None` is NULL.
+    /// Appends a Bind of these values to `out`: the one way a Bind is written, without building
+    /// a [`Bind`] first. `None` is NULL.
+    ///
+    /// Fails with [`EncodeError::TooMany`] on more than 65,535 formats or values,
+    /// [`EncodeError::OutOfRange`] when a value does not fit a message,
+    /// [`EncodeError::InteriorNul`] when `portal` or `statement` contains NUL, or
+    /// [`EncodeError::TooLong`] when the message would not fit its length word; on error nothing
+    /// is written.
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use pgproto::{Bind, Encode, Format, FormatCodes, Values};
+    /// use pgproto::{Bind, Encode, Format};
     /// let mut out = BytesMut::new();
     /// let params = [Some(&[0, 0, 0, 7][..]), None];
     /// Bind::encode_values(&mut out, "", "s1", &[Format::Binary], &params, &[]).unwrap();
-    /// let bind = Bind::new(
-    ///     "",
-    ///     "s1",
-    ///     FormatCodes::new(&[Format::Binary]).unwrap(),
-    ///     Values::new(params).unwrap(),
-    ///     FormatCodes::default(),
-    /// )
-    /// .unwrap();
     /// let mut want = BytesMut::new();
-    /// bind.encode(&mut want);
+    /// Bind::new("", "s1", &[Format::Binary], &params, &[]).unwrap().encode(&mut want);
     /// assert_eq!(out, want);
     /// ```
     #[inline]
@@ -291,10 +273,8 @@ impl<'a> Bind<'a> {
         params: &[Option<&[u8]>],
         result_formats: &[Format],
     ) -> Result<(), EncodeError> {
-        // The checks of `Bind::new(portal, statement, FormatCodes::new(param_formats)?,
-        // Values::new(params)?, FormatCodes::new(result_formats)?)`, in that order.
         let param_format_count = check_count("formats", param_formats.len())?;
-        let values_len = Values::check_lens(params)?;
+        let values_len = check_lens(params)?;
         let param_count = check_count("values", params.len())?;
         let result_format_count = check_count("formats", result_formats.len())?;
         check_cstr("portal name", portal.as_bytes())?;
@@ -560,9 +540,9 @@ mod tests {
         let b = Bind::new(
             "p",
             "s1",
-            FormatCodes::new(&[Format::Binary, Format::Text]).unwrap(),
-            Values::new([Some(&[0, 0, 0, 7][..]), None]).unwrap(),
-            FormatCodes::new(&[Format::Binary]).unwrap(),
+            &[Format::Binary, Format::Text],
+            &[Some(&[0, 0, 0, 7][..]), None],
+            &[Format::Binary],
         )
         .unwrap();
         let body = body_of(&b);

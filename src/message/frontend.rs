@@ -3,11 +3,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{
-    check_body, check_cstr, empty, frame_body, put_cstr, read_back, tagged, Encode,
+    check_body, check_count, check_cstr, empty, frame_body, put_cstr, read_back, tagged, Encode,
 };
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::common::{
-    Format, FormatCodes, FormatCodesRef, ProtocolVersion, Values, ValuesRef,
+    check_lens, put_formats, Format, FormatCodes, ProtocolVersion, Values,
 };
 pub use crate::message::extended::{Bind, Close, Describe, Execute, Parse};
 use crate::message::layout::{FunctionCallLayout, HasLayout, SaslInitialLayout};
@@ -198,21 +198,36 @@ impl HasLayout for FunctionCall<'_> {
 body_message!(FunctionCall, tag::FUNCTION_CALL);
 
 impl<'a> FunctionCall<'a> {
-    /// A FunctionCall message; fails with [`EncodeError::TooLong`] when the arguments do not fit
-    /// one message.
+    /// A FunctionCall message of these arguments (`None` is NULL).
+    ///
+    /// Fails with [`EncodeError::TooMany`] on more than 65,535 formats or arguments,
+    /// [`EncodeError::OutOfRange`] when an argument does not fit a message, or
+    /// [`EncodeError::TooLong`] when the message would not fit its length word.
     pub fn new(
         function: u32,
-        arg_formats: FormatCodes,
-        args: Values,
+        arg_formats: &[Format],
+        args: &[Option<&[u8]>],
         result_format: Format,
     ) -> Result<FunctionCall<'static>, EncodeError> {
-        let len = 4 + arg_formats.wire_len() + args.wire_len() + 2;
+        let format_count = check_count("formats", arg_formats.len())?;
+        let args_len = check_lens(args)?;
+        let arg_count = check_count("values", args.len())?;
+        let len = 4 + 2 + arg_formats.len() * 2 + 2 + args_len + 2;
         check_body("FunctionCall", len)?;
         let body = frame_body(|out| {
             tagged(out, tag::FUNCTION_CALL, len, |out| {
                 out.put_u32(function);
-                arg_formats.put(out);
-                args.put(out);
+                put_formats(out, format_count, arg_formats);
+                out.put_u16(arg_count);
+                for a in args {
+                    match a {
+                        None => out.put_i32(-1),
+                        Some(v) => {
+                            out.put_i32(v.len() as i32);
+                            out.put_slice(v);
+                        }
+                    }
+                }
                 out.put_i16(result_format.code());
             });
             Ok(())
@@ -230,13 +245,13 @@ impl<'a> FunctionCall<'a> {
     }
 
     /// The argument format codes.
-    pub fn arg_formats(&self) -> FormatCodesRef<'_> {
-        FormatCodesRef::from_checked(self.layout.arg_formats.of(self.body.as_slice()))
+    pub fn arg_formats(&self) -> FormatCodes<'_> {
+        FormatCodes::from_checked(self.layout.arg_formats.of(self.body.as_slice()))
     }
 
     /// The arguments, read in place.
-    pub fn args(&self) -> ValuesRef<'_> {
-        ValuesRef::from_checked(
+    pub fn args(&self) -> Values<'_> {
+        Values::from_checked(
             self.layout.arg_count,
             self.layout.args.of(self.body.as_slice()),
         )

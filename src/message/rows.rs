@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::reader::Reader;
 use crate::codec::{check_body, check_count, check_cstr, put_cstr, tagged, Encode};
 use crate::error::{DecodeError, EncodeError};
-use crate::message::common::{Format, Values};
+use crate::message::common::{values_raw, Format};
 use crate::message::payload::Payload;
 
 /// The bytes of each field after its name: table OID, column number, type OID, type size,
@@ -230,8 +230,9 @@ impl<'a> DataRow<'a> {
     /// The backend type byte.
     pub const TAG: u8 = b'D';
 
-    /// A row of the given values; fails as [`Values::new`] does, or with
-    /// [`EncodeError::TooLong`] when the row would not fit its length word.
+    /// A row of the given values; fails with [`EncodeError::TooMany`] on more than 65,535
+    /// values, or [`EncodeError::OutOfRange`] / [`EncodeError::TooLong`] when the row would not
+    /// fit a message.
     ///
     /// ```
     /// use pgproto::DataRow;
@@ -243,11 +244,11 @@ impl<'a> DataRow<'a> {
     where
         I: IntoIterator<Item = Option<&'v [u8]>>,
     {
-        let values = Values::new(values)?;
-        check_body("DataRow", values.wire_len())?;
+        let (count, raw) = values_raw(values)?;
+        check_body("DataRow", 2 + raw.len())?;
         Ok(DataRow {
-            count: values.len() as u16,
-            raw: values.raw().clone().into(),
+            count,
+            raw: raw.into(),
         })
     }
 

@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
 use crate::message::backend::{BackendMessage as Message3, CommandComplete, CopyResponse};
-use crate::message::common::{Format, FormatCodes, Values};
+use crate::message::common::Format;
 use crate::message::fields::{ErrorFields, FieldCode};
 use crate::message::frontend::{CopyData, FunctionCall as FunctionCall3};
 use crate::message::rows::{DataRow, RowDescription as Description3};
@@ -170,9 +170,8 @@ pub fn row_description_v2(d: &Description3) -> Result<RowDescription, EncodeErro
 
 /// A 2.0 FunctionCall as 3.0 would carry it: every argument and the result in binary format.
 pub fn function_call_v3(f: &FunctionCall) -> Result<FunctionCall3<'static>, EncodeError> {
-    let formats = FormatCodes::new(&[Format::Binary])?;
-    let args = Values::new(f.args())?;
-    FunctionCall3::new(f.function_oid(), formats, args, Format::Binary)
+    let args: Vec<Option<&[u8]>> = f.args().collect();
+    FunctionCall3::new(f.function_oid(), &[Format::Binary], &args, Format::Binary)
 }
 
 /// What a Client hands out for a 2.0 answer to a request: the 3.0 message that means the same,
@@ -203,7 +202,10 @@ pub(crate) fn response_v3(m: BackendMessage) -> Option<Message3<'static>> {
 
 /// A CopyInResponse or CopyOutResponse of text data, as 2.0's COPY always is.
 fn text_copy() -> CopyResponse {
-    CopyResponse::new(Format::Text, FormatCodes::default())
+    CopyResponse {
+        format: Format::Text,
+        column_formats: bytes::Bytes::new(),
+    }
 }
 
 fn data_row<'a>(count: usize, values: impl Iterator<Item = Option<&'a [u8]>>) -> DataRow<'static> {

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use pgproto::{
     AuthResponseKind, Authentication, BackendKeyData, BackendMessage, Bind, CancelRequest, Close,
     CommandComplete, CopyData, CopyFail, CopyResponse, DataRow, Describe, ErrorFields, Execute,
-    FieldCode, FieldDescription, Format, FormatCodes, FrontendMessage, FunctionCall, GssResponse,
+    FieldCode, FieldDescription, Format, FrontendMessage, FunctionCall, GssResponse,
     NegotiateProtocolVersion, NotificationResponse, ParameterDescription, ParameterStatus, Parse,
     PasswordMessage, ProtocolVersion, Query, RowDescription, SaslInitialResponse, SaslMechanisms,
     SaslResponse, StartupMessage, Target, TransactionStatus, UnsupportedStartup,
-    UntypedAuthResponse, Values,
+    UntypedAuthResponse,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -100,16 +100,17 @@ pub(crate) fn format() -> impl Strategy<Value = Format> + Clone {
     prop_oneof![Just(Format::Text), Just(Format::Binary)]
 }
 
-pub(crate) fn format_codes() -> impl Strategy<Value = FormatCodes> + Clone {
-    vec(format(), 0..6).prop_map(|f| FormatCodes::new(&f).unwrap())
+pub(crate) fn format_codes() -> impl Strategy<Value = Vec<Format>> + Clone {
+    vec(format(), 0..6)
 }
 
 pub(crate) fn value_list() -> impl Strategy<Value = Vec<Option<Vec<u8>>>> + Clone {
     vec(option::weighted(0.8, raw_bytes(24)), 0..8)
 }
 
-pub(crate) fn values() -> impl Strategy<Value = Values> + Clone {
-    value_list().prop_map(|v| Values::new(v.iter().map(|o| o.as_deref())).unwrap())
+/// Values as the constructors take them: `None` is NULL.
+pub(crate) fn as_values(v: &[Option<Vec<u8>>]) -> Vec<Option<&[u8]>> {
+    v.iter().map(|o| o.as_deref()).collect()
 }
 
 pub(crate) fn target() -> impl Strategy<Value = Target> + Clone {
@@ -224,10 +225,10 @@ pub(crate) fn bind() -> impl Strategy<Value = Bind<'static>> + Clone {
         cstring(12),
         cstring(12),
         format_codes(),
-        values(),
+        value_list(),
         format_codes(),
     )
-        .prop_map(|(p, s, pf, v, rf)| Bind::new(&p, &s, pf, v, rf).unwrap())
+        .prop_map(|(p, s, pf, v, rf)| Bind::new(&p, &s, &pf, &as_values(&v), &rf).unwrap())
 }
 
 pub(crate) fn describe() -> impl Strategy<Value = Describe<'static>> + Clone {
@@ -243,8 +244,8 @@ pub(crate) fn close() -> impl Strategy<Value = Close<'static>> + Clone {
 }
 
 pub(crate) fn function_call() -> impl Strategy<Value = FunctionCall<'static>> + Clone {
-    (any::<u32>(), format_codes(), values(), format())
-        .prop_map(|(f, af, a, rf)| FunctionCall::new(f, af, a, rf).unwrap())
+    (any::<u32>(), format_codes(), value_list(), format())
+        .prop_map(|(f, af, a, rf)| FunctionCall::new(f, &af, &as_values(&a), rf).unwrap())
 }
 
 pub(crate) fn copy_data() -> impl Strategy<Value = CopyData<'static>> + Clone {
@@ -368,7 +369,7 @@ pub(crate) fn command_complete() -> impl Strategy<Value = CommandComplete<'stati
 }
 
 pub(crate) fn copy_response() -> impl Strategy<Value = CopyResponse> + Clone {
-    (format(), format_codes()).prop_map(|(f, c)| CopyResponse::new(f, c))
+    (format(), format_codes()).prop_map(|(f, c)| CopyResponse::new(f, &c).unwrap())
 }
 
 pub(crate) fn data_row() -> impl Strategy<Value = DataRow<'static>> + Clone {

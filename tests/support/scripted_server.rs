@@ -4,8 +4,8 @@
 use bytes::BytesMut;
 use pgproto::{
     Authentication, BackendKeyData, BackendMessage, Bind, Client, ClientConfig, ClientEvent,
-    CommandComplete, DataRow, Encode, Error, ErrorFields, FieldCode, FieldDescription, FormatCodes,
-    FrontendDecoder, FrontendMessage, RequestId, RowDescription, Target, TransactionStatus, Values,
+    CommandComplete, DataRow, Encode, Error, ErrorFields, FieldCode, FieldDescription,
+    FrontendDecoder, FrontendMessage, RequestId, RowDescription, Target, TransactionStatus,
 };
 
 /// The bytes of `msgs`, encoded one after the other.
@@ -119,14 +119,7 @@ pub(crate) fn responses(events: &[ClientEvent]) -> Vec<(RequestId, &'static str)
 /// parameters), as libpq's `PQsendQueryParams` sends them before its Sync; returns the ids of
 /// the four requests.
 pub(crate) fn extended(c: &mut Client, sql: &str) -> [RequestId; 4] {
-    let bind = Bind::new(
-        "",
-        "",
-        FormatCodes::default(),
-        Values::default(),
-        FormatCodes::default(),
-    )
-    .unwrap();
+    let bind = Bind::new("", "", &[], &[], &[]).unwrap();
     [
         c.parse("", sql, &[]).unwrap(),
         c.bind(&bind).unwrap(),

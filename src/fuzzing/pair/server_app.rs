@@ -17,8 +17,8 @@ use std::hint::black_box;
 
 use super::{fields, row_description, Pair, Script, END_POINT, OK};
 use crate::{
-    CopyResponse, Error, Format, FormatCodes, FrontendMessage, Server, ServerEvent, Target,
-    TransactionStatus, UsageError,
+    CopyResponse, Error, Format, FrontendMessage, Server, ServerEvent, Target, TransactionStatus,
+    UsageError,
 };
 
 /// A frontend message as the server's application keeps it, once every field of the
@@ -313,7 +313,7 @@ impl Pair {
 
     /// The right answer to `m`, with variations chosen by `k`.
     fn right(&mut self, m: Msg, k: u8) -> Result<(), Diverted> {
-        let copy = CopyResponse::new(Format::Text, FormatCodes::default());
+        let copy = CopyResponse::new(Format::Text, &[]).expect("a few column formats");
         match m {
             Msg::Query(sql) => {
                 match &sql[..] {
@@ -481,7 +481,7 @@ impl Pair {
             TransactionStatus::Failed,
         ][usize::from(w.arg % 3)];
         let columns = usize::from(w.arg % 3);
-        let copy = CopyResponse::new(Format::Text, FormatCodes::default());
+        let copy = CopyResponse::new(Format::Text, &[]).expect("a few column formats");
         let s = &mut self.s;
         let r = match w.kind {
             0 => s.parse_complete(),

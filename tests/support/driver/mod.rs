@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use pgproto::{
-    AuthMethod, BackendMessage, Bind, CancelRequest, Client, ClientEvent, Encode, FormatCodes,
-    FrontendMessage, RequestId, Target, UsageError, Values,
+    AuthMethod, BackendMessage, Bind, CancelRequest, Client, ClientEvent, Encode, FrontendMessage,
+    RequestId, Target, UsageError,
 };
 
 use self::results::io_err;
@@ -559,16 +559,12 @@ impl Conn {
         let mut owner: HashMap<RequestId, usize> = HashMap::new();
         let mut outcomes = vec![Outcome::default(); statements.len()];
         for (i, s) in statements.iter().enumerate() {
-            let values = Values::new(s.params.iter().map(|p| p.as_deref().map(str::as_bytes)))
-                .map_err(UsageError::from)?;
-            let bind = Bind::new(
-                "",
-                "",
-                FormatCodes::default(),
-                values,
-                FormatCodes::default(),
-            )
-            .map_err(UsageError::from)?;
+            let values: Vec<Option<&[u8]>> = s
+                .params
+                .iter()
+                .map(|p| p.as_deref().map(str::as_bytes))
+                .collect();
+            let bind = Bind::new("", "", &[], &values, &[]).map_err(UsageError::from)?;
             let ids = [
                 self.client.parse("", &s.sql, &[])?,
                 self.client.bind(&bind)?,
