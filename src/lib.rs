@@ -185,8 +185,10 @@
 //!
 //! The machines are built on incremental decoders and one type per message, which are public
 //! for tools, proxies and tests. [`BackendDecoder`] reads what a server sends and
-//! [`FrontendDecoder`] what a client sends; `next_ref` lends the hot messages out of the
-//! buffer, `next` returns owned ones:
+//! [`FrontendDecoder`] what a client sends. A message type's lifetime says whether it borrows:
+//! `next_ref` lends messages that point into the decoder's buffer (`BackendMessage<'_>`, valid
+//! until the next call), `next` returns owned ones (`BackendMessage<'static>`), and
+//! `into_owned()` turns the first into the second. There is no separate "view" type.
 //!
 //! ```
 //! use pgproto::{BackendDecoder, BackendMessage};
@@ -205,8 +207,10 @@
 //! ```
 //!
 //! Every message type implements [`Encode`], which appends whole messages to a `BytesMut` and
-//! cannot fail: constructors check the values. The hot messages can also be written straight
-//! from values, with the same checks and nothing built: [`Bind::encode_values`],
+//! cannot fail: constructors check the values. A decoded message keeps its body as received,
+//! so encoding it again writes the same bytes. The hot messages are written straight from
+//! values, with the same checks and nothing built (the constructors use these too):
+//! [`Bind::encode_values`],
 //! [`Parse::encode_values`], [`Execute::encode_values`], [`Describe::encode_values`],
 //! [`Close::encode_values`], [`Query::encode_str`] and [`DataRow::encode_values`].
 //!
