@@ -6,9 +6,16 @@
 //! connection, room to write to either. It reads from the client only while what waits to be
 //! written (either way) is under [`HIGH_WATER`] and fewer than [`PIPELINE_DEPTH`] requests are in
 //! flight, and from upstream only while what waits for the client is under [`HIGH_WATER`]: a
-//! slow reader on either side slows the other down instead of growing a buffer.
+//! slow reader on either side slows the other down instead of growing a buffer. The wait is one
+//! hand-written poll ([`Session::poll_io`]) over the connections' readiness, not a `select!`
+//! of futures built and dropped on every turn: the turn is the proxy's most frequent work.
+//!
+//! In transaction mode every message goes through the `Server` state machine, the statement
+//! rewriting and the correlator. In session mode the client takes a connection when it first
+//! sends something and keeps it; from then on frames pass through undecoded ([`crate::direct`]).
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -21,7 +28,8 @@ use pgproto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::io::{self, Conn};
+use crate::direct::{exchange, Direct, Outcome};
+use crate::io::Conn;
 use crate::params;
 use crate::park::PARK_AFTER;
 use crate::pool::Lease;
@@ -320,6 +328,24 @@ struct Work {
     /// Bytes waiting to be written.
     to_client: BytesMut,
     to_upstream: BytesMut,
+    /// Session mode, once the client has its connection: frames pass through undecoded.
+    direct: Option<Direct>,
+}
+
+/// What the run loop's wait ([`Session::poll_io`]) saw first.
+enum Io {
+    /// Some bytes were written (either way).
+    Wrote,
+    /// A read from the client: some bytes, end of file (0) or an error.
+    Client(std::io::Result<usize>),
+    /// A read from upstream.
+    Upstream(std::io::Result<usize>),
+    /// Writing to the client failed.
+    ClientGone,
+    /// Writing upstream failed.
+    UpstreamWrite(std::io::Error),
+    /// Nothing can move any more.
+    Stuck,
 }
 
 impl Work {
@@ -368,77 +394,28 @@ impl Session {
 
     /// Until the session is idle again (`None`) or over.
     async fn active(&mut self) -> Option<End> {
+        if self.shared.mode == Mode::Session && self.work.as_ref().is_none_or(|w| w.lease.is_none())
+        {
+            if let Err(end) = self.start_direct().await {
+                return Some(end);
+            }
+        }
         loop {
-            let Self {
-                server,
-                conn,
-                work,
-                client_eof,
-                ..
-            } = self;
-            let work = work.get_or_insert_with(Box::default);
-            let read_client = !*client_eof
-                && work.to_upstream.len() < HIGH_WATER
-                && work.to_client.len() < HIGH_WATER
-                && server.in_flight() < PIPELINE_DEPTH;
-            let read_upstream = work.lease.is_some() && work.to_client.len() < HIGH_WATER;
-            let write_upstream = work.lease.is_some() && !work.to_upstream.is_empty();
-            let write_client = !work.to_client.is_empty();
-            let (mut client_r, mut client_w) = conn.sides();
-            let (up_r, up_w) = match &mut work.lease {
-                Some(l) => {
-                    let (r, w) = l.upstream.conn.sides();
-                    (Some(r), Some(w))
+            let io = std::future::poll_fn(|cx| self.poll_io(cx)).await;
+            let done = match io {
+                Io::Wrote => Ok(()),
+                Io::Client(r) => self.client_read(r).await,
+                Io::Upstream(Ok(0)) => {
+                    Err(self.upstream_lost("the upstream server closed the connection"))
                 }
-                None => (None, None),
+                Io::Upstream(Err(e)) | Io::UpstreamWrite(e) => {
+                    Err(self.upstream_lost(&format!("upstream connection: {e}")))
+                }
+                Io::Upstream(Ok(_)) => self.upstream_read().await,
+                Io::ClientGone | Io::Stuck => Err(End::Client),
             };
-            tokio::select! {
-                r = client_r.read(&mut work.cbuf), if read_client => {
-                    match r {
-                        Ok(0) | Err(_) => {
-                            *client_eof = true;
-                            server.receive_eof();
-                        }
-                        Ok(_) => {
-                            server.receive(&work.cbuf);
-                            work.cbuf.clear();
-                        }
-                    }
-                    if let Err(end) = self.client_input().await {
-                        return Some(end);
-                    }
-                    if let Err(end) = self.write_now() {
-                        return Some(end);
-                    }
-                }
-                r = io::read_opt(up_r, &mut work.ubuf), if read_upstream => {
-                    match r {
-                        Ok(n) if n > 0 => {}
-                        Ok(_) => return Some(self.upstream_lost("the upstream server closed the connection")),
-                        Err(e) => return Some(self.upstream_lost(&format!("upstream connection: {e}"))),
-                    }
-                    if let Err(end) = self.upstream_input().await {
-                        return Some(end);
-                    }
-                    if let Err(end) = self.client_input().await {
-                        return Some(end);
-                    }
-                    if let Err(end) = self.write_now() {
-                        return Some(end);
-                    }
-                }
-                r = client_w.write(&mut work.to_client), if write_client => {
-                    if r.is_err() {
-                        return Some(End::Client);
-                    }
-                }
-                r = io::write_opt(up_w, &mut work.to_upstream), if write_upstream => {
-                    if let Err(e) = r {
-                        return Some(self.upstream_lost(&format!("upstream connection: {e}")));
-                    }
-                }
-                // Nothing can move (the client ended, nothing is pending): the end.
-                else => return Some(End::Client),
+            if let Err(end) = done.and_then(|()| self.write_now()) {
+                return Some(end);
             }
             let idle = self.work.as_ref().is_none_or(|w| w.idle())
                 && self.server.buffered_len() == 0
@@ -450,29 +427,166 @@ impl Session {
         }
     }
 
+    /// One turn of the run loop's waiting: writes what waits to be written, then reads from
+    /// upstream or from the client, each only while there is room for what it brings (see
+    /// the module's doc). Ready with the first thing that happened.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Io> {
+        let Self {
+            server,
+            conn,
+            work,
+            client_eof,
+            ..
+        } = self;
+        let work = work.get_or_insert_with(Box::default);
+        let mut waiting = false;
+        if !work.to_client.is_empty() || conn.unflushed() {
+            waiting = true;
+            if let Poll::Ready(r) = conn.poll_write(cx, &mut work.to_client) {
+                return Poll::Ready(r.map_or(Io::ClientGone, |()| Io::Wrote));
+            }
+        }
+        let below = work.to_client.len() < HIGH_WATER;
+        if let Some(l) = &mut work.lease {
+            let up = &mut l.upstream.conn;
+            if !work.to_upstream.is_empty() || up.unflushed() {
+                waiting = true;
+                if let Poll::Ready(r) = up.poll_write(cx, &mut work.to_upstream) {
+                    return Poll::Ready(r.map_or_else(Io::UpstreamWrite, |()| Io::Wrote));
+                }
+            }
+            if below {
+                waiting = true;
+                if let Poll::Ready(r) = up.poll_read(cx, &mut work.ubuf) {
+                    return Poll::Ready(Io::Upstream(r));
+                }
+            }
+        }
+        let read_client = !*client_eof
+            && below
+            && work.to_upstream.len() < HIGH_WATER
+            && (work.direct.is_some() || server.in_flight() < PIPELINE_DEPTH);
+        if read_client {
+            waiting = true;
+            if let Poll::Ready(r) = conn.poll_read(cx, &mut work.cbuf) {
+                return Poll::Ready(Io::Client(r));
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            // Nothing can move (the client ended, nothing is pending): the end.
+            Poll::Ready(Io::Stuck)
+        }
+    }
+
+    /// What the client sent (0 bytes or an error: it ended).
+    async fn client_read(&mut self, read: std::io::Result<usize>) -> Result<(), End> {
+        let work = self.work.get_or_insert_with(Box::default);
+        if let Some(direct) = &mut work.direct {
+            if !matches!(read, Ok(n) if n > 0) {
+                self.client_eof = true;
+                return Err(End::Client);
+            }
+            return match direct.client(&mut work.cbuf, &mut work.to_upstream) {
+                Outcome::Going => Ok(()),
+                Outcome::Terminated => Err(End::Client),
+                Outcome::Invalid(e) => Err(fatal("08P01", &e)),
+                Outcome::GoingAway | Outcome::Broken(_) => Ok(()),
+            };
+        }
+        match read {
+            Ok(0) | Err(_) => {
+                self.client_eof = true;
+                self.server.receive_eof();
+            }
+            Ok(_) => {
+                self.server.receive(&work.cbuf);
+                work.cbuf.clear();
+            }
+        }
+        self.client_input().await
+    }
+
+    /// What the upstream server sent.
+    async fn upstream_read(&mut self) -> Result<(), End> {
+        if let Some(Work {
+            direct: Some(direct),
+            lease: Some(lease),
+            ubuf,
+            to_client,
+            ..
+        }) = self.work.as_deref_mut()
+        {
+            return match direct.upstream(lease, ubuf, to_client, &mut self.wanted) {
+                Outcome::Going | Outcome::Terminated | Outcome::Invalid(_) => Ok(()),
+                Outcome::GoingAway => Err(End::Flush),
+                Outcome::Broken(e) => Err(fatal("08P01", &format!("upstream server: {e}"))),
+            };
+        }
+        self.upstream_input().await?;
+        self.client_input().await
+    }
+
+    /// Session mode: takes a connection for the client's session (with the client's
+    /// parameters), and from then on passes frames through (see [`crate::direct`]).
+    async fn start_direct(&mut self) -> Result<(), End> {
+        let pid = self.pid();
+        let mut lease = Box::pin(self.shared.pool.acquire()).await.map_err(|e| {
+            fatal(
+                "08006",
+                &format!("could not connect to the upstream server: {e}"),
+            )
+        })?;
+        if let Some(set) = params::set_query(&self.wanted, &lease.upstream.params) {
+            let done = tokio::time::timeout(Duration::from_secs(5), exchange(&mut lease, &set));
+            if !matches!(done.await, Ok(Ok(()))) {
+                lease.upstream.broken = true;
+                return Err(fatal(
+                    "08006",
+                    "server connection lost while setting the client's parameters",
+                ));
+            }
+        }
+        self.shared
+            .route_cancels(pid, lease.upstream.key.clone())
+            .await;
+        let work = self.work.get_or_insert_with(Box::default);
+        work.lease = Some(lease);
+        work.direct = Some(Direct::new(self.shared.config.limits));
+        self.server.release_buffers();
+        Ok(())
+    }
+
     /// Writes to both sides what can be written without waiting, sparing the run loop a turn.
     fn write_now(&mut self) -> Result<(), End> {
         let Some(work) = self.work.as_deref_mut() else {
             return Ok(());
         };
-        if !work.to_upstream.is_empty() {
-            if let Some(l) = work.lease.as_mut() {
-                if let Err(e) = l.upstream.conn.sides().1.write_now(&mut work.to_upstream) {
-                    return Err(self.upstream_lost(&format!("upstream connection: {e}")));
-                }
+        if let Some(l) = work.lease.as_mut() {
+            if let Err(e) = l.upstream.conn.write_now(&mut work.to_upstream) {
+                return Err(self.upstream_lost(&format!("upstream connection: {e}")));
             }
         }
-        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err()
-        {
+        if self.conn.write_now(&mut work.to_client).is_err() {
             return Err(End::Client);
         }
         Ok(())
     }
 
-    /// An upstream connection that failed: the client gets FATAL 08006.
+    /// An upstream connection that failed: the client gets FATAL 08006 (unless it is in the
+    /// middle of a frame passed through, after which it can read nothing: it gets what came,
+    /// then the end).
     fn upstream_lost(&mut self, why: &str) -> End {
-        if let Some(l) = self.work.as_mut().and_then(|w| w.lease.as_mut()) {
+        let work = self.work.as_deref_mut();
+        let direct = work.as_ref().is_some_and(|w| w.direct.is_some());
+        let lease = work.and_then(|w| w.lease.as_mut());
+        let mid_frame = direct && Direct::mid_frame(lease.as_deref());
+        if let Some(l) = lease {
             l.upstream.broken = true;
+        }
+        if mid_frame {
+            return End::Flush;
         }
         fatal("08006", &format!("server connection lost: {why}"))
     }
@@ -618,12 +732,7 @@ impl Session {
                 );
                 if piece.header().tag() == b'S' {
                     // The client's own values now (after a SET, or the proxy's).
-                    let mut parts = body.split(|b| *b == 0);
-                    if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-                        if let Some(name) = params::tracked(name) {
-                            params::record(wanted, name, &String::from_utf8_lossy(value));
-                        }
-                    }
+                    params::record_reported(wanted, body);
                 }
             }
             // An ErrorResponse with nothing in flight is a FATAL error: the server is going
@@ -696,13 +805,21 @@ impl Session {
                 let _ = flush_client(&mut self.conn, &mut work.to_client).await;
             }
         }
+        self.conn.shutdown().await;
         drop(self.conn);
         self.shared.route_cancels(pid, None).await;
         self.shared.forget_key(pid);
         if let Some(mut lease) = work.lease.take() {
-            if lease.upstream.reusable() {
+            let clean = match work.direct.take() {
+                Some(direct) => direct.settle(&mut lease, work.to_upstream.len()),
+                None => true,
+            };
+            if clean && lease.upstream.reusable() {
                 if self.shared.mode == Mode::Session {
-                    let reset = tokio::time::timeout(Duration::from_secs(5), reset(&mut lease));
+                    let reset = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        exchange(&mut lease, b"Q\0\0\0\x10DISCARD ALL\0"),
+                    );
                     if !matches!(reset.await, Ok(Ok(()))) {
                         return;
                     }
@@ -748,7 +865,7 @@ fn settle(
 
 /// What the proxy learns from a whole frame as it passes: parameter values, and the statements
 /// a `DISCARD ALL` or `DEALLOCATE ALL` removed.
-fn observe(
+pub(crate) fn observe(
     tag: u8,
     body: &[u8],
     params: &mut Vec<(String, String)>,
@@ -765,39 +882,4 @@ fn observe(
         b'C' => statements.after_command(body.strip_suffix(b"\0").unwrap_or(body)),
         _ => {}
     }
-}
-
-/// Session mode: `DISCARD ALL` before the connection serves another client.
-async fn reset(lease: &mut Lease) -> Result<(), String> {
-    let up = &mut lease.upstream;
-    let mut out = BytesMut::new();
-    out.extend_from_slice(b"Q\0\0\0\x10DISCARD ALL\0");
-    up.correlator
-        .push(Request::Query, Action::Skip, StatementNote::None);
-    up.conn
-        .write_all(&mut out)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::new();
-    while !up.correlator.is_empty() {
-        let n = up.conn.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed".into());
-        }
-        up.relay.receive(&buf);
-        buf.clear();
-        while let Some(piece) = up.relay.next_piece().map_err(|e| e.to_string())? {
-            if let Some(body) = piece.body() {
-                observe(
-                    piece.header().tag(),
-                    body,
-                    &mut up.params,
-                    &mut up.statements,
-                );
-            }
-            up.correlator.route(&piece).map_err(|e| e.to_string())?;
-        }
-        while up.correlator.poll_event().is_some() {}
-    }
-    Ok(())
 }
