@@ -61,13 +61,15 @@ pub(crate) enum Outcome {
 
 /// What to do with a frame (see [`whole_frames`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     /// Pass it on and go on.
     Next,
     /// Pass it on and stop.
     Last,
     /// Stop before it.
     Stop,
+    /// Leave it out and go on.
+    Drop,
 }
 
 impl Direct {
@@ -95,7 +97,8 @@ impl Direct {
             _ => Step::Next,
         };
         let relay = &mut self.relay;
-        match whole_frames(relay, input, to_upstream, &self.limits, false, &mut each) {
+        let mut whole = |h: FrameHeader, _: &[u8]| each(h.tag(), None);
+        match whole_frames(relay, input, to_upstream, &self.limits, false, &mut whole) {
             Ok(Step::Next) => {}
             Ok(_) => return Outcome::Terminated,
             Err(e) => return Outcome::Invalid(e),
@@ -149,7 +152,9 @@ impl Direct {
         };
         let relay = &mut up.relay;
         let limits = &self.upstream_limits;
-        let step = match whole_frames(relay, input, to_client, limits, true, &mut each) {
+        let mut whole =
+            |h: FrameHeader, frame: &[u8]| each(h.tag(), frame.get(FrameHeader::SIZE..));
+        let step = match whole_frames(relay, input, to_client, limits, true, &mut whole) {
             Ok(Step::Next) => {
                 relay.receive(input);
                 input.clear();
@@ -206,21 +211,23 @@ impl Direct {
 
 /// The common case without the relay's copy: while `relay` holds nothing, the whole frames at
 /// the start of `input` (of a backend if `backend`, checked against `limits`) move to `out`, all
-/// of `input` by swapping the two buffers when `out` is empty. `each` sees each frame's type
-/// and body first and says what to do with it. `Ok(Step::Next)` when the rest of `input`, left
+/// of `input` by swapping the two buffers when `out` is empty. `each` sees each frame (header
+/// and all) first and says what to do with it. `Ok(Step::Next)` when the rest of `input`, left
 /// there, is for the relay (the start of a frame not all there); an error (a bad header) comes
 /// after the frames before it moved.
-fn whole_frames(
+pub(crate) fn whole_frames(
     relay: &Relay,
     input: &mut BytesMut,
     out: &mut BytesMut,
     limits: &Limits,
     backend: bool,
-    each: &mut impl FnMut(u8, Option<&[u8]>) -> Step,
+    each: &mut impl FnMut(FrameHeader, &[u8]) -> Step,
 ) -> Result<Step, String> {
     if relay.buffered_len() != 0 || relay.in_frame() {
         return Ok(Step::Next);
     }
+    // Frames from `kept` to `at` move to `out` together.
+    let mut kept = 0;
     let mut at = 0;
     let mut step = Step::Next;
     let mut error = None;
@@ -246,19 +253,25 @@ fn whole_frames(
         if end > input.len() {
             break;
         }
-        step = each(header.tag(), Some(&input[at + FrameHeader::SIZE..end]));
-        if step == Step::Stop {
-            break;
+        step = each(header, &input[at..end]);
+        match step {
+            Step::Stop => break,
+            Step::Drop => {
+                out.extend_from_slice(&input[kept..at]);
+                kept = end;
+                step = Step::Next;
+            }
+            Step::Next | Step::Last => {}
         }
         at = end;
         if step == Step::Last {
             break;
         }
     }
-    if at == input.len() && out.is_empty() {
+    if kept == 0 && at == input.len() && out.is_empty() {
         std::mem::swap(input, out);
     } else {
-        out.extend_from_slice(&input[..at]);
+        out.extend_from_slice(&input[kept..at]);
         input.advance(at);
     }
     error.map_or(Ok(step), Err)

