@@ -1,25 +1,23 @@
-//! A connection, plain or TLS, whose reading and writing can wait at the same time (a proxy
-//! must read one side while the other side's writes are pending, or the two servers' buffers
-//! fill and both wait forever).
+//! A connection, plain or TLS, read and written through `poll_*` methods, so that one run
+//! loop can wait on reading and writing both sides at once (a proxy must read one side while
+//! the other side's writes are pending, or the two servers' buffers fill and both wait
+//! forever) without building a future per wait.
 //!
-//! A plain socket is read and written through its readiness (`readable`, `try_read`): an idle
-//! connection waits without a buffer, and nothing is allocated to split it. A TLS stream is
-//! split; its writes go to a small task through a bounded channel, so that a pending write
-//! never blocks the reads.
+//! A plain socket is read and written through its readiness (`poll_read_ready`, `try_read`):
+//! an idle connection waits without a buffer. A TLS stream is polled as one object: its
+//! reading and writing register their own wakers, so neither blocks the other.
 
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::Interest;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 /// How much one read takes at most.
 pub(crate) const READ_SIZE: usize = 32 * 1024;
-
-/// Writes queued for a TLS stream's writer task at most (each up to a high-water mark).
-const TLS_QUEUE: usize = 2;
 
 /// A TLS stream of either side, boxed.
 pub(crate) type TlsIo = Box<dyn AsyncReadWrite>;
@@ -32,24 +30,12 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncReadWrite for T {}
 pub(crate) enum Conn {
     Plain(TcpStream),
     Tls {
-        reader: ReadHalf<TlsIo>,
-        writer: mpsc::Sender<Bytes>,
+        stream: TlsIo,
+        /// Bytes were written since the last flush: rustls may hold records the socket did
+        /// not take yet.
+        unflushed: bool,
     },
     /// No socket (it was taken, see [`Conn::take_plain`]): reads end of file, writes fail.
-    Closed,
-}
-
-/// The reading side of a [`Conn`], borrowed.
-pub(crate) enum ReadSide<'a> {
-    Plain(&'a TcpStream),
-    Tls(&'a mut ReadHalf<TlsIo>),
-    Closed,
-}
-
-/// The writing side of a [`Conn`], borrowed.
-pub(crate) enum WriteSide<'a> {
-    Plain(&'a TcpStream),
-    Tls(&'a mpsc::Sender<Bytes>),
     Closed,
 }
 
@@ -59,30 +45,11 @@ impl Conn {
         Self::Plain(tcp)
     }
 
-    /// A TLS stream; its writes go through a task that ends when the connection is dropped.
+    /// A TLS stream.
     pub(crate) fn tls(stream: TlsIo) -> Self {
-        let (reader, mut w) = tokio::io::split(stream);
-        let (writer, mut rx) = mpsc::channel::<Bytes>(TLS_QUEUE);
-        tokio::spawn(async move {
-            while let Some(b) = rx.recv().await {
-                if w.write_all(&b).await.is_err() {
-                    return;
-                }
-                if rx.is_empty() && w.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = w.shutdown().await;
-        });
-        Self::Tls { reader, writer }
-    }
-
-    /// Both sides, to wait on at once.
-    pub(crate) fn sides(&mut self) -> (ReadSide<'_>, WriteSide<'_>) {
-        match self {
-            Self::Plain(tcp) => (ReadSide::Plain(tcp), WriteSide::Plain(tcp)),
-            Self::Tls { reader, writer } => (ReadSide::Tls(reader), WriteSide::Tls(writer)),
-            Self::Closed => (ReadSide::Closed, WriteSide::Closed),
+        Self::Tls {
+            stream,
+            unflushed: false,
         }
     }
 
@@ -105,7 +72,9 @@ impl Conn {
     }
 
     /// Waits until a plain socket is readable (or has ended); a TLS stream returns at once
-    /// (its reads wait in [`ReadSide::read`]). Reads nothing.
+    /// (its reads wait in [`Conn::poll_read`]). Reads nothing. A `readable()` future rather
+    /// than `poll_read_ready`: measured, the idle clients parked after this wait cost about
+    /// 200 bytes more each with the latter (1,000 idle clients, RSS).
     pub(crate) async fn ready(&mut self) -> io::Result<()> {
         match self {
             Self::Plain(tcp) => tcp.readable().await,
@@ -114,44 +83,14 @@ impl Conn {
     }
 
     /// Reads some bytes into `buf` (0: end of file).
-    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        self.sides().0.read(buf).await
-    }
-
-    /// Writes all of `buf`.
-    pub(crate) async fn write_all(&mut self, buf: &mut BytesMut) -> io::Result<()> {
-        let mut w = self.sides().1;
-        while !buf.is_empty() {
-            w.write(buf).await?;
-        }
-        Ok(())
-    }
-
-    /// Whether an idle connection is still sound: nothing to read (a server sends nothing
-    /// unasked but a FATAL error before it closes), no end of file. Does not wait.
-    pub(crate) fn idle_and_open(&mut self) -> bool {
-        let mut probe = BytesMut::with_capacity(64);
-        match self {
-            Self::Plain(tcp) => matches!(
-                tcp.try_read_buf(&mut probe),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock
-            ),
-            Self::Tls { reader, .. } => {
-                use futures_util::FutureExt;
-                reader.read_buf(&mut probe).now_or_never().is_none()
-            }
-            Self::Closed => false,
-        }
-    }
-}
-
-impl ReadSide<'_> {
-    /// Reads some bytes into `buf` (0: end of file). Cancel-safe: if the future is dropped,
-    /// nothing was read.
-    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
         match self {
             Self::Plain(tcp) => loop {
-                tcp.readable().await?;
+                ready!(tcp.poll_read_ready(cx))?;
                 buf.reserve(READ_SIZE);
                 // A read shorter than the room given drained the socket: its readiness is
                 // cleared here (as a would-block read would have cleared it), which saves the
@@ -169,94 +108,152 @@ impl ReadSide<'_> {
                     }
                 });
                 match read {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => return Ok(got),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-            },
-            Self::Tls(r) => {
-                buf.reserve(READ_SIZE);
-                r.read_buf(buf).await
-            }
-            Self::Closed => Ok(0),
-        }
-    }
-}
-
-impl WriteSide<'_> {
-    /// Writes some of `buf`, removing what was written. Cancel-safe: if the future is dropped,
-    /// nothing was written.
-    pub(crate) async fn write(&mut self, buf: &mut BytesMut) -> io::Result<()> {
-        match self {
-            Self::Plain(tcp) => loop {
-                tcp.writable().await?;
-                match tcp.try_write(buf) {
-                    Ok(n) => {
-                        buf.advance(n);
-                        return Ok(());
+                    Ok(n) => return Poll::Ready(Ok(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                        return Poll::Ready(Ok(got))
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
             },
-            Self::Tls(tx) => {
-                let permit = tx.reserve().await.map_err(|_| closed())?;
-                permit.send(buf.split().freeze());
-                Ok(())
+            Self::Tls { stream, .. } => {
+                // `read_buf` fills the buffer's spare room as it is (no zeroing); its future
+                // reads nothing unless it completes, so one per poll is as good as one kept.
+                buf.reserve(READ_SIZE);
+                std::pin::pin!(stream.read_buf(buf)).poll(cx)
             }
-            Self::Closed => Err(closed()),
+            Self::Closed => Poll::Ready(Ok(0)),
         }
     }
-}
 
-impl WriteSide<'_> {
+    /// Writes as much of `buf` as the connection takes now, removing it from `buf`; ready once
+    /// something was written (or, for TLS, flushed), pending when nothing could be.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<()>> {
+        match self {
+            Self::Plain(tcp) => {
+                let mut wrote = false;
+                while !buf.is_empty() {
+                    match tcp.try_write(buf) {
+                        Ok(n) => {
+                            buf.advance(n);
+                            wrote = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if wrote {
+                                break;
+                            }
+                            ready!(tcp.poll_write_ready(cx))?;
+                        }
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Self::Tls { stream, unflushed } => {
+                let mut wrote = false;
+                while !buf.is_empty() {
+                    match Pin::new(&mut *stream).poll_write(cx, buf) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Err(closed())),
+                        Poll::Ready(Ok(n)) => {
+                            buf.advance(n);
+                            wrote = true;
+                            *unflushed = true;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending if wrote => break,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                if *unflushed {
+                    match Pin::new(&mut *stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => *unflushed = false,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending if wrote => {}
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Self::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    /// Whether bytes written are still held back (a TLS stream whose socket did not take all
+    /// of its records yet): [`Conn::poll_write`] with an empty buffer flushes them.
+    pub(crate) fn unflushed(&self) -> bool {
+        matches!(
+            self,
+            Self::Tls {
+                unflushed: true,
+                ..
+            }
+        )
+    }
+
+    /// Reads some bytes into `buf` (0: end of file).
+    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Writes all of `buf` (and flushes a TLS stream).
+    pub(crate) async fn write_all(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        while !buf.is_empty() || self.unflushed() {
+            poll_fn(|cx| self.poll_write(cx, buf)).await?;
+        }
+        Ok(())
+    }
+
     /// Writes what can be written of `buf` now, without waiting (the common case: the socket
     /// has room), removing it from `buf`; what is left waits for the run loop.
     pub(crate) fn write_now(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        if buf.is_empty() && !self.unflushed() {
+            return Ok(());
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_write(&mut cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Closes the connection cleanly: a TLS stream sends close_notify (within a second).
+    pub(crate) async fn shutdown(&mut self) {
+        if let Self::Tls { stream, .. } = self {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
+        }
+    }
+
+    /// Whether an idle connection is still sound: nothing to read (a server sends nothing
+    /// unasked but a FATAL error before it closes), no end of file. Does not wait. A plain
+    /// socket the runtime has seen no event for is taken as sound without a system call.
+    pub(crate) fn idle_and_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         match self {
             Self::Plain(tcp) => {
-                while !buf.is_empty() {
-                    match tcp.try_write(buf) {
-                        Ok(n) => buf.advance(n),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
-                    }
+                if tcp.poll_read_ready(&mut cx).is_pending() {
+                    return true;
                 }
-                Ok(())
+                let mut probe = [0u8; 64];
+                matches!(
+                    tcp.try_read(&mut probe),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock
+                )
             }
-            Self::Tls(tx) => {
-                if !buf.is_empty() {
-                    match tx.try_reserve() {
-                        Ok(permit) => permit.send(buf.split().freeze()),
-                        Err(mpsc::error::TrySendError::Full(())) => {}
-                        Err(mpsc::error::TrySendError::Closed(())) => return Err(closed()),
-                    }
-                }
-                Ok(())
+            Self::Tls { stream, .. } => {
+                use futures_util::FutureExt;
+                let mut probe = [0u8; 64];
+                stream.read(&mut probe).now_or_never().is_none()
             }
-            Self::Closed => Err(closed()),
+            Self::Closed => false,
         }
     }
 }
 
 fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")
-}
-
-/// Reads from `side` if there is one; otherwise never completes (a `select!` branch that is
-/// off).
-pub(crate) async fn read_opt(side: Option<ReadSide<'_>>, buf: &mut BytesMut) -> io::Result<usize> {
-    match side {
-        Some(mut r) => r.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Writes to `side` if there is one; otherwise never completes.
-pub(crate) async fn write_opt(side: Option<WriteSide<'_>>, buf: &mut BytesMut) -> io::Result<()> {
-    match side {
-        Some(mut w) => w.write(buf).await,
-        None => std::future::pending().await,
-    }
 }

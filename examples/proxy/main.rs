@@ -38,12 +38,15 @@
 //!
 //! # Design
 //!
-//! One tokio task per client connection ([`session`]) drives a `pgproto::Server` with the
-//! start-up under the application's control (the upstream server's parameters, a cancel key of
-//! the proxy's own) and a pipeline depth, so that a client's pipeline is forwarded as it
-//! arrives. Upstream connections ([`upstream`]) are started with `pgproto::Client`, then carry
-//! frames: a `Relay` cuts what the server sends, a `Correlator` says what each frame answers,
-//! and `Server::forward` checks it against the client's requests in flight. The pool
+//! One tokio task per client connection ([`session`], after [`login`]) drives a
+//! `pgproto::Server` with the start-up under the application's control (the upstream server's
+//! parameters, a cancel key of the proxy's own) and a pipeline depth, so that a client's
+//! pipeline is forwarded as it arrives. Upstream connections ([`upstream`]) are started with
+//! `pgproto::Client`, then carry frames: a `Relay` cuts what the server sends, a `Correlator`
+//! says what each frame answers, and `Server::forward` checks it against the client's requests
+//! in flight. Requests that need no statement renaming skip the `Server` both ways, followed by
+//! the correlator only ([`quick`]). In session mode a client that has its connection skips all
+//! that: its frames pass through, cut by two `Relay`s and never decoded ([`direct`]). The pool
 //! ([`pool`]) is a fair semaphore and a list of idle connections. A plain client idle for
 //! 10 ms with nothing in flight leaves the runtime ([`park`]): its session waits, boxed, in one
 //! epoll set on a thread of its own, and becomes a task again when its socket is readable, so an
@@ -55,10 +58,13 @@ mod client_tls;
 #[path = "../client/conninfo.rs"]
 #[allow(dead_code)]
 mod conninfo;
+mod direct;
 mod io;
+mod login;
 mod params;
 mod park;
 mod pool;
+mod quick;
 #[path = "../client/results.rs"]
 #[allow(dead_code)]
 mod results;

@@ -31,6 +31,17 @@ pub(crate) fn record(list: &mut Vec<(String, String)>, name: &str, value: &str) 
     }
 }
 
+/// Records the value a ParameterStatus body (`name\0value\0`) reports, if the parameter is
+/// a tracked one.
+pub(crate) fn record_reported(list: &mut Vec<(String, String)>, body: &[u8]) {
+    let mut parts = body.split(|b| *b == 0);
+    if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        if let Some(name) = tracked(name) {
+            record(list, name, &String::from_utf8_lossy(value));
+        }
+    }
+}
+
 /// The Query message that gives a connection whose parameters are `current` the client's
 /// `wanted` values; `None` when they agree.
 pub(crate) fn set_query(

@@ -1,14 +1,22 @@
-//! One client connection: the log-in (TLS, authentication, the upstream server's parameters, a
-//! cancel key), then the run loop that moves the client's requests to an upstream connection
-//! and its answers back.
+//! One client connection: the log-in ([`crate::login`]), then the run loop that moves the
+//! client's requests to an upstream connection and its answers back.
 //!
 //! The run loop waits on four things at once: bytes from the client, bytes from the upstream
 //! connection, room to write to either. It reads from the client only while what waits to be
 //! written (either way) is under [`HIGH_WATER`] and fewer than [`PIPELINE_DEPTH`] requests are in
 //! flight, and from upstream only while what waits for the client is under [`HIGH_WATER`]: a
-//! slow reader on either side slows the other down instead of growing a buffer.
+//! slow reader on either side slows the other down instead of growing a buffer. The wait is one
+//! hand-written poll ([`Session::poll_io`]) over the connections' readiness, not a `select!`
+//! of futures built and dropped on every turn: the turn is the proxy's most frequent work.
+//!
+//! In transaction mode a request that needs no statement renaming goes upstream as it came,
+//! followed by the correlator only ([`crate::quick`]); the others go through the `Server` state
+//! machine, the statement rewriting and the correlator. In session mode the client takes a
+//! connection when it first sends something and keeps it; from then on frames pass through
+//! undecoded ([`crate::direct`]).
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -18,14 +26,15 @@ use pgproto::{
     BackendKeyData, ErrorFields, FramePiece, FrontendMessage, Server, ServerEvent, Target,
     TransactionStatus,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::io::{self, Conn};
+use crate::direct::{exchange, Direct, Outcome};
+use crate::io::Conn;
+use crate::login;
 use crate::params;
 use crate::park::PARK_AFTER;
 use crate::pool::Lease;
-use crate::server_tls::Prefixed;
+use crate::quick;
 use crate::{Mode, Shared};
 
 /// Requests of one client handed out before the first is answered.
@@ -55,7 +64,7 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
     // The log-in and the end are boxed: their futures (a TLS handshake, a connection to the
     // upstream server) are large, and an idle session should not carry their room.
-    let Some(session) = Box::pin(login(tcp, &shared)).await else {
+    let Some(session) = Box::pin(login::login(tcp, &shared)).await else {
         return;
     };
     drive(Box::new(session)).await;
@@ -86,216 +95,6 @@ async fn drive(mut session: Box<Session>) {
     }
 }
 
-/// The socket during log-in.
-enum LoginStream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<Prefixed>>),
-    Gone,
-}
-
-impl LoginStream {
-    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            Self::Plain(s) => s.write_all(b).await,
-            Self::Tls(s) => {
-                s.write_all(b).await?;
-                s.flush().await
-            }
-            Self::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    async fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.read(b).await,
-            Self::Tls(s) => s.read(b).await,
-            Self::Gone => Ok(0),
-        }
-    }
-
-    /// Closes the connection cleanly (in TLS, with close_notify, which libpq waits for after
-    /// a cancel request).
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Self::Plain(s) => s.shutdown().await,
-            Self::Tls(s) => s.shutdown().await,
-            Self::Gone => Ok(()),
-        };
-    }
-
-    /// The TLS handshake, reading `prefix` first (the start of a direct TLS handshake that the
-    /// state machine received).
-    async fn start_tls(
-        &mut self,
-        tls: &crate::server_tls::Tls,
-        prefix: bytes::Bytes,
-        direct: bool,
-    ) -> Option<()> {
-        let Self::Plain(tcp) = std::mem::replace(self, Self::Gone) else {
-            return None;
-        };
-        match tls.accept(Prefixed::new(prefix, tcp), direct).await {
-            Ok(crate::server_tls::Stream::Tls(t)) => {
-                *self = Self::Tls(t);
-                Some(())
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Writes what the state machine queued.
-async fn flush(server: &mut Server, stream: &mut LoginStream) -> Option<()> {
-    while let Some(b) = server.poll_transmit() {
-        stream.write_all(&b).await.ok()?;
-    }
-    Some(())
-}
-
-/// The log-in: encryption, the StartupMessage, authentication, the upstream server's parameters
-/// and the cancel key. `None` when the connection ended there (a cancel request, a failed
-/// log-in, a client that left).
-async fn login(tcp: TcpStream, shared: &Arc<Shared>) -> Option<Session> {
-    let mut server = Server::new(shared.config.clone());
-    let mut stream = LoginStream::Plain(tcp);
-    let mut buf = vec![0u8; 8192];
-    let mut database = String::new();
-    let mut wanted = Vec::new();
-    loop {
-        flush(&mut server, &mut stream).await?;
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            server.receive_eof();
-        } else {
-            server.receive(&buf[..n]);
-        }
-        loop {
-            let event = match server.poll_event() {
-                Ok(Some(e)) => e.into_owned(),
-                Ok(None) => break,
-                Err(_) => {
-                    // A FATAL error is queued (unless the client must get nothing).
-                    let _ = flush(&mut server, &mut stream).await;
-                    return None;
-                }
-            };
-            match event {
-                ServerEvent::SslRequest => {
-                    let accept = shared.tls.is_some();
-                    server.accept_ssl(accept).ok()?;
-                    flush(&mut server, &mut stream).await?;
-                    if let Some(tls) = &shared.tls {
-                        stream.start_tls(tls, bytes::Bytes::new(), false).await?;
-                        server.tls_established(tls.end_point.clone()).ok()?;
-                    }
-                }
-                ServerEvent::DirectTls => {
-                    let tls = shared.tls.as_ref()?;
-                    let prefix = server.take_buffered();
-                    stream.start_tls(tls, prefix, true).await?;
-                    server.tls_established(tls.end_point.clone()).ok()?;
-                }
-                ServerEvent::GssEncRequest => server.accept_gssenc(false).ok()?,
-                ServerEvent::CancelRequest(c) => {
-                    shared.cancel(&c).await;
-                    stream.shutdown().await;
-                    return None;
-                }
-                ServerEvent::Startup { message, .. } => {
-                    let user = String::from_utf8_lossy(message.param("user").unwrap_or_default());
-                    database = message
-                        .param("database")
-                        .map(|d| String::from_utf8_lossy(d).into_owned())
-                        .filter(|d| !d.is_empty())
-                        .unwrap_or_else(|| user.clone().into_owned());
-                    for (name, value) in message.params() {
-                        if let Some(name) = params::tracked(name) {
-                            params::record(&mut wanted, name, &String::from_utf8_lossy(value));
-                        }
-                    }
-                    server.authenticate(shared.auth_for(&user)).ok()?;
-                }
-                ServerEvent::Authenticated => {
-                    return finish_login(server, stream, shared, &database, wanted).await;
-                }
-                _ => return None,
-            }
-        }
-        if n == 0 {
-            return None;
-        }
-    }
-}
-
-/// After AuthenticationOk: the database check (FATAL 3D000 as PostgreSQL), the upstream
-/// server's parameters, the cancel key, ReadyForQuery.
-async fn finish_login(
-    mut server: Server,
-    mut stream: LoginStream,
-    shared: &Arc<Shared>,
-    database: &str,
-    wanted: Vec<(String, String)>,
-) -> Option<Session> {
-    if database != shared.database {
-        let text = format!("database \"{database}\" does not exist");
-        server
-            .reject(&ErrorFields::simple("FATAL", "3D000", &text))
-            .ok()?;
-        let _ = flush(&mut server, &mut stream).await;
-        return None;
-    }
-    let params = match shared.pool.params().await {
-        Ok(p) => p,
-        Err(e) => {
-            let text = format!("could not connect to the upstream server: {e}");
-            server
-                .reject(&ErrorFields::simple("FATAL", "08006", &text))
-                .ok()?;
-            let _ = flush(&mut server, &mut stream).await;
-            return None;
-        }
-    };
-    for (name, value) in &params {
-        // The upstream user's own session values are the proxy's business, not the client's;
-        // the tracked parameters the client asked for are reported with its values, which its
-        // upstream connections will be given.
-        if name == "session_authorization" || name == "is_superuser" {
-            continue;
-        }
-        let value = wanted
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(value.as_str(), |(_, v)| v.as_str());
-        server.parameter_status(name, value).ok()?;
-    }
-    server
-        .parameter_status("session_authorization", server.user().to_string().as_str())
-        .ok()?;
-    let Some(key) = shared.issue_key(server.protocol_version()) else {
-        let _ = server.reject(&ErrorFields::simple("FATAL", "XX000", "no cancel key"));
-        let _ = flush(&mut server, &mut stream).await;
-        return None;
-    };
-    server.finish_startup(Some(key)).ok()?;
-    flush(&mut server, &mut stream).await?;
-    // An idle session keeps no buffer.
-    server.release_buffers();
-    let conn = match stream {
-        LoginStream::Plain(tcp) => Conn::plain(tcp),
-        LoginStream::Tls(tls) => Conn::tls(tls),
-        LoginStream::Gone => return None,
-    };
-    Some(Session {
-        shared: shared.clone(),
-        server,
-        statements: ClientStatements::default(),
-        conn,
-        client_eof: false,
-        wanted,
-        work: None,
-    })
-}
-
 /// A logged-in client. Idle, it is this and nothing more; what an active session needs (the
 /// upstream connection, the buffers) is in [`Work`], allocated while it is active.
 pub(crate) struct Session {
@@ -304,6 +103,10 @@ pub(crate) struct Session {
     statements: ClientStatements,
     conn: Conn,
     client_eof: bool,
+    /// The `Server` forwarded an ErrorResponse and no ReadyForQuery since: after an error in
+    /// an extended query it skips what the client sends until Sync, which the quick path must
+    /// then leave to it.
+    after_error: bool,
     /// The tracked parameters' values the client asked for (see [`params`]).
     wanted: Vec<(String, String)>,
     work: Option<Box<Work>>,
@@ -320,15 +123,62 @@ struct Work {
     /// Bytes waiting to be written.
     to_client: BytesMut,
     to_upstream: BytesMut,
+    /// Session mode, once the client has its connection: frames pass through undecoded.
+    direct: Option<Direct>,
+    /// Transaction mode: requests of the quick path are in flight ([`crate::quick`]).
+    quick: bool,
+    /// The client's bytes in `cbuf` wait for the quick path's requests to be answered, then go
+    /// to the `Server`, and the client is not read meanwhile (bytes in `cbuf` without `held`
+    /// wait for the rest of a batch, with the client read).
+    held: bool,
+}
+
+/// What the run loop's wait ([`Session::poll_io`]) saw first.
+enum Io {
+    /// Some bytes were written (either way).
+    Wrote,
+    /// A read from the client: some bytes, end of file (0) or an error.
+    Client(std::io::Result<usize>),
+    /// A read from upstream.
+    Upstream(std::io::Result<usize>),
+    /// Writing to the client failed.
+    ClientGone,
+    /// Writing upstream failed.
+    UpstreamWrite(std::io::Error),
+    /// Nothing can move any more.
+    Stuck,
 }
 
 impl Work {
     fn idle(&self) -> bool {
-        self.lease.is_none() && self.to_client.is_empty() && self.to_upstream.is_empty()
+        self.lease.is_none()
+            && self.to_client.is_empty()
+            && self.to_upstream.is_empty()
+            && self.cbuf.is_empty()
     }
 }
 
 impl Session {
+    /// A client just logged in: `server` past its start-up, `wanted` the tracked parameters'
+    /// values it asked for.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        server: Server,
+        conn: Conn,
+        wanted: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            shared,
+            server,
+            statements: ClientStatements::default(),
+            conn,
+            client_eof: false,
+            after_error: false,
+            wanted,
+            work: None,
+        }
+    }
+
     /// The process ID of the client's cancel key.
     fn pid(&self) -> i32 {
         self.server
@@ -368,77 +218,28 @@ impl Session {
 
     /// Until the session is idle again (`None`) or over.
     async fn active(&mut self) -> Option<End> {
+        if self.shared.mode == Mode::Session && self.work.as_ref().is_none_or(|w| w.lease.is_none())
+        {
+            if let Err(end) = self.start_direct().await {
+                return Some(end);
+            }
+        }
         loop {
-            let Self {
-                server,
-                conn,
-                work,
-                client_eof,
-                ..
-            } = self;
-            let work = work.get_or_insert_with(Box::default);
-            let read_client = !*client_eof
-                && work.to_upstream.len() < HIGH_WATER
-                && work.to_client.len() < HIGH_WATER
-                && server.in_flight() < PIPELINE_DEPTH;
-            let read_upstream = work.lease.is_some() && work.to_client.len() < HIGH_WATER;
-            let write_upstream = work.lease.is_some() && !work.to_upstream.is_empty();
-            let write_client = !work.to_client.is_empty();
-            let (mut client_r, mut client_w) = conn.sides();
-            let (up_r, up_w) = match &mut work.lease {
-                Some(l) => {
-                    let (r, w) = l.upstream.conn.sides();
-                    (Some(r), Some(w))
+            let io = std::future::poll_fn(|cx| self.poll_io(cx)).await;
+            let done = match io {
+                Io::Wrote => Ok(()),
+                Io::Client(r) => self.client_read(r).await,
+                Io::Upstream(Ok(0)) => {
+                    Err(self.upstream_lost("the upstream server closed the connection"))
                 }
-                None => (None, None),
+                Io::Upstream(Err(e)) | Io::UpstreamWrite(e) => {
+                    Err(self.upstream_lost(&format!("upstream connection: {e}")))
+                }
+                Io::Upstream(Ok(_)) => self.upstream_read().await,
+                Io::ClientGone | Io::Stuck => Err(End::Client),
             };
-            tokio::select! {
-                r = client_r.read(&mut work.cbuf), if read_client => {
-                    match r {
-                        Ok(0) | Err(_) => {
-                            *client_eof = true;
-                            server.receive_eof();
-                        }
-                        Ok(_) => {
-                            server.receive(&work.cbuf);
-                            work.cbuf.clear();
-                        }
-                    }
-                    if let Err(end) = self.client_input().await {
-                        return Some(end);
-                    }
-                    if let Err(end) = self.write_now() {
-                        return Some(end);
-                    }
-                }
-                r = io::read_opt(up_r, &mut work.ubuf), if read_upstream => {
-                    match r {
-                        Ok(n) if n > 0 => {}
-                        Ok(_) => return Some(self.upstream_lost("the upstream server closed the connection")),
-                        Err(e) => return Some(self.upstream_lost(&format!("upstream connection: {e}"))),
-                    }
-                    if let Err(end) = self.upstream_input().await {
-                        return Some(end);
-                    }
-                    if let Err(end) = self.client_input().await {
-                        return Some(end);
-                    }
-                    if let Err(end) = self.write_now() {
-                        return Some(end);
-                    }
-                }
-                r = client_w.write(&mut work.to_client), if write_client => {
-                    if r.is_err() {
-                        return Some(End::Client);
-                    }
-                }
-                r = io::write_opt(up_w, &mut work.to_upstream), if write_upstream => {
-                    if let Err(e) = r {
-                        return Some(self.upstream_lost(&format!("upstream connection: {e}")));
-                    }
-                }
-                // Nothing can move (the client ended, nothing is pending): the end.
-                else => return Some(End::Client),
+            if let Err(end) = done.and_then(|()| self.write_now()) {
+                return Some(end);
             }
             let idle = self.work.as_ref().is_none_or(|w| w.idle())
                 && self.server.buffered_len() == 0
@@ -450,29 +251,306 @@ impl Session {
         }
     }
 
+    /// One turn of the run loop's waiting: writes what waits to be written, then reads from
+    /// upstream or from the client, each only while there is room for what it brings (see
+    /// the module's doc). Ready with the first thing that happened.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Io> {
+        let Self {
+            server,
+            conn,
+            work,
+            client_eof,
+            ..
+        } = self;
+        let work = work.get_or_insert_with(Box::default);
+        let mut waiting = false;
+        if !work.to_client.is_empty() || conn.unflushed() {
+            waiting = true;
+            if let Poll::Ready(r) = conn.poll_write(cx, &mut work.to_client) {
+                return Poll::Ready(r.map_or(Io::ClientGone, |()| Io::Wrote));
+            }
+        }
+        let below = work.to_client.len() < HIGH_WATER;
+        if let Some(l) = &mut work.lease {
+            let up = &mut l.upstream.conn;
+            if !work.to_upstream.is_empty() || up.unflushed() {
+                waiting = true;
+                if let Poll::Ready(r) = up.poll_write(cx, &mut work.to_upstream) {
+                    return Poll::Ready(r.map_or_else(Io::UpstreamWrite, |()| Io::Wrote));
+                }
+            }
+            if below {
+                waiting = true;
+                if let Poll::Ready(r) = up.poll_read(cx, &mut work.ubuf) {
+                    return Poll::Ready(Io::Upstream(r));
+                }
+            }
+        }
+        let read_client = !*client_eof
+            && !work.held
+            && below
+            && work.to_upstream.len() < HIGH_WATER
+            && (work.direct.is_some()
+                || server.in_flight() < PIPELINE_DEPTH
+                    && work
+                        .lease
+                        .as_ref()
+                        .is_none_or(|l| l.upstream.correlator.len() < PIPELINE_DEPTH));
+        if read_client {
+            waiting = true;
+            if let Poll::Ready(r) = conn.poll_read(cx, &mut work.cbuf) {
+                return Poll::Ready(Io::Client(r));
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            // Nothing can move (the client ended, nothing is pending): the end.
+            Poll::Ready(Io::Stuck)
+        }
+    }
+
+    /// What the client sent (0 bytes or an error: it ended).
+    async fn client_read(&mut self, read: std::io::Result<usize>) -> Result<(), End> {
+        let work = self.work.get_or_insert_with(Box::default);
+        if let Some(direct) = &mut work.direct {
+            if !matches!(read, Ok(n) if n > 0) {
+                self.client_eof = true;
+                return Err(End::Client);
+            }
+            return match direct.client(&mut work.cbuf, &mut work.to_upstream) {
+                Outcome::Going => Ok(()),
+                Outcome::Terminated => Err(End::Client),
+                Outcome::Invalid(e) => Err(fatal("08P01", &e)),
+                Outcome::GoingAway | Outcome::Broken(_) => Ok(()),
+            };
+        }
+        match read {
+            Ok(0) | Err(_) => {
+                self.client_eof = true;
+                if work.quick {
+                    // The client left with requests in flight: nothing more to do.
+                    return Err(End::Client);
+                }
+                self.server.receive(&work.cbuf);
+                work.cbuf.clear();
+                work.held = false;
+                self.server.receive_eof();
+            }
+            Ok(_) => {
+                if self.shared.mode == Mode::Transaction && !self.quick_client().await? {
+                    return Ok(());
+                }
+                let work = self.work.get_or_insert_with(Box::default);
+                self.server.receive(&work.cbuf);
+                work.cbuf.clear();
+            }
+        }
+        self.client_input().await
+    }
+
+    /// Transaction mode: hands what it can of the client's bytes to the quick path
+    /// ([`crate::quick`]). `true` when the `Server` takes all of them now; otherwise what is
+    /// left (a frame not all there, or bytes held) waits in the read buffer.
+    async fn quick_client(&mut self) -> Result<bool, End> {
+        let work = self.work.get_or_insert_with(Box::default);
+        let server_busy = self.server.in_flight() > 0 || self.server.buffered_len() > 0;
+        if !work.quick && (server_busy || self.after_error) {
+            return Ok(true);
+        }
+        let take = quick::scan(&work.cbuf, &self.shared.config.limits, work.quick);
+        if !work.quick && (take.len == 0 || work.lease.is_none() && !take.needs_connection) {
+            return Ok(true);
+        }
+        if take.len > 0 {
+            if work.lease.is_none() {
+                let pid = self.pid();
+                let Self {
+                    shared,
+                    conn,
+                    work,
+                    wanted,
+                    ..
+                } = self;
+                let work = work.get_or_insert_with(Box::default);
+                take_connection(shared, conn, work, wanted, pid).await?;
+            }
+            let Some(Work {
+                lease: Some(l),
+                cbuf,
+                to_upstream,
+                quick,
+                ..
+            }) = self.work.as_deref_mut()
+            else {
+                return Ok(true);
+            };
+            quick::forward(cbuf, take.len, to_upstream, &mut l.upstream.correlator);
+            *quick = true;
+        }
+        self.work.get_or_insert_with(Box::default).held = take.hold;
+        Ok(false)
+    }
+
+    /// Transaction mode, quick requests in flight: routes what the upstream server sent; once
+    /// they are all answered, gives the connection back if it is idle, and the `Server` the
+    /// bytes held meanwhile.
+    async fn quick_upstream(&mut self) -> Result<(), End> {
+        let Self {
+            shared,
+            statements,
+            work,
+            wanted,
+            ..
+        } = self;
+        let Some(Work {
+            lease: Some(l),
+            ubuf,
+            to_client,
+            quick,
+            ..
+        }) = work.as_deref_mut()
+        else {
+            return Ok(());
+        };
+        let up = &mut l.upstream;
+        match quick::upstream(up, &shared.registry, statements, ubuf, to_client, wanted) {
+            Ok(false) => {}
+            Ok(true) => {
+                up.broken = true;
+                return Err(End::Flush);
+            }
+            Err(e) => {
+                up.broken = true;
+                return Err(fatal("08P01", &format!("upstream server: {e}")));
+            }
+        }
+        if !up.correlator.is_empty() || up.relay.in_frame() {
+            return Ok(());
+        }
+        *quick = false;
+        self.release_if_idle().await;
+        // What the quick path did not take (a frame it cannot take, the start of a batch it
+        // would wait for) goes to the `Server`: the client may be waiting for its answers.
+        let work = self.work.get_or_insert_with(Box::default);
+        work.held = false;
+        if !work.cbuf.is_empty() {
+            self.server.receive(&work.cbuf);
+            work.cbuf.clear();
+            return self.client_input().await;
+        }
+        Ok(())
+    }
+
+    /// Transaction mode: gives the connection back once it is idle (nothing in flight, no
+    /// transaction open).
+    async fn release_if_idle(&mut self) {
+        let pid = self.pid();
+        let Some(Work {
+            lease: lease @ Some(_),
+            ..
+        }) = self.work.as_deref_mut()
+        else {
+            return;
+        };
+        // Not after an error the `Server` forwarded until a ReadyForQuery: the correlator's
+        // queue may be empty, but the connection skips what it gets until a Sync.
+        let idle = !self.after_error
+            && lease.as_ref().is_some_and(|l| {
+                l.upstream.correlator.is_idle() && l.upstream.relay.buffered_len() == 0
+            });
+        if self.shared.mode != Mode::Transaction || !idle {
+            return;
+        }
+        let l = lease.take();
+        self.shared.route_cancels(pid, None).await;
+        if let Some(l) = l {
+            self.shared.pool.release(l);
+        }
+    }
+
+    /// What the upstream server sent.
+    async fn upstream_read(&mut self) -> Result<(), End> {
+        if let Some(Work {
+            direct: Some(direct),
+            lease: Some(lease),
+            ubuf,
+            to_client,
+            ..
+        }) = self.work.as_deref_mut()
+        {
+            return match direct.upstream(lease, ubuf, to_client, &mut self.wanted) {
+                Outcome::Going | Outcome::Terminated | Outcome::Invalid(_) => Ok(()),
+                Outcome::GoingAway => Err(End::Flush),
+                Outcome::Broken(e) => Err(fatal("08P01", &format!("upstream server: {e}"))),
+            };
+        }
+        if self.work.as_ref().is_some_and(|w| w.quick) {
+            return self.quick_upstream().await;
+        }
+        self.upstream_input().await?;
+        self.client_input().await
+    }
+
+    /// Session mode: takes a connection for the client's session (with the client's
+    /// parameters), and from then on passes frames through (see [`crate::direct`]).
+    async fn start_direct(&mut self) -> Result<(), End> {
+        let pid = self.pid();
+        let mut lease = Box::pin(self.shared.pool.acquire()).await.map_err(|e| {
+            fatal(
+                "08006",
+                &format!("could not connect to the upstream server: {e}"),
+            )
+        })?;
+        if let Some(set) = params::set_query(&self.wanted, &lease.upstream.params) {
+            let done = tokio::time::timeout(Duration::from_secs(5), exchange(&mut lease, &set));
+            if !matches!(done.await, Ok(Ok(()))) {
+                lease.upstream.broken = true;
+                return Err(fatal(
+                    "08006",
+                    "server connection lost while setting the client's parameters",
+                ));
+            }
+        }
+        self.shared
+            .route_cancels(pid, lease.upstream.key.clone())
+            .await;
+        let work = self.work.get_or_insert_with(Box::default);
+        work.lease = Some(lease);
+        work.direct = Some(Direct::new(self.shared.config.limits));
+        self.server.release_buffers();
+        Ok(())
+    }
+
     /// Writes to both sides what can be written without waiting, sparing the run loop a turn.
     fn write_now(&mut self) -> Result<(), End> {
         let Some(work) = self.work.as_deref_mut() else {
             return Ok(());
         };
-        if !work.to_upstream.is_empty() {
-            if let Some(l) = work.lease.as_mut() {
-                if let Err(e) = l.upstream.conn.sides().1.write_now(&mut work.to_upstream) {
-                    return Err(self.upstream_lost(&format!("upstream connection: {e}")));
-                }
+        if let Some(l) = work.lease.as_mut() {
+            if let Err(e) = l.upstream.conn.write_now(&mut work.to_upstream) {
+                return Err(self.upstream_lost(&format!("upstream connection: {e}")));
             }
         }
-        if !work.to_client.is_empty() && self.conn.sides().1.write_now(&mut work.to_client).is_err()
-        {
+        if self.conn.write_now(&mut work.to_client).is_err() {
             return Err(End::Client);
         }
         Ok(())
     }
 
-    /// An upstream connection that failed: the client gets FATAL 08006.
+    /// An upstream connection that failed: the client gets FATAL 08006 (unless it is in the
+    /// middle of a frame passed through, after which it can read nothing: it gets what came,
+    /// then the end).
     fn upstream_lost(&mut self, why: &str) -> End {
-        if let Some(l) = self.work.as_mut().and_then(|w| w.lease.as_mut()) {
+        let work = self.work.as_deref_mut();
+        let direct = work.as_ref().is_some_and(|w| w.direct.is_some() || w.quick);
+        let lease = work.and_then(|w| w.lease.as_mut());
+        let mid_frame = direct && Direct::mid_frame(lease.as_deref());
+        if let Some(l) = lease {
             l.upstream.broken = true;
+        }
+        if mid_frame {
+            return End::Flush;
         }
         fatal("08006", &format!("server connection lost: {why}"))
     }
@@ -490,12 +568,7 @@ impl Session {
             wanted,
             ..
         } = self;
-        let Work {
-            lease,
-            to_client,
-            to_upstream,
-            ..
-        } = &mut **work.get_or_insert_with(Box::default);
+        let work = &mut **work.get_or_insert_with(Box::default);
         loop {
             // Nothing in flight before this message (which the poll hands out).
             let alone = server.in_flight() == 0;
@@ -503,7 +576,7 @@ impl Session {
                 Ok(Some(e)) => e,
                 Ok(None) => break,
                 Err(_) => {
-                    move_output(server, to_client);
+                    move_output(server, &mut work.to_client);
                     return Err(End::Flush);
                 }
             };
@@ -512,7 +585,7 @@ impl Session {
                 ServerEvent::Terminate | ServerEvent::Closed => return Err(End::Client),
                 _ => return Err(fatal("08P01", "unexpected message")),
             };
-            if lease.is_none() {
+            if work.lease.is_none() {
                 // What needs no upstream connection, when nothing else is in flight.
                 match &m {
                     FrontendMessage::Flush => continue,
@@ -535,27 +608,9 @@ impl Session {
                     }
                     _ => {}
                 }
-                // A connection is needed: what the client waits for goes out first.
-                if !to_client.is_empty() && conn.write_all(to_client).await.is_err() {
-                    return Err(End::Client);
-                }
-                let mut l = Box::pin(shared.pool.acquire()).await.map_err(|e| {
-                    fatal(
-                        "08006",
-                        &format!("could not connect to the upstream server: {e}"),
-                    )
-                })?;
-                shared.route_cancels(pid, l.upstream.key.clone()).await;
-                let up = &mut l.upstream;
-                if let Some(set) = params::set_query(wanted, &up.params) {
-                    // The client's parameters first; the answers are not the client's.
-                    to_upstream.extend_from_slice(&set);
-                    up.correlator
-                        .push(Request::Query, Action::Skip, StatementNote::None);
-                }
-                *lease = Some(l);
+                take_connection(shared, conn, work, wanted, pid).await?;
             }
-            let Some(l) = lease.as_mut() else {
+            let Some(l) = work.lease.as_mut() else {
                 continue;
             };
             let up = &mut l.upstream;
@@ -564,7 +619,7 @@ impl Session {
                 client: statements,
                 upstream: &mut up.statements,
             };
-            if let Err(e) = rewrite.message(&m, to_upstream, &mut up.correlator) {
+            if let Err(e) = rewrite.message(&m, &mut work.to_upstream, &mut up.correlator) {
                 return Err(fatal("53400", &e.to_string()));
             }
             drop(m);
@@ -572,20 +627,20 @@ impl Session {
                 settle(e, server, &mut rewrite)?;
             }
         }
-        move_output(server, to_client);
+        move_output(server, &mut work.to_client);
         Ok(())
     }
 
     /// Routes what the upstream connection sent; gives the connection back once it is idle
     /// (transaction mode).
     async fn upstream_input(&mut self) -> Result<(), End> {
-        let pid = self.pid();
         let Self {
             shared,
             server,
             statements,
             work,
             wanted,
+            after_error,
             ..
         } = self;
         let Some(Work {
@@ -618,12 +673,7 @@ impl Session {
                 );
                 if piece.header().tag() == b'S' {
                     // The client's own values now (after a SET, or the proxy's).
-                    let mut parts = body.split(|b| *b == 0);
-                    if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
-                        if let Some(name) = params::tracked(name) {
-                            params::record(wanted, name, &String::from_utf8_lossy(value));
-                        }
-                    }
+                    params::record_reported(wanted, body);
                 }
             }
             // An ErrorResponse with nothing in flight is a FATAL error: the server is going
@@ -642,6 +692,11 @@ impl Session {
                     up.broken = true;
                     return Err(fatal("08P01", &format!("upstream server: {e}")));
                 }
+                match piece.header().tag() {
+                    b'E' => *after_error = true,
+                    b'Z' => *after_error = false,
+                    _ => {}
+                }
             }
             if going_away {
                 up.broken = true;
@@ -658,21 +713,7 @@ impl Session {
             }
         }
         move_output(server, to_client);
-        if shared.mode == Mode::Transaction
-            && up.correlator.is_idle()
-            && up.relay.buffered_len() == 0
-        {
-            shared.route_cancels(pid, None).await;
-            if let Some(Work {
-                lease: lease @ Some(_),
-                ..
-            }) = work.as_deref_mut()
-            {
-                if let Some(l) = lease.take() {
-                    shared.pool.release(l);
-                }
-            }
-        }
+        self.release_if_idle().await;
         Ok(())
     }
 
@@ -696,13 +737,21 @@ impl Session {
                 let _ = flush_client(&mut self.conn, &mut work.to_client).await;
             }
         }
+        self.conn.shutdown().await;
         drop(self.conn);
         self.shared.route_cancels(pid, None).await;
         self.shared.forget_key(pid);
         if let Some(mut lease) = work.lease.take() {
-            if lease.upstream.reusable() {
+            let clean = match work.direct.take() {
+                Some(direct) => direct.settle(&mut lease, work.to_upstream.len()),
+                None => true,
+            };
+            if clean && lease.upstream.reusable() {
                 if self.shared.mode == Mode::Session {
-                    let reset = tokio::time::timeout(Duration::from_secs(5), reset(&mut lease));
+                    let reset = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        exchange(&mut lease, b"Q\0\0\0\x10DISCARD ALL\0"),
+                    );
                     if !matches!(reset.await, Ok(Ok(()))) {
                         return;
                     }
@@ -711,6 +760,37 @@ impl Session {
             }
         }
     }
+}
+
+/// Takes a connection from the pool for the client (what the client waits for goes out
+/// first): the cancels of session `pid` go there from now on, and it gets the client's
+/// parameters (`wanted`) before anything else.
+async fn take_connection(
+    shared: &Shared,
+    conn: &mut Conn,
+    work: &mut Work,
+    wanted: &[(String, String)],
+    pid: i32,
+) -> Result<(), End> {
+    if !work.to_client.is_empty() && conn.write_all(&mut work.to_client).await.is_err() {
+        return Err(End::Client);
+    }
+    let mut l = Box::pin(shared.pool.acquire()).await.map_err(|e| {
+        fatal(
+            "08006",
+            &format!("could not connect to the upstream server: {e}"),
+        )
+    })?;
+    shared.route_cancels(pid, l.upstream.key.clone()).await;
+    let up = &mut l.upstream;
+    if let Some(set) = params::set_query(wanted, &up.params) {
+        // The client's parameters first; the answers are not the client's.
+        work.to_upstream.extend_from_slice(&set);
+        up.correlator
+            .push(Request::Query, Action::Skip, StatementNote::None);
+    }
+    work.lease = Some(l);
+    Ok(())
 }
 
 /// Writes what waits for the client, within 5 s.
@@ -748,7 +828,7 @@ fn settle(
 
 /// What the proxy learns from a whole frame as it passes: parameter values, and the statements
 /// a `DISCARD ALL` or `DEALLOCATE ALL` removed.
-fn observe(
+pub(crate) fn observe(
     tag: u8,
     body: &[u8],
     params: &mut Vec<(String, String)>,
@@ -765,39 +845,4 @@ fn observe(
         b'C' => statements.after_command(body.strip_suffix(b"\0").unwrap_or(body)),
         _ => {}
     }
-}
-
-/// Session mode: `DISCARD ALL` before the connection serves another client.
-async fn reset(lease: &mut Lease) -> Result<(), String> {
-    let up = &mut lease.upstream;
-    let mut out = BytesMut::new();
-    out.extend_from_slice(b"Q\0\0\0\x10DISCARD ALL\0");
-    up.correlator
-        .push(Request::Query, Action::Skip, StatementNote::None);
-    up.conn
-        .write_all(&mut out)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::new();
-    while !up.correlator.is_empty() {
-        let n = up.conn.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed".into());
-        }
-        up.relay.receive(&buf);
-        buf.clear();
-        while let Some(piece) = up.relay.next_piece().map_err(|e| e.to_string())? {
-            if let Some(body) = piece.body() {
-                observe(
-                    piece.header().tag(),
-                    body,
-                    &mut up.params,
-                    &mut up.statements,
-                );
-            }
-            up.correlator.route(&piece).map_err(|e| e.to_string())?;
-        }
-        while up.correlator.poll_event().is_some() {}
-    }
-    Ok(())
 }
