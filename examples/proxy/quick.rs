@@ -7,10 +7,14 @@
 //! pool); only the decoding, the re-encoding and the checks of the `Server` are skipped. The
 //! upstream server checks the requests itself and answers a malformed one with an error.
 //!
-//! The two paths never overlap: the quick path starts only when the `Server` has nothing in
-//! flight and nothing buffered, and while its requests are in flight, what the client sends
-//! that it cannot take (a named statement, Terminate, a frame it cannot read) waits, with the
-//! client no longer read, until the correlator is empty; then the `Server` gets it.
+//! The two paths never overlap. The quick path starts only when the `Server` has nothing in
+//! flight, nothing buffered and no error it forwarded waiting for its ReadyForQuery (after an
+//! extended-query error the `Server` skips until Sync, and must see that Sync). It takes only
+//! batches closed by a Sync, Query or FunctionCall, so that the server answers all of them
+//! without waiting for more and an error in one never outlives it. While its requests are in
+//! flight, what the client sends that it cannot take (a named statement, Terminate, a frame it
+//! cannot read) waits, with the client no longer read; once the correlator is empty, the
+//! `Server` gets it, and whatever else the quick path left (the start of a batch not closed).
 
 use bytes::{Buf, BytesMut};
 use pgproto::pooler::{
