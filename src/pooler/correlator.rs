@@ -163,13 +163,16 @@ impl<T> Correlator<T> {
     }
 
     /// Whether the upstream connection is between transactions with nothing in flight: no
-    /// request waits, no frame is half routed, and the last ReadyForQuery said idle (`I`). A
-    /// transaction pooler releases the connection then.
+    /// request waits, no frame is half routed, the last ReadyForQuery said idle (`I`), and the
+    /// server is not skipping messages until a Sync (after an extended-query error with no Sync
+    /// pushed yet, the next client's requests would be skipped). A transaction pooler releases
+    /// the connection then.
     pub fn is_idle(&self) -> bool {
         self.queue.is_empty()
             && self.open.is_none()
             && self.status == Some(TransactionStatus::Idle)
             && self.error.is_none()
+            && !self.discarding
     }
 
     /// Whether a frame's first piece was routed and its last was not.
@@ -492,6 +495,27 @@ mod tests {
         assert_eq!(route(&mut c, ERROR), Ok(Route::Drop));
         assert_eq!(route(&mut c, b"Z\0\0\0\x05I"), Ok(Route::Drop));
         assert_eq!(finished(&mut c), [(1, Outcome::Answered)]);
+    }
+
+    #[test]
+    fn not_idle_while_the_server_skips_until_sync() {
+        let mut c = Correlator::new();
+        c.push(Request::Sync, Action::Forward, 0);
+        route(&mut c, b"Z\0\0\0\x05I").unwrap();
+        assert_eq!(finished(&mut c), [(0, Outcome::Answered)]);
+        assert!(c.is_idle());
+        // An Execute fails and the client has not sent its Sync yet: PostgreSQL now skips
+        // everything up to a Sync, so the connection must not serve another client.
+        c.push(Request::Execute, Action::Forward, 1);
+        assert_eq!(route(&mut c, ERROR), Ok(Route::Forward));
+        assert_eq!(finished(&mut c), [(1, Outcome::Failed)]);
+        assert!(c.is_empty());
+        assert!(!c.is_idle());
+        c.push(Request::Sync, Action::Forward, 2);
+        assert!(!c.is_idle());
+        assert_eq!(route(&mut c, b"Z\0\0\0\x05I"), Ok(Route::Forward));
+        assert_eq!(finished(&mut c), [(2, Outcome::Answered)]);
+        assert!(c.is_idle());
     }
 
     #[test]
