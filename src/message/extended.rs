@@ -10,26 +10,21 @@ use bytes::{BufMut, BytesMut};
 
 use crate::codec::reader::Span;
 use crate::codec::{
-    check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, read_back, tagged,
+    check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, tagged,
 };
-use crate::error::{DecodeError, EncodeError};
+use crate::error::EncodeError;
 use crate::message::common::{check_lens, Format, FormatCodes, Target, Values};
 use crate::message::frontend::tag;
-use crate::message::layout::{BindLayout, ExecuteLayout, HasLayout, ParseLayout, TargetLayout};
-use crate::message::payload::Payload;
+use crate::message::layout::{BindLayout, ExecuteLayout, ParseLayout, TargetLayout};
 
-/// Parse: creates a prepared statement from a query string, optionally fixing parameter types.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parse<'a> {
-    body: Payload<'a>,
-    layout: ParseLayout,
-}
-
-impl HasLayout for Parse<'_> {
-    type Layout = ParseLayout;
-}
-
-body_message!(Parse, tag::PARSE);
+body_message!(
+    /// Parse: creates a prepared statement from a query string, optionally fixing parameter types.
+    Parse,
+    "Parse",
+    ParseLayout,
+    tag::PARSE,
+    ParseLayout::read
+);
 
 impl<'a> Parse<'a> {
     /// A Parse message; `param_types` are type OIDs (0 leaves a type unspecified).
@@ -49,21 +44,7 @@ impl<'a> Parse<'a> {
         param_types: &[u32],
     ) -> Result<Parse<'static>, EncodeError> {
         let body = frame_body(|out| Parse::encode_values(out, name, query, param_types))?;
-        let layout = read_back("Parse", ParseLayout::read(&body))?;
-        Ok(Parse {
-            body: body.into(),
-            layout,
-        })
-    }
-
-    /// Checks a Parse body (the bytes after the length word), borrowing it.
-    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        Self::decode_payload(body.into())
-    }
-
-    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
-        let layout = ParseLayout::read(body.as_slice())?;
-        Ok(Self { body, layout })
+        Parse::built(body)
     }
 
     /// The prepared statement's name (empty for the unnamed statement).
@@ -155,18 +136,14 @@ impl<'a> Parse<'a> {
     }
 }
 
-/// Bind: creates a portal from a prepared statement and parameter values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind<'a> {
-    body: Payload<'a>,
-    layout: BindLayout,
-}
-
-impl HasLayout for Bind<'_> {
-    type Layout = BindLayout;
-}
-
-body_message!(Bind, tag::BIND);
+body_message!(
+    /// Bind: creates a portal from a prepared statement and parameter values.
+    Bind,
+    "Bind",
+    BindLayout,
+    tag::BIND,
+    BindLayout::read
+);
 
 impl<'a> Bind<'a> {
     /// A Bind message of these values (`None` is NULL), built by [`Bind::encode_values`].
@@ -195,21 +172,7 @@ impl<'a> Bind<'a> {
                 result_formats,
             )
         })?;
-        let layout = read_back("Bind", BindLayout::read(&body))?;
-        Ok(Bind {
-            body: body.into(),
-            layout,
-        })
-    }
-
-    /// Checks a Bind body (the bytes after the length word), borrowing it.
-    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        Self::decode_payload(body.into())
-    }
-
-    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
-        let layout = BindLayout::read(body.as_slice())?;
-        Ok(Self { body, layout })
+        Bind::built(body)
     }
 
     /// The destination portal (empty for the unnamed portal).
@@ -346,18 +309,14 @@ impl<'a> Bind<'a> {
 /// Writes a message naming a statement or a portal (Describe, Close).
 macro_rules! target_message {
     ($(#[$doc:meta])* $name:ident, $tag:expr, $label:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name<'a> {
-            body: Payload<'a>,
-            layout: TargetLayout,
-        }
-
-        impl HasLayout for $name<'_> {
-            type Layout = TargetLayout;
-        }
-
-        body_message!($name, $tag);
+        body_message!(
+            $(#[$doc])*
+            $name,
+            $label,
+            TargetLayout,
+            $tag,
+            |b| TargetLayout::read(b, $label)
+        );
 
         impl<'a> $name<'a> {
             #[doc = concat!("A ", $label, " of a prepared statement or portal.")]
@@ -365,19 +324,7 @@ macro_rules! target_message {
             /// Fails with [`EncodeError::InteriorNul`] when `name` contains NUL, or
             /// [`EncodeError::TooLong`] when the message would not fit its length word.
             pub fn new(target: Target, name: &str) -> Result<$name<'static>, EncodeError> {
-                let body = frame_body(|out| $name::encode_values(out, target, name))?;
-                let layout = read_back($label, TargetLayout::read(&body, $label))?;
-                Ok($name { body: body.into(), layout })
-            }
-
-            #[doc = concat!("Checks a ", $label, " body (the bytes after the length word), borrowing it.")]
-            pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-                Self::decode_payload(body.into())
-            }
-
-            pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
-                let layout = TargetLayout::read(body.as_slice(), $label)?;
-                Ok(Self { body, layout })
+                $name::built(frame_body(|out| $name::encode_values(out, target, name))?)
             }
 
             #[doc = concat!("Writes this ", $label, " naming `name` instead (same target).")]
@@ -425,39 +372,21 @@ target_message!(
     Close, tag::CLOSE, "Close"
 );
 
-/// Execute: runs a portal, returning at most `max_rows` rows (0 for no limit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Execute<'a> {
-    body: Payload<'a>,
-    layout: ExecuteLayout,
-}
-
-impl HasLayout for Execute<'_> {
-    type Layout = ExecuteLayout;
-}
-
-body_message!(Execute, tag::EXECUTE);
+body_message!(
+    /// Execute: runs a portal, returning at most `max_rows` rows (0 for no limit).
+    Execute,
+    "Execute",
+    ExecuteLayout,
+    tag::EXECUTE,
+    ExecuteLayout::read
+);
 
 impl<'a> Execute<'a> {
     /// An Execute message. Fails with [`EncodeError::InteriorNul`] when `portal` contains NUL,
     /// or [`EncodeError::TooLong`] when the message would not fit its length word.
     pub fn new(portal: &str, max_rows: i32) -> Result<Execute<'static>, EncodeError> {
         let body = frame_body(|out| Execute::encode_values(out, portal, max_rows))?;
-        let layout = read_back("Execute", ExecuteLayout::read(&body))?;
-        Ok(Execute {
-            body: body.into(),
-            layout,
-        })
-    }
-
-    /// Checks an Execute body (the bytes after the length word), borrowing it.
-    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        Self::decode_payload(body.into())
-    }
-
-    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
-        let layout = ExecuteLayout::read(body.as_slice())?;
-        Ok(Self { body, layout })
+        Execute::built(body)
     }
 
     /// The portal (empty for the unnamed portal).
@@ -519,6 +448,7 @@ fn write_renamed(
 mod tests {
     use super::*;
     use crate::codec::Encode;
+    use crate::error::DecodeError;
     use crate::message::frontend::FrontendMessage;
 
     fn body_of(m: &impl Encode) -> Vec<u8> {

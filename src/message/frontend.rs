@@ -3,14 +3,14 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{
-    check_body, check_count, check_cstr, empty, frame_body, put_cstr, read_back, tagged, Encode,
+    check_body, check_count, check_cstr, empty, frame_body, put_cstr, tagged, Encode,
 };
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::common::{
     check_lens, put_formats, Format, FormatCodes, ProtocolVersion, Values,
 };
 pub use crate::message::extended::{Bind, Close, Describe, Execute, Parse};
-use crate::message::layout::{FunctionCallLayout, HasLayout, SaslInitialLayout};
+use crate::message::layout::{FunctionCallLayout, SaslInitialLayout};
 use crate::message::payload::Payload;
 use crate::message::startup::{
     encode_request, CancelRequest, StartupMessage, UnsupportedStartup, GSSENC_REQUEST_CODE,
@@ -114,18 +114,14 @@ impl UntypedAuthResponse<'_> {
     }
 }
 
-/// SASLInitialResponse: the chosen mechanism and the optional initial client response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslInitialResponse<'a> {
-    body: Payload<'a>,
-    layout: SaslInitialLayout,
-}
-
-impl HasLayout for SaslInitialResponse<'_> {
-    type Layout = SaslInitialLayout;
-}
-
-body_message!(SaslInitialResponse, tag::PASSWORD);
+body_message!(
+    /// SASLInitialResponse: the chosen mechanism and the optional initial client response.
+    SaslInitialResponse,
+    "SASLInitialResponse",
+    SaslInitialLayout,
+    tag::PASSWORD,
+    SaslInitialLayout::read
+);
 
 impl<'a> SaslInitialResponse<'a> {
     /// A SASLInitialResponse; `data` is `None` when the mechanism sends no initial response.
@@ -137,11 +133,7 @@ impl<'a> SaslInitialResponse<'a> {
         data: Option<&[u8]>,
     ) -> Result<SaslInitialResponse<'static>, EncodeError> {
         let body = frame_body(|out| SaslInitialResponse::encode_values(out, mechanism, data))?;
-        let layout = read_back("SASLInitialResponse", SaslInitialLayout::read(&body))?;
-        Ok(SaslInitialResponse {
-            body: body.into(),
-            layout,
-        })
+        SaslInitialResponse::built(body)
     }
 
     /// Appends a SASLInitialResponse to `out`: the one way it is written. The checks of
@@ -177,25 +169,16 @@ impl<'a> SaslInitialResponse<'a> {
         let body = self.body.as_slice();
         self.layout.data.map(|d| d.of(body))
     }
-
-    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
-        let layout = SaslInitialLayout::read(body.as_slice())?;
-        Ok(Self { body, layout })
-    }
 }
 
-/// FunctionCall: calls a function by OID (the legacy fast-path interface).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionCall<'a> {
-    body: Payload<'a>,
-    layout: FunctionCallLayout,
-}
-
-impl HasLayout for FunctionCall<'_> {
-    type Layout = FunctionCallLayout;
-}
-
-body_message!(FunctionCall, tag::FUNCTION_CALL);
+body_message!(
+    /// FunctionCall: calls a function by OID (the legacy fast-path interface).
+    FunctionCall,
+    "FunctionCall",
+    FunctionCallLayout,
+    tag::FUNCTION_CALL,
+    FunctionCallLayout::read
+);
 
 impl<'a> FunctionCall<'a> {
     /// A FunctionCall message of these arguments (`None` is NULL).
@@ -232,11 +215,7 @@ impl<'a> FunctionCall<'a> {
             });
             Ok(())
         })?;
-        let layout = read_back("FunctionCall", FunctionCallLayout::read(&body))?;
-        Ok(FunctionCall {
-            body: body.into(),
-            layout,
-        })
+        FunctionCall::built(body)
     }
 
     /// The function's OID.
@@ -260,11 +239,6 @@ impl<'a> FunctionCall<'a> {
     /// The format wanted for the result.
     pub fn result_format(&self) -> Format {
         self.layout.result_format
-    }
-
-    pub(crate) fn decode_payload(body: Payload<'a>) -> Result<Self, DecodeError> {
-        let layout = FunctionCallLayout::read(body.as_slice())?;
-        Ok(Self { body, layout })
     }
 }
 

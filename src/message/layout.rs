@@ -5,12 +5,6 @@ use crate::codec::reader::{SliceReader, Span};
 use crate::error::DecodeError;
 use crate::message::common::{Format, FormatCodes, Target, Values};
 
-/// The layout type of a message.
-pub(crate) trait HasLayout {
-    /// Where the fields lie.
-    type Layout;
-}
-
 /// Where the fields of a Parse body lie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ParseLayout {

@@ -252,11 +252,41 @@ macro_rules! raw_message {
     };
 }
 
-/// Writes what every message kept as body and layout has: `into_owned`, `as_borrowed`, `body`,
-/// and encoding by copying the body.
+/// Declares a message kept as its body (borrowed or owned) and where its fields lie, and writes
+/// what every such message has: decoding by its layout reader `$read` (`decode`, which borrows,
+/// and `decode_payload`), `into_owned`, `as_borrowed`, `body`, building from a body an encoder
+/// just wrote (`built`), and encoding by copying the body.
 macro_rules! body_message {
-    ($name:ident, $tag:expr) => {
+    ($(#[$doc:meta])* $name:ident, $label:literal, $layout:ty, $tag:expr, $read:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name<'a> {
+            body: $crate::message::payload::Payload<'a>,
+            layout: $layout,
+        }
+
         impl<'a> $name<'a> {
+            #[doc = concat!("Checks a ", $label, " body (the bytes after the length word), borrowing it; fails")]
+            /// with the [`DecodeError`](crate::DecodeError) of a malformed body.
+            pub fn decode(body: &'a [u8]) -> Result<Self, $crate::error::DecodeError> {
+                Self::decode_payload(body.into())
+            }
+
+            #[inline]
+            pub(crate) fn decode_payload(
+                body: $crate::message::payload::Payload<'a>,
+            ) -> Result<Self, $crate::error::DecodeError> {
+                let layout = ($read)(body.as_slice())?;
+                Ok(Self { body, layout })
+            }
+
+            /// The message of a body an encoder of this module just wrote.
+            #[allow(dead_code)]
+            fn built(body: ::bytes::Bytes) -> Result<$name<'static>, $crate::error::EncodeError> {
+                let layout = $crate::codec::read_back($label, ($read)(&body[..]))?;
+                Ok($name { body: body.into(), layout })
+            }
+
             /// The message, owned: a borrowed body is copied out of the buffer it points into.
             pub fn into_owned(self) -> $name<'static> {
                 $name {
@@ -280,10 +310,7 @@ macro_rules! body_message {
 
             #[allow(dead_code)]
             #[inline]
-            pub(crate) fn from_parts(
-                body: $crate::message::payload::Payload<'a>,
-                layout: <Self as $crate::message::layout::HasLayout>::Layout,
-            ) -> Self {
+            pub(crate) fn from_parts(body: $crate::message::payload::Payload<'a>, layout: $layout) -> Self {
                 Self { body, layout }
             }
         }
@@ -292,9 +319,7 @@ macro_rules! body_message {
             #[inline]
             fn encode(&self, out: &mut ::bytes::BytesMut) {
                 let body = self.body.as_slice();
-                $crate::codec::tagged(out, $tag, body.len(), |out| {
-                    ::bytes::BufMut::put_slice(out, body)
-                });
+                $crate::codec::tagged(out, $tag, body.len(), |out| ::bytes::BufMut::put_slice(out, body));
             }
 
             fn encoded_len(&self) -> usize {
