@@ -7,7 +7,7 @@ use crate::codec::{check_body, check_count, check_cstr, empty, put_cstr, tagged,
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::auth::Authentication;
 use crate::message::common::{
-    put_formats, utf8, Format, FormatCodes, ProtocolVersion, TransactionStatus,
+    put_value, utf8, Format, FormatCodes, ProtocolVersion, TransactionStatus,
 };
 use crate::message::fields::ErrorFields;
 use crate::message::frontend::CopyData;
@@ -461,12 +461,14 @@ impl CopyResponse {
     ///
     /// Fails with [`EncodeError::TooMany`] on more than 65,535 column formats.
     pub fn new(format: Format, column_formats: &[Format]) -> Result<Self, EncodeError> {
-        let count = check_count("formats", column_formats.len())?;
-        let mut codes = BytesMut::with_capacity(2 + column_formats.len() * 2);
-        put_formats(&mut codes, count, column_formats);
+        check_count("formats", column_formats.len())?;
+        let mut codes = BytesMut::with_capacity(column_formats.len() * 2);
+        for f in column_formats {
+            codes.put_i16(f.code());
+        }
         Ok(Self {
             format,
-            column_formats: codes.split_off(2).freeze(),
+            column_formats: codes.freeze(),
         })
     }
 
@@ -717,9 +719,10 @@ impl<'a> BackendMessage<'a> {
         body: Payload<'a>,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        if let Some(m) = decode_declared(tag_byte, body.clone()) {
-            return m;
-        }
+        let body = match decode_declared(tag_byte, body) {
+            Ok(m) => return m,
+            Err(body) => body,
+        };
         // The rest decode into owned values, from shared bytes (copied if borrowed).
         let body = &body.into_shared();
         Ok(match tag_byte {
@@ -797,13 +800,7 @@ impl Encode for BackendMessage<'_> {
                     out,
                     tag::FUNCTION_CALL_RESPONSE,
                     4 + v.as_ref().map_or(0, |v| v.len()),
-                    |out| match v {
-                        None => out.put_i32(-1),
-                        Some(v) => {
-                            out.put_i32(v.len() as i32);
-                            out.put_slice(v);
-                        }
-                    },
+                    |out| put_value(out, v.as_deref()),
                 );
             }
             Self::NegotiateProtocolVersion(m) => m.encode(out),

@@ -154,14 +154,10 @@ where
     let mut count = 0usize;
     for v in values {
         count += 1;
-        match v {
-            None => b.put_i32(-1),
-            Some(v) => {
-                check_value_len("value", v.len())?;
-                b.put_i32(v.len() as i32);
-                b.put_slice(v);
-            }
+        if let Some(v) = v {
+            check_value_len("value", v.len())?;
         }
+        put_value(&mut b, v);
         if b.len() > MAX_BODY {
             return Err(EncodeError::OutOfRange {
                 field: "values",
@@ -191,6 +187,29 @@ pub(crate) fn check_lens(values: &[Option<&[u8]>]) -> Result<usize, EncodeError>
         }
     }
     Ok(len)
+}
+
+/// Writes one value: its length word (-1 for NULL) and its bytes. The length was checked.
+#[inline]
+pub(crate) fn put_value(out: &mut impl BufMut, value: Option<&[u8]>) {
+    match value {
+        None => out.put_i32(-1),
+        Some(v) => {
+            // INVARIANT: callers checked the length (check_lens, check_value_len, check_body).
+            out.put_i32(v.len() as i32);
+            out.put_slice(v);
+        }
+    }
+}
+
+/// Writes a list of values (Int16 count, then each value); the count and lengths are checked
+/// first.
+#[inline]
+pub(crate) fn put_values(out: &mut impl BufMut, count: u16, values: &[Option<&[u8]>]) {
+    out.put_u16(count);
+    for v in values {
+        put_value(out, *v);
+    }
 }
 
 /// Writes a list of format codes (Int16 count, then the codes); the count is checked first.

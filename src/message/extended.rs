@@ -13,7 +13,9 @@ use crate::codec::{
     check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, tagged,
 };
 use crate::error::EncodeError;
-use crate::message::common::{check_lens, Format, FormatCodes, Target, Values};
+use crate::message::common::{
+    check_lens, put_formats, put_values, Format, FormatCodes, Target, Values,
+};
 use crate::message::frontend::tag;
 use crate::message::layout::{BindLayout, ExecuteLayout, ParseLayout, TargetLayout};
 
@@ -252,24 +254,9 @@ impl<'a> Bind<'a> {
         tagged_fields!(out, tag::BIND, body, |out| {
             put_cstr_to(out, portal.as_bytes());
             put_cstr_to(out, statement.as_bytes());
-            out.put_u16(param_format_count);
-            for f in param_formats {
-                out.put_i16(f.code());
-            }
-            out.put_u16(param_count);
-            for v in params {
-                match v {
-                    None => out.put_i32(-1),
-                    Some(v) => {
-                        out.put_i32(v.len() as i32);
-                        out.put_slice(v);
-                    }
-                }
-            }
-            out.put_u16(result_format_count);
-            for f in result_formats {
-                out.put_i16(f.code());
-            }
+            put_formats(out, param_format_count, param_formats);
+            put_values(out, param_count, params);
+            put_formats(out, result_format_count, result_formats);
         });
         Ok(())
     }

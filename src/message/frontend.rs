@@ -7,7 +7,7 @@ use crate::codec::{
 };
 use crate::error::{DecodeError, EncodeError, Tag};
 use crate::message::common::{
-    check_lens, put_formats, Format, FormatCodes, ProtocolVersion, Values,
+    check_lens, put_formats, put_value, put_values, Format, FormatCodes, ProtocolVersion, Values,
 };
 pub use crate::message::extended::{Bind, Close, Describe, Execute, Parse};
 use crate::message::layout::{FunctionCallLayout, SaslInitialLayout};
@@ -148,13 +148,7 @@ impl<'a> SaslInitialResponse<'a> {
         check_body("SASLInitialResponse", len)?;
         tagged(out, tag::PASSWORD, len, |out| {
             put_cstr(out, mechanism.as_bytes());
-            match data {
-                None => out.put_i32(-1),
-                Some(d) => {
-                    out.put_i32(d.len() as i32);
-                    out.put_slice(d);
-                }
-            }
+            put_value(out, data);
         });
         Ok(())
     }
@@ -201,16 +195,7 @@ impl<'a> FunctionCall<'a> {
             tagged(out, tag::FUNCTION_CALL, len, |out| {
                 out.put_u32(function);
                 put_formats(out, format_count, arg_formats);
-                out.put_u16(arg_count);
-                for a in args {
-                    match a {
-                        None => out.put_i32(-1),
-                        Some(v) => {
-                            out.put_i32(v.len() as i32);
-                            out.put_slice(v);
-                        }
-                    }
-                }
+                put_values(out, arg_count, args);
                 out.put_i16(result_format.code());
             });
             Ok(())
@@ -422,9 +407,10 @@ impl<'a> FrontendMessage<'a> {
         body: Payload<'a>,
         auth: Option<AuthResponseKind>,
     ) -> Result<Self, DecodeError> {
-        if let Some(m) = decode_declared(tag_byte, body.clone()) {
-            return m;
-        }
+        let body = match decode_declared(tag_byte, body) {
+            Ok(m) => return m,
+            Err(body) => body,
+        };
         match tag_byte {
             tag::PASSWORD => match auth {
                 None => Ok(Self::UntypedAuthResponse(

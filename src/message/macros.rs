@@ -25,25 +25,28 @@ macro_rules! type_bytes {
         }
 
         /// Decodes a body by its type byte, for the bytes whose row in the table names their
-        /// message; `None` for the others (decoded by hand, or no message at all).
+        /// message; for the others (decoded by hand, or no message at all) the body comes back
+        /// untouched as the error.
         #[inline]
         pub(crate) fn decode_declared(
             t: u8,
             body: $crate::message::payload::Payload<'_>,
-        ) -> Option<Result<$enum<'_>, $crate::error::DecodeError>> {
+        ) -> Result<
+            Result<$enum<'_>, $crate::error::DecodeError>,
+            $crate::message::payload::Payload<'_>,
+        > {
             $( type_bytes!(@arm $enum, t, body, $byte, $name $(=> $variant $(($ty))?)?); )*
-            let _ = body;
-            None
+            Err(body)
         }
     };
     (@arm $enum:ident, $t:ident, $body:ident, $byte:literal, $name:literal => $variant:ident($ty:ident)) => {
         if $t == $byte {
-            return Some($ty::decode_payload($body).map($enum::$variant));
+            return Ok($ty::decode_payload($body).map($enum::$variant));
         }
     };
     (@arm $enum:ident, $t:ident, $body:ident, $byte:literal, $name:literal => $variant:ident) => {
         if $t == $byte {
-            return Some(
+            return Ok(
                 $crate::message::layout::empty_layout($body.as_slice(), $name).map(|()| $enum::$variant),
             );
         }

@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::reader::Reader;
 use crate::codec::{check_body, check_count, check_cstr, put_cstr, tagged, Encode};
 use crate::error::{DecodeError, EncodeError};
-use crate::message::common::{values_raw, Format};
+use crate::message::common::{put_values, values_raw, Format};
 use crate::message::payload::Payload;
 
 /// The bytes of each field after its name: table OID, column number, type OID, type size,
@@ -266,16 +266,7 @@ impl<'a> DataRow<'a> {
             .sum::<usize>();
         check_body("DataRow", body)?;
         tagged(out, Self::TAG, body, |out| {
-            out.put_u16(count);
-            for v in values {
-                match v {
-                    None => out.put_i32(-1),
-                    Some(v) => {
-                        out.put_i32(v.len() as i32);
-                        out.put_slice(v);
-                    }
-                }
-            }
+            put_values(out, count, values);
         });
         Ok(())
     }
