@@ -32,13 +32,19 @@ pub trait Encode {
 }
 
 /// The body of the one frame `write` appends: how a constructor builds a message with the
-/// encoder that writes it from borrowed values, the one encode path.
+/// encoder that writes it from borrowed values, the one encode path. `frame_len` is the frame's
+/// expected size (header included), reserved up front up to 64 KiB; the body is the written
+/// buffer itself past its header (one allocation, no copy).
 pub(crate) fn frame_body(
+    frame_len: usize,
     write: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
 ) -> Result<bytes::Bytes, EncodeError> {
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::with_capacity(frame_len.min(1 << 16));
     write(&mut out)?;
-    Ok(out.split_off(5.min(out.len())).freeze())
+    let mut body = out.freeze();
+    let header = 5.min(body.len());
+    bytes::Buf::advance(&mut body, header);
+    Ok(body)
 }
 
 /// Reads back the layout of a body an encoder just wrote. It cannot fail (the encoder checked
@@ -66,10 +72,50 @@ pub(crate) fn tagged(
     body: impl FnOnce(&mut BytesMut),
 ) {
     out.reserve(5 + body_len);
-    out.put_u8(tag);
-    // INVARIANT: constructors keep body_len <= MAX_BODY, so the cast cannot truncate.
-    out.put_i32((body_len + 4) as i32);
+    out.put_slice(&header(tag, body_len));
     body(out);
+}
+
+/// The five bytes that start a tagged frame: the tag and the length word (which counts itself,
+/// not the tag), written with one store where the caller puts them.
+#[inline]
+pub(crate) fn header(tag: u8, body_len: usize) -> [u8; 5] {
+    // INVARIANT: callers keep body_len <= MAX_BODY, so the cast cannot truncate.
+    let [a, b, c, d] = ((body_len + 4) as i32).to_be_bytes();
+    [tag, a, b, c, d]
+}
+
+/// Writes a tagged frame whose body `body` appends straight to `out`, measured afterwards: the
+/// length word is written as a placeholder and filled in once the body is written. One pass
+/// over the fields, no length computed beforehand (Bind, whose values would otherwise be walked
+/// twice).
+///
+/// When `body` fails, or the body turns out too long for the length word
+/// ([`EncodeError::TooLong`]), `out` is left as it was.
+#[inline]
+pub(crate) fn tagged_measured(
+    out: &mut BytesMut,
+    tag: u8,
+    message: &'static str,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.put_slice(&[tag, 0, 0, 0, 0]);
+    if let Err(e) = body(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let body_len = out.len() - start - 5;
+    if body_len > MAX_BODY {
+        out.truncate(start);
+        return Err(EncodeError::TooLong {
+            message,
+            len: body_len.saturating_add(5),
+        });
+    }
+    // INVARIANT: body_len <= MAX_BODY, so the cast cannot truncate.
+    out[start + 1..start + 5].copy_from_slice(&((body_len + 4) as i32).to_be_bytes());
+    Ok(())
 }
 
 /// Frames up to this size are written by [`tagged_exact`] (see `tagged_fields!`); larger ones
@@ -166,5 +212,51 @@ pub(crate) fn check_value_len(field: &'static str, len: usize) -> Result<(), Enc
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_measured_frame_gets_its_length_word_after_the_body() {
+        let mut out = BytesMut::from(&b"xy"[..]);
+        tagged_measured(&mut out, b'B', "Bind", |o| {
+            o.put_slice(b"abc");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(&out[..], b"xyB\0\0\0\x07abc");
+    }
+
+    #[test]
+    fn a_measured_frame_whose_body_fails_leaves_the_buffer_as_it_was() {
+        let mut out = BytesMut::from(&b"xy"[..]);
+        let err = tagged_measured(&mut out, b'B', "Bind", |o| {
+            o.put_slice(b"half of a body");
+            Err(EncodeError::OutOfRange {
+                field: "values",
+                reason: "test",
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            EncodeError::OutOfRange { reason: "test", .. }
+        ));
+        assert_eq!(&out[..], b"xy");
+    }
+
+    #[test]
+    fn a_constructed_body_is_the_frame_past_its_header() {
+        let body = frame_body(8, |o| {
+            o.put_slice(&header(b'E', 3));
+            o.put_slice(b"abc");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(&body[..], b"abc");
+        assert_eq!(header(b'E', 3), *b"E\0\0\0\x07");
     }
 }

@@ -202,6 +202,33 @@ pub(crate) fn put_value(out: &mut impl BufMut, value: Option<&[u8]>) {
     }
 }
 
+/// Writes a list of values (Int16 count, then each value), checking each length as it goes
+/// (the one pass of [`tagged_measured`](crate::codec::tagged_measured) frames, which checks the
+/// total): fails with [`EncodeError::OutOfRange`] on a value longer than an Int32 length
+/// allows, having written part of the list (the frame is dropped then).
+#[inline]
+pub(crate) fn put_values_checked(
+    out: &mut BytesMut,
+    count: u16,
+    values: &[Option<&[u8]>],
+) -> Result<(), EncodeError> {
+    out.put_u16(count);
+    for v in values {
+        match v {
+            None => {
+                out.put_i32(-1);
+            }
+            Some(v) => {
+                check_value_len("value", v.len())?;
+                // INVARIANT: checked just above.
+                out.put_i32(v.len() as i32);
+                out.put_slice(v);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes a list of values (Int16 count, then each value); the count and lengths are checked
 /// first.
 #[inline]

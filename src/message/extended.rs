@@ -10,11 +10,11 @@ use bytes::{BufMut, BytesMut};
 
 use crate::codec::reader::Span;
 use crate::codec::{
-    check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, tagged,
+    check_body, check_count, check_cstr, frame_body, put_cstr, put_cstr_to, tagged, tagged_measured,
 };
 use crate::error::EncodeError;
 use crate::message::common::{
-    check_lens, put_formats, put_values, Format, FormatCodes, Target, Values,
+    put_formats, put_values_checked, Format, FormatCodes, Target, Values,
 };
 use crate::message::frontend::tag;
 use crate::message::layout::{BindLayout, ExecuteLayout, ParseLayout, TargetLayout};
@@ -45,7 +45,10 @@ impl<'a> Parse<'a> {
         query: &str,
         param_types: &[u32],
     ) -> Result<Parse<'static>, EncodeError> {
-        let body = frame_body(|out| Parse::encode_values(out, name, query, param_types))?;
+        let body = frame_body(
+            8 + name.len() + query.len() + 4 * param_types.len(),
+            |out| Parse::encode_values(out, name, query, param_types),
+        )?;
         Parse::built(body)
     }
 
@@ -164,16 +167,24 @@ impl<'a> Bind<'a> {
         params: &[Option<&[u8]>],
         result_formats: &[Format],
     ) -> Result<Bind<'static>, EncodeError> {
-        let body = frame_body(|out| {
-            Bind::encode_values(
-                out,
-                portal,
-                statement,
-                param_formats,
-                params,
-                result_formats,
-            )
-        })?;
+        let values: usize = params
+            .iter()
+            .fold(0, |n, v| n.saturating_add(4 + v.map_or(0, <[u8]>::len)));
+        let fixed = 13 + portal.len() + statement.len();
+        let formats = 2 * (param_formats.len() + result_formats.len());
+        let body = frame_body(
+            fixed.saturating_add(formats).saturating_add(values),
+            |out| {
+                Bind::encode_values(
+                    out,
+                    portal,
+                    statement,
+                    param_formats,
+                    params,
+                    result_formats,
+                )
+            },
+        )?;
         Bind::built(body)
     }
 
@@ -239,26 +250,19 @@ impl<'a> Bind<'a> {
         result_formats: &[Format],
     ) -> Result<(), EncodeError> {
         let param_format_count = check_count("formats", param_formats.len())?;
-        let values_len = check_lens(params)?;
         let param_count = check_count("values", params.len())?;
         let result_format_count = check_count("formats", result_formats.len())?;
         check_cstr("portal name", portal.as_bytes())?;
         check_cstr("statement name", statement.as_bytes())?;
-        let body = portal.len()
-            + statement.len()
-            + 2
-            + (2 + param_formats.len() * 2)
-            + (2 + values_len)
-            + (2 + result_formats.len() * 2);
-        check_body("Bind", body)?;
-        tagged_fields!(out, tag::BIND, body, |out| {
+        // One pass: the values are checked as they are written, and the frame measured after.
+        tagged_measured(out, tag::BIND, "Bind", |out| {
             put_cstr_to(out, portal.as_bytes());
             put_cstr_to(out, statement.as_bytes());
             put_formats(out, param_format_count, param_formats);
-            put_values(out, param_count, params);
+            put_values_checked(out, param_count, params)?;
             put_formats(out, result_format_count, result_formats);
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Writes this Bind with its source statement named `statement` instead, everything else
@@ -311,7 +315,9 @@ macro_rules! target_message {
             /// Fails with [`EncodeError::InteriorNul`] when `name` contains NUL, or
             /// [`EncodeError::TooLong`] when the message would not fit its length word.
             pub fn new(target: Target, name: &str) -> Result<$name<'static>, EncodeError> {
-                $name::built(frame_body(|out| $name::encode_values(out, target, name))?)
+                $name::built(frame_body(7 + name.len(), |out| {
+                    $name::encode_values(out, target, name)
+                })?)
             }
 
             #[doc = concat!("Writes this ", $label, " naming `name` instead (same target).")]
@@ -372,7 +378,9 @@ impl<'a> Execute<'a> {
     /// An Execute message. Fails with [`EncodeError::InteriorNul`] when `portal` contains NUL,
     /// or [`EncodeError::TooLong`] when the message would not fit its length word.
     pub fn new(portal: &str, max_rows: i32) -> Result<Execute<'static>, EncodeError> {
-        let body = frame_body(|out| Execute::encode_values(out, portal, max_rows))?;
+        let body = frame_body(10 + portal.len(), |out| {
+            Execute::encode_values(out, portal, max_rows)
+        })?;
         Execute::built(body)
     }
 
@@ -399,8 +407,12 @@ impl<'a> Execute<'a> {
         check_cstr("portal name", portal.as_bytes())?;
         check_body("Execute", portal.len() + 5)?;
         tagged(out, tag::EXECUTE, portal.len() + 5, |out| {
-            put_cstr(out, portal.as_bytes());
-            out.put_i32(max_rows);
+            if !portal.is_empty() {
+                out.put_slice(portal.as_bytes());
+            }
+            // The portal's NUL and the row limit, in one store.
+            let [a, b, c, d] = max_rows.to_be_bytes();
+            out.put_slice(&[0, a, b, c, d]);
         });
         Ok(())
     }

@@ -132,7 +132,9 @@ impl<'a> SaslInitialResponse<'a> {
         mechanism: &str,
         data: Option<&[u8]>,
     ) -> Result<SaslInitialResponse<'static>, EncodeError> {
-        let body = frame_body(|out| SaslInitialResponse::encode_values(out, mechanism, data))?;
+        let body = frame_body(10 + mechanism.len() + data.map_or(0, <[u8]>::len), |out| {
+            SaslInitialResponse::encode_values(out, mechanism, data)
+        })?;
         SaslInitialResponse::built(body)
     }
 
@@ -191,7 +193,7 @@ impl<'a> FunctionCall<'a> {
         let arg_count = check_count("values", args.len())?;
         let len = 4 + 2 + arg_formats.len() * 2 + 2 + args_len + 2;
         check_body("FunctionCall", len)?;
-        let body = frame_body(|out| {
+        let body = frame_body(5 + len, |out| {
             tagged(out, tag::FUNCTION_CALL, len, |out| {
                 out.put_u32(function);
                 put_formats(out, format_count, arg_formats);
