@@ -354,7 +354,7 @@ pub(crate) enum Next {
 impl Next {
     /// What `self` comes to for `request`, with the COPY outcomes resolved.
     #[inline]
-    pub(crate) fn resolve(self, request: Request) -> Self {
+    pub(crate) const fn resolve(self, request: Request) -> Self {
         match (self, request) {
             (Self::CopyEnded, Request::Query) => Self::Go(Stage::Start),
             (Self::CopyFailed, Request::Query) => Self::Go(Stage::Answered),
@@ -543,8 +543,8 @@ const N_REQUESTS: usize = Request::ALL.len();
 const N_STAGES: usize = Stage::ALL.len();
 const N_ANSWERS: usize = Answer::ALL.len();
 
-/// [`TABLE`] as a lookup array, built at compile time: one load per answer checked.
-static LOOKUP: [[[Option<Next>; N_ANSWERS]; N_STAGES]; N_REQUESTS] = {
+/// [`TABLE`] as a lookup array, built at compile time, each rule as written.
+const RULES: [[[Option<Next>; N_ANSWERS]; N_STAGES]; N_REQUESTS] = {
     let mut t = [[[None; N_ANSWERS]; N_STAGES]; N_REQUESTS];
     let mut i = 0;
     while i < TABLE.len() {
@@ -565,10 +565,40 @@ static LOOKUP: [[[Option<Next>; N_ANSWERS]; N_STAGES]; N_REQUESTS] = {
     t
 };
 
-/// What `answer` does to `request` in `stage`; `None` if the protocol does not allow it.
+/// [`RULES`] with the COPY outcomes resolved for each request ([`Next::resolve`]): one load per
+/// answer checked.
+static LOOKUP: [[[Option<Next>; N_ANSWERS]; N_STAGES]; N_REQUESTS] = {
+    let mut t = RULES;
+    let mut r = 0;
+    while r < N_REQUESTS {
+        let mut s = 0;
+        while s < N_STAGES {
+            let mut a = 0;
+            while a < N_ANSWERS {
+                if let Some(n) = t[r][s][a] {
+                    t[r][s][a] = Some(n.resolve(Request::ALL[r]));
+                }
+                a += 1;
+            }
+            s += 1;
+        }
+        r += 1;
+    }
+    t
+};
+
+/// What `answer` does to `request` in `stage`, the COPY outcomes resolved ([`Next::resolve`]);
+/// `None` if the protocol does not allow it.
 #[inline]
 pub(crate) fn next(request: Request, stage: Stage, answer: Answer) -> Option<Next> {
     LOOKUP[request as usize][stage as usize][answer as usize]
+}
+
+/// The rule of the table for `answer` to `request` in `stage`, as written (a COPY's end not
+/// yet resolved for the request): what the diagram shows.
+#[cfg_attr(not(test), allow(dead_code))]
+fn rule(request: Request, stage: Stage, answer: Answer) -> Option<Next> {
+    RULES[request as usize][stage as usize][answer as usize]
 }
 
 /// The stage a message of the frontend's COPY stream leads to; `None` if not allowed.
@@ -587,7 +617,7 @@ pub(crate) fn diagram() -> String {
     for r in Request::ALL {
         for s in Stage::ALL {
             for a in Answer::ALL {
-                if let Some(n) = next(r, s, a) {
+                if let Some(n) = rule(r, s, a) {
                     out.push_str(&format!(
                         "| {} | {} | {} | {} |\n",
                         r.name(),
@@ -647,7 +677,7 @@ mod tests {
             while i < seen.len() {
                 let s = seen[i];
                 for a in Answer::ALL {
-                    match next(r, s, a).map(|n| n.resolve(r)) {
+                    match next(r, s, a) {
                         Some(Next::Done | Next::Failed) => ends = true,
                         Some(Next::Go(t)) if !seen.contains(&t) => seen.push(t),
                         _ => {}

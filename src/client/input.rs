@@ -160,8 +160,7 @@ impl Client {
             };
         };
         let next = Answer::of_tag(lent.tag())
-            .and_then(|answer| protocol::next(front.kind, session.stage, answer))
-            .map(|next| next.resolve(front.kind));
+            .and_then(|answer| protocol::next(front.kind, session.stage, answer));
         let lent = match lent {
             // A FATAL (or PANIC) where the request allows no error, for example right after a
             // Query's ERROR: the server is ending the session (PostgreSQL 18 sends ERROR then

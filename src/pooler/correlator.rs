@@ -300,8 +300,7 @@ impl<T> Correlator<T> {
             return Err(self.fail(tag));
         };
         let request = head.request;
-        let Some(next) = protocol::next(request, self.stage, answer).map(|n| n.resolve(request))
-        else {
+        let Some(next) = protocol::next(request, self.stage, answer) else {
             return Err(self.fail(tag));
         };
         if answer == Answer::ReadyForQuery {

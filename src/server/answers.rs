@@ -37,7 +37,7 @@ impl Server {
             return None;
         }
         let c = q.current?;
-        protocol::next(c.request, c.stage, answer).map(|n| n.resolve(c.request))
+        protocol::next(c.request, c.stage, answer)
     }
 
     /// Why an answer [`Server::allowed`] refused is refused.
@@ -108,19 +108,51 @@ impl Server {
         }
     }
 
+    /// Checks `answer`, has `write` append it, and moves on: [`Server::check`], the write and
+    /// [`Server::apply`] in one, the phase and the request looked up once. The common case (the
+    /// answer ends its request and nothing waits behind it) takes no other step.
+    #[inline(always)]
+    fn answer_with(
+        &mut self,
+        command: &'static str,
+        answer: Answer,
+        write: impl FnOnce(&mut bytes::BytesMut) -> Result<(), UsageError>,
+    ) -> Result<(), UsageError> {
+        let Phase::Ready(q) = &mut self.phase else {
+            return Err(self.refusal(command));
+        };
+        let next = match q.current {
+            Some(c) if self.core.error.is_none() && q.forwarding == 0 => {
+                protocol::next(c.request, c.stage, answer).map(|n| (c, n))
+            }
+            _ => None,
+        };
+        let Some((c, next)) = next else {
+            return Err(self.refusal(command));
+        };
+        write(&mut self.core.out)?;
+        q.columns.answered(c.request, c.id, None);
+        if next == Next::Done && q.behind.is_empty() {
+            q.current = None;
+        } else {
+            self.advance(next);
+        }
+        Ok(())
+    }
+
     /// Checks, writes a message without fields (its type byte `tag` and a length of 4), and
     /// moves on.
-    #[inline]
+    #[inline(always)]
     fn answer_empty(
         &mut self,
         command: &'static str,
         answer: Answer,
         tag: u8,
     ) -> Result<(), UsageError> {
-        let next = self.check(command, answer)?;
-        self.core.out.extend_from_slice(&[tag, 0, 0, 0, 4]);
-        self.apply(next);
-        Ok(())
+        self.answer_with(command, answer, |out| {
+            out.extend_from_slice(&[tag, 0, 0, 0, 4]);
+            Ok(())
+        })
     }
 
     /// ParseComplete: answers Parse.
@@ -264,10 +296,9 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("send CommandComplete", Reply::CommandComplete(tag));
         }
-        let next = self.check("send CommandComplete", Answer::CommandComplete)?;
-        CommandComplete::encode_str(&mut self.core.out, tag)?;
-        self.apply(next);
-        Ok(())
+        self.answer_with("send CommandComplete", Answer::CommandComplete, |out| {
+            Ok(CommandComplete::encode_str(out, tag)?)
+        })
     }
 
     /// EmptyQueryResponse: the query string (or portal) was empty.
@@ -358,12 +389,11 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("send ReadyForQuery", Reply::ReadyForQuery(status));
         }
-        let next = self.check("send ReadyForQuery", Answer::ReadyForQuery)?;
-        self.core
-            .out
-            .extend_from_slice(&[btag::READY_FOR_QUERY, 0, 0, 0, 5, status.byte()]);
+        self.answer_with("send ReadyForQuery", Answer::ReadyForQuery, |out| {
+            out.extend_from_slice(&[btag::READY_FOR_QUERY, 0, 0, 0, 5, status.byte()]);
+            Ok(())
+        })?;
         self.status = status;
-        self.apply(next);
         Ok(())
     }
 
