@@ -811,7 +811,37 @@ fn want_ratios() -> bool {
     common::is_bench() && (filters.is_empty() || filters.iter().any(|f| f == "ratios"))
 }
 
+/// Runs one contender of the narrow DataRow stream alone, `PASSES` times (default 200), for an
+/// instruction profiler: `valgrind --tool=callgrind target/release/deps/codec-* only=NAME`, NAME
+/// one of the `datarow_stream_narrow` contenders (`pgproto_next_data_row`, `framing_only`,
+/// `postgres_protocol`, ...). The fixture's set-up is counted too: profile `framing_only` with
+/// `PASSES=0` for its cost.
+fn only(who: &str) {
+    let passes: usize = std::env::var("PASSES").map_or(200, |p| p.parse().unwrap());
+    let stream = backend_stream(&narrow_rows());
+    let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
+    let Some(&(_, f)) = DATAROW_CONTENDERS
+        .iter()
+        .chain(&DATAROW_UNWRAP_CONTENDERS)
+        .find(|c| c.0 == who)
+    else {
+        panic!("only=NAME: NAME is one of the datarow_stream_narrow contenders");
+    };
+    let mut rows = 0;
+    for _ in 0..passes {
+        rows += black_box(f(black_box(&chunks))).rows;
+    }
+    println!("{who}: {passes} passes, {rows} rows");
+}
+
 fn main() {
+    if let Some(who) = common::filters()
+        .iter()
+        .find_map(|f| f.strip_prefix("only="))
+    {
+        only(who);
+        return;
+    }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
