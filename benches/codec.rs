@@ -814,19 +814,28 @@ fn want_ratios() -> bool {
 /// Runs one contender of the narrow DataRow stream alone, `PASSES` times (default 200), for an
 /// instruction profiler: `valgrind --tool=callgrind target/release/deps/codec-* only=NAME`, NAME
 /// one of the `datarow_stream_narrow` contenders (`pgproto_next_data_row`, `framing_only`,
-/// `postgres_protocol`, ...). The fixture's set-up is counted too: profile `framing_only` with
+/// `postgres_protocol`, ...) or of the frontend stream's (`pgproto_frontend_next_ref`,
+/// `pgproto_frontend_next`, `pgwire_frontend`). The fixtures' set-up is counted too: run with
 /// `PASSES=0` for its cost.
 fn only(who: &str) {
     let passes: usize = std::env::var("PASSES").map_or(200, |p| p.parse().unwrap());
-    let stream = backend_stream(&narrow_rows());
-    let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
-    let Some(&(_, f)) = DATAROW_CONTENDERS
+    let frontend: [(&str, StreamContender); 3] = [
+        ("pgproto_frontend_next_ref", pgproto_frontend_next_ref),
+        ("pgproto_frontend_next", pgproto_frontend),
+        ("pgwire_frontend", pgwire_frontend),
+    ];
+    let (stream, f) = if let Some(&(_, f)) = frontend.iter().find(|c| c.0 == who) {
+        (frontend_stream(), f)
+    } else if let Some(&(_, f)) = DATAROW_CONTENDERS
         .iter()
         .chain(&DATAROW_UNWRAP_CONTENDERS)
         .find(|c| c.0 == who)
-    else {
-        panic!("only=NAME: NAME is one of the datarow_stream_narrow contenders");
+    {
+        (backend_stream(&narrow_rows()), f)
+    } else {
+        panic!("only=NAME: a datarow_stream_narrow contender, or pgproto_frontend_next_ref, pgproto_frontend_next, pgwire_frontend");
     };
+    let chunks: Vec<&[u8]> = stream.chunks(CHUNK).collect();
     let mut rows = 0;
     for _ in 0..passes {
         rows += black_box(f(black_box(&chunks))).rows;
