@@ -120,21 +120,22 @@ impl Buffer {
         Ok((self.buf.len() >= total).then_some(total))
     }
 
-    /// The length (type byte included) of the frame at offset `at`, if it has type `tag`, a
-    /// valid length word of at most `max`, and is whole; otherwise `None`, and the caller's
-    /// general path decides (and reports any error exactly as it would have).
+    /// The end (an offset in the buffer) and the body of the frame at offset `at`, if it has
+    /// type `tag`, a valid length word of at most `max`, and is whole; otherwise `None`, and the
+    /// caller's general path decides (and reports any error exactly as it would have).
     #[inline]
-    fn whole_frame_at(&self, at: usize, tag: u8, max: u32) -> Option<usize> {
-        let h = self.buf.get(at..at + 5)?;
-        if h[0] != tag {
+    fn whole_frame_at(&self, at: usize, tag: u8, max: u32) -> Option<(usize, &[u8])> {
+        let rest = self.buf.get(at..)?;
+        let (&[t, a, b, c, d], after) = rest.split_first_chunk::<5>()?;
+        if t != tag {
             return None;
         }
-        let len = i32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+        let len = i32::from_be_bytes([a, b, c, d]);
         if len < 4 || len as u32 > max {
             return None;
         }
-        let total = len as usize + 1;
-        (self.buf.len() - at >= total).then_some(total)
+        let body = after.get(..len as usize - 4)?;
+        Some((at + 1 + len as usize, body))
     }
 
     fn split_frame(&mut self, total: usize) -> Frame {
@@ -919,8 +920,7 @@ impl FrontendDecoder {
             return None;
         }
         let max = self.limits.frontend(FRONTEND_CLASS[tag as usize]);
-        let end = at + self.inner.whole_frame_at(at, tag, max)?;
-        let body = self.inner.buf.get(at + 5..end)?;
+        let (end, body) = self.inner.whole_frame_at(at, tag, max)?;
         let mut portal = 0..0;
         let layout = match tag {
             ftag::PARSE => Layout::Parse(ParseLayout::read(body).ok()?),
@@ -974,9 +974,8 @@ impl FrontendDecoder {
         macro_rules! lend {
             ($at:expr, $tag:expr, $read:expr, $layout:expr) => {{
                 let max = self.limits.frontend(FRONTEND_CLASS[$tag as usize]);
-                if let Some(total) = self.inner.whole_frame_at($at, $tag, max) {
-                    let end = $at + total;
-                    return match $read(&self.inner.buf[$at + 5..end]) {
+                if let Some((end, body)) = self.inner.whole_frame_at($at, $tag, max) {
+                    return match $read(body) {
                         Ok(layout) => {
                             self.inner.lent = end;
                             Ok(Some(FrontendLent {
