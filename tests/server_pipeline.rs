@@ -466,3 +466,63 @@ fn forwarded_frames_are_checked() {
     assert_eq!(client.parameter("TimeZone"), Some("UTC"));
     assert!(events.is_ok());
 }
+
+/// A Sync pipelined behind a Query that the application answers with CopyBothResponse: the
+/// backend would read it during CopyBoth, where PostgreSQL's walsender ends the session with
+/// FATAL 08P01. The `Server` had handed it out already; it ends the session at the
+/// CopyBothResponse instead of leaving a Sync that nothing will answer.
+#[test]
+fn copy_both_through_a_pipeline_ends_the_session_on_what_was_sent_behind_it() {
+    let (mut client, mut server) = pipelined_pair(64);
+    client
+        .query("START_REPLICATION SLOT s LOGICAL 0/0")
+        .unwrap();
+    client.sync().unwrap();
+    to_server(&mut client, &mut server);
+    assert_eq!(server_events(&mut server).len(), 2);
+    server
+        .copy_both_response(&CopyResponse::new(Format::Binary, &[]).unwrap())
+        .unwrap();
+    let err = server.poll_event().map(|e| e.map(|e| e.into_owned()));
+    assert!(
+        matches!(
+            err,
+            Err(Error::UnexpectedMessage {
+                state: "in CopyBoth",
+                message: "Sync"
+            })
+        ),
+        "{err:?}"
+    );
+    let events = to_client(&mut server, &mut client).unwrap();
+    let [ClientEvent::Response {
+        message: BackendMessage::CopyBothResponse(_),
+        ..
+    }, ClientEvent::Response {
+        message: BackendMessage::ErrorResponse(fatal),
+        ..
+    }] = &events[..]
+    else {
+        panic!("unexpected events: {events:?}");
+    };
+    assert_eq!(fatal.severity(), Some(&b"FATAL"[..]));
+    assert_eq!(fatal.code(), Some(&b"08P01"[..]));
+}
+
+/// Without anything sent behind it, CopyBoth through a pipeline goes on as usual.
+#[test]
+fn copy_both_through_a_pipeline_with_nothing_behind_goes_on() {
+    let (mut client, mut server) = pipelined_pair(64);
+    client
+        .query("START_REPLICATION SLOT s LOGICAL 0/0")
+        .unwrap();
+    to_server(&mut client, &mut server);
+    assert_eq!(server_events(&mut server).len(), 1);
+    server
+        .copy_both_response(&CopyResponse::new(Format::Binary, &[]).unwrap())
+        .unwrap();
+    assert!(matches!(server.poll_event(), Ok(None)));
+    server.copy_data(b"w").unwrap();
+    let events = to_client(&mut server, &mut client).unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+}

@@ -88,6 +88,18 @@ impl Server {
                     let before = q.behind.len();
                     q.behind.retain(|r| r.request != Request::Sync);
                     self.discarded += (before - q.behind.len()) as u64;
+                } else if stage == protocol::Stage::CopyBoth {
+                    // Whatever a pipelining client sent behind it reaches a walsender in
+                    // CopyBoth, which ends the session with FATAL 08P01 on anything but
+                    // CopyData, CopyDone and Terminate (as `copy_message` does for what
+                    // arrives later).
+                    if let Some(r) = q.behind.front() {
+                        let e = crate::error::Error::UnexpectedMessage {
+                            state: "in CopyBoth",
+                            message: r.request.name(),
+                        };
+                        self.fail(e, true);
+                    }
                 }
             }
             Next::Done | Next::CopyEnded => q.current = q.behind.pop_front(),
@@ -453,7 +465,11 @@ impl Server {
         Ok(())
     }
 
-    /// CopyBothResponse: starts a two-way copy (streaming replication).
+    /// CopyBothResponse: starts a two-way copy (streaming replication). If requests were handed
+    /// out behind the one it answers ([`ServerConfig::pipeline_depth`](crate::ServerConfig)
+    /// above 1), they would reach a backend in CopyBoth: the session ends after this answer with
+    /// FATAL 08P01, as PostgreSQL's walsender ends it, and [`Server::poll_event`] reports
+    /// [`Error::UnexpectedMessage`](crate::Error::UnexpectedMessage).
     ///
     /// Fails with [`UsageError::NotAllowed`] during start-up, when no request is being
     /// answered, or when [`crate::protocol`] does not allow this answer now, and with
