@@ -397,3 +397,59 @@ fn server_allocates_nothing_per_message() {
         BATCHES * 5 - warm
     );
 }
+
+/// Encoding from values into a warm buffer allocates nothing; a constructor makes one block per
+/// message (its body, reserved at its size and kept without a copy), where it made several.
+#[test]
+fn encoders_allocate_nothing_and_constructors_once_per_message() {
+    use bytes::BytesMut;
+    use pgproto::{Bind, Encode, Execute, Format, FrontendMessage};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const GROUPS: usize = 1_000;
+    let values: Vec<String> = (0..GROUPS).map(|i| format!("value {i}")).collect();
+    let group = |i: usize| {
+        let params = [Some(values[i].as_bytes()), None, Some(&b"\0\0\0\x07"[..])];
+        (format!("s{}", i % 16), params)
+    };
+    let groups: Vec<_> = (0..GROUPS).map(group).collect();
+
+    let mut out = BytesMut::with_capacity(1 << 20);
+    let region = Region::new(GLOBAL);
+    for (statement, params) in &groups {
+        Bind::encode_values(&mut out, "", statement, &[Format::Text], params, &[]).unwrap();
+        Execute::encode_values(&mut out, "", 0).unwrap();
+        FrontendMessage::Sync.encode(&mut out);
+    }
+    let n = allocations(&region);
+    println!("encode_values: {n} allocations for {GROUPS} Bind+Execute+Sync");
+    assert!(
+        n < FEW,
+        "encode_values allocated {n} times for {GROUPS} groups"
+    );
+
+    let region = Region::new(GLOBAL);
+    let built: Vec<_> = groups
+        .iter()
+        .map(|(statement, params)| {
+            let bind = Bind::new("", statement, &[Format::Text], params, &[]).unwrap();
+            (bind, Execute::new("", 0).unwrap())
+        })
+        .collect();
+    let n = allocations(&region);
+    println!("constructors: {n} allocations for {GROUPS} Bind and Execute");
+    // Two messages per group and the vector that holds them (grown about ten times).
+    assert!(
+        (2 * GROUPS..2 * GROUPS + FEW).contains(&n),
+        "constructors allocated {n} times for {GROUPS} Bind and Execute"
+    );
+    let mut again = BytesMut::new();
+    for (bind, execute) in &built {
+        bind.encode(&mut again);
+        execute.encode(&mut again);
+        FrontendMessage::Sync.encode(&mut again);
+    }
+    assert_eq!(
+        again, out,
+        "built and encoded, or encoded from values: the same bytes"
+    );
+}
