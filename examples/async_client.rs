@@ -5,9 +5,10 @@
 //! cargo run --example async_client -- "CONNINFO" "SQL" ["SQL" ...]
 //! ```
 //!
-//! `CONNINFO` is `key=value` pairs separated by spaces (no quoting): `host` (default
-//! `127.0.0.1`), `port` (5432), `user` (`$USER`), `password`, `dbname`, and `sslmode`, which
-//! must be `disable` (this example has no TLS). Trust, cleartext, MD5 and SCRAM-SHA-256
+//! `CONNINFO` is a libpq connection string (keyword/value pairs or a `postgresql://` URI, read
+//! by `pgproto::conninfo` as libpq reads it) of `host` (default `127.0.0.1`), `port` (5432),
+//! `user` (`$USER`), `password`, `dbname`, and `sslmode`, which must be `disable` (this example
+//! has no TLS). Trust, cleartext, MD5 and SCRAM-SHA-256
 //! authentication are done by the state machine with the password given.
 //!
 //! Output: one line per row, fields separated by `|`, NULL as nothing; the command tag of
@@ -21,6 +22,7 @@
 
 use std::io::Write;
 
+use pgproto::conninfo::ConnInfo;
 use pgproto::{
     BackendMessage, Client, ClientConfig, ClientEvent, Encryption, ErrorFields, RequestId,
 };
@@ -70,26 +72,27 @@ fn describe(f: &ErrorFields) -> [String; 3] {
     [severity, text(f.code()), text(f.message())]
 }
 
-/// Parses the small connection string this example understands.
+/// Reads the connection string with `pgproto::conninfo` (as libpq reads it: keyword/value or a
+/// `postgresql://` URI) and keeps to what this example does: no TLS, so no `sslmode` but
+/// `disable`, and nothing beyond host, port, user, password and dbname.
 fn config(conninfo: &str) -> Result<(String, ClientConfig), BoxError> {
-    let (mut host, mut port) = ("127.0.0.1".to_string(), "5432".to_string());
-    let mut config = ClientConfig::new(std::env::var("USER").unwrap_or_default());
-    for pair in conninfo.split_whitespace() {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("missing \"=\" in \"{pair}\""))?;
-        match key {
-            "host" => host = value.into(),
-            "port" => port = value.into(),
-            "user" => config.user = value.into(),
-            "password" => config.password = Some(value.as_bytes().to_vec()),
-            "dbname" => config.database = Some(value.into()),
-            "sslmode" if value == "disable" => {}
-            _ => return Err(format!("unsupported connection option \"{pair}\"").into()),
+    let mut info = ConnInfo::parse(conninfo)?;
+    for (key, value) in info.iter() {
+        let supported = matches!(key, "host" | "port" | "user" | "password" | "dbname")
+            || (key, value) == ("sslmode", "disable");
+        if !supported {
+            return Err(format!("unsupported connection option \"{key}={value}\"").into());
         }
     }
+    if info.get("user").is_none() {
+        info.set("user", std::env::var("USER").unwrap_or_default())?;
+    }
+    let host = info.get("host").unwrap_or("127.0.0.1");
+    let port = info.get("port").unwrap_or("5432");
+    let addr = format!("{host}:{port}");
+    let mut config = info.client_config()?;
     config.encryption = Encryption::None;
-    Ok((format!("{host}:{port}"), config))
+    Ok((addr, config))
 }
 
 /// Runs one simple Query to its ReadyForQuery, printing as it goes; returns whether it failed.

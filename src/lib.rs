@@ -234,7 +234,8 @@
 //!
 //! The [`auth`] module holds the password computations both roles use (SCRAM-SHA-256 with and
 //! without channel binding, MD5, cleartext, SASLprep, and the tls-server-end-point hash of a
-//! certificate).
+//! certificate). [`conninfo`] reads libpq connection strings (keyword/value pairs and
+//! `postgresql://` URIs) exactly as libpq 18 does, and makes a [`ClientConfig`] of them.
 //!
 //! # Not here
 //!
@@ -246,6 +247,7 @@ mod client;
 mod codec;
 mod columns;
 mod conn;
+pub mod conninfo;
 mod decoder;
 mod error;
 #[cfg(fuzzing)]

@@ -17,7 +17,7 @@ mod tls;
 
 // Not every test binary that includes the driver parses connection strings itself.
 #[allow(unused_imports)]
-pub(crate) use conninfo::{parse_pairs, ConnInfo, DEFAULT_TIMEOUT};
+pub(crate) use conninfo::{ConnInfo, DEFAULT_TIMEOUT};
 pub(crate) use results::{
     DriverError, Notification, Outcome, ServerError, Statement, StatementResult,
 };
