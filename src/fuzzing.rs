@@ -50,6 +50,29 @@ pub fn v2_decode_frontend(data: &[u8]) {
     v2::frontend(data)
 }
 
+/// Arbitrary text through `conninfo::ConnInfo::parse` (keyword/value and URI forms): no panic,
+/// `client_config` decides without panicking either, and what parsed comes back the same when
+/// written again as quoted keyword/value pairs.
+pub fn conninfo(data: &[u8]) {
+    use crate::conninfo::ConnInfo;
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(info) = ConnInfo::parse(s) else {
+        return;
+    };
+    let _ = info.client_config();
+    let text: String = info
+        .iter()
+        .map(|(k, v)| {
+            let v = v.replace('\\', "\\\\").replace('\'', "\\'");
+            format!("{k}='{v}' ")
+        })
+        .collect();
+    let again = ConnInfo::parse(&text).expect("a written connection string parses");
+    assert_eq!(again, info, "{text}");
+}
+
 /// Checks that `msg` re-encodes to `input[done..done + encoded_len]`, inside the bytes fed so
 /// far, and returns the end of its frame (the decoding targets of both protocol versions).
 fn check_frame<M: crate::Encode + std::fmt::Debug>(
