@@ -52,7 +52,7 @@ pub fn v2_decode_frontend(data: &[u8]) {
 
 /// Arbitrary text through `conninfo::ConnInfo::parse` (keyword/value and URI forms): no panic,
 /// `client_config` decides without panicking either, and what parsed comes back the same when
-/// written again as quoted keyword/value pairs.
+/// written again (`Display`: quoted keyword/value pairs).
 pub fn conninfo(data: &[u8]) {
     use crate::conninfo::ConnInfo;
     let Ok(s) = std::str::from_utf8(data) else {
@@ -62,13 +62,7 @@ pub fn conninfo(data: &[u8]) {
         return;
     };
     let _ = info.client_config();
-    let text: String = info
-        .iter()
-        .map(|(k, v)| {
-            let v = v.replace('\\', "\\\\").replace('\'', "\\'");
-            format!("{k}='{v}' ")
-        })
-        .collect();
+    let text = info.to_string();
     let again = ConnInfo::parse(&text).expect("a written connection string parses");
     assert_eq!(again, info, "{text}");
 }

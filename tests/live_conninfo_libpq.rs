@@ -1,7 +1,7 @@
 //! `pgproto::conninfo` against libpq 18's own parser, side by side: every connection string
 //! below goes to `PQconninfoParse` (through psycopg's `conninfo_to_dict`, in the test venv) and
 //! to `ConnInfo::parse`; both must accept it with the same keywords and values, or both refuse
-//! it with the same message.
+//! it with the same message. What `ConnInfo` writes back (`Display`) goes to libpq too.
 
 mod support;
 
@@ -93,8 +93,8 @@ const CASES: &[&str] = &[
     "host=/tmp,/var/run port=5432,5433 target_session_attrs=read-write load_balance_hosts=random",
 ];
 
-/// libpq's verdict on every case: `ok` and the keyword/value pairs, or `err` and the message.
-fn libpq_verdicts() -> Vec<Result<Vec<(String, String)>, String>> {
+/// libpq's verdict on each string: `ok` and the keyword/value pairs, or `err` and the message.
+fn libpq_verdicts(cases: &[&str]) -> Vec<Result<Vec<(String, String)>, String>> {
     let script = r#"
 import sys, json
 from psycopg import pq
@@ -117,7 +117,7 @@ json.dump(out, sys.stdout)
         .stdout(Stdio::piped())
         .spawn()
         .expect("run the venv's python");
-    let input = serde_json_lite::strings(CASES);
+    let input = serde_json_lite::strings(cases);
     child
         .stdin
         .take()
@@ -129,22 +129,40 @@ json.dump(out, sys.stdout)
     serde_json_lite::verdicts(&String::from_utf8(out.stdout).unwrap())
 }
 
+/// Our reading of `case`: its keywords and values, sorted, or the error message.
+fn ours(case: &str) -> Result<Vec<(String, String)>, String> {
+    ConnInfo::parse(case)
+        .map(|info| {
+            let mut v: Vec<(String, String)> = info
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            v.sort();
+            v
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Every case, then what `ConnInfo`'s `Display` writes for each case that parses (which libpq
+/// must read back to the same settings).
 #[test]
 fn parses_every_connection_string_as_libpq_does() {
-    let libpq = libpq_verdicts();
-    assert_eq!(libpq.len(), CASES.len());
+    let written: Vec<String> = CASES
+        .iter()
+        .filter_map(|c| ConnInfo::parse(c).ok())
+        .filter(|info| info.iter().next().is_some())
+        .map(|info| info.to_string())
+        .collect();
+    let cases: Vec<&str> = CASES
+        .iter()
+        .copied()
+        .chain(written.iter().map(String::as_str))
+        .collect();
+    let libpq = libpq_verdicts(&cases);
+    assert_eq!(libpq.len(), cases.len());
     let mut disagreements = Vec::new();
-    for (case, theirs) in CASES.iter().zip(libpq) {
-        let ours = ConnInfo::parse(case)
-            .map(|info| {
-                let mut v: Vec<(String, String)> = info
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-                v.sort();
-                v
-            })
-            .map_err(|e| e.to_string());
+    for (case, theirs) in cases.iter().zip(libpq) {
+        let ours = ours(case);
         let same = match (&ours, &theirs) {
             (Ok(a), Ok(b)) => a == b,
             // libpq's message may carry a trailing newline.
@@ -156,10 +174,15 @@ fn parses_every_connection_string_as_libpq_does() {
         }
     }
     assert!(
+        written.len() > 40,
+        "only {} cases parse: the corpus lost its point",
+        written.len()
+    );
+    assert!(
         disagreements.is_empty(),
         "{} of {} strings read differently:\n{}",
         disagreements.len(),
-        CASES.len(),
+        cases.len(),
         disagreements.join("\n")
     );
 }

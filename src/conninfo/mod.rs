@@ -259,6 +259,35 @@ impl ConnInfo {
     }
 }
 
+/// The keyword/value form of the settings, every value quoted (`host='db' port='5433'`): text
+/// that [`ConnInfo::parse`] (and libpq) reads back to the same settings.
+///
+/// ```
+/// use pgproto::conninfo::ConnInfo;
+/// let info = ConnInfo::parse("postgresql://alice@db/it's")?;
+/// assert_eq!(info.to_string(), r"user='alice' host='db' dbname='it\'s'");
+/// assert_eq!(ConnInfo::parse(&info.to_string())?, info);
+/// # Ok::<(), pgproto::conninfo::ConnInfoError>(())
+/// ```
+impl std::fmt::Display for ConnInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{k}='")?;
+            for c in v.chars() {
+                if c == '\\' || c == '\'' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("'")?;
+        }
+        Ok(())
+    }
+}
+
 /// Splits keyword/value text into pairs, as libpq does: whitespace around `=` is skipped
 /// (after `=` too, so `a= b=c` sets `a` to `b=c`), a value in single quotes may hold
 /// whitespace, and `\` takes the next character literally (a final lone `\` is dropped).
