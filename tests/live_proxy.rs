@@ -250,3 +250,23 @@ fn transaction_mode_releases_the_connection_between_transactions() {
     assert_eq!(pids[0], pids[1]);
     assert_eq!(ok(&b, "psql b").trim(), pids[0]);
 }
+
+/// A tracked parameter one client changes with `SET` in transaction mode does not reach the
+/// next client on the same upstream connection: each client keeps the values it was told at
+/// log-in (PgBouncer's tracked parameters), and PostgreSQL reports nothing when a value does
+/// not change, so the proxy sets the connection back before it serves the other client.
+#[test]
+fn transaction_mode_does_not_hand_one_clients_set_to_the_next() {
+    let f = Fixture::start(&["--pool-size", "1"]);
+    let before = f.psql("sslmode=disable", "SHOW TimeZone;\nSHOW DateStyle;\n");
+    let before = ok(&before, "psql before").to_string();
+    assert!(!before.contains("Asia/Tokyo"), "{before}");
+    let a = f.psql(
+        "sslmode=disable",
+        "SET TimeZone = 'Asia/Tokyo';\nSET DateStyle = 'SQL, DMY';\nSHOW TimeZone;\nSHOW DateStyle;\n",
+    );
+    assert_eq!(ok(&a, "psql a"), "Asia/Tokyo\nSQL, DMY\n");
+    // The next client on the one upstream connection sees the values it was told.
+    let b = f.psql("sslmode=disable", "SHOW TimeZone;\nSHOW DateStyle;\n");
+    assert_eq!(ok(&b, "psql b"), before);
+}
