@@ -59,6 +59,7 @@ mod client_tls;
 #[allow(dead_code)]
 mod conninfo;
 mod direct;
+mod idle;
 mod io;
 mod login;
 mod params;
