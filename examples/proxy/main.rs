@@ -59,7 +59,6 @@ mod client_tls;
 #[allow(dead_code)]
 mod conninfo;
 mod direct;
-mod idle;
 mod io;
 mod login;
 mod params;

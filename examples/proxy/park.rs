@@ -19,7 +19,6 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::idle::IdleWatch;
 use crate::session::{self, Session};
 
 /// How long a session must be idle before it is parked. A busy client (its next request
@@ -41,29 +40,19 @@ struct Parked {
 pub(crate) struct Parking {
     incoming: Arc<Mutex<Vec<Parked>>>,
     waker: Waker,
-    /// How long the sessions on the runtime have waited idle.
-    pub(crate) idle: Arc<IdleWatch>,
 }
 
 impl Parking {
-    /// Starts the parking thread, and the idle sweeper on `runtime` (see [`crate::idle`]);
-    /// parked sessions go back to the runtime of `runtime`.
+    /// Starts the parking thread; parked sessions go back to the runtime of `runtime`.
     pub(crate) fn start(runtime: tokio::runtime::Handle) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKE)?;
         let incoming = Arc::new(Mutex::new(Vec::new()));
         let list = incoming.clone();
-        let idle = Arc::new(IdleWatch::default());
-        let sweeper = idle.clone();
-        runtime.spawn(async move { sweeper.sweep().await });
         std::thread::Builder::new()
             .name("park".into())
             .spawn(move || run(poll, &list, &runtime))?;
-        Ok(Self {
-            incoming,
-            waker,
-            idle,
-        })
+        Ok(Self { incoming, waker })
     }
 
     /// Parks a session whose socket has been taken from the runtime. If the parking thread

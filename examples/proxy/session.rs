@@ -15,7 +15,6 @@
 //! connection when it first sends something and keeps it; from then on frames pass through
 //! undecoded ([`crate::direct`]).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -33,6 +32,7 @@ use crate::direct::{exchange, Direct, Outcome};
 use crate::io::{Conn, Wakes, CLIENT, UPSTREAM};
 use crate::login;
 use crate::params;
+use crate::park::PARK_AFTER;
 use crate::pool::Lease;
 use crate::quick;
 use crate::{Mode, Shared};
@@ -51,7 +51,7 @@ enum End {
     Fatal(ErrorFields),
     /// The state machine queued its own FATAL error (a protocol violation): flush and close.
     Flush,
-    /// Idle for [`crate::park::PARK_AFTER`] on a plain socket: to be parked ([`crate::park`]).
+    /// Idle for [`PARK_AFTER`] on a plain socket: to be parked (see [`crate::park`]).
     Park,
 }
 
@@ -193,23 +193,13 @@ impl Session {
         loop {
             // Idle (just logged in, back from parking, or between transactions): wait for the
             // client with a small future. A plain socket is parked off the runtime once idle
-            // for [`crate::park::PARK_AFTER`]; until then its buffers stay, ready for a client
-            // that goes on at once (as most do). A TLS stream drops them at once and waits.
-            if let (Some(parking), Conn::Plain(_)) = (&self.shared.parking, &self.conn) {
-                // No timer of its own: the idle watch wakes the session once it has waited
-                // long enough (see [`crate::idle`]).
-                let mut ticket = parking.idle.ticket();
-                let mut ready = std::pin::pin!(self.conn.ready());
-                let woke = std::future::poll_fn(|cx| match ready.as_mut().poll(cx) {
-                    Poll::Ready(r) => Poll::Ready(Some(r)),
-                    Poll::Pending if ticket.poll_expired(cx) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                })
-                .await;
-                match woke {
-                    Some(Ok(())) => {}
-                    Some(Err(_)) => return End::Client,
-                    None => {
+            // for [`PARK_AFTER`]; until then its buffers stay, ready for a client that goes
+            // on at once (as most do). A TLS stream drops them at once and waits.
+            if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
+                match tokio::time::timeout(PARK_AFTER, self.conn.ready()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return End::Client,
+                    Err(_) => {
                         self.work = None;
                         self.server.release_buffers();
                         return End::Park;
