@@ -10,9 +10,12 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Wake, Waker};
 
 use bytes::{Buf, BytesMut};
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
@@ -256,4 +259,115 @@ impl Conn {
 
 fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")
+}
+
+/// The read of a session's client, for [`Wakes`].
+pub(crate) const CLIENT: u8 = 1;
+/// The read of a session's upstream connection, for [`Wakes`].
+pub(crate) const UPSTREAM: u8 = 2;
+
+/// A session's read wakers, one per connection, so that its run loop knows which connection
+/// woke it and polls again only that one. Polling a plain socket that is not readable costs the
+/// runtime a lock and a waker comparison to register the same waker again; without this, each
+/// turn of the run loop paid that for the connection that did not wake it (measured: about two
+/// polls in three found nothing).
+///
+/// A read is *armed* once a poll of it was pending with its waker: the socket holds that waker
+/// until the socket becomes readable, which fires it. An armed read that has not fired is not
+/// polled. Whatever else may register a waker of its own for a socket's reads (the pool's check
+/// of an idle connection, an exchange of the proxy's own) must be followed by
+/// [`Wakes::disarm`]; writes always register the task's own waker.
+pub(crate) struct Wakes {
+    state: Arc<WakeState>,
+    client: Waker,
+    upstream: Waker,
+    armed: u8,
+}
+
+struct WakeState {
+    /// The reads whose waker fired since the run loop last looked.
+    fired: AtomicU8,
+    /// The session's task.
+    task: AtomicWaker,
+}
+
+/// The waker of one read.
+struct ReadWaker {
+    read: u8,
+    state: Arc<WakeState>,
+}
+
+impl Wake for ReadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.state.fired.fetch_or(self.read, Ordering::AcqRel);
+        self.state.task.wake();
+    }
+}
+
+impl Default for Wakes {
+    fn default() -> Self {
+        let state = Arc::new(WakeState {
+            fired: AtomicU8::new(0),
+            task: AtomicWaker::new(),
+        });
+        let waker = |read| {
+            Waker::from(Arc::new(ReadWaker {
+                read,
+                state: state.clone(),
+            }))
+        };
+        Self {
+            client: waker(CLIENT),
+            upstream: waker(UPSTREAM),
+            state,
+            armed: 0,
+        }
+    }
+}
+
+impl Wakes {
+    /// At the start of a turn: the task to wake is `cx`'s, and the reads that fired are polled
+    /// again.
+    pub(crate) fn begin(&mut self, cx: &Context<'_>) {
+        self.state.task.register(cx.waker());
+        self.armed &= !self.state.fired.swap(0, Ordering::AcqRel);
+    }
+
+    /// Reads from `conn` (the connection of `read`, [`CLIENT`] or [`UPSTREAM`]) as
+    /// [`Conn::poll_read`], or says pending at once if that read is armed and has not fired.
+    /// A TLS stream is always polled, with the task's own waker: its reads may wait on writes.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: u8,
+        conn: &mut Conn,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        if !matches!(conn, Conn::Plain(_)) {
+            return conn.poll_read(cx, buf);
+        }
+        if self.armed & read != 0 {
+            return Poll::Pending;
+        }
+        let waker = if read == CLIENT {
+            &self.client
+        } else {
+            &self.upstream
+        };
+        let polled = conn.poll_read(&mut Context::from_waker(waker), buf);
+        if polled.is_pending() {
+            self.armed |= read;
+        }
+        polled
+    }
+
+    /// `read`'s socket may hold another waker now (or is another socket): it is polled next
+    /// turn.
+    pub(crate) fn disarm(&mut self, read: u8) {
+        self.armed &= !read;
+    }
 }

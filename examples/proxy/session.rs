@@ -29,7 +29,7 @@ use pgproto::{
 use tokio::net::TcpStream;
 
 use crate::direct::{exchange, Direct, Outcome};
-use crate::io::Conn;
+use crate::io::{Conn, Wakes, CLIENT, UPSTREAM};
 use crate::login;
 use crate::params;
 use crate::park::PARK_AFTER;
@@ -131,6 +131,8 @@ struct Work {
     /// to the `Server`, and the client is not read meanwhile (bytes in `cbuf` without `held`
     /// wait for the rest of a batch, with the client read).
     held: bool,
+    /// Which connection woke the run loop.
+    wakes: Wakes,
 }
 
 /// What the run loop's wait ([`Session::poll_io`]) saw first.
@@ -263,6 +265,7 @@ impl Session {
             ..
         } = self;
         let work = work.get_or_insert_with(Box::default);
+        work.wakes.begin(cx);
         let mut waiting = false;
         if !work.to_client.is_empty() || conn.unflushed() {
             waiting = true;
@@ -281,7 +284,7 @@ impl Session {
             }
             if below {
                 waiting = true;
-                if let Poll::Ready(r) = up.poll_read(cx, &mut work.ubuf) {
+                if let Poll::Ready(r) = work.wakes.poll_read(cx, UPSTREAM, up, &mut work.ubuf) {
                     return Poll::Ready(Io::Upstream(r));
                 }
             }
@@ -298,7 +301,7 @@ impl Session {
                         .is_none_or(|l| l.upstream.correlator.len() < PIPELINE_DEPTH));
         if read_client {
             waiting = true;
-            if let Poll::Ready(r) = conn.poll_read(cx, &mut work.cbuf) {
+            if let Poll::Ready(r) = work.wakes.poll_read(cx, CLIENT, conn, &mut work.cbuf) {
                 return Poll::Ready(Io::Client(r));
             }
         }
@@ -517,6 +520,7 @@ impl Session {
             .await;
         let work = self.work.get_or_insert_with(Box::default);
         work.lease = Some(lease);
+        work.wakes.disarm(UPSTREAM);
         work.direct = Some(Direct::new(self.shared.config.limits));
         self.server.release_buffers();
         Ok(())
@@ -790,6 +794,8 @@ async fn take_connection(
             .push(Request::Query, Action::Skip, StatementNote::None);
     }
     work.lease = Some(l);
+    // The pool's check of the connection registered a waker of its own.
+    work.wakes.disarm(UPSTREAM);
     Ok(())
 }
 

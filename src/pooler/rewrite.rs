@@ -223,10 +223,15 @@ impl Rewrite<'_> {
     /// Sets the statement maps right when a request pushed by [`Rewrite::message`] finished
     /// other than answered: call it with every
     /// [`CorrelatorEvent::Finished`](super::CorrelatorEvent::Finished).
+    #[inline]
     pub fn finished(&mut self, note: StatementNote, outcome: Outcome) {
-        if outcome == Outcome::Answered {
-            return;
+        // Inlined: most requests are answered, and that ends it.
+        if outcome != Outcome::Answered {
+            self.not_answered(note, outcome);
         }
+    }
+
+    fn not_answered(&mut self, note: StatementNote, outcome: Outcome) {
         match note {
             StatementNote::None => {}
             StatementNote::ClientParse {

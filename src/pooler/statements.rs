@@ -322,6 +322,7 @@ impl UpstreamStatements {
 
     /// Takes note of a CommandComplete's tag from the connection: `DISCARD ALL` and
     /// `DEALLOCATE ALL` remove every prepared statement upstream.
+    #[inline]
     pub fn after_command(&mut self, command_tag: &[u8]) {
         if matches!(command_tag, b"DISCARD ALL" | b"DEALLOCATE ALL") {
             self.clear();
