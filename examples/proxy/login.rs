@@ -161,7 +161,7 @@ async fn finish_login(
     mut stream: LoginStream,
     shared: &Arc<Shared>,
     database: &str,
-    mut wanted: Vec<(String, String)>,
+    wanted: Vec<(String, String)>,
 ) -> Option<Session> {
     if database != shared.database {
         let text = format!("database \"{database}\" does not exist");
@@ -192,15 +192,8 @@ async fn finish_login(
         let value = wanted
             .iter()
             .find(|(n, _)| n == name)
-            .map_or(value.clone(), |(_, v)| v.clone());
-        server.parameter_status(name, value.as_str()).ok()?;
-        // What the client was told is what it keeps: a tracked parameter it did not ask for is
-        // held at the value reported here, so that a connection another client changed (a
-        // `SET TimeZone` in transaction mode) is set back before it serves this one
-        // (PostgreSQL reports no ParameterStatus for a value that does not change).
-        if let Some(tracked) = params::tracked(name.as_bytes()) {
-            params::record(&mut wanted, tracked, &value);
-        }
+            .map_or(value.as_str(), |(_, v)| v.as_str());
+        server.parameter_status(name, value).ok()?;
     }
     server
         .parameter_status("session_authorization", server.user().to_string().as_str())

@@ -43,18 +43,21 @@ pub(crate) fn record_reported(list: &mut Vec<(String, String)>, body: &[u8]) {
 }
 
 /// The Query message that gives a connection whose parameters are `current` the client's
-/// `wanted` values; `None` when they agree.
+/// values; `None` when they agree. A client's value of a tracked parameter is the one it asked
+/// for (`wanted`: at start-up or with `SET`), or else the one it was told at log-in (`told`,
+/// the same for every client): another client's `SET TimeZone` on the connection is set back,
+/// since PostgreSQL reports nothing when a value does not change.
 pub(crate) fn set_query(
     wanted: &[(String, String)],
+    told: &[(String, String)],
     current: &[(String, String)],
 ) -> Option<BytesMut> {
     let mut sql = String::new();
-    for (name, value) in wanted {
-        let now = current
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
-        if now == Some(value.as_str()) {
+    for name in TRACKED {
+        let Some(value) = value_in(wanted, name).or_else(|| value_in(told, name)) else {
+            continue;
+        };
+        if value_in(current, name) == Some(value) {
             continue;
         }
         // An escape string literal: right whatever standard_conforming_strings is.
@@ -72,6 +75,13 @@ pub(crate) fn set_query(
     Some(out)
 }
 
+/// The value `list` holds for `name`.
+fn value_in<'l>(list: &'l [(String, String)], name: &str) -> Option<&'l str> {
+    list.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,9 +93,14 @@ mod tests {
             ("TimeZone".to_string(), "UTC".to_string()),
         ];
         let current = vec![("TimeZone".to_string(), "UTC".to_string())];
-        let q = set_query(&wanted, &current).unwrap();
+        let q = set_query(&wanted, &[], &current).unwrap();
         assert_eq!(&q[5..], b"SET application_name TO E'it''s';\0");
-        assert!(set_query(&current, &current).is_none());
+        assert!(set_query(&current, &[], &current).is_none());
+        // What the client was told stands where it asked for nothing.
+        let told = vec![("TimeZone".to_string(), "Etc/UTC".to_string())];
+        let q = set_query(&[], &told, &current).unwrap();
+        assert_eq!(&q[5..], b"SET TimeZone TO E'Etc/UTC';\0");
+        assert!(set_query(&current, &told, &current).is_none());
         assert_eq!(tracked(b"datestyle"), Some("DateStyle"));
         assert_eq!(tracked(b"search_path"), None);
     }

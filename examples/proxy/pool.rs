@@ -6,7 +6,7 @@
 //! while fewer than the pool size exist, and a session that waits for a permit waits its turn
 //! (tokio's semaphore is fair).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -26,7 +26,7 @@ pub(crate) struct Pool {
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<Upstream>>>,
     /// The parameters the first connection reported: what clients are told at log-in.
-    params: Mutex<Option<Vec<(String, String)>>>,
+    params: OnceLock<Vec<(String, String)>>,
 }
 
 impl Pool {
@@ -35,7 +35,7 @@ impl Pool {
             target,
             permits: Arc::new(Semaphore::new(size.max(1))),
             idle: Mutex::new(Vec::new()),
-            params: Mutex::new(None),
+            params: OnceLock::new(),
         }
     }
 
@@ -69,9 +69,8 @@ impl Pool {
             Some(u) => u,
             None => {
                 let u = Box::new(self.target.connect().await?);
-                let mut params = self.params.lock().unwrap_or_else(PoisonError::into_inner);
-                if params.is_none() {
-                    *params = Some(u.params.clone());
+                if self.params.get().is_none() {
+                    let _ = self.params.set(u.params.clone());
                 }
                 u
             }
@@ -98,17 +97,19 @@ impl Pool {
     /// The upstream server's parameters, for a client's log-in (a connection is opened for
     /// them if none was yet).
     pub(crate) async fn params(&self) -> Result<Vec<(String, String)>, String> {
-        if let Some(p) = self
-            .params
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
-            return Ok(p);
+        if let Some(p) = self.params.get() {
+            return Ok(p.clone());
         }
         let lease = self.acquire().await?;
         let p = lease.upstream.params.clone();
         self.release(lease);
         Ok(p)
+    }
+
+    /// What every client was told at log-in (the first connection's parameters; empty before
+    /// any client logged in): the values a client keeps for the tracked parameters it did not
+    /// set itself.
+    pub(crate) fn told(&self) -> &[(String, String)] {
+        self.params.get().map_or(&[], Vec::as_slice)
     }
 }

@@ -505,7 +505,11 @@ impl Session {
                 &format!("could not connect to the upstream server: {e}"),
             )
         })?;
-        if let Some(set) = params::set_query(&self.wanted, &lease.upstream.params) {
+        if let Some(set) = params::set_query(
+            &self.wanted,
+            self.shared.pool.told(),
+            &lease.upstream.params,
+        ) {
             let done = tokio::time::timeout(Duration::from_secs(5), exchange(&mut lease, &set));
             if !matches!(done.await, Ok(Ok(()))) {
                 lease.upstream.broken = true;
@@ -787,7 +791,7 @@ async fn take_connection(
     })?;
     shared.route_cancels(pid, l.upstream.key.clone()).await;
     let up = &mut l.upstream;
-    if let Some(set) = params::set_query(wanted, &up.params) {
+    if let Some(set) = params::set_query(wanted, shared.pool.told(), &up.params) {
         // The client's parameters first; the answers are not the client's.
         work.to_upstream.extend_from_slice(&set);
         up.correlator
