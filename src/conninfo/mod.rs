@@ -134,7 +134,9 @@ impl ConnInfo {
     /// in single quotes, `\` escaping the next character).
     ///
     /// Fails, as libpq does, on a keyword without `=`, an unterminated quote, an unknown
-    /// keyword or URI query parameter, or a URI that does not follow libpq's grammar.
+    /// keyword or URI query parameter, or a URI that does not follow libpq's grammar; and,
+    /// unlike libpq, which takes any bytes, on a percent-encoded URI part that does not decode
+    /// to UTF-8 (values here are text).
     pub fn parse(s: &str) -> Result<Self, ConnInfoError> {
         let mut info = Self::default();
         if let Some(scheme) = ["postgresql://", "postgres://"]
