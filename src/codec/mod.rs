@@ -118,38 +118,6 @@ pub(crate) fn tagged_measured(
     Ok(())
 }
 
-/// Frames up to this size are written by [`tagged_exact`] (see `tagged_fields!`); larger ones
-/// by [`tagged`], which does not fill the space before writing it.
-pub(crate) const SMALL_FRAME: usize = 1024;
-
-/// Writes a tagged frame whose body is exactly `body_len` bytes long, produced by `body`
-/// through a plain slice cursor: the space is reserved and filled once, and every write after
-/// that is a store with no capacity check, the cursor staying in registers. For messages
-/// written field by field from many small values (Bind, Parse).
-///
-/// `body` MUST write exactly `body_len` bytes: writing more panics (a bug), writing fewer leaves
-/// zeros (checked in debug builds).
-#[inline]
-pub(crate) fn tagged_exact(
-    out: &mut BytesMut,
-    tag: u8,
-    body_len: usize,
-    body: impl FnOnce(&mut &mut [u8]),
-) {
-    let start = out.len();
-    out.resize(start + 5 + body_len, 0);
-    let mut w: &mut [u8] = &mut out[start..];
-    w.put_u8(tag);
-    // INVARIANT: callers keep body_len <= MAX_BODY, so the cast cannot truncate.
-    w.put_i32((body_len + 4) as i32);
-    body(&mut w);
-    debug_assert!(
-        w.is_empty(),
-        "{} bytes of the frame left unwritten",
-        w.len()
-    );
-}
-
 /// Writes a tagged frame with an empty body.
 #[inline]
 pub(crate) fn empty(out: &mut BytesMut, tag: u8) {
@@ -163,7 +131,7 @@ pub(crate) fn put_cstr(out: &mut BytesMut, s: &[u8]) {
     out.put_u8(0);
 }
 
-/// Writes a string and its NUL terminator into any buffer (see [`tagged_exact`]).
+/// Writes a string and its NUL terminator into any buffer; an empty string costs one store.
 #[inline]
 pub(crate) fn put_cstr_to(out: &mut impl BufMut, s: &[u8]) {
     if !s.is_empty() {

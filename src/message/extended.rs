@@ -102,7 +102,7 @@ impl<'a> Parse<'a> {
         let count = check_count("parameter types", param_types.len())?;
         let body = name.len() + query.len() + 4 + param_types.len() * 4;
         check_body("Parse", body)?;
-        tagged_fields!(out, tag::PARSE, body, |out| {
+        tagged(out, tag::PARSE, body, |out| {
             put_cstr_to(out, name.as_bytes());
             put_cstr_to(out, query.as_bytes());
             out.put_u16(count);

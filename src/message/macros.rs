@@ -79,21 +79,6 @@ macro_rules! type_bytes {
     };
 }
 
-/// Writes a tagged frame of `body_len` bytes whose body the block writes, field by field, into
-/// `$w` (an `impl BufMut`): a small frame through [`tagged_exact`](crate::codec::tagged_exact)
-/// (reserved and filled once, then plain stores), a large one through
-/// [`tagged`](crate::codec::tagged) (no fill before the copy of its large values).
-macro_rules! tagged_fields {
-    ($out:expr, $tag:expr, $body_len:expr, |$w:ident| $body:block) => {{
-        let (out, tag, body_len): (&mut ::bytes::BytesMut, u8, usize) = ($out, $tag, $body_len);
-        if body_len <= $crate::codec::SMALL_FRAME {
-            $crate::codec::tagged_exact(out, tag, body_len, |$w| $body)
-        } else {
-            $crate::codec::tagged(out, tag, body_len, |$w| $body)
-        }
-    }};
-}
-
 /// Writes a message whose body is one NUL-terminated string (Query, CopyFail, PasswordMessage):
 /// the text kept without its NUL, borrowed or owned.
 macro_rules! text_message {

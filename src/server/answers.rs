@@ -225,10 +225,14 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("send ParameterDescription", Reply::None);
         }
-        let next = self.check("send ParameterDescription", Answer::ParameterDescription)?;
-        ParameterDescription::new(types)?.encode(&mut self.core.out);
-        self.apply(next);
-        Ok(())
+        self.answer_with(
+            "send ParameterDescription",
+            Answer::ParameterDescription,
+            |out| {
+                ParameterDescription::new(types)?.encode(out);
+                Ok(())
+            },
+        )
     }
 
     /// RowDescription: answers Describe (after ParameterDescription for a statement), or starts
@@ -423,15 +427,17 @@ impl Server {
                 Reply::FunctionCallResponse(value),
             );
         }
-        let next = self.check("send FunctionCallResponse", Answer::FunctionCallResponse)?;
-        if let Some(v) = value {
-            crate::codec::check_value_len("result", v.len())?;
-        }
-        self.send(&BackendMessage::FunctionCallResponse(
-            value.map(Bytes::copy_from_slice),
-        ));
-        self.apply(next);
-        Ok(())
+        self.answer_with(
+            "send FunctionCallResponse",
+            Answer::FunctionCallResponse,
+            |out| {
+                if let Some(v) = value {
+                    crate::codec::check_value_len("result", v.len())?;
+                }
+                BackendMessage::FunctionCallResponse(value.map(Bytes::copy_from_slice)).encode(out);
+                Ok(())
+            },
+        )
     }
 
     /// CopyInResponse: starts COPY FROM STDIN; CopyData, CopyDone or CopyFail events follow.
@@ -443,10 +449,10 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("start COPY", Reply::CopyInResponse(response.format()));
         }
-        let next = self.check("start COPY", Answer::CopyInResponse)?;
-        self.send(&BackendMessage::CopyInResponse(response.clone()));
-        self.apply(next);
-        Ok(())
+        self.answer_with("start COPY", Answer::CopyInResponse, |out| {
+            BackendMessage::CopyInResponse(response.clone()).encode(out);
+            Ok(())
+        })
     }
 
     /// CopyOutResponse: starts COPY TO STDOUT; send [`Server::copy_data`], then
@@ -459,10 +465,10 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("start COPY", Reply::CopyOutResponse(response.format()));
         }
-        let next = self.check("start COPY", Answer::CopyOutResponse)?;
-        self.send(&BackendMessage::CopyOutResponse(response.clone()));
-        self.apply(next);
-        Ok(())
+        self.answer_with("start COPY", Answer::CopyOutResponse, |out| {
+            BackendMessage::CopyOutResponse(response.clone()).encode(out);
+            Ok(())
+        })
     }
 
     /// CopyBothResponse: starts a two-way copy (streaming replication). If requests were handed
@@ -478,10 +484,10 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("start COPY", Reply::None);
         }
-        let next = self.check("start COPY", Answer::CopyBothResponse)?;
-        self.send(&BackendMessage::CopyBothResponse(response.clone()));
-        self.apply(next);
-        Ok(())
+        self.answer_with("start COPY", Answer::CopyBothResponse, |out| {
+            BackendMessage::CopyBothResponse(response.clone()).encode(out);
+            Ok(())
+        })
     }
 
     /// CopyData from the server, during COPY TO STDOUT or CopyBoth.
@@ -494,13 +500,11 @@ impl Server {
         if self.v2_serving().is_some() {
             return self.v2_reply("send CopyData", Reply::CopyData(data));
         }
-        let next = self.check("send CopyData", Answer::CopyData)?;
-        crate::codec::check_body("CopyData", data.len())?;
-        crate::codec::tagged(&mut self.core.out, b'd', data.len(), |o| {
-            bytes::BufMut::put_slice(o, data)
-        });
-        self.apply(next);
-        Ok(())
+        self.answer_with("send CopyData", Answer::CopyData, |out| {
+            crate::codec::check_body("CopyData", data.len())?;
+            crate::codec::tagged(out, b'd', data.len(), |o| bytes::BufMut::put_slice(o, data));
+            Ok(())
+        })
     }
 
     /// One replication message in a CopyData from the server (XLogData, a keepalive, a
@@ -513,10 +517,10 @@ impl Server {
         &mut self,
         message: &impl crate::replication::Payload,
     ) -> Result<(), UsageError> {
-        let next = self.check("send CopyData", Answer::CopyData)?;
-        message.encode_copy_data(&mut self.core.out);
-        self.apply(next);
-        Ok(())
+        self.answer_with("send CopyData", Answer::CopyData, |out| {
+            message.encode_copy_data(out);
+            Ok(())
+        })
     }
 
     /// CopyDone from the server.
@@ -529,9 +533,5 @@ impl Server {
             return self.v2_reply("send CopyDone", Reply::CopyDone);
         }
         self.answer_empty("send CopyDone", Answer::CopyDone, btag::COPY_DONE)
-    }
-
-    fn send(&mut self, m: &BackendMessage) {
-        m.encode(&mut self.core.out);
     }
 }
