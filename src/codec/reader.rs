@@ -18,6 +18,12 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// The span from `start` to `end`.
+    #[inline]
+    pub(crate) fn between(start: u32, end: u32) -> Self {
+        Self { start, end }
+    }
+
     /// The range as indices.
     #[inline]
     pub(crate) fn range(self) -> std::ops::Range<usize> {

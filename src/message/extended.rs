@@ -191,34 +191,33 @@ impl<'a> Bind<'a> {
     /// The destination portal (empty for the unnamed portal).
     #[inline]
     pub fn portal(&self) -> &[u8] {
-        self.layout.portal.of(self.body.as_slice())
+        self.layout.portal().of(self.body.as_slice())
     }
 
     /// The source prepared statement (empty for the unnamed statement).
     #[inline]
     pub fn statement(&self) -> &[u8] {
-        self.layout.statement.of(self.body.as_slice())
+        self.layout.statement().of(self.body.as_slice())
     }
 
     /// The parameter format codes.
     #[inline]
     pub fn param_formats(&self) -> FormatCodes<'_> {
-        FormatCodes::from_checked(self.layout.param_formats.of(self.body.as_slice()))
+        FormatCodes::from_checked(self.layout.param_formats().of(self.body.as_slice()))
     }
 
     /// The parameter values, read in place.
     #[inline]
     pub fn params(&self) -> Values<'_> {
-        Values::from_checked(
-            self.layout.param_count,
-            self.layout.params.of(self.body.as_slice()),
-        )
+        let body = self.body.as_slice();
+        Values::from_checked(self.layout.param_count(body), self.layout.params().of(body))
     }
 
     /// The result-column format codes.
     #[inline]
     pub fn result_formats(&self) -> FormatCodes<'_> {
-        FormatCodes::from_checked(self.layout.result_formats.of(self.body.as_slice()))
+        let body = self.body.as_slice();
+        FormatCodes::from_checked(self.layout.result_formats(body.len()).of(body))
     }
 
     /// Appends a Bind of these values to `out`: the one way a Bind is written, without building
@@ -284,9 +283,9 @@ impl<'a> Bind<'a> {
     pub fn encode_renamed(&self, out: &mut BytesMut, statement: &[u8]) -> Result<(), EncodeError> {
         let body = self.body.as_slice();
         let portal = body
-            .get(..self.layout.statement.range().start)
+            .get(..self.layout.statement().range().start)
             .unwrap_or_default();
-        let rest = after(body, self.layout.statement);
+        let rest = after(body, self.layout.statement());
         write_renamed(
             out,
             tag::BIND,

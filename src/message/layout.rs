@@ -31,36 +31,81 @@ impl ParseLayout {
     }
 }
 
-/// Where the fields of a Bind body lie.
+/// Where the fields of a Bind body lie, as four offsets (the fields between them follow from
+/// the wire layout): kept small because every decoded Bind carries it, and the size of a Bind
+/// is the size of every frontend message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BindLayout {
-    pub(crate) portal: Span,
-    pub(crate) statement: Span,
-    pub(crate) param_formats: Span,
-    pub(crate) param_count: u16,
-    pub(crate) params: Span,
-    pub(crate) result_formats: Span,
+    /// Where the statement name starts (the portal name and its NUL come before).
+    statement: u32,
+    /// Where the parameter format count starts (after the statement name's NUL).
+    formats: u32,
+    /// Where the parameter values start (after the parameter count).
+    params: u32,
+    /// Where the parameter values end (the result format count follows).
+    params_end: u32,
 }
 
 impl BindLayout {
     #[inline]
     pub(crate) fn read(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = SliceReader::new(body, "Bind");
-        let portal = r.cstr_span("portal name")?;
-        let statement = r.cstr_span("statement name")?;
-        let param_formats = FormatCodes::check(&mut r, "Bind", "parameter formats")?;
+        r.cstr_span("portal name")?;
+        let statement = r.position();
+        r.cstr_span("statement name")?;
+        let formats = r.position();
+        FormatCodes::check(&mut r, "Bind", "parameter formats")?;
         let param_count = r.u16("parameter count")?;
         let params = Values::check_counted(&mut r, param_count, "Bind", "parameter values")?;
-        let result_formats = FormatCodes::check(&mut r, "Bind", "result formats")?;
+        FormatCodes::check(&mut r, "Bind", "result formats")?;
         r.finish()?;
+        // INVARIANT: a body is at most i32::MAX bytes long, so offsets fit 32 bits.
         Ok(Self {
-            portal,
-            statement,
-            param_formats,
-            param_count,
-            params,
-            result_formats,
+            statement: statement as u32,
+            formats: formats as u32,
+            params: params.range().start as u32,
+            params_end: params.range().end as u32,
         })
+    }
+
+    /// The portal name (without its NUL).
+    #[inline]
+    pub(crate) fn portal(&self) -> Span {
+        // INVARIANT (here and below): the offsets were read in order, each at least one
+        // field's fixed size past the one before, so these subtractions cannot wrap.
+        Span::between(0, self.statement - 1)
+    }
+
+    /// The statement name (without its NUL).
+    #[inline]
+    pub(crate) fn statement(&self) -> Span {
+        Span::between(self.statement, self.formats - 1)
+    }
+
+    /// The parameter format codes (without their count).
+    #[inline]
+    pub(crate) fn param_formats(&self) -> Span {
+        Span::between(self.formats + 2, self.params - 2)
+    }
+
+    /// How many parameter values there are: the count word just before them in `body`.
+    #[inline]
+    pub(crate) fn param_count(&self, body: &[u8]) -> u16 {
+        let at = self.params as usize;
+        body.get(at.saturating_sub(2)..at)
+            .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]))
+    }
+
+    /// The parameter values (without their count).
+    #[inline]
+    pub(crate) fn params(&self) -> Span {
+        Span::between(self.params, self.params_end)
+    }
+
+    /// The result format codes (without their count) of a body `body_len` bytes long.
+    #[inline]
+    pub(crate) fn result_formats(&self, body_len: usize) -> Span {
+        Span::between(self.params_end + 2, body_len as u32)
     }
 }
 
