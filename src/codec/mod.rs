@@ -143,10 +143,35 @@ pub(crate) fn put_cstr_to(out: &mut impl BufMut, s: &[u8]) {
 /// Checks that a string field has no interior NUL.
 #[inline]
 pub(crate) fn check_cstr(field: &'static str, s: &[u8]) -> Result<(), EncodeError> {
-    if reader::find_nul(s).is_some() {
+    if contains_nul(s) {
         Err(EncodeError::InteriorNul { field })
     } else {
         Ok(())
+    }
+}
+
+/// Whether `s` holds a NUL. Names are short: up to 16 bytes are read as two overlapping words
+/// (no loop, no call); longer text goes to `memchr`.
+#[inline]
+fn contains_nul(s: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // The classic test for a zero byte in a word.
+    let zero = |w: u64| w.wrapping_sub(LO) & !w & HI != 0;
+    // Words padded with non-zero bytes where they are shorter than 8.
+    const PAD: u64 = 0xffff_ffff_0000_0000;
+    let short = |b: &[u8; 4]| PAD | u64::from(u32::from_le_bytes(*b));
+    match s.len() {
+        0..4 => s.contains(&0),
+        4..8 => match (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+            (Some(a), Some(b)) => zero(short(a)) || zero(short(b)),
+            _ => s.contains(&0),
+        },
+        8..=16 => match (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+            (Some(a), Some(b)) => zero(u64::from_le_bytes(*a)) || zero(u64::from_le_bytes(*b)),
+            _ => s.contains(&0),
+        },
+        _ => memchr::memchr(0, s).is_some(),
     }
 }
 
@@ -186,6 +211,25 @@ pub(crate) fn check_value_len(field: &'static str, len: usize) -> Result<(), Enc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_nul_finds_any_nul() {
+        for len in 0..40 {
+            let clean: Vec<u8> = (0..len).map(|i| (i % 255 + 1) as u8 | 0x80).collect();
+            assert!(!contains_nul(&clean), "{clean:?}");
+            for at in 0..len {
+                let mut s = clean.clone();
+                s[at] = 0;
+                assert!(contains_nul(&s), "{s:?}");
+                // A 0x01 beside it (the word test's false-positive neighbour).
+                let mut t: Vec<u8> = s.iter().map(|&b| b & 0x7f).collect();
+                if at + 1 < len {
+                    t[at + 1] = 1;
+                }
+                assert!(contains_nul(&t), "{t:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_measured_frame_gets_its_length_word_after_the_body() {

@@ -403,14 +403,17 @@ impl<'a> Execute<'a> {
         portal: &str,
         max_rows: i32,
     ) -> Result<(), EncodeError> {
+        let [a, b, c, d] = max_rows.to_be_bytes();
+        if portal.is_empty() {
+            // The unnamed portal, as drivers run nearly every statement: one store.
+            out.put_slice(&[tag::EXECUTE, 0, 0, 0, 9, 0, a, b, c, d]);
+            return Ok(());
+        }
         check_cstr("portal name", portal.as_bytes())?;
         check_body("Execute", portal.len() + 5)?;
         tagged(out, tag::EXECUTE, portal.len() + 5, |out| {
-            if !portal.is_empty() {
-                out.put_slice(portal.as_bytes());
-            }
+            out.put_slice(portal.as_bytes());
             // The portal's NUL and the row limit, in one store.
-            let [a, b, c, d] = max_rows.to_be_bytes();
             out.put_slice(&[0, a, b, c, d]);
         });
         Ok(())
