@@ -167,20 +167,30 @@ tps() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 RESULTS=()
-# bench NAME PGBENCH_ARGS...: ROUNDS alternating runs through each pooler, medians compared.
+# bench NAME PGBENCH_ARGS...: ROUNDS rounds of one run through each pooler, the first pooler
+# alternating between rounds (so that neither always runs on what the other left); medians
+# compared, and each round's ratio.
 bench() {
     local name="$1"
     shift
-    local p=() b=() r
+    local p=() b=() q=() r
     for r in $(seq 1 "$ROUNDS"); do
-        p+=("$(tps "$PROXY_PORT" "$@")")
-        b+=("$(tps "$BOUNCER_PORT" "$@")")
-        log "$name round $r: proxy ${p[-1]} tps, pgbouncer ${b[-1]} tps"
+        if [ $((r % 2)) -eq 1 ]; then
+            p+=("$(tps "$PROXY_PORT" "$@")")
+            b+=("$(tps "$BOUNCER_PORT" "$@")")
+        else
+            b+=("$(tps "$BOUNCER_PORT" "$@")")
+            p+=("$(tps "$PROXY_PORT" "$@")")
+        fi
+        q+=("$(awk -v p="${p[-1]}" -v b="${b[-1]}" 'BEGIN { printf "%.3f", (b > 0 ? p / b : 0) }')")
+        log "$name round $r: proxy ${p[-1]} tps, pgbouncer ${b[-1]} tps, ratio ${q[-1]}"
     done
-    local pm bm
+    local pm bm qm wins
     pm="$(printf '%s\n' "${p[@]}" | median)"
     bm="$(printf '%s\n' "${b[@]}" | median)"
-    RESULTS+=("$(awk -v n="$name" -v p="$pm" -v b="$bm" 'BEGIN { printf "| %s | %.1f | %.1f | %.2f |", n, p, b, (b > 0 ? p / b : 0) }')")
+    qm="$(printf '%s\n' "${q[@]}" | median)"
+    wins="$(printf '%s\n' "${q[@]}" | awk '$1 >= 1 { n++ } END { print n + 0 }')"
+    RESULTS+=("$(awk -v n="$name" -v p="$pm" -v b="$bm" -v q="$qm" -v w="$wins" -v r="$ROUNDS" 'BEGIN { printf "| %s | %.1f | %.1f | %.2f | %.2f | %d of %d |", n, p, b, (b > 0 ? p / b : 0), q, w, r }')")
 }
 
 # rss_kib PID: resident set size.
@@ -228,8 +238,8 @@ stop_poolers
 echo
 echo "proxy example vs $PGBOUNCER_VERSION; PostgreSQL 18, pgbench 18 -T $DURATION, median of $ROUNDS rounds, scale $SCALE, $(nproc) CPUs"
 echo
-echo "| benchmark | proxy TPS | PgBouncer TPS | proxy / PgBouncer |"
-echo "| --- | --- | --- | --- |"
+echo "| benchmark | proxy TPS | PgBouncer TPS | proxy / PgBouncer | median of the rounds' ratios | rounds the proxy was at least as fast |"
+echo "| --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${RESULTS[@]}"
 echo
 echo "| $IDLE_CLIENTS idle clients (transaction mode) | proxy | PgBouncer |"
