@@ -92,8 +92,10 @@ impl BindLayout {
     #[inline]
     pub(crate) fn param_count(&self, body: &[u8]) -> u16 {
         let at = self.params as usize;
-        body.get(at.saturating_sub(2)..at)
-            .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]))
+        at.checked_sub(2)
+            .and_then(|start| body.get(start..at))
+            .and_then(<[u8]>::first_chunk::<2>)
+            .map_or(0, |c| u16::from_be_bytes(*c))
     }
 
     /// The parameter values (without their count).
