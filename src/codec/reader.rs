@@ -92,10 +92,7 @@ impl<'a> SliceReader<'a> {
     #[inline]
     fn span(start: usize, end: usize) -> Span {
         // INVARIANT: a body is at most i32::MAX bytes long, so offsets fit 32 bits.
-        Span {
-            start: start as u32,
-            end: end as u32,
-        }
+        Span::between(start as u32, end as u32)
     }
 
     /// Takes the next `n` bytes as a borrowed slice.
