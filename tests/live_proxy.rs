@@ -270,3 +270,83 @@ fn transaction_mode_does_not_hand_one_clients_set_to_the_next() {
     let b = f.psql("sslmode=disable", "SHOW TimeZone;\nSHOW DateStyle;\n");
     assert_eq!(ok(&b, "psql b"), before);
 }
+
+/// An extended-query COPY FROM STDIN (unnamed statement: the proxy's quick path, which follows
+/// the requests that end with a ReadyForQuery), the Sync sent behind the Execute before the COPY
+/// began (the server ignores it), then the same with bad data (after the error the server skips
+/// until the next Sync): each time the client gets every answer, and the one upstream
+/// connection goes back to the pool and serves the next client.
+#[test]
+fn extended_query_copy_from_stdin_with_and_without_an_error() {
+    use support::pg::DATABASE;
+    use support::wire::{bind, copy_data, copy_done, execute, parse, query, startup, sync, Wire};
+
+    let f = Fixture::start(&["--pool-size", "1", "--auth", "trust", "--no-tls"]);
+    let created = f.psql("sslmode=disable user=demo", "CREATE TABLE ecopy (n int);\n");
+    ok(&created, "psql");
+    let mut w = Wire::connect(f.proxy.addr);
+    w.send(&startup(3, 0, &[("user", "demo"), ("database", DATABASE)]));
+    w.answer();
+    assert_eq!(
+        w.tokens.last().map(String::as_str),
+        Some("ReadyForQuery(I)"),
+        "{:?}",
+        w.tokens
+    );
+    let mut step = |w: &mut Wire, bytes: Vec<u8>| {
+        w.tokens.clear();
+        w.send(&bytes);
+        w.answer();
+        // The proxy sets the client's parameters on the connection again when another client
+        // changed them (application_name): the client hears of it.
+        w.tokens.retain(|t| t != "ParameterStatus*");
+        w.tokens.join(" ")
+    };
+    let copy = [
+        parse("", "COPY ecopy FROM STDIN", &[]),
+        bind("", "", &[]),
+        execute("", 0),
+        sync(),
+    ]
+    .concat();
+    let begun = "ParseComplete BindComplete CopyInResponse(format 0, 1 columns)";
+    assert_eq!(step(&mut w, copy.clone()), begun);
+    let done = step(&mut w, [copy_data(b"1\n2\n"), copy_done(), sync()].concat());
+    assert_eq!(done, "CommandComplete(COPY) ReadyForQuery(I)");
+    // Another client on the one connection, between the two COPYs (a connection the proxy
+    // did not give back would leave it without an answer).
+    let rows =
+        "RowDescription(1 columns) DataRow(1 columns) CommandComplete(SELECT) ReadyForQuery(I)";
+    let other = |step: &mut dyn FnMut(&mut Wire, Vec<u8>) -> String| {
+        let mut o = Wire::connect(f.proxy.addr);
+        o.send(&startup(3, 0, &[("user", "demo"), ("database", DATABASE)]));
+        o.answer();
+        step(&mut o, query("SELECT count(*) FROM ecopy"))
+    };
+    assert_eq!(other(&mut step), rows);
+    assert_eq!(step(&mut w, copy.clone()), begun);
+    let failed = step(
+        &mut w,
+        [copy_data(b"not a number\n"), copy_done(), sync()].concat(),
+    );
+    assert!(
+        failed.starts_with("ErrorResponse(ERROR 22P02") && failed.ends_with("ReadyForQuery(I)"),
+        "{failed}"
+    );
+    assert_eq!(step(&mut w, query("SELECT count(*) FROM ecopy")), rows);
+    assert_eq!(other(&mut step), rows);
+    // The error before the client's Sync was sent: until it is, the server skips what it gets,
+    // and the connection serves no one else.
+    assert_eq!(step(&mut w, copy), begun);
+    let failed = step(&mut w, [copy_data(b"not a number\n"), copy_done()].concat());
+    assert!(failed.starts_with("ErrorResponse(ERROR 22P02"), "{failed}");
+    assert!(!failed.contains("ReadyForQuery"), "{failed}");
+    let mut o = Wire::connect(f.proxy.addr);
+    o.send(&startup(3, 0, &[("user", "demo"), ("database", DATABASE)]));
+    o.answer();
+    assert_eq!(step(&mut o, query("SELECT count(*) FROM ecopy")), "");
+    assert_eq!(step(&mut w, sync()), "ReadyForQuery(I)");
+    o.answer();
+    o.tokens.retain(|t| t != "ParameterStatus*");
+    assert_eq!(o.tokens.join(" "), rows);
+}

@@ -202,6 +202,7 @@ impl Direct {
             self.pending == 0 && self.status == b'I' && unsent == 0 && !self.relay.in_frame();
         if clean {
             lease.upstream.correlator = Correlator::new();
+            lease.upstream.status = b'I';
         } else {
             lease.upstream.broken = true;
         }
@@ -304,6 +305,9 @@ pub(crate) async fn exchange(lease: &mut Lease, query: &[u8]) -> Result<(), Stri
                     &mut up.params,
                     &mut up.statements,
                 );
+                if piece.header().tag() == b'Z' {
+                    up.status = body.first().copied().unwrap_or_default();
+                }
             }
             up.correlator.route(&piece).map_err(|e| e.to_string())?;
         }

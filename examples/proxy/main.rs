@@ -44,13 +44,13 @@
 //! pipeline is forwarded as it arrives. Upstream connections ([`upstream`]) are started with
 //! `pgproto::Client`, then carry frames: a `Relay` cuts what the server sends, a `Correlator`
 //! says what each frame answers, and `Server::forward` checks it against the client's requests
-//! in flight. Requests that need no statement renaming skip the `Server` both ways, followed by
-//! the correlator only ([`quick`]). In session mode a client that has its connection skips all
+//! in flight. Requests that need no statement renaming skip the `Server` and the correlator both
+//! ways, followed only by a count of the requests that end with a ReadyForQuery ([`quick`]). In session mode a client that has its connection skips all
 //! that: its frames pass through, cut by two `Relay`s and never decoded ([`direct`]). The pool
 //! ([`pool`]) is a fair semaphore and a list of idle connections. A plain client idle for
-//! 10 ms with nothing in flight leaves the runtime ([`park`]): its session waits, boxed, in one
-//! epoll set on a thread of its own, and becomes a task again when its socket is readable, so an
-//! idle client costs its session and no task or runtime registration.
+//! 10 to 15 ms with nothing in flight leaves the runtime ([`park`]): its session waits, boxed,
+//! in one epoll set on a thread of its own, and becomes a task again when its socket is
+//! readable, so an idle client costs its session and no task or runtime registration.
 
 #[path = "../client/tls.rs"]
 #[allow(dead_code)]
@@ -227,6 +227,8 @@ pub(crate) struct Shared {
     cancels: Mutex<CancelRoutes>,
     /// Where idle plain sessions wait off the runtime (see [`park`]).
     pub(crate) parking: Option<park::Parking>,
+    /// How long idle sessions have waited (see [`park`]).
+    pub(crate) idle_clock: Arc<park::IdleClock>,
 }
 
 impl Shared {
@@ -374,7 +376,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         registry: StatementRegistry::new("pgproto_"),
         cancels: Mutex::new(CancelRoutes::default()),
         parking: Some(park::Parking::start(tokio::runtime::Handle::current())?),
+        idle_clock: Arc::default(),
     });
+    tokio::spawn(shared.idle_clock.clone().run());
     let password = match args.auth {
         Method::Trust => String::new(),
         _ => format!(" password={}", args.password),

@@ -1,28 +1,33 @@
 //! Transaction mode's quick path: client requests that need no statement renaming (simple
 //! queries, unnamed statements, portals) go upstream as they came, and their answers come back
-//! as they came, without the `Server` state machine decoding them on either side.
+//! as they came, without the `Server` state machine decoding them on either side, and without
+//! the correlator: PgBouncer's way.
 //!
-//! The correlator still follows every request (it knows which answer ends which request, that a
-//! Sync during COPY FROM STDIN gets none, when the connection is idle and can go back to the
-//! pool); only the decoding, the re-encoding and the checks of the `Server` are skipped. The
-//! upstream server checks the requests itself and answers a malformed one with an error.
+//! What the proxy must know of such requests is when the connection has answered them all and
+//! is idle, and that takes no more than the requests that end with a ReadyForQuery (Sync, Query,
+//! FunctionCall; [`Batches`]): each ReadyForQuery answers the oldest. The rules of the server
+//! that make it skip a Sync are followed as the correlator follows them: a Sync sent during COPY
+//! FROM STDIN is ignored, and after an error in an extended-query COPY the server skips what
+//! comes until the next Sync. So that an error never makes the server skip a Query (after an
+//! error in an extended-query request, it skips up to the next Sync), the quick path never takes
+//! a Query or FunctionCall that follows extended-query requests not closed by a Sync. Unlike the
+//! correlator, it does not check that each answer is one the request allows: the upstream server
+//! is PostgreSQL, and the client checks what it receives.
 //!
 //! The two paths never overlap. The quick path starts only when the `Server` has nothing in
 //! flight, nothing buffered and no error it forwarded waiting for its ReadyForQuery (after an
-//! extended-query error the `Server` skips until Sync, and must see that Sync). It takes only
-//! batches closed by a Sync, Query or FunctionCall, so that the server answers all of them
-//! without waiting for more and an error in one never outlives it. While its requests are in
-//! flight, what the client sends that it cannot take (a named statement, Terminate, a frame it
-//! cannot read) waits, with the client no longer read; once the correlator is empty, the
-//! `Server` gets it, and whatever else the quick path left (the start of a batch not closed).
+//! extended-query error the `Server` skips until Sync, and must see that Sync), and the
+//! correlator nothing. It takes only batches closed by a Sync, Query or FunctionCall, so that
+//! the server answers all of them without waiting for more and an error in one never outlives
+//! it. While its requests are in flight, what the client sends that it cannot take (a named
+//! statement, Terminate, a frame it cannot read) waits, with the client no longer read; once
+//! [`Batches`] is empty, the `Server` gets it, and whatever else the quick path left (the start
+//! of a batch not closed).
+
+use std::collections::VecDeque;
 
 use bytes::{Buf, BytesMut};
-use pgproto::pooler::{
-    Action, ClientStatements, Correlator, CorrelatorEvent, Rewrite, Route, StatementNote,
-    StatementRegistry,
-};
-use pgproto::protocol::Request;
-use pgproto::{FrameHeader, FramePiece, Limits};
+use pgproto::{FrameHeader, Limits};
 
 use crate::direct::{whole_frames, Step};
 use crate::session::observe;
@@ -77,8 +82,10 @@ fn takes(tag: u8, body: &[u8], copy: bool) -> Option<bool> {
 /// frames it can take, up to the last one that closes a batch (Sync, Query, FunctionCall), so
 /// that the server answers all of them without waiting for more. `busy`: requests of the quick
 /// path are in flight, and the COPY data stream may belong to one of them (it closes a batch
-/// too: the request it belongs to was closed before).
-pub(crate) fn scan(input: &[u8], limits: &Limits, busy: bool) -> Take {
+/// too: the request it belongs to was closed before). `discarding`: the server skips what comes
+/// until a Sync ([`Batches::discarding`]): every frame up to the next Sync is taken, to be
+/// skipped there.
+pub(crate) fn scan(input: &[u8], limits: &Limits, busy: bool, mut discarding: bool) -> Take {
     let mut take = Take {
         len: 0,
         needs_connection: false,
@@ -86,6 +93,8 @@ pub(crate) fn scan(input: &[u8], limits: &Limits, busy: bool) -> Take {
     };
     let mut at = 0;
     let mut needs = false;
+    // Extended-query requests were taken since the last Sync.
+    let mut extended = false;
     loop {
         let rest = &input[at..];
         let header = match FrameHeader::peek(rest) {
@@ -101,12 +110,28 @@ pub(crate) fn scan(input: &[u8], limits: &Limits, busy: bool) -> Take {
             break;
         }
         let tag = header.tag();
+        if discarding {
+            discarding = tag != b'S';
+            at += len;
+            take.len = at;
+            continue;
+        }
         match takes(tag, &rest[FrameHeader::SIZE..len], busy) {
+            // After an error in the requests before it, the server would skip this one.
+            Some(_) if extended && matches!(tag, b'Q' | b'F') => {
+                take.hold = true;
+                break;
+            }
             Some(n) => needs |= n,
             None => {
                 take.hold = true;
                 break;
             }
+        }
+        match tag {
+            b'P' | b'B' | b'D' | b'E' | b'C' => extended = true,
+            b'S' => extended = false,
+            _ => {}
         }
         at += len;
         if matches!(tag, b'S' | b'Q' | b'F') || busy && matches!(tag, b'd' | b'c' | b'f') {
@@ -119,39 +144,15 @@ pub(crate) fn scan(input: &[u8], limits: &Limits, busy: bool) -> Take {
     take
 }
 
-/// Moves the first `len` bytes of `input` (whole frames [`scan`] took) to `out`, pushing the
-/// request each frame opens into `correlator`.
-pub(crate) fn forward(
-    input: &mut BytesMut,
-    len: usize,
-    out: &mut BytesMut,
-    correlator: &mut Correlator<StatementNote>,
-) {
+/// Moves the first `len` bytes of `input` (whole frames [`scan`] took) to `out`, noting in
+/// `batches` the requests that end with a ReadyForQuery.
+pub(crate) fn forward(input: &mut BytesMut, len: usize, out: &mut BytesMut, batches: &mut Batches) {
     let mut at = 0;
     while at < len {
         let Ok(Some(header)) = FrameHeader::peek(&input[at..]) else {
             break;
         };
-        let body = &input[at + FrameHeader::SIZE..at + header.frame_len()];
-        let request = match header.tag() {
-            b'Q' => Some(Request::Query),
-            b'P' => Some(Request::Parse),
-            b'B' => Some(Request::Bind),
-            b'D' if body.first() == Some(&b'S') => Some(Request::DescribeStatement),
-            b'D' => Some(Request::DescribePortal),
-            b'E' => Some(Request::Execute),
-            b'C' => Some(Request::Close),
-            b'S' => Some(Request::Sync),
-            b'F' => Some(Request::FunctionCall),
-            b'c' | b'f' => {
-                correlator.copy_ended();
-                None
-            }
-            _ => None,
-        };
-        if let Some(request) = request {
-            correlator.push(request, Action::Forward, StatementNote::None);
-        }
+        batches.sent(header.tag());
         at += header.frame_len();
     }
     if len == input.len() && out.is_empty() {
@@ -163,64 +164,50 @@ pub(crate) fn forward(
 }
 
 /// Routes what the upstream server sent (in `input`, taken) while quick requests are in
-/// flight: answers forwarded go to `to_client` as they came (whole frames straight from
-/// `input` when the relay holds nothing, as in [`crate::direct`]). `Ok(true)`: an
-/// ErrorResponse came with nothing in flight, a FATAL error (it is in `to_client`): the server
-/// is going away.
+/// flight: answers go to `to_client` as they came (whole frames straight from `input` when the
+/// relay holds nothing, as in [`crate::direct`]), but those of the proxy's own query. `Ok(true)`:
+/// an ErrorResponse came with nothing in flight, a FATAL error (it is in `to_client`): the server
+/// is going away. An error: a ReadyForQuery or a COPY that answers no request.
 pub(crate) fn upstream(
     up: &mut Upstream,
-    registry: &StatementRegistry,
-    client: &mut ClientStatements,
     input: &mut BytesMut,
     to_client: &mut BytesMut,
     wanted: &mut Vec<(String, String)>,
 ) -> Result<bool, String> {
     let Upstream {
         relay,
-        correlator,
+        batches,
         statements,
         params,
+        status,
         ..
     } = up;
-    let mut each = |piece: &FramePiece<'_>| -> Result<Step, String> {
-        let tag = piece.header().tag();
-        if let Some(body) = piece.body() {
-            observe(tag, body, params, statements);
-            if tag == b'S' {
+    let mut each = |batches: &mut Batches, tag: u8, body: &[u8]| -> Result<Step, String> {
+        match tag {
+            b'S' => {
+                observe(tag, body, params, statements);
                 crate::params::record_reported(wanted, body);
             }
+            b'C' => observe(tag, body, params, statements),
+            b'Z' => *status = body.first().copied().unwrap_or_default(),
+            _ => {}
         }
-        let going_away = piece.is_first() && tag == b'E' && correlator.is_empty();
-        let forward = correlator.route(piece).map_err(|e| e.to_string())? == Route::Forward;
-        // The quick path's own requests finish with nothing to settle; one of the rewriting's
-        // may have finished just before the quick path began, and settling costs nothing.
-        let mut rewrite = Rewrite {
-            registry,
-            client: &mut *client,
-            upstream: &mut *statements,
-        };
-        while let Some(event) = correlator.poll_event() {
-            if let CorrelatorEvent::Finished { data, outcome, .. } = event {
-                rewrite.finished(data, outcome);
-            }
-        }
-        Ok(match (forward, going_away) {
+        let going_away = tag == b'E' && batches.closers.is_empty();
+        Ok(match (batches.route(tag)?, going_away) {
             (true, true) => Step::Last,
             (true, false) => Step::Next,
             (false, _) => Step::Drop,
         })
     };
     let mut failed = None;
-    let mut whole = |_: FrameHeader, frame: &[u8]| match FramePiece::whole(frame)
-        .map_err(|e| e.to_string())
-        .and_then(|p| each(&p))
-    {
-        Ok(step) => step,
-        Err(e) => {
-            failed = Some(e);
-            Step::Stop
-        }
-    };
+    let mut whole =
+        |_: FrameHeader, frame: &[u8]| match each(batches, frame[0], &frame[FrameHeader::SIZE..]) {
+            Ok(step) => step,
+            Err(e) => {
+                failed = Some(e);
+                Step::Stop
+            }
+        };
     let step = whole_frames(
         relay,
         input,
@@ -243,12 +230,243 @@ pub(crate) fn upstream(
             Ok(None) => return Ok(false),
             Err(e) => return Err(e.to_string()),
         };
-        let step = each(&piece)?;
+        // Only large frames come in pieces: a ReadyForQuery, a ParameterStatus or a
+        // CommandComplete is always whole.
+        let step = if piece.is_first() {
+            let body = piece.body().unwrap_or_default();
+            let step = each(batches, piece.header().tag(), body)?;
+            if !piece.is_last() {
+                batches.open = Some(step != Step::Drop);
+            }
+            step
+        } else {
+            let forward = batches.open.unwrap_or(true);
+            if piece.is_last() {
+                batches.open = None;
+            }
+            if forward {
+                Step::Next
+            } else {
+                Step::Drop
+            }
+        };
         if step != Step::Drop {
             to_client.extend_from_slice(piece.bytes());
         }
         if step == Step::Last {
             return Ok(true);
         }
+    }
+}
+
+/// A Sync in [`Batches`].
+const SYNC: u8 = b'S';
+/// A Query of the client's.
+const QUERY: u8 = b'Q';
+/// A FunctionCall.
+const FUNCTION_CALL: u8 = b'F';
+/// A Query of the proxy's own (the client's parameters): its answers are not the client's.
+const OWN_QUERY: u8 = b'q';
+/// An extended-query COPY FROM STDIN under way, whose Sync the server ignored: it ends with its
+/// CommandComplete or ErrorResponse, not with a ReadyForQuery.
+const COPY_IN: u8 = b'c';
+
+/// The quick path's requests in flight on an upstream connection: those that end with a
+/// ReadyForQuery, in the order they were sent (see the module's doc).
+#[derive(Debug, Default)]
+pub(crate) struct Batches {
+    closers: VecDeque<u8>,
+    /// The server is in COPY FROM STDIN and the client has not ended it: the server ignores
+    /// the Syncs it sends.
+    copying: bool,
+    /// After an error in an extended-query COPY, the server skips what comes until a Sync not
+    /// sent yet: the connection is not idle.
+    discarding: bool,
+    /// Where the rest of a frame handed out in pieces goes (to the client or not).
+    open: Option<bool>,
+}
+
+impl Batches {
+    /// The requests in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.closers.len()
+    }
+
+    /// Whether nothing is in flight and no frame is half routed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.closers.is_empty() && self.open.is_none()
+    }
+
+    /// Whether the server skips what comes until a Sync not sent yet (after an error in an
+    /// extended-query COPY).
+    pub(crate) fn discarding(&self) -> bool {
+        self.discarding
+    }
+
+    /// Whether the quick path has nothing left to follow: nothing in flight, and the server
+    /// skips nothing (the `Server` path may take over).
+    pub(crate) fn is_done(&self) -> bool {
+        self.is_empty() && !self.discarding
+    }
+
+    /// Whether nothing is in flight and the server skips nothing: the connection may serve
+    /// another client (if no transaction is open).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.is_empty() && !self.discarding && !self.copying
+    }
+
+    /// The proxy sent a Query of its own: its answers are dropped.
+    pub(crate) fn own_query(&mut self) {
+        self.closers.push_back(OWN_QUERY);
+    }
+
+    /// The client's frame of type `tag` was sent upstream.
+    fn sent(&mut self, tag: u8) {
+        match tag {
+            b'S' if !self.copying => {
+                self.closers.push_back(SYNC);
+                self.discarding = false;
+            }
+            b'Q' => self.closers.push_back(QUERY),
+            b'F' => self.closers.push_back(FUNCTION_CALL),
+            // CopyDone, CopyFail.
+            b'c' | b'f' => self.copying = false,
+            _ => {}
+        }
+    }
+
+    /// Whether a frame of type `tag` from upstream goes to the client; an error if it cannot
+    /// answer what is in flight.
+    fn route(&mut self, tag: u8) -> Result<bool, String> {
+        let front = self.closers.front().copied();
+        match tag {
+            // Never an answer: always the client's.
+            b'S' | b'N' | b'A' => return Ok(true),
+            b'Z' => {
+                return match self.closers.pop_front() {
+                    Some(OWN_QUERY) => Ok(false),
+                    Some(SYNC | QUERY | FUNCTION_CALL) => Ok(true),
+                    _ => Err("ReadyForQuery with no request in flight".into()),
+                };
+            }
+            // CopyInResponse, CopyBothResponse: the Syncs sent before the COPY began, behind the
+            // request that began it, are ignored. An extended-query COPY's own Sync is one of
+            // them: the COPY stays in flight until its CommandComplete or ErrorResponse.
+            b'G' | b'W' => {
+                self.copying = true;
+                match front {
+                    Some(SYNC) => self.closers[0] = COPY_IN,
+                    Some(QUERY | OWN_QUERY) => {}
+                    _ => return Err("COPY with no request in flight".into()),
+                }
+                let mut first = true;
+                self.closers
+                    .retain(|c| std::mem::take(&mut first) || *c != SYNC);
+            }
+            b'C' if front == Some(COPY_IN) => {
+                self.closers.pop_front();
+            }
+            b'E' => {
+                self.copying = false;
+                if front == Some(COPY_IN) {
+                    // The server skips what comes until a Sync.
+                    self.closers.pop_front();
+                    while self.closers.front().is_some_and(|c| *c != SYNC) {
+                        self.closers.pop_front();
+                    }
+                    self.discarding = self.closers.is_empty();
+                }
+            }
+            _ => {}
+        }
+        Ok(front != Some(OWN_QUERY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(b: &mut Batches, tags: &[u8]) {
+        for t in tags {
+            b.sent(*t);
+        }
+    }
+
+    fn routed(b: &mut Batches, tags: &[u8]) -> Vec<bool> {
+        tags.iter().map(|t| b.route(*t).unwrap()).collect()
+    }
+
+    #[test]
+    fn each_ready_for_query_answers_the_oldest() {
+        let mut b = Batches::default();
+        b.own_query();
+        sent(&mut b, b"PBDESQ");
+        assert_eq!(b.len(), 3);
+        // The proxy's SET: dropped, but its ParameterStatus.
+        assert_eq!(routed(&mut b, b"CSZ"), [false, true, false]);
+        assert_eq!(routed(&mut b, b"12TDCZ"), [true; 6]);
+        assert!(!b.is_empty());
+        assert_eq!(routed(&mut b, b"TDCZ"), [true; 4]);
+        assert!(b.is_idle());
+        assert!(b.route(b'Z').is_err());
+    }
+
+    #[test]
+    fn syncs_during_copy_from_stdin_are_ignored() {
+        // Simple query: the Syncs sent behind it before the COPY began get no answer.
+        let mut b = Batches::default();
+        sent(&mut b, b"QS");
+        routed(&mut b, b"G");
+        sent(&mut b, b"dSdc");
+        assert_eq!(b.len(), 1);
+        routed(&mut b, b"CZ");
+        assert!(b.is_idle());
+        // Extended query: its own Sync is ignored; the COPY ends with its CommandComplete and
+        // the client's next Sync gets the ReadyForQuery.
+        sent(&mut b, b"PBES");
+        routed(&mut b, b"12G");
+        sent(&mut b, b"dc");
+        routed(&mut b, b"C");
+        assert!(b.is_idle());
+        sent(&mut b, b"S");
+        routed(&mut b, b"Z");
+        assert!(b.is_idle());
+        // An error during an extended-query COPY: the server skips until a Sync not sent yet.
+        sent(&mut b, b"PBES");
+        routed(&mut b, b"12GE");
+        assert!(b.is_empty() && !b.is_idle());
+        sent(&mut b, b"dcS");
+        routed(&mut b, b"Z");
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn a_query_after_open_extended_requests_is_not_taken() {
+        let limits = Limits::default();
+        let frame = |tag: u8, body: &[u8]| {
+            let mut f = vec![tag];
+            f.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+            f.extend_from_slice(body);
+            f
+        };
+        let parse = frame(b'P', b"\0SELECT 1\0\0\0");
+        let query = frame(b'Q', b"SELECT 1\0");
+        let sync = frame(b'S', b"");
+        let input = [parse.clone(), query.clone()].concat();
+        let take = scan(&input, &limits, false, false);
+        assert_eq!(take.len, 0);
+        assert!(take.hold);
+        let input = [parse.clone(), sync.clone(), query.clone()].concat();
+        let take = scan(&input, &limits, false, false);
+        assert_eq!(take.len, input.len());
+        assert!(!take.hold);
+        // While the server skips until a Sync, everything up to it is taken (a named
+        // statement too: it is skipped there).
+        let named = frame(b'P', b"s1\0SELECT 1\0\0\0");
+        let input = [named.clone(), sync.clone(), named.clone()].concat();
+        let take = scan(&input, &limits, true, true);
+        assert_eq!(take.len, named.len() + sync.len());
+        assert!(take.hold);
     }
 }

@@ -10,11 +10,12 @@
 //! of futures built and dropped on every turn: the turn is the proxy's most frequent work.
 //!
 //! In transaction mode a request that needs no statement renaming goes upstream as it came,
-//! followed by the correlator only ([`crate::quick`]); the others go through the `Server` state
-//! machine, the statement rewriting and the correlator. In session mode the client takes a
-//! connection when it first sends something and keeps it; from then on frames pass through
-//! undecoded ([`crate::direct`]).
+//! followed only by a count of the requests that end with a ReadyForQuery ([`crate::quick`]);
+//! the others go through the `Server` state machine, the statement rewriting and the
+//! correlator. In session mode the client takes a connection when it first sends something and
+//! keeps it; from then on frames pass through undecoded ([`crate::direct`]).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,7 +33,7 @@ use crate::direct::{exchange, Direct, Outcome};
 use crate::io::{Conn, Wakes, CLIENT, UPSTREAM};
 use crate::login;
 use crate::params;
-use crate::park::PARK_AFTER;
+use crate::park::IdleWait;
 use crate::pool::Lease;
 use crate::quick;
 use crate::{Mode, Shared};
@@ -51,7 +52,7 @@ enum End {
     Fatal(ErrorFields),
     /// The state machine queued its own FATAL error (a protocol violation): flush and close.
     Flush,
-    /// Idle for [`PARK_AFTER`] on a plain socket: to be parked (see [`crate::park`]).
+    /// Idle for [`PARK_AFTER`](crate::park::PARK_AFTER) on a plain socket: to be parked (see [`crate::park`]).
     Park,
 }
 
@@ -109,6 +110,8 @@ pub(crate) struct Session {
     after_error: bool,
     /// The tracked parameters' values the client asked for (see [`params`]).
     wanted: Vec<(String, String)>,
+    /// Its waits on the idle clock.
+    idle: IdleWait,
     work: Option<Box<Work>>,
 }
 
@@ -177,6 +180,7 @@ impl Session {
             client_eof: false,
             after_error: false,
             wanted,
+            idle: IdleWait::default(),
             work: None,
         }
     }
@@ -193,13 +197,24 @@ impl Session {
         loop {
             // Idle (just logged in, back from parking, or between transactions): wait for the
             // client with a small future. A plain socket is parked off the runtime once idle
-            // for [`PARK_AFTER`]; until then its buffers stay, ready for a client that goes
+            // for [`PARK_AFTER`](crate::park::PARK_AFTER) (the shared clock tells, see [`crate::park`]); until then its buffers stay, ready for a client that goes
             // on at once (as most do). A TLS stream drops them at once and waits.
             if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
-                match tokio::time::timeout(PARK_AFTER, self.conn.ready()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return End::Client,
-                    Err(_) => {
+                let clock = &self.shared.idle_clock;
+                let idle = &self.idle;
+                let mut waiting = clock.wait_from(idle);
+                let mut ready = std::pin::pin!(self.conn.ready());
+                let woke = std::future::poll_fn(|cx| match ready.as_mut().poll(cx) {
+                    Poll::Ready(r) => Poll::Ready(Some(r)),
+                    Poll::Pending if clock.due(&mut waiting, idle, cx.waker()) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                })
+                .await;
+                self.idle.end();
+                match woke {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return End::Client,
+                    None => {
                         self.work = None;
                         self.server.release_buffers();
                         return End::Park;
@@ -295,10 +310,10 @@ impl Session {
             && work.to_upstream.len() < HIGH_WATER
             && (work.direct.is_some()
                 || server.in_flight() < PIPELINE_DEPTH
-                    && work
-                        .lease
-                        .as_ref()
-                        .is_none_or(|l| l.upstream.correlator.len() < PIPELINE_DEPTH));
+                    && work.lease.as_ref().is_none_or(|l| {
+                        l.upstream.correlator.len() < PIPELINE_DEPTH
+                            && l.upstream.batches.len() < PIPELINE_DEPTH
+                    }));
         if read_client {
             waiting = true;
             if let Poll::Ready(r) = work.wakes.poll_read(cx, CLIENT, conn, &mut work.cbuf) {
@@ -358,10 +373,24 @@ impl Session {
     async fn quick_client(&mut self) -> Result<bool, End> {
         let work = self.work.get_or_insert_with(Box::default);
         let server_busy = self.server.in_flight() > 0 || self.server.buffered_len() > 0;
-        if !work.quick && (server_busy || self.after_error) {
+        // The correlator's requests (of the `Server` path) come first.
+        let correlated = work
+            .lease
+            .as_ref()
+            .is_some_and(|l| !l.upstream.correlator.is_empty() || l.upstream.correlator.in_frame());
+        if !work.quick && (server_busy || self.after_error || correlated) {
             return Ok(true);
         }
-        let take = quick::scan(&work.cbuf, &self.shared.config.limits, work.quick);
+        let discarding = work
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.upstream.batches.discarding());
+        let take = quick::scan(
+            &work.cbuf,
+            &self.shared.config.limits,
+            work.quick,
+            discarding,
+        );
         if !work.quick && (take.len == 0 || work.lease.is_none() && !take.needs_connection) {
             return Ok(true);
         }
@@ -376,7 +405,7 @@ impl Session {
                     ..
                 } = self;
                 let work = work.get_or_insert_with(Box::default);
-                take_connection(shared, conn, work, wanted, pid).await?;
+                take_connection(shared, conn, work, wanted, pid, true).await?;
             }
             let Some(Work {
                 lease: Some(l),
@@ -388,7 +417,7 @@ impl Session {
             else {
                 return Ok(true);
             };
-            quick::forward(cbuf, take.len, to_upstream, &mut l.upstream.correlator);
+            quick::forward(cbuf, take.len, to_upstream, &mut l.upstream.batches);
             *quick = true;
         }
         self.work.get_or_insert_with(Box::default).held = take.hold;
@@ -399,13 +428,7 @@ impl Session {
     /// they are all answered, gives the connection back if it is idle, and the `Server` the
     /// bytes held meanwhile.
     async fn quick_upstream(&mut self) -> Result<(), End> {
-        let Self {
-            shared,
-            statements,
-            work,
-            wanted,
-            ..
-        } = self;
+        let Self { work, wanted, .. } = self;
         let Some(Work {
             lease: Some(l),
             ubuf,
@@ -417,7 +440,7 @@ impl Session {
             return Ok(());
         };
         let up = &mut l.upstream;
-        match quick::upstream(up, &shared.registry, statements, ubuf, to_client, wanted) {
+        match quick::upstream(up, ubuf, to_client, wanted) {
             Ok(false) => {}
             Ok(true) => {
                 up.broken = true;
@@ -428,7 +451,7 @@ impl Session {
                 return Err(fatal("08P01", &format!("upstream server: {e}")));
             }
         }
-        if !up.correlator.is_empty() || up.relay.in_frame() {
+        if !up.batches.is_done() || up.relay.in_frame() {
             return Ok(());
         }
         *quick = false;
@@ -458,10 +481,7 @@ impl Session {
         };
         // Not after an error the `Server` forwarded until a ReadyForQuery: the correlator's
         // queue may be empty, but the connection skips what it gets until a Sync.
-        let idle = !self.after_error
-            && lease.as_ref().is_some_and(|l| {
-                l.upstream.correlator.is_idle() && l.upstream.relay.buffered_len() == 0
-            });
+        let idle = !self.after_error && lease.as_ref().is_some_and(|l| l.upstream.idle());
         if self.shared.mode != Mode::Transaction || !idle {
             return;
         }
@@ -616,7 +636,7 @@ impl Session {
                     }
                     _ => {}
                 }
-                take_connection(shared, conn, work, wanted, pid).await?;
+                take_connection(shared, conn, work, wanted, pid, false).await?;
             }
             let Some(l) = work.lease.as_mut() else {
                 continue;
@@ -679,9 +699,11 @@ impl Session {
                     &mut up.params,
                     &mut up.statements,
                 );
-                if piece.header().tag() == b'S' {
+                match piece.header().tag() {
                     // The client's own values now (after a SET, or the proxy's).
-                    params::record_reported(wanted, body);
+                    b'S' => params::record_reported(wanted, body),
+                    b'Z' => up.status = body.first().copied().unwrap_or_default(),
+                    _ => {}
                 }
             }
             // An ErrorResponse with nothing in flight is a FATAL error: the server is going
@@ -754,7 +776,9 @@ impl Session {
                 Some(direct) => direct.settle(&mut lease, work.to_upstream.len()),
                 None => true,
             };
-            if clean && lease.upstream.reusable() {
+            // After an error the `Server` forwarded, the server may skip what comes until a
+            // Sync: the next client's requests would be skipped.
+            if clean && !self.after_error && lease.upstream.reusable() {
                 if self.shared.mode == Mode::Session {
                     let reset = tokio::time::timeout(
                         Duration::from_secs(5),
@@ -772,13 +796,17 @@ impl Session {
 
 /// Takes a connection from the pool for the client (what the client waits for goes out
 /// first): the cancels of session `pid` go there from now on, and it gets the client's
-/// parameters (`wanted`) before anything else.
+/// parameters (`wanted`) before anything else, followed by the quick path's [`Batches`]
+/// (`quick`) or by the correlator.
+///
+/// [`Batches`]: crate::quick::Batches
 async fn take_connection(
     shared: &Shared,
     conn: &mut Conn,
     work: &mut Work,
     wanted: &[(String, String)],
     pid: i32,
+    quick: bool,
 ) -> Result<(), End> {
     if !work.to_client.is_empty() && conn.write_all(&mut work.to_client).await.is_err() {
         return Err(End::Client);
@@ -794,8 +822,12 @@ async fn take_connection(
     if let Some(set) = params::set_query(wanted, shared.pool.told(), &up.params) {
         // The client's parameters first; the answers are not the client's.
         work.to_upstream.extend_from_slice(&set);
-        up.correlator
-            .push(Request::Query, Action::Skip, StatementNote::None);
+        if quick {
+            up.batches.own_query();
+        } else {
+            up.correlator
+                .push(Request::Query, Action::Skip, StatementNote::None);
+        }
     }
     work.lease = Some(l);
     // The pool's check of the connection registered a waker of its own.

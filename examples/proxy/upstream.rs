@@ -14,14 +14,19 @@ use tokio_rustls::TlsConnector;
 use crate::client_tls::TlsSetup;
 use crate::conninfo::ConnInfo;
 use crate::io::Conn;
+use crate::quick::Batches;
 
 /// A connection to the upstream server, past its start-up.
 pub(crate) struct Upstream {
     pub(crate) conn: Conn,
     /// What the server sends, cut into frames.
     pub(crate) relay: Relay,
-    /// The requests in flight on it.
+    /// The requests in flight on it, sent through the `Server` and the statement rewriting.
     pub(crate) correlator: Correlator<StatementNote>,
+    /// The requests of the quick path in flight on it (see [`crate::quick`]).
+    pub(crate) batches: Batches,
+    /// The transaction status of its last ReadyForQuery (`I` once connected).
+    pub(crate) status: u8,
     /// The statements prepared on it.
     pub(crate) statements: UpstreamStatements,
     /// Its cancel key.
@@ -166,6 +171,8 @@ impl Target {
             conn,
             relay: Relay::backend(Limits::default()),
             correlator: Correlator::new(),
+            batches: Batches::default(),
+            status: b'I',
             statements: UpstreamStatements::new(self.max_prepared),
             key,
             params,
@@ -242,13 +249,18 @@ impl Stream {
 impl Upstream {
     /// Whether another session may use it: sound, nothing in flight, no transaction open.
     pub(crate) fn reusable(&self) -> bool {
-        !self.broken
-            && self.correlator.is_empty()
+        !self.broken && self.idle()
+    }
+
+    /// Whether nothing is in flight or half received and no transaction is open: the
+    /// connection can serve another client. (After an error the `Server` forwarded, the server
+    /// may skip what comes until a Sync: the session checks that itself.)
+    pub(crate) fn idle(&self) -> bool {
+        self.correlator.is_empty()
+            && !self.correlator.in_frame()
+            && self.batches.is_idle()
+            && self.status == b'I'
             && !self.relay.in_frame()
             && self.relay.buffered_len() == 0
-            && self
-                .correlator
-                .transaction_status()
-                .is_none_or(|s| s == pgproto::TransactionStatus::Idle)
     }
 }
