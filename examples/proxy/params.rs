@@ -23,6 +23,12 @@ pub(crate) fn tracked(name: &[u8]) -> Option<&'static str> {
         .find(|t| t.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// Puts the tracked parameters first, in the order of [`TRACKED`] (the others keep theirs), so
+/// that [`set_query`], run each time a connection serves a client, finds them at once.
+pub(crate) fn tracked_first(list: &mut [(String, String)]) {
+    list.sort_by_key(|(n, _)| TRACKED.iter().position(|t| t == n).unwrap_or(TRACKED.len()));
+}
+
 /// Records `value` for `name` (replacing an earlier one).
 pub(crate) fn record(list: &mut Vec<(String, String)>, name: &str, value: &str) {
     match list.iter_mut().find(|(n, _)| n == name) {
@@ -53,11 +59,11 @@ pub(crate) fn set_query(
     current: &[(String, String)],
 ) -> Option<BytesMut> {
     let mut sql = String::new();
-    for name in TRACKED {
-        let Some(value) = value_in(wanted, name).or_else(|| value_in(told, name)) else {
+    for (i, name) in TRACKED.into_iter().enumerate() {
+        let Some(value) = value_in(wanted, name).or_else(|| value_at(told, i, name)) else {
             continue;
         };
-        if value_in(current, name) == Some(value) {
+        if value_at(current, i, name) == Some(value) {
             continue;
         }
         // An escape string literal: right whatever standard_conforming_strings is.
@@ -73,6 +79,15 @@ pub(crate) fn set_query(
     out.put_slice(sql.as_bytes());
     out.put_u8(0);
     Some(out)
+}
+
+/// The value `list` holds for `name`, the `i`-th tracked parameter: looked for at index `i`
+/// first, where [`tracked_first`] puts it.
+fn value_at<'l>(list: &'l [(String, String)], i: usize, name: &str) -> Option<&'l str> {
+    match list.get(i) {
+        Some((n, v)) if n == name => Some(v),
+        _ => value_in(list, name),
+    }
 }
 
 /// The value `list` holds for `name`.
@@ -102,6 +117,26 @@ mod tests {
         assert_eq!(&q[5..], b"SET TimeZone TO E'Etc/UTC';\0");
         assert!(set_query(&current, &told, &current).is_none());
         assert_eq!(tracked(b"datestyle"), Some("DateStyle"));
+        let mut list: Vec<(String, String)> = [
+            "server_version",
+            "TimeZone",
+            "is_superuser",
+            "client_encoding",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), String::new()))
+        .collect();
+        tracked_first(&mut list);
+        let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client_encoding",
+                "TimeZone",
+                "server_version",
+                "is_superuser"
+            ]
+        );
         assert_eq!(tracked(b"search_path"), None);
     }
 }

@@ -48,9 +48,9 @@ pub(crate) struct Take {
     pub(crate) hold: bool,
 }
 
-/// The first string of a body (its bytes before the first NUL; all of it if there is none).
-fn first_name(body: &[u8]) -> &[u8] {
-    body.split(|b| *b == 0).next().unwrap_or_default()
+/// Whether a body starts with an empty name (the unnamed statement or portal).
+fn unnamed(body: &[u8]) -> bool {
+    body.first() == Some(&0)
 }
 
 /// Whether the quick path can take a frame, and whether it needs a connection. `copy`: a
@@ -60,17 +60,16 @@ fn takes(tag: u8, body: &[u8], copy: bool) -> Option<bool> {
         b'Q' | b'E' | b'F' => Some(true),
         b'S' | b'H' => Some(false),
         // Parse: the statement's name first.
-        b'P' => first_name(body).is_empty().then_some(true),
+        b'P' => unnamed(body).then_some(true),
         // Bind: the portal's name, then the statement's.
         b'B' => {
-            let portal = first_name(body).len();
-            let statement = body.get(portal + 1..).map(first_name);
-            statement.is_some_and(<[u8]>::is_empty).then_some(true)
+            let portal = body.iter().position(|b| *b == 0)?;
+            unnamed(&body[portal + 1..]).then_some(true)
         }
         // Describe and Close: 'S' or 'P', then the name; a named statement is renamed.
         b'D' | b'C' => match body.split_first() {
             Some((b'P', _)) => Some(tag == b'D'),
-            Some((b'S', name)) if first_name(name).is_empty() => Some(tag == b'D'),
+            Some((b'S', name)) if unnamed(name) => Some(tag == b'D'),
             _ => None,
         },
         b'd' | b'c' | b'f' if copy => Some(false),

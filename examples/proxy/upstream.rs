@@ -163,6 +163,7 @@ impl Target {
                 return Err("the upstream server closed the connection during start-up".into());
             }
         }
+        crate::params::tracked_first(&mut params);
         let conn = match stream {
             Stream::Plain(tcp) => Conn::plain(tcp),
             Stream::Tls(tls) => Conn::tls(tls),
