@@ -227,7 +227,7 @@ impl Conn {
     pub(crate) async fn shutdown(&mut self) {
         if let Self::Tls { stream, .. } = self {
             let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
+                crate::timer::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
         }
     }
 

@@ -72,6 +72,7 @@ mod results;
 #[allow(dead_code)]
 mod server_tls;
 mod session;
+mod timer;
 mod upstream;
 
 use std::collections::HashSet;
@@ -278,7 +279,7 @@ impl Shared {
                     return;
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            crate::timer::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
 
@@ -312,16 +313,21 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // No timer driver: timers are made on a thread of their own (see [`timer`]).
+    if let Err(e) = timer::start() {
+        eprintln!("proxy: cannot start the timers' thread: {e}");
+        std::process::exit(1);
+    }
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
             .build()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if args.threads > 0 {
             b.worker_threads(args.threads);
         }
-        b.enable_all().build()
+        b.enable_io().build()
     };
     let runtime = match runtime {
         Ok(r) => r,
@@ -378,7 +384,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         parking: Some(park::Parking::start(tokio::runtime::Handle::current())?),
         idle_clock: Arc::default(),
     });
-    tokio::spawn(shared.idle_clock.clone().run());
+    timer::spawn(shared.idle_clock.clone().run());
     let password = match args.auth {
         Method::Trust => String::new(),
         _ => format!(" password={}", args.password),

@@ -126,7 +126,7 @@ impl IdleClock {
             if idle {
                 self.started.notified().await;
             }
-            tokio::time::sleep(TICK).await;
+            crate::timer::sleep(TICK).await;
             let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
             self.waits
                 .lock()

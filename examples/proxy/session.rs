@@ -530,7 +530,7 @@ impl Session {
             self.shared.pool.told(),
             &lease.upstream.params,
         ) {
-            let done = tokio::time::timeout(Duration::from_secs(5), exchange(&mut lease, &set));
+            let done = crate::timer::timeout(Duration::from_secs(5), exchange(&mut lease, &set));
             if !matches!(done.await, Ok(Ok(()))) {
                 lease.upstream.broken = true;
                 return Err(fatal(
@@ -780,7 +780,7 @@ impl Session {
             // Sync: the next client's requests would be skipped.
             if clean && !self.after_error && lease.upstream.reusable() {
                 if self.shared.mode == Mode::Session {
-                    let reset = tokio::time::timeout(
+                    let reset = crate::timer::timeout(
                         Duration::from_secs(5),
                         exchange(&mut lease, b"Q\0\0\0\x10DISCARD ALL\0"),
                     );
@@ -837,7 +837,7 @@ async fn take_connection(
 
 /// Writes what waits for the client, within 5 s.
 async fn flush_client(conn: &mut Conn, to_client: &mut BytesMut) -> std::io::Result<()> {
-    tokio::time::timeout(Duration::from_secs(5), conn.write_all(to_client))
+    crate::timer::timeout(Duration::from_secs(5), conn.write_all(to_client))
         .await
         .map_err(|_| std::io::ErrorKind::TimedOut)?
 }

@@ -48,7 +48,7 @@ pub(crate) struct Target {
 impl Target {
     async fn tcp(&self) -> Result<TcpStream, String> {
         let addr = (self.info.host.as_str(), self.info.port);
-        let tcp = tokio::time::timeout(self.info.connect_timeout, TcpStream::connect(addr))
+        let tcp = crate::timer::timeout(self.info.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
                 format!(
@@ -90,7 +90,7 @@ impl Target {
 
     /// Opens a connection and runs its start-up to ReadyForQuery.
     pub(crate) async fn connect(&self) -> Result<Upstream, String> {
-        tokio::time::timeout(self.info.connect_timeout, self.connect_inner())
+        crate::timer::timeout(self.info.connect_timeout, self.connect_inner())
             .await
             .map_err(|_| "timeout during the upstream server's start-up".to_string())?
     }
@@ -209,7 +209,7 @@ impl Target {
         stream.write_all(&packet).await.map_err(upstream_io)?;
         stream.flush().await.map_err(upstream_io)?;
         let mut rest = [0u8; 64];
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
+        let _ = crate::timer::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
         Ok(())
     }
 }
