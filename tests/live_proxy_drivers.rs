@@ -155,7 +155,7 @@ async fn a_cancel_reaches_its_clients_query_and_no_other() {
     bystander.simple_query("SELECT 1").await.unwrap();
 }
 
-/// Clients idle longer than the proxy's parking delay (10 ms: their sessions leave the
+/// Clients idle longer than the proxy's parking delay (5 to 10 ms: their sessions leave the
 /// runtime for the parking thread) come back whole: their prepared statements, their cancel
 /// keys, a transaction paused half-way, and a client that leaves while parked does not disturb
 /// the others.

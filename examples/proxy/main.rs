@@ -48,7 +48,7 @@
 //! ways, followed only by a count of the requests that end with a ReadyForQuery ([`quick`]). In session mode a client that has its connection skips all
 //! that: its frames pass through, cut by two `Relay`s and never decoded ([`direct`]). The pool
 //! ([`pool`]) is a fair semaphore and a list of idle connections. A plain client idle for
-//! 10 to 15 ms with nothing in flight leaves the runtime ([`park`]): its session waits, boxed,
+//! 5 to 10 ms with nothing in flight leaves the runtime ([`park`]): its session waits, boxed,
 //! in one epoll set on a thread of its own, and becomes a task again when its socket is
 //! readable, so an idle client costs its session and no task or runtime registration.
 

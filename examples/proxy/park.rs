@@ -28,8 +28,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::session::{self, Session};
 
-/// How long a session must be idle before it is parked, at the least (at most one
-/// [`TICK`] more). A busy client (its next request follows the last answer at once) never waits
+/// How long a session must be idle before it is parked, at most; at least one [`TICK`] less
+/// (the resolution of the [`IdleClock`]). A busy client (its next request follows the last answer at once) never waits
 /// this long; for one that does, the move (two `epoll_ctl` calls and a task) costs
 /// microseconds, a small fraction of the wait. Short, so that few sessions are between parked
 /// and active at any time: each holds a task until it parks.
@@ -39,12 +39,13 @@ pub(crate) const PARK_AFTER: Duration = Duration::from_millis(10);
 pub(crate) const TICK: Duration = Duration::from_millis(5);
 
 /// The clock idle sessions wait on: it ticks every [`TICK`] while some session waits, and wakes
-/// each session whose wait has lasted [`PARK_AFTER`] (between it and one tick more).
+/// each session whose wait has lasted [`PARK_AFTER`] (or one tick less: a wait is due at the
+/// second tick after it began).
 ///
 /// A session says when it goes idle ([`IdleClock::wait_from`]) and when it is active again
 /// ([`IdleWait::end`]); a wait that ended before it was due is dropped at the tick that finds it
-/// (no wake). The list holds one entry per wait that began within the last
-/// `PARK_AFTER + TICK`: at most a few per client.
+/// (no wake). The list holds one entry per wait that began within the last [`PARK_AFTER`]: at
+/// most a few per client.
 #[derive(Default)]
 pub(crate) struct IdleClock {
     /// Ticks so far.
@@ -93,7 +94,7 @@ impl IdleClock {
         }
     }
 
-    /// Whether the wait has lasted [`PARK_AFTER`]; if not, `waker` is woken when it has (unless
+    /// Whether the wait has lasted [`PARK_AFTER`] (give or take a tick); if not, `waker` is woken when it has (unless
     /// the wait ends first).
     pub(crate) fn due(&self, waiting: &mut Waiting, wait: &IdleWait, waker: &TaskWaker) -> bool {
         if self.now.load(Ordering::Relaxed) >= waiting.at {

@@ -110,8 +110,9 @@ pub(crate) struct Session {
     after_error: bool,
     /// The tracked parameters' values the client asked for (see [`params`]).
     wanted: Vec<(String, String)>,
-    /// Its waits on the idle clock.
-    idle: IdleWait,
+    /// Its waits on the idle clock; made at its first wait after it logged in or came back
+    /// from parking, dropped when it parks (a parked session holds nothing it does not need).
+    idle: Option<IdleWait>,
     work: Option<Box<Work>>,
 }
 
@@ -180,7 +181,7 @@ impl Session {
             client_eof: false,
             after_error: false,
             wanted,
-            idle: IdleWait::default(),
+            idle: None,
             work: None,
         }
     }
@@ -201,7 +202,7 @@ impl Session {
             // on at once (as most do). A TLS stream drops them at once and waits.
             if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
                 let clock = &self.shared.idle_clock;
-                let idle = &self.idle;
+                let idle = &*self.idle.get_or_insert_with(IdleWait::default);
                 let mut waiting = clock.wait_from(idle);
                 let mut ready = std::pin::pin!(self.conn.ready());
                 let woke = std::future::poll_fn(|cx| match ready.as_mut().poll(cx) {
@@ -210,11 +211,12 @@ impl Session {
                     Poll::Pending => Poll::Pending,
                 })
                 .await;
-                self.idle.end();
+                idle.end();
                 match woke {
                     Some(Ok(())) => {}
                     Some(Err(_)) => return End::Client,
                     None => {
+                        self.idle = None;
                         self.work = None;
                         self.server.release_buffers();
                         return End::Park;
