@@ -29,10 +29,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::session::{self, Session};
 
 /// How long a session must be idle before it is parked, at most; at least one [`TICK`] less
-/// (the resolution of the [`IdleClock`]). A busy client (its next request follows the last answer at once) never waits
-/// this long; for one that does, the move (two `epoll_ctl` calls and a task) costs
-/// microseconds, a small fraction of the wait. Short, so that few sessions are between parked
-/// and active at any time: each holds a task until it parks.
+/// (the resolution of the [`IdleClock`]). A busy client (its next request follows the last
+/// answer at once) never waits this long; for one that does, the move (two `epoll_ctl` calls
+/// and a task) costs microseconds, a small fraction of the wait. Short, so that few sessions
+/// are between parked and active at any time: each holds a task until it parks.
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(10);
 
 /// The period of the [`IdleClock`].
@@ -94,8 +94,8 @@ impl IdleClock {
         }
     }
 
-    /// Whether the wait has lasted [`PARK_AFTER`] (give or take a tick); if not, `waker` is woken when it has (unless
-    /// the wait ends first).
+    /// Whether the wait has lasted [`PARK_AFTER`] (give or take a tick); if not, `waker` is
+    /// woken when it has (unless the wait ends first).
     pub(crate) fn due(&self, waiting: &mut Waiting, wait: &IdleWait, waker: &TaskWaker) -> bool {
         if self.now.load(Ordering::Relaxed) >= waiting.at {
             return true;

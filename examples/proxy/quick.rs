@@ -21,8 +21,8 @@
 //! the server answers all of them without waiting for more and an error in one never outlives
 //! it. While its requests are in flight, what the client sends that it cannot take (a named
 //! statement, Terminate, a frame it cannot read) waits, with the client no longer read; once
-//! [`Batches`] is empty, the `Server` gets it, and whatever else the quick path left (the start
-//! of a batch not closed).
+//! nothing is in flight and the server skips nothing ([`Batches::is_done`]), the `Server` gets
+//! it, and whatever else the quick path left (the start of a batch not closed).
 
 use std::collections::VecDeque;
 

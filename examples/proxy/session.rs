@@ -52,7 +52,8 @@ enum End {
     Fatal(ErrorFields),
     /// The state machine queued its own FATAL error (a protocol violation): flush and close.
     Flush,
-    /// Idle for [`PARK_AFTER`](crate::park::PARK_AFTER) on a plain socket: to be parked (see [`crate::park`]).
+    /// Idle for [`PARK_AFTER`](crate::park::PARK_AFTER) on a plain socket: to be parked (see
+    /// [`crate::park`]).
     Park,
 }
 
@@ -198,8 +199,9 @@ impl Session {
         loop {
             // Idle (just logged in, back from parking, or between transactions): wait for the
             // client with a small future. A plain socket is parked off the runtime once idle
-            // for [`PARK_AFTER`](crate::park::PARK_AFTER) (the shared clock tells, see [`crate::park`]); until then its buffers stay, ready for a client that goes
-            // on at once (as most do). A TLS stream drops them at once and waits.
+            // for `PARK_AFTER` (the shared clock tells, see [`crate::park`]); until then its
+            // buffers stay, ready for a client that goes on at once (as most do). A TLS stream
+            // drops them at once and waits.
             if self.shared.parking.is_some() && matches!(self.conn, Conn::Plain(_)) {
                 let clock = &self.shared.idle_clock;
                 let idle = &*self.idle.get_or_insert_with(IdleWait::default);
