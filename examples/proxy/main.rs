@@ -206,9 +206,9 @@ fn parse_args() -> Result<Args, String> {
 /// on the way, so a cancel never reaches a connection that serves another client by then.
 #[derive(Default)]
 pub(crate) struct CancelRoutes {
-    /// Each issued key with the upstream key its cancels go to (boxed: most sessions are idle
-    /// and have none, and the table has a slot per client).
-    keys: CancelKeys<Option<Box<BackendKeyData>>>,
+    /// Each issued key with the upstream key its cancels go to (the connection's own, shared:
+    /// a pointer per slot, and no allocation when a connection starts serving a client).
+    keys: CancelKeys<Option<Arc<BackendKeyData>>>,
     sending: HashSet<i32>,
 }
 
@@ -270,13 +270,13 @@ impl Shared {
 
     /// Where the cancels of session `pid` go from now on: the key of the upstream connection
     /// that serves it, or nowhere. Before nowhere, waits for a cancel of its own on the way.
-    pub(crate) async fn route_cancels(&self, pid: i32, upstream: Option<BackendKeyData>) {
+    pub(crate) async fn route_cancels(&self, pid: i32, upstream: Option<Arc<BackendKeyData>>) {
         loop {
             {
                 let mut routes = self.routes();
                 if upstream.is_some() || !routes.sending.contains(&pid) {
                     if let Some(slot) = routes.keys.get_mut(pid) {
-                        *slot = upstream.map(Box::new);
+                        *slot = upstream;
                     }
                     return;
                 }
@@ -291,7 +291,7 @@ impl Shared {
         let pid = request.process_id();
         let key = {
             let mut routes = self.routes();
-            let key = routes.keys.find(request).cloned().flatten().map(|k| *k);
+            let key = routes.keys.find(request).cloned().flatten();
             if key.is_some() {
                 routes.sending.insert(pid);
             }

@@ -3,6 +3,7 @@
 //! query phase needs: the halves of the socket, a `Relay` for what the server sends, the
 //! `Correlator` of requests in flight and the statements prepared on it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgproto::pooler::{cancel_packet, Correlator, StatementNote, UpstreamStatements};
@@ -29,8 +30,9 @@ pub(crate) struct Upstream {
     pub(crate) status: u8,
     /// The statements prepared on it.
     pub(crate) statements: UpstreamStatements,
-    /// Its cancel key.
-    pub(crate) key: Option<BackendKeyData>,
+    /// Its cancel key (shared with the cancel routes while it serves a client: handing it over
+    /// each time a connection serves a client costs no allocation).
+    pub(crate) key: Option<Arc<BackendKeyData>>,
     /// The parameters it reported, in order.
     pub(crate) params: Vec<(String, String)>,
     /// Set when it failed or was left in an unknown state: it is closed rather than reused.
@@ -138,7 +140,7 @@ impl Target {
                         params.retain(|(n, _)| *n != name);
                         params.push((name, value));
                     }
-                    ClientEvent::BackendKeyData(k) => key = Some(k),
+                    ClientEvent::BackendKeyData(k) => key = Some(Arc::new(k)),
                     ClientEvent::AuthenticationRequest(a) => {
                         return Err(format!("unsupported upstream authentication {a:?}"))
                     }
