@@ -139,6 +139,12 @@ impl Columns {
         }
     }
 
+    /// Whether the last request sent was a Describe of a portal (the Execute it describes may
+    /// come next).
+    pub(crate) fn describing(&self) -> bool {
+        self.describing
+    }
+
     /// Frees the portal name's memory.
     pub(crate) fn shrink(&mut self) {
         if self.portal.capacity() > 0 {

@@ -293,7 +293,9 @@ pub use message::startup::{
     MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN, SSL_REQUEST_CODE,
 };
 pub use relay::{FrameHeader, FramePiece, Relay};
-pub use server::{os_random, Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd};
+pub use server::{
+    os_random, Server, ServerAuth, ServerConfig, ServerEvent, StartupEnd, SuspendedServer,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -31,12 +31,14 @@ mod control;
 mod forward;
 mod input;
 mod startup;
+mod suspend;
 mod trace;
 mod v2;
 
 use bytes::Bytes;
 
 pub use config::{os_random, ServerAuth, ServerConfig, StartupEnd};
+pub use suspend::SuspendedServer;
 
 use crate::codec::Encode;
 use crate::columns::Columns;
