@@ -5,7 +5,9 @@
 //! its session itself. Such a session (plain connections only: a TLS stream keeps its writer
 //! task) is handed to one thread that waits on all parked sockets with one `epoll` set (mio)
 //! and gives each back to the runtime, as a new task, when its socket becomes readable (bytes
-//! or end of file). A parked client costs its boxed [`Session`] and a slot here.
+//! or end of file). A parked client costs a [`Quiet`] (its session with the `Server` suspended,
+//! `pgproto::SuspendedServer`: about 200 bytes where an active session takes 550) and a slot
+//! here.
 //!
 //! Nothing is unbounded: a session is in the hand-over list or in the slots at most once, so
 //! both hold at most as many entries as there are clients.
@@ -26,7 +28,7 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::session::{self, Session};
+use crate::session::{self, Quiet};
 
 /// How long a session must be idle before it is parked, at most; at least one [`TICK`] less
 /// (the resolution of the [`IdleClock`]). A busy client (its next request follows the last
@@ -150,7 +152,7 @@ const WAKE: Token = Token(0);
 
 /// A session waiting in the parking thread, with its socket.
 struct Parked {
-    session: Box<Session>,
+    session: Box<Quiet>,
     tcp: TcpStream,
 }
 
@@ -175,7 +177,7 @@ impl Parking {
 
     /// Parks a session whose socket has been taken from the runtime. If the parking thread
     /// cannot be woken, the session goes back to the runtime at once.
-    pub(crate) fn park(&self, session: Box<Session>, tcp: TcpStream) {
+    pub(crate) fn park(&self, session: Box<Quiet>, tcp: TcpStream) {
         self.incoming
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -24,8 +24,8 @@ use bytes::BytesMut;
 use pgproto::pooler::{Action, ClientStatements, CorrelatorEvent, Rewrite, Route, StatementNote};
 use pgproto::protocol::Request;
 use pgproto::{
-    BackendKeyData, ErrorFields, FramePiece, FrontendMessage, Server, ServerEvent, Target,
-    TransactionStatus,
+    BackendKeyData, ErrorFields, FramePiece, FrontendMessage, Server, ServerEvent, SuspendedServer,
+    Target, TransactionStatus,
 };
 use tokio::net::TcpStream;
 
@@ -73,9 +73,8 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
 }
 
 /// Serves a parked session again, its socket readable (see [`crate::park`]).
-pub(crate) async fn resume(mut session: Box<Session>, tcp: std::net::TcpStream) {
-    session.conn = Conn::from_std(tcp);
-    drive(session).await;
+pub(crate) async fn resume(quiet: Box<Quiet>, tcp: std::net::TcpStream) {
+    drive(Box::new(quiet.resume(Conn::from_std(tcp)))).await;
 }
 
 /// Runs a logged-in session until it ends or is parked. The session is boxed: the task of a
@@ -88,11 +87,43 @@ async fn drive(mut session: Box<Session>) {
         }
         // `run` parks only a plain socket, and only with a parking thread.
         let shared = session.shared.clone();
-        match (session.conn.take_plain(), &shared.parking) {
-            (Some(tcp), Some(parking)) => return parking.park(session, tcp),
+        let Some(parking) = &shared.parking else {
+            continue;
+        };
+        match session.quiet() {
+            Ok((quiet, Some(tcp))) => return parking.park(quiet, tcp),
             // The socket could not leave the runtime: the connection is closed.
-            (None, _) => {}
-            (Some(tcp), None) => session.conn = Conn::from_std(tcp),
+            Ok((quiet, None)) => session = Box::new(quiet.resume(Conn::Closed)),
+            // Not idle after all (it cannot happen: the run loop parks only an idle session,
+            // whose `Server` has nothing in flight): it waits again.
+            Err(s) => session = s,
+        }
+    }
+}
+
+/// A parked session: what a logged-in client keeps while it is quiet, its `Server` suspended
+/// (a few dozen bytes instead of a few hundred; see [`Session::quiet`]).
+pub(crate) struct Quiet {
+    shared: Arc<Shared>,
+    server: SuspendedServer,
+    statements: ClientStatements,
+    after_error: bool,
+    wanted: Vec<(String, String)>,
+}
+
+impl Quiet {
+    /// The session again, on `conn`.
+    fn resume(self, conn: Conn) -> Session {
+        Session {
+            shared: self.shared,
+            server: self.server.resume(),
+            statements: self.statements,
+            conn,
+            client_eof: false,
+            after_error: self.after_error,
+            wanted: self.wanted,
+            idle: None,
+            work: None,
         }
     }
 }
@@ -184,6 +215,45 @@ impl Session {
             wanted,
             idle: None,
             work: None,
+        }
+    }
+
+    /// The session packed for parking, with its socket taken from the runtime (`None` if that
+    /// failed); the session unchanged if its `Server` is not idle.
+    fn quiet(self: Box<Self>) -> Result<(Box<Quiet>, Option<std::net::TcpStream>), Box<Self>> {
+        let Self {
+            shared,
+            server,
+            statements,
+            mut conn,
+            client_eof,
+            after_error,
+            wanted,
+            idle,
+            work,
+        } = *self;
+        match server.suspend() {
+            Ok(server) => {
+                let quiet = Box::new(Quiet {
+                    shared,
+                    server,
+                    statements,
+                    after_error,
+                    wanted,
+                });
+                Ok((quiet, conn.take_plain()))
+            }
+            Err(server) => Err(Box::new(Self {
+                shared,
+                server,
+                statements,
+                conn,
+                client_eof,
+                after_error,
+                wanted,
+                idle,
+                work,
+            })),
         }
     }
 
