@@ -5,9 +5,11 @@
 #   session mode      pgbench -S -M prepared -c 1          (latency: one client, read-only)
 #   session mode      pgbench -M prepared -c 16 -j 16      (throughput)
 #   transaction mode  pgbench -M extended -c 16 -j 2       (throughput over a pool of 4)
-#   memory            RSS of each pooler with 1,000 idle clients logged in, per client
+#   memory            RSS of each pooler with 1,000 idle clients logged in, per client (in freshly
+#                     started poolers, and again after the transaction-mode runs)
 #
-# Prints each TPS figure, the proxy's / PgBouncer's ratio, and the memory per idle client.
+# Prints each TPS figure, the proxy's / PgBouncer's ratio (median, and the geometric mean of
+# the rounds' ratios with its 95% interval), and the memory per idle client.
 # Not a test: figures depend on the machine. Both poolers get the same settings: no TLS,
 # trust authentication, the pool size of the benchmark; PgBouncer's defaults otherwise.
 #
@@ -166,6 +168,26 @@ tps() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+# The geometric mean of the ratios on stdin and its 95% interval (Student's t on their
+# logarithms): "1.01 [0.98, 1.04]". An interval that holds 1 means no difference this run
+# could tell from the rounds' spread.
+geomean_interval() {
+    "$PYTHON" -c '
+import math, statistics, sys
+logs = [math.log(float(x)) for x in sys.stdin.read().split() if float(x) > 0]
+n = len(logs)
+if n < 2:
+    print("n/a")
+    sys.exit()
+t = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14,
+     2.13, 2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05]
+q = t[n - 2] if n - 2 < len(t) else 1.96
+m = statistics.mean(logs)
+h = q * statistics.stdev(logs) / math.sqrt(n)
+print("%.2f [%.2f, %.2f]" % (math.exp(m), math.exp(m - h), math.exp(m + h)))
+'
+}
+
 RESULTS=()
 # bench NAME PGBENCH_ARGS...: ROUNDS rounds of one run through each pooler, the first pooler
 # alternating between rounds (so that neither always runs on what the other left); medians
@@ -185,12 +207,13 @@ bench() {
         q+=("$(awk -v p="${p[-1]}" -v b="${b[-1]}" 'BEGIN { printf "%.3f", (b > 0 ? p / b : 0) }')")
         log "$name round $r: proxy ${p[-1]} tps, pgbouncer ${b[-1]} tps, ratio ${q[-1]}"
     done
-    local pm bm qm wins
+    local pm bm qm wins gm
     pm="$(printf '%s\n' "${p[@]}" | median)"
     bm="$(printf '%s\n' "${b[@]}" | median)"
     qm="$(printf '%s\n' "${q[@]}" | median)"
     wins="$(printf '%s\n' "${q[@]}" | awk '$1 >= 1 { n++ } END { print n + 0 }')"
-    RESULTS+=("$(awk -v n="$name" -v p="$pm" -v b="$bm" -v q="$qm" -v w="$wins" -v r="$ROUNDS" 'BEGIN { printf "| %s | %.1f | %.1f | %.2f | %.2f | %d of %d |", n, p, b, (b > 0 ? p / b : 0), q, w, r }')")
+    gm="$(printf '%s\n' "${q[@]}" | geomean_interval)"
+    RESULTS+=("$(awk -v n="$name" -v p="$pm" -v b="$bm" -v q="$qm" -v g="$gm" -v w="$wins" -v r="$ROUNDS" 'BEGIN { printf "| %s | %.1f | %.1f | %.2f | %.2f | %s | %d of %d |", n, p, b, (b > 0 ? p / b : 0), q, g, w, r }')")
 }
 
 # rss_kib PID: resident set size.
@@ -227,6 +250,14 @@ bench "session, -S -M prepared -c 1 (latency)" -S -M prepared -c 1 -j 1
 bench "session, -M prepared -c 16 -j 16" -M prepared -c 16 -j 16
 stop_poolers
 
+# Idle memory first in freshly started poolers (no client served yet), then again after the
+# transaction-mode runs: the first includes what the first log-ins bring in (code, buffers).
+log "transaction mode, pool 4: memory with $IDLE_CLIENTS idle clients, fresh poolers"
+start_poolers transaction 4
+read -r PROXY_FRESH PROXY_FRESH_BEFORE PROXY_FRESH_AFTER <<<"$(idle_memory "$PROXY_PORT" "$PROXY_PID")"
+read -r BOUNCER_FRESH BOUNCER_FRESH_BEFORE BOUNCER_FRESH_AFTER <<<"$(idle_memory "$BOUNCER_PORT" "$BOUNCER_PID")"
+stop_poolers
+
 log "transaction mode, pool 4"
 start_poolers transaction 4
 bench "transaction, -M extended -c 16 -j 2 (pool 4)" -M extended -c 16 -j 2
@@ -238,12 +269,15 @@ stop_poolers
 echo
 echo "proxy example vs $PGBOUNCER_VERSION; PostgreSQL 18, pgbench 18 -T $DURATION, median of $ROUNDS rounds, scale $SCALE, $(nproc) CPUs"
 echo
-echo "| benchmark | proxy TPS | PgBouncer TPS | proxy / PgBouncer | median of the rounds' ratios | rounds the proxy was at least as fast |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| benchmark | proxy TPS | PgBouncer TPS | proxy / PgBouncer | median of the rounds' ratios | geometric mean of the ratios [95% interval] | rounds the proxy was at least as fast |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${RESULTS[@]}"
 echo
 echo "| $IDLE_CLIENTS idle clients (transaction mode) | proxy | PgBouncer |"
 echo "| --- | --- | --- |"
-echo "| RSS before, KiB | $PROXY_BEFORE | $BOUNCER_BEFORE |"
-echo "| RSS with the clients, KiB | $PROXY_AFTER | $BOUNCER_AFTER |"
-echo "| per idle client, KiB | $PROXY_MEM | $BOUNCER_MEM |"
+echo "| fresh poolers: RSS before, KiB | $PROXY_FRESH_BEFORE | $BOUNCER_FRESH_BEFORE |"
+echo "| fresh poolers: RSS with the clients, KiB | $PROXY_FRESH_AFTER | $BOUNCER_FRESH_AFTER |"
+echo "| fresh poolers: per idle client, KiB | $PROXY_FRESH | $BOUNCER_FRESH |"
+echo "| after the TPS runs: RSS before, KiB | $PROXY_BEFORE | $BOUNCER_BEFORE |"
+echo "| after the TPS runs: RSS with the clients, KiB | $PROXY_AFTER | $BOUNCER_AFTER |"
+echo "| after the TPS runs: per idle client, KiB | $PROXY_MEM | $BOUNCER_MEM |"

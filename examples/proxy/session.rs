@@ -102,7 +102,7 @@ async fn drive(mut session: Box<Session>) {
 }
 
 /// A parked session: what a logged-in client keeps while it is quiet, its `Server` suspended
-/// (a few dozen bytes instead of a few hundred; see [`Session::quiet`]).
+/// (about 200 bytes, where a [`Session`] takes 550; see [`Session::quiet`]).
 pub(crate) struct Quiet {
     shared: Arc<Shared>,
     server: SuspendedServer,
