@@ -601,9 +601,13 @@ mod server_session {
     //! Parse whose query holds `/0` or `no_such` fails, and the server discards what follows until
     //! Sync. (The captures used as seeds say `SELECT 1/0` and `SELECT no_such_column`.)
     //!
+    //! After every chunk the session is suspended if it is idle (`Server::suspend`) and resumed at
+    //! once, so the chunks that follow go to a resumed session.
+    //!
     //! Checks: no panic; the server never holds more undecoded bytes than it was given; an error is
     //! returned again by every later `poll_event`, even after more input, and every answer is then
-    //! refused with `UsageError::Closed`.
+    //! refused with `UsageError::Closed`; a resumed session is ready, with nothing in flight, and
+    //! keeps its transaction status and protocol version.
 
     use std::hint::black_box;
     use std::sync::OnceLock;
@@ -922,6 +926,21 @@ mod server_session {
                 assert!(!b.is_empty(), "poll_transmit returned empty bytes");
                 black_box(b);
             }
+            // Suspended whenever idle, and resumed at once: the chunks that follow go to the
+            // resumed session.
+            let s = std::mem::replace(&mut app.s, Server::new(config(false)));
+            app.s = match s.suspend() {
+                Ok(idle) => {
+                    let status = idle.transaction_status();
+                    let version = idle.protocol_version();
+                    let s = idle.resume();
+                    assert!(s.is_ready() && s.in_flight() == 0 && s.buffered_len() == 0);
+                    assert_eq!(s.transaction_status(), status);
+                    assert_eq!(s.protocol_version(), version);
+                    s
+                }
+                Err(s) => s,
+            };
         }
         // The client hangs up.
         app.s.receive_eof();
