@@ -367,8 +367,8 @@ fn extended_query_copy_from_stdin_with_and_without_an_error() {
 /// row at once and drops the CopyData, CopyDone and CopyFail that follow. Every step is sent
 /// both straight to PostgreSQL and through the proxy (pool of 1, transaction mode, the other
 /// client served on the one connection between the error and what trails it), and must get the
-/// same answers both ways. Simple-query COPY, then extended-query COPY. (Not here: a Sync sent
-/// among the COPY data, after the bad row; see the note of issue 11.)
+/// same answers both ways. Simple-query COPY, then extended-query COPY, the Sync behind the
+/// Execute or among the data.
 #[test]
 fn copy_from_stdin_failing_while_the_client_still_sends() {
     use support::pg::TRUST_USER;
@@ -409,6 +409,16 @@ fn copy_from_stdin_failing_while_the_client_still_sends() {
         answers.push(direct);
     };
     let count = || query("SELECT count(*) FROM fcopy");
+    // An extended-query COPY as libpq sends it, the Sync behind the Execute.
+    let copy_as_libpq = || {
+        [
+            parse("", "COPY fcopy FROM STDIN", &[]),
+            bind("", "", &[]),
+            execute("", 0),
+            sync(),
+        ]
+        .concat()
+    };
 
     // Simple query: the error on the bad row, then more rows and CopyDone; then a query.
     step(false, query("COPY fcopy FROM STDIN"));
@@ -428,17 +438,18 @@ fn copy_from_stdin_failing_while_the_client_still_sends() {
     // Extended query as libpq sends it (the Sync behind the Execute, which the COPY reads and
     // ignores): the error on the bad row, then the server skips the rest of the data and
     // CopyDone until the client's next Sync.
-    step(
-        false,
-        [
-            parse("", "COPY fcopy FROM STDIN", &[]),
-            bind("", "", &[]),
-            execute("", 0),
-            sync(),
-        ]
-        .concat(),
-    );
+    step(false, copy_as_libpq());
     step(false, copy_data(b"not a number\n"));
+    step(false, [copy_data(b"4\n"), copy_done()].concat());
+    step(false, sync());
+    step(false, count());
+    step(true, count());
+    // The same with the Sync sent among the data, after the bad row: PostgreSQL had not read
+    // it when the COPY failed, so it ends the skipping and gets its ReadyForQuery. The other
+    // client is served next (the connection is not given to it: a fresh one is).
+    step(false, copy_as_libpq());
+    step(false, [copy_data(b"not a number\n"), sync()].concat());
+    step(true, count());
     step(false, [copy_data(b"4\n"), copy_done()].concat());
     step(false, sync());
     step(false, count());

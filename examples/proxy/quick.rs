@@ -8,7 +8,10 @@
 //! FunctionCall; [`Batches`]): each ReadyForQuery answers the oldest. The rules of the server
 //! that make it skip a Sync are followed as the correlator follows them: a Sync sent during COPY
 //! FROM STDIN is ignored, and after an error in an extended-query COPY the server skips what
-//! comes until the next Sync. So that an error never makes the server skip a Query (after an
+//! comes until the next Sync. One case the proxy cannot follow exactly: a Sync sent among the
+//! COPY data is answered after all if the COPY fails on a row before it (the server had not
+//! read it); such a ReadyForQuery goes to the client, and the connection, whose count may then
+//! be off, serves no other client. So that an error never makes the server skip a Query (after an
 //! error in an extended-query request, it skips up to the next Sync), the quick path never takes
 //! a Query or FunctionCall that follows extended-query requests not closed by a Sync. Unlike the
 //! correlator, it does not check that each answer is one the request allows: the upstream server
@@ -281,6 +284,14 @@ pub(crate) struct Batches {
     /// After an error in an extended-query COPY, the server skips what comes until a Sync not
     /// sent yet: the connection is not idle.
     discarding: bool,
+    /// Syncs the client sent during the COPY under way. The server ignores those it reads
+    /// before the COPY ends; if the COPY fails on data it had not read them all, and each Sync
+    /// behind the bad row gets a ReadyForQuery. Which ones the proxy cannot tell.
+    copy_syncs: usize,
+    /// A COPY failed with Syncs sent during it ([`Batches::copy_syncs`]): ReadyForQuery may
+    /// come that no request here accounts for. They go to the client, and the connection never
+    /// serves another one (a late ReadyForQuery must not reach it).
+    uncertain: bool,
     /// Where the rest of a frame handed out in pieces goes (to the client or not).
     open: Option<bool>,
 }
@@ -314,6 +325,12 @@ impl Batches {
         self.is_empty() && !self.discarding && !self.copying
     }
 
+    /// Whether ReadyForQuery may come that no request accounts for ([`Batches::uncertain`]):
+    /// the connection must not serve another client.
+    pub(crate) fn is_uncertain(&self) -> bool {
+        self.uncertain
+    }
+
     /// The proxy sent a Query of its own: its answers are dropped.
     pub(crate) fn own_query(&mut self) {
         self.closers.push_back(OWN_QUERY);
@@ -322,7 +339,8 @@ impl Batches {
     /// The client's frame of type `tag` was sent upstream.
     fn sent(&mut self, tag: u8) {
         match tag {
-            b'S' if !self.copying => {
+            b'S' if self.copying => self.copy_syncs += 1,
+            b'S' => {
                 self.closers.push_back(SYNC);
                 self.discarding = false;
             }
@@ -345,6 +363,12 @@ impl Batches {
                 return match self.closers.pop_front() {
                     Some(OWN_QUERY) => Ok(false),
                     Some(SYNC | QUERY | FUNCTION_CALL) => Ok(true),
+                    // The answer to a Sync sent during a COPY that failed before reading it:
+                    // the server skips nothing more.
+                    None if self.uncertain => {
+                        self.discarding = false;
+                        Ok(true)
+                    }
                     _ => Err("ReadyForQuery with no request in flight".into()),
                 };
             }
@@ -358,15 +382,27 @@ impl Batches {
                     Some(QUERY | OWN_QUERY) => {}
                     _ => return Err("COPY with no request in flight".into()),
                 }
+                // They count as sent during the COPY: ignored if it reads them, answered if it
+                // fails first (client data pipelined before the COPY began may come with them).
+                let before = self.closers.len();
                 let mut first = true;
                 self.closers
                     .retain(|c| std::mem::take(&mut first) || *c != SYNC);
+                self.copy_syncs += before - self.closers.len();
             }
+            // The end of a COPY (nothing else answers while one runs): it read every Sync sent
+            // during it.
             b'C' if front == Some(COPY_IN) => {
                 self.closers.pop_front();
+                self.copy_syncs = 0;
             }
+            b'C' => self.copy_syncs = 0,
             b'E' => {
                 self.copying = false;
+                if self.copy_syncs > 0 {
+                    self.copy_syncs = 0;
+                    self.uncertain = true;
+                }
                 if front == Some(COPY_IN) {
                     // The server skips what comes until a Sync.
                     self.closers.pop_front();
@@ -438,6 +474,48 @@ mod tests {
         sent(&mut b, b"dcS");
         routed(&mut b, b"Z");
         assert!(b.is_idle());
+    }
+
+    #[test]
+    fn a_sync_sent_during_a_copy_that_fails_may_be_answered() {
+        // The COPY reads the Sync sent among its data, and succeeds: nothing changes.
+        let mut b = Batches::default();
+        sent(&mut b, b"PBES");
+        routed(&mut b, b"12G");
+        sent(&mut b, b"dSdc");
+        routed(&mut b, b"C");
+        sent(&mut b, b"S");
+        routed(&mut b, b"Z");
+        assert!(b.is_idle() && !b.is_uncertain());
+        // The COPY fails on the row before the Sync, which the server then reads: its
+        // ReadyForQuery goes to the client and ends the skipping, and the connection is never
+        // given to another client.
+        let mut b = Batches::default();
+        sent(&mut b, b"PBES");
+        routed(&mut b, b"12G");
+        sent(&mut b, b"dS");
+        assert_eq!(routed(&mut b, b"E"), [true]);
+        assert!(b.is_uncertain() && !b.is_idle());
+        assert_eq!(routed(&mut b, b"Z"), [true]);
+        assert!(b.is_idle() && b.is_uncertain());
+        // The COPY read the Sync before failing: the server skips until the client's next one.
+        let mut b = Batches::default();
+        sent(&mut b, b"PBES");
+        routed(&mut b, b"12G");
+        sent(&mut b, b"dSd");
+        routed(&mut b, b"E");
+        assert!(b.discarding() && b.is_uncertain());
+        sent(&mut b, b"S");
+        routed(&mut b, b"Z");
+        assert!(b.is_idle());
+        // Without a Sync during the COPY, an unexpected ReadyForQuery is still an error.
+        let mut b = Batches::default();
+        sent(&mut b, b"PBES");
+        routed(&mut b, b"12G");
+        sent(&mut b, b"d");
+        routed(&mut b, b"E");
+        assert!(!b.is_uncertain());
+        assert!(b.route(b'Z').is_err());
     }
 
     #[test]

@@ -250,9 +250,10 @@ impl Stream {
 }
 
 impl Upstream {
-    /// Whether another session may use it: sound, nothing in flight, no transaction open.
+    /// Whether another session may use it: sound, nothing in flight, no transaction open, no
+    /// answer that may still come unaccounted for (see `Batches::is_uncertain`).
     pub(crate) fn reusable(&self) -> bool {
-        !self.broken && self.idle()
+        !self.broken && self.idle() && !self.batches.is_uncertain()
     }
 
     /// Whether nothing is in flight or half received and no transaction is open: the
