@@ -390,13 +390,14 @@ impl Batches {
                     .retain(|c| std::mem::take(&mut first) || *c != SYNC);
                 self.copy_syncs += before - self.closers.len();
             }
-            // The end of a COPY (nothing else answers while one runs): it read every Sync sent
+            // While a COPY runs nothing else answers: this ends it, and it read every Sync sent
             // during it.
-            b'C' if front == Some(COPY_IN) => {
-                self.closers.pop_front();
+            b'C' => {
+                if front == Some(COPY_IN) {
+                    self.closers.pop_front();
+                }
                 self.copy_syncs = 0;
             }
-            b'C' => self.copy_syncs = 0,
             b'E' => {
                 self.copying = false;
                 if self.copy_syncs > 0 {
@@ -476,12 +477,18 @@ mod tests {
         assert!(b.is_idle());
     }
 
-    #[test]
-    fn a_sync_sent_during_a_copy_that_fails_may_be_answered() {
-        // The COPY reads the Sync sent among its data, and succeeds: nothing changes.
+    /// An extended-query COPY FROM STDIN begun as libpq begins it (its Sync behind the Execute).
+    fn extended_copy_begun() -> Batches {
         let mut b = Batches::default();
         sent(&mut b, b"PBES");
         routed(&mut b, b"12G");
+        b
+    }
+
+    #[test]
+    fn a_sync_sent_during_a_copy_that_fails_may_be_answered() {
+        // The COPY reads the Sync sent among its data, and succeeds: nothing changes.
+        let mut b = extended_copy_begun();
         sent(&mut b, b"dSdc");
         routed(&mut b, b"C");
         sent(&mut b, b"S");
@@ -490,18 +497,14 @@ mod tests {
         // The COPY fails on the row before the Sync, which the server then reads: its
         // ReadyForQuery goes to the client and ends the skipping, and the connection is never
         // given to another client.
-        let mut b = Batches::default();
-        sent(&mut b, b"PBES");
-        routed(&mut b, b"12G");
+        let mut b = extended_copy_begun();
         sent(&mut b, b"dS");
         assert_eq!(routed(&mut b, b"E"), [true]);
         assert!(b.is_uncertain() && !b.is_idle());
         assert_eq!(routed(&mut b, b"Z"), [true]);
         assert!(b.is_idle() && b.is_uncertain());
         // The COPY read the Sync before failing: the server skips until the client's next one.
-        let mut b = Batches::default();
-        sent(&mut b, b"PBES");
-        routed(&mut b, b"12G");
+        let mut b = extended_copy_begun();
         sent(&mut b, b"dSd");
         routed(&mut b, b"E");
         assert!(b.discarding() && b.is_uncertain());
@@ -509,9 +512,7 @@ mod tests {
         routed(&mut b, b"Z");
         assert!(b.is_idle());
         // Without a Sync during the COPY, an unexpected ReadyForQuery is still an error.
-        let mut b = Batches::default();
-        sent(&mut b, b"PBES");
-        routed(&mut b, b"12G");
+        let mut b = extended_copy_begun();
         sent(&mut b, b"d");
         routed(&mut b, b"E");
         assert!(!b.is_uncertain());
